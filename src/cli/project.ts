@@ -1,0 +1,73 @@
+import { readFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
+import { UsageError, formatProblem, type Problem } from '../errors.js';
+import { loadInventory, type LoadedInventory } from '../inventory/load-inventory.js';
+import type { Role } from '../inventory/model.js';
+import { renderPolicies, type RenderedFile } from '../render/render-role.js';
+import { findUserTemplatesDir, loadTemplates, type TemplateSet } from '../render/templates.js';
+import { resolvePolicies } from '../resolve/resolve-policy.js';
+import { planOutput, type FileChange } from '../output/write-rendered.js';
+import { TemplateError } from '../errors.js';
+
+/** fwgen's own version, from package.json. */
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+export interface ProjectOptions {
+  inventory: string;
+  out: string;
+  templates?: string;
+  /** Comma-separated role names, or undefined / 'all' for every role. */
+  role?: string;
+}
+
+/** An inventory rendered in memory and compared with the output folder; nothing written yet. */
+export interface RenderedProject {
+  loaded: LoadedInventory;
+  roles?: ReadonlySet<string>;
+  files: RenderedFile[];
+  changes: FileChange[];
+}
+
+/** Loads, validates, resolves and renders; compares with `out`. Writes nothing. */
+export function renderProject(opts: ProjectOptions): RenderedProject {
+  const loaded = loadInventory(opts.inventory);
+  const inv = loaded.inventory;
+  const roles = selectRoles(opts.role, inv.roles.map((r) => r.name));
+  const templates = loadTemplates(findUserTemplatesDir(inv.dir, opts.templates));
+  const policies = resolvePolicies(inv, (role) => chooseTemplate(role, templates), roles);
+  const files = renderPolicies(policies, templates, { inventory: inventoryLabel(opts.inventory, opts.out), version: VERSION });
+  return { loaded, roles, files, changes: planOutput(files, opts.out, roles) };
+}
+
+/** Parses `--role all|A,B`; unknown names are a usage error. */
+export function selectRoles(spec: string | undefined, known: readonly string[]): ReadonlySet<string> | undefined {
+  if (spec === undefined || spec === 'all') return undefined;
+  const wanted = spec.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = wanted.filter((r) => !known.includes(r));
+  if (unknown.length > 0 || wanted.length === 0) {
+    throw new UsageError(`unknown role ${unknown.map((u) => `"${u}"`).join(', ') || '""'} (expected all or one of: ${known.join(', ')})`);
+  }
+  return new Set(wanted);
+}
+
+/** A role uses `template:` if set, else `roles/<role>.njk` if present, else the base template. */
+function chooseTemplate(role: Role, templates: TemplateSet): string {
+  if (role.template) {
+    if (!templates.sources.has(role.template)) {
+      throw new TemplateError(`role ${role.name}: template "${role.template}" not found (expected a file in the templates/ folder beside the inventory)`);
+    }
+    return role.template;
+  }
+  const own = `roles/${role.name}.njk`;
+  return templates.sources.has(own) ? own : 'base.rules.njk';
+}
+
+/** The inventory path as headers show it: relative to the project (the folder holding the output folder). */
+function inventoryLabel(inventory: string, out: string): string {
+  return relative(dirname(resolve(out)), resolve(inventory)).split('\\').join('/');
+}
+
+/** Prints warnings to stderr. */
+export function printWarnings(warnings: readonly Problem[]): void {
+  for (const w of warnings) process.stderr.write(`${formatProblem(w)}\n`);
+}

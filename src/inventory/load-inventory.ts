@@ -1,0 +1,282 @@
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { LineCounter, parseDocument } from 'yaml';
+import { InputError, UsageError, type Problem } from '../errors.js';
+import { parseNet, sortNets } from './addresses.js';
+import type { AllowRule, Host, Inventory, Net, PortSpec, Role, SourceRef, SshSettings, Trust } from './model.js';
+import { parsePort, sortPorts } from './ports.js';
+import { checkSchema } from './schema-check.js';
+import { formatPath, YamlLocator, type PathSegment } from './yaml-positions.js';
+
+/** The inventory as written, after the schema has accepted its shape. */
+interface RawSsh { host?: string; user?: string; port?: number; identity?: string; known_hosts?: string; sudo?: boolean }
+interface RawRule { from: string[]; ports: string[] }
+interface RawHost { address: string | string[]; ssh?: RawSsh }
+interface RawRole { public?: boolean; ports?: string[]; allow?: RawRule[]; template?: string; hosts: Record<string, string | RawHost> | null }
+interface RawInventory {
+  defaults?: { interface?: string; rules_path?: string; ssh?: RawSsh };
+  management?: string[];
+  monitoring?: RawRule[];
+  trust?: Trust;
+  roles: Record<string, RawRole>;
+}
+
+/** Result of loading: the inventory and any warnings (errors are thrown as one InputError). */
+export interface LoadedInventory {
+  inventory: Inventory;
+  warnings: Problem[];
+}
+
+const DEFAULT_SSH: SshSettings = { host: '', user: 'root', port: 22, knownHosts: '~/.ssh/known_hosts', sudo: false };
+
+/** Reads, validates and normalizes an inventory file; throws InputError listing every problem. */
+export function loadInventory(file: string): LoadedInventory {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read inventory ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, 'pass the inventory with -i PATH');
+  }
+  return parseInventory(text, file);
+}
+
+/** Validates and normalizes inventory text; `file` is used in messages. */
+export function parseInventory(text: string, file: string): LoadedInventory {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const report = new Reporter(file, new YamlLocator(doc, lines));
+  if (doc.errors.length > 0) {
+    for (const e of doc.errors) report.problemAt(lines.linePos(e.pos[0]), `YAML syntax error: ${firstLine(e.message)}`);
+    throw new InputError(report.errors);
+  }
+  const data = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  for (const issue of checkSchema(data)) report.error(issue.path, issue.message, issue.atKey);
+  if (report.errors.length > 0) throw new InputError(report.errors);
+  const inventory = normalize(data as RawInventory, file, report);
+  if (report.errors.length > 0) throw new InputError(report.errors);
+  return { inventory, warnings: report.warnings };
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0].trim();
+}
+
+class Reporter {
+  readonly errors: Problem[] = [];
+  readonly warnings: Problem[] = [];
+  constructor(
+    readonly file: string,
+    readonly locate: YamlLocator,
+  ) {}
+  error(path: readonly PathSegment[], message: string, atKey = false): void {
+    this.problemAt(atKey ? this.locate.key(path) : this.locate.value(path), message);
+  }
+  warn(path: readonly PathSegment[], message: string): void {
+    const { line, col } = this.locate.key(path);
+    this.warnings.push({ file: this.file, line, col, message, severity: 'warning' });
+  }
+  problemAt(pos: { line: number; col: number }, message: string): void {
+    this.errors.push({ file: this.file, line: pos.line, col: pos.col, message, severity: 'error' });
+  }
+  where(path: readonly PathSegment[]): string {
+    const { line, col } = this.locate.key(path);
+    return `${this.file}:${line}:${col}`;
+  }
+}
+
+function normalize(raw: RawInventory, file: string, report: Reporter): Inventory {
+  const defaults = raw.defaults ?? {};
+  const rulesPath = defaults.rules_path ?? '/etc/iptables.up.rules';
+  if (/(^|\/)\.\.?(\/|$)/.test(rulesPath) || rulesPath.endsWith('/')) {
+    report.error(['defaults', 'rules_path'], `defaults.rules_path "${rulesPath}" is not a plain file path (expected an absolute path without . or .. segments, such as /etc/iptables.up.rules)`);
+  }
+  const defaultSsh = mergeSsh(DEFAULT_SSH, defaults.ssh, ['defaults', 'ssh'], report);
+  const management = sortNets(parseNets(raw.management ?? [], ['management'], report));
+  if (management.length === 0) {
+    report.warn(raw.management ? ['management'] : [], 'no management networks: SSH is admitted only through fleet trust and allow rules');
+  }
+  const names = collectNames(raw, report);
+  const roles = Object.keys(raw.roles)
+    .sort()
+    .map((name) => normalizeRole(name, raw.roles[name], defaultSsh, names, report));
+  const hosts = roles.flatMap((r) => r.hosts).sort((a, b) => (a.name < b.name ? -1 : 1));
+  checkDuplicateAddresses(raw, hosts, report);
+  const monitoring = (raw.monitoring ?? []).map((r, i) => normalizeRule(r, `monitoring#${i + 1}`, ['monitoring', i], names, report));
+  const allNets: Net[] = [...management, ...hosts.flatMap((h) => h.addresses), ...[...monitoring, ...roles.flatMap((r) => r.allow)].flatMap((r) => r.from.flatMap((s) => (s.kind === 'net' ? [s.net] : [])))];
+  return {
+    file,
+    dir: dirname(file),
+    interface: defaults.interface,
+    rulesPath,
+    management,
+    monitoring,
+    trust: raw.trust ?? 'fleet',
+    roles,
+    hosts,
+    hasIpv6: allNets.some((n) => n.family === 'ipv6'),
+  };
+}
+
+interface NameIndex {
+  roles: Set<string>;
+  hosts: Set<string>;
+}
+
+/** Host names must be unique across roles and distinct from role names, so `from` entries are unambiguous. */
+function collectNames(raw: RawInventory, report: Reporter): NameIndex {
+  const roles = new Set(Object.keys(raw.roles));
+  const firstSeen = new Map<string, PathSegment[]>();
+  for (const [roleName, role] of Object.entries(raw.roles)) {
+    for (const hostName of Object.keys(role.hosts ?? {})) {
+      const path = ['roles', roleName, 'hosts', hostName];
+      const prev = firstSeen.get(hostName);
+      if (prev) {
+        report.error(path, `host "${hostName}" is already in role "${prev[1]}" at ${report.where(prev)} (expected each host in exactly one role)`, true);
+      } else if (roles.has(hostName)) {
+        report.error(path, `host "${hostName}" has the same name as a role (expected host names distinct from role names)`, true);
+      } else {
+        firstSeen.set(hostName, path);
+      }
+    }
+  }
+  return { roles, hosts: new Set(firstSeen.keys()) };
+}
+
+function normalizeRole(name: string, raw: RawRole, defaultSsh: SshSettings, names: NameIndex, report: Reporter): Role {
+  const path: PathSegment[] = ['roles', name];
+  const hostEntries = Object.entries(raw.hosts ?? {});
+  if (hostEntries.length === 0) {
+    if (raw.public) report.warn([...path, 'hosts'], `public role "${name}" has no hosts`);
+    else report.error([...path, 'hosts'], `role "${name}" has no hosts (expected at least one host, e.g. web1: 198.51.100.11)`, true);
+  }
+  const hosts = hostEntries.map(([hostName, h]) => normalizeHost(hostName, name, h, defaultSsh, report));
+  return {
+    name,
+    public: raw.public ?? false,
+    ports: sortPorts(parsePorts(raw.ports ?? [], [...path, 'ports'], report)),
+    allow: (raw.allow ?? []).map((r, i) => normalizeRule(r, `allow#${i + 1}`, [...path, 'allow', i], names, report)),
+    hosts: hosts.sort((a, b) => (a.name < b.name ? -1 : 1)),
+    template: raw.template,
+  };
+}
+
+function normalizeHost(name: string, role: string, raw: string | RawHost, defaultSsh: SshSettings, report: Reporter): Host {
+  const path: PathSegment[] = ['roles', role, 'hosts', name];
+  const written = typeof raw === 'string' ? [raw] : typeof raw.address === 'string' ? [raw.address] : raw.address;
+  const addrPath = (i: number): PathSegment[] => (typeof raw === 'string' ? path : typeof raw.address === 'string' ? [...path, 'address'] : [...path, 'address', i]);
+  const addresses: Net[] = [];
+  written.forEach((text, i) => {
+    const net = parseNet(text, { allowPrefix: false });
+    if ('error' in net) return report.error(addrPath(i), `host "${name}": ${net.error}`);
+    if (addresses.some((a) => a.family === net.family)) {
+      return report.error(addrPath(i), `host "${name}" has two ${net.family === 'ipv4' ? 'IPv4' : 'IPv6'} addresses (expected at most one IPv4 and one IPv6 address)`);
+    }
+    addresses.push(net);
+  });
+  const ssh = mergeSsh(defaultSsh, typeof raw === 'string' ? undefined : raw.ssh, [...path, 'ssh'], report);
+  const sshHost = ssh.host || (addresses[0]?.cidr.replace(/\/\d+$/, '') ?? '');
+  return { name, role, addresses: sortNets(addresses), ssh: { ...ssh, host: sshHost } };
+}
+
+function mergeSsh(base: SshSettings, raw: RawSsh | undefined, path: PathSegment[], report: Reporter): SshSettings {
+  if (!raw) return base;
+  if (raw.host !== undefined && !isHostName(raw.host) && 'error' in parseNet(raw.host, { allowPrefix: false })) {
+    report.error([...path, 'host'], `ssh.host "${raw.host}" is neither an IP address nor a DNS name (expected e.g. web2.example.net or 198.51.100.12)`);
+  }
+  return {
+    host: raw.host ?? base.host,
+    user: raw.user ?? base.user,
+    port: raw.port ?? base.port,
+    identity: raw.identity ?? base.identity,
+    knownHosts: raw.known_hosts ?? base.knownHosts,
+    sudo: raw.sudo ?? base.sudo,
+  };
+}
+
+function isHostName(s: string): boolean {
+  if (s.length > 253 || /^[0-9.]+$/.test(s)) return false;
+  return s.split('.').every((label) => /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(label));
+}
+
+function normalizeRule(raw: RawRule, label: string, path: PathSegment[], names: NameIndex, report: Reporter): AllowRule {
+  const from: SourceRef[] = [];
+  raw.from.forEach((entry, i) => {
+    const ref = classifySource(entry, names);
+    if ('error' in ref) report.error([...path, 'from', i], `${formatPath([...path, 'from', i])}: ${ref.error}`);
+    else from.push(ref);
+  });
+  return { label, from, ports: sortPorts(parsePorts(raw.ports, [...path, 'ports'], report)) };
+}
+
+function classifySource(entry: string, names: NameIndex): SourceRef | { error: string } {
+  if (names.roles.has(entry)) return { kind: 'role', name: entry };
+  if (names.hosts.has(entry)) return { kind: 'host', name: entry };
+  if (/^[0-9]+\.[0-9.]+(\/.*)?$/.test(entry) || entry.includes(':') || entry.includes('/')) {
+    const net = parseNet(entry, { allowPrefix: true });
+    return 'error' in net ? net : { kind: 'net', net };
+  }
+  const guess = closest(entry, [...names.roles, ...names.hosts]);
+  return { error: `unknown role or host "${entry}" (expected a role name, a host name or a CIDR${guess ? `; did you mean "${guess}"?` : ''})` };
+}
+
+function parsePorts(list: readonly string[], path: PathSegment[], report: Reporter): PortSpec[] {
+  const out: PortSpec[] = [];
+  list.forEach((text, i) => {
+    const p = parsePort(text);
+    if ('error' in p) report.error([...path, i], `${formatPath([...path, i])}: ${p.error}`);
+    else out.push(p);
+  });
+  return out;
+}
+
+function parseNets(list: readonly string[], path: PathSegment[], report: Reporter): Net[] {
+  const out: Net[] = [];
+  list.forEach((text, i) => {
+    const n = parseNet(text, { allowPrefix: true });
+    if ('error' in n) report.error([...path, i], `${formatPath([...path, i])}: ${n.error}`);
+    else out.push(n);
+  });
+  return out;
+}
+
+/** Two hosts with one address would make rules ambiguous and usually mean a copy-paste slip. */
+function checkDuplicateAddresses(raw: RawInventory, hosts: readonly Host[], report: Reporter): void {
+  const owner = new Map<string, Host>();
+  for (const host of hosts) {
+    for (const a of host.addresses) {
+      const prev = owner.get(a.key);
+      if (!prev) {
+        owner.set(a.key, host);
+        continue;
+      }
+      const path = ['roles', host.role, 'hosts', host.name];
+      const prevPath = ['roles', prev.role, 'hosts', prev.name];
+      const shown = a.cidr.replace(/\/\d+$/, '');
+      report.error(path, `host "${host.name}" has address ${shown}, already used by host "${prev.name}" at ${report.where(prevPath)} (expected every address once)`, typeof raw.roles[host.role].hosts?.[host.name] !== 'string');
+    }
+  }
+}
+
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDist = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const c of candidates) {
+    const d = editDistance(word, c);
+    if (d < bestDist) [best, bestDist] = [c, d];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length];
+}

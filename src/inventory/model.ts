@@ -1,0 +1,86 @@
+/** The validated, normalized inventory: every value here has passed a strict pattern. */
+
+export type Family = 'ipv4' | 'ipv6';
+export type Proto = 'tcp' | 'udp';
+
+/** A network in canonical form; a single address has the full prefix length. */
+export interface Net {
+  readonly family: Family;
+  /** Canonical text as iptables-save prints it, always with a prefix: `198.51.100.11/32`. */
+  readonly cidr: string;
+  /** Sort key: family first, then address bytes, then prefix length. */
+  readonly key: string;
+}
+
+/** A port or port range on one protocol. */
+export interface PortSpec {
+  readonly proto: Proto;
+  readonly from: number;
+  readonly to: number;
+  /** As iptables-save prints the --dport argument: `5432` or `8000:8100`. */
+  readonly dport: string;
+  /** As written in the inventory: `tcp/5432`. */
+  readonly text: string;
+}
+
+/** How fwgen reaches a host over SSH. */
+export interface SshSettings {
+  readonly host: string;
+  readonly user: string;
+  readonly port: number;
+  readonly identity?: string;
+  readonly knownHosts: string;
+  readonly sudo: boolean;
+}
+
+export interface Host {
+  readonly name: string;
+  readonly role: string;
+  /** The addresses other hosts see; at most one per family. */
+  readonly addresses: readonly Net[];
+  readonly ssh: SshSettings;
+}
+
+/** A reference in an `allow.from` list, already classified. */
+export type SourceRef =
+  | { readonly kind: 'role'; readonly name: string }
+  | { readonly kind: 'host'; readonly name: string }
+  | { readonly kind: 'net'; readonly net: Net };
+
+/** Sources that may reach ports of a role (an `allow` entry, or a fleet-wide `monitoring` entry). */
+export interface AllowRule {
+  /** Where the rule was written, for rule comments: `allow#1` or `monitoring#1`. */
+  readonly label: string;
+  readonly from: readonly SourceRef[];
+  readonly ports: readonly PortSpec[];
+}
+
+export interface Role {
+  readonly name: string;
+  readonly public: boolean;
+  readonly ports: readonly PortSpec[];
+  readonly allow: readonly AllowRule[];
+  readonly hosts: readonly Host[];
+  /** Template file name chosen with `template:`, if any. */
+  readonly template?: string;
+}
+
+export type Trust = 'fleet' | 'none';
+
+export interface Inventory {
+  /** Path of the inventory file as given (relative paths stay relative, for messages and headers). */
+  readonly file: string;
+  /** Directory holding the inventory file; `templates/` beside it overrides built-in templates. */
+  readonly dir: string;
+  readonly interface?: string;
+  readonly rulesPath: string;
+  readonly management: readonly Net[];
+  readonly monitoring: readonly AllowRule[];
+  readonly trust: Trust;
+  /** Sorted by name. */
+  readonly roles: readonly Role[];
+  /** Every host of every role, sorted by name. */
+  readonly hosts: readonly Host[];
+  /** True when any IPv6 address appears anywhere: every role then also gets an ip6tables file. */
+  readonly hasIpv6: boolean;
+}

@@ -1,0 +1,89 @@
+import { readFileSync } from 'node:fs';
+import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
+import type { PathSegment } from './yaml-positions.js';
+
+/** A schema violation located by JSON path, before positions are attached. */
+export interface SchemaIssue {
+  path: PathSegment[];
+  /** Point at the key rather than the value (unknown keys, bad names). */
+  atKey: boolean;
+  message: string;
+}
+
+const Ajv = AjvModule.default ?? AjvModule;
+let compiled: ValidateFunction | undefined;
+
+/** Path of the published JSON Schema, inside the package. */
+export const schemaPath = new URL('../../schema/inventory.schema.json', import.meta.url);
+
+function validator(): ValidateFunction {
+  if (!compiled) {
+    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true });
+    compiled = ajv.compile(JSON.parse(readFileSync(schemaPath, 'utf8')));
+  }
+  return compiled;
+}
+
+/** Validates parsed inventory data against the JSON Schema; returns every issue found. */
+export function checkSchema(data: unknown): SchemaIssue[] {
+  const validate = validator();
+  if (validate(data)) return [];
+  return (validate.errors ?? []).filter((e) => e.keyword !== 'if' && e.keyword !== 'propertyNames').map(toIssue);
+}
+
+function toIssue(e: ErrorObject): SchemaIssue {
+  const path = parsePointer(e.instancePath);
+  const expected = (e.parentSchema as { description?: string } | undefined)?.description;
+  const where = formatWhere(path);
+  const exp = expected ? ` (expected ${expected})` : '';
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = (e.params as { additionalProperty: string }).additionalProperty;
+      const allowed = Object.keys((e.parentSchema as { properties?: object }).properties ?? {});
+      return { path: [...path, key], atKey: true, message: `unknown key "${key}" in ${where} (expected one of: ${allowed.join(', ')})` };
+    }
+    case 'required': {
+      const key = (e.params as { missingProperty: string }).missingProperty;
+      return { path, atKey: false, message: `missing key "${key}" in ${where}${exp}` };
+    }
+    case 'pattern':
+    case 'enum':
+    case 'minimum':
+    case 'maximum':
+    case 'maxLength':
+      if (e.propertyName !== undefined) {
+        return { path: [...path, e.propertyName], atKey: true, message: `invalid name "${e.propertyName}" in ${where}${exp}` };
+      }
+      return { path, atKey: false, message: `${where}: ${JSON.stringify(e.data)} is not valid${exp}` };
+    case 'type':
+      return { path, atKey: false, message: `${where}: found ${describe(e.data)}${exp || ` (expected ${String((e.params as { type: unknown }).type)})`}` };
+    case 'minItems':
+      return { path, atKey: false, message: `${where}: empty list${exp}` };
+    case 'maxItems':
+      return { path, atKey: false, message: `${where}: too many items${exp}` };
+    default:
+      return { path, atKey: false, message: `${where}: ${e.message ?? 'invalid'}${exp}` };
+  }
+}
+
+function formatWhere(path: PathSegment[]): string {
+  let out = '';
+  for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out === '' ? seg : `.${seg}`;
+  return out || 'the inventory';
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'nothing (null)';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function parsePointer(pointer: string): PathSegment[] {
+  if (pointer === '') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^(0|[1-9][0-9]*)$/.test(s) ? Number(s) : s));
+}
