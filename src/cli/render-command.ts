@@ -1,5 +1,6 @@
 import { WorkFailedError } from '../errors.js';
-import { applyOutput, diffChange, type FileChange } from '../output/write-rendered.js';
+import { diffChange } from '../output/diff-change.js';
+import { applyOutput, type FileChange } from '../output/write-rendered.js';
 import { printWarnings, renderProject, type ProjectOptions } from './project.js';
 
 export interface RenderOptions extends ProjectOptions {
@@ -26,7 +27,7 @@ function reportCheck(changes: readonly FileChange[], out: string): void {
     return;
   }
   const label = { added: 'missing', updated: 'stale', removed: 'extra', unchanged: '' } as const;
-  for (const c of stale) process.stderr.write(`${label[c.status]}: ${out}/${c.path}\n${diffChange(c)}\n`);
+  for (const c of stale) process.stderr.write(`${label[c.status]}: ${out}/${c.path}\n${diffChange(c, out)}\n`);
   throw new WorkFailedError(`${out}/ is out of date: ${stale.length} file(s) differ from the inventory`, 'run `fwgen render` and commit the result');
 }
 

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import AjvModule, { type ErrorObject, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+import type { ErrorObject } from 'ajv';
 import type { PathSegment } from './yaml-positions.js';
 
 /** A schema violation located by JSON path, before positions are attached. */
@@ -10,16 +11,23 @@ export interface SchemaIssue {
   message: string;
 }
 
-const Ajv = AjvModule.default ?? AjvModule;
-let compiled: ValidateFunction | undefined;
+type Validate = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
 
 /** Path of the published JSON Schema, inside the package. */
 export const schemaPath = new URL('../../schema/inventory.schema.json', import.meta.url);
 
-function validator(): ValidateFunction {
-  if (!compiled) {
-    const ajv = new Ajv({ allErrors: true, verbose: true, strict: true });
-    compiled = ajv.compile(JSON.parse(readFileSync(schemaPath, 'utf8')));
+const require = createRequire(import.meta.url);
+let compiled: Validate | undefined;
+
+/** The build compiles the schema ahead of time (scripts/build-schema.mjs); from source, compile it now. */
+function validator(): Validate {
+  if (compiled) return compiled;
+  try {
+    compiled = require('./schema-validate.cjs') as Validate;
+  } catch {
+    const AjvModule = require('ajv') as { default: new (o: object) => { compile(s: object): Validate } };
+    const ajv = new AjvModule.default({ allErrors: true, verbose: true, strict: true });
+    compiled = ajv.compile(JSON.parse(readFileSync(schemaPath, 'utf8')) as object);
   }
   return compiled;
 }

@@ -1,4 +1,9 @@
-import { isMap, isPair, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Document, LineCounter, Node } from 'yaml';
+
+// `yaml` keeps source positions but is slow to load and parse; it is needed only to point at a problem.
+const require = createRequire(import.meta.url);
+const yaml = (): typeof import('yaml') => require('yaml') as typeof import('yaml');
 
 export type PathSegment = string | number;
 
@@ -8,12 +13,15 @@ export interface Position {
   col: number;
 }
 
-/** Finds positions of values and keys in a parsed YAML document by JSON path. */
+/** Finds positions of values and keys in a YAML text by JSON path. */
 export class YamlLocator {
-  constructor(
-    private readonly doc: Document,
-    private readonly lines: LineCounter,
-  ) {}
+  private readonly doc: Document;
+  private readonly lines: LineCounter;
+  constructor(text: string) {
+    const { LineCounter, parseDocument } = yaml();
+    this.lines = new LineCounter();
+    this.doc = parseDocument(text, { lineCounter: this.lines, uniqueKeys: false });
+  }
 
   /** Position of the value at `path`, or of the nearest ancestor that exists. */
   value(path: readonly PathSegment[]): Position {
@@ -27,6 +35,7 @@ export class YamlLocator {
   }
 
   private walk(path: readonly PathSegment[]): { node: Node | null; key?: Node; complete: boolean } {
+    const { isMap, isPair, isScalar, isSeq } = yaml();
     let node = (this.doc.contents as Node | null) ?? null;
     let key: Node | undefined;
     for (const seg of path) {

@@ -1,34 +1,28 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, unlinkSync, writevSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { createTwoFilesPatch } from 'diff';
 import type { RenderedFile } from '../render/render-role.js';
-import { RULES_FILE } from '../render/render-role.js';
+import { RULES_FILE, renderedText } from '../render/render-role.js';
 
 export type ChangeStatus = 'added' | 'updated' | 'removed' | 'unchanged';
 
-/** What writing one file would do; `before`/`after` are kept for diffs. */
+/** What writing one file would do. */
 export interface FileChange {
   readonly path: string;
   readonly status: ChangeStatus;
-  readonly before?: Buffer;
-  readonly after?: Buffer;
+  /** The new content; absent for removals. */
+  readonly file?: RenderedFile;
 }
 
 const OWNED = new Set(Object.values(RULES_FILE));
 
 /** Compares rendered files with the output folder. `roles` limits removals to those roles' folders. */
 export function planOutput(files: readonly RenderedFile[], outDir: string, roles?: ReadonlySet<string>): FileChange[] {
-  const changes: FileChange[] = files.map((f) => {
-    const after = Buffer.from(f.content, 'utf8');
-    const before = readIfExists(join(outDir, f.path));
-    const status: ChangeStatus = before === undefined ? 'added' : before.equals(after) ? 'unchanged' : 'updated';
-    return { path: f.path, status, before, after };
-  });
+  const scratch = { buf: Buffer.alloc(0) };
+  const changes: FileChange[] = files.map((file) => ({ path: file.path, status: compareWithDisk(file, join(outDir, file.path), scratch), file }));
   const wanted = new Set(files.map((f) => f.path));
   for (const path of listOwnedFiles(outDir)) {
-    const role = path.split('/')[0];
-    if (wanted.has(path) || (roles && !roles.has(role))) continue;
-    changes.push({ path, status: 'removed', before: readIfExists(join(outDir, path)) });
+    if (wanted.has(path) || (roles && !roles.has(path.split('/')[0]))) continue;
+    changes.push({ path, status: 'removed' });
   }
   return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
@@ -37,10 +31,15 @@ export function planOutput(files: readonly RenderedFile[], outDir: string, roles
 export function applyOutput(changes: readonly FileChange[], outDir: string): void {
   for (const c of changes) {
     const target = join(outDir, c.path);
-    if (c.status === 'added' || c.status === 'updated') {
+    if ((c.status === 'added' || c.status === 'updated') && c.file) {
       mkdirSync(dirname(target), { recursive: true });
       const tmp = `${target}.tmp-${process.pid}`;
-      writeFileSync(tmp, c.after!);
+      const fd = openSync(tmp, 'w', 0o644);
+      try {
+        writevSync(fd, c.file.parts as Buffer[]);
+      } finally {
+        closeSync(fd);
+      }
       renameSync(tmp, target);
     } else if (c.status === 'removed') {
       unlinkSync(target);
@@ -49,12 +48,39 @@ export function applyOutput(changes: readonly FileChange[], outDir: string): voi
   }
 }
 
-/** A short unified diff of one change, at most `maxLines` lines. */
-export function diffChange(c: FileChange, maxLines = 40): string {
-  const patch = createTwoFilesPatch(`a/${c.path}`, `b/${c.path}`, c.before?.toString('utf8') ?? '', c.after?.toString('utf8') ?? '', '', '', { context: 1 });
-  const lines = patch.split('\n').slice(2).filter((l) => l !== '');
-  if (lines.length <= maxLines) return lines.join('\n');
-  return [...lines.slice(0, maxLines), `... (${lines.length - maxLines} more diff lines)`].join('\n');
+/** The file's current text on disk ('' when missing) and its new text ('' when removed). */
+export function changeTexts(c: FileChange, outDir: string): { before: string; after: string } {
+  const path = join(outDir, c.path);
+  return { before: existsSync(path) ? readFileSync(path, 'utf8') : '', after: c.file ? renderedText(c.file) : '' };
+}
+
+/** Compares without building the whole text: size first, then part by part against one reused buffer. */
+function compareWithDisk(file: RenderedFile, path: string, scratch: { buf: Buffer }): ChangeStatus {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'added';
+    throw err;
+  }
+  try {
+    if (fstatSync(fd).size !== file.size) return 'updated';
+    if (scratch.buf.length < file.size) scratch.buf = Buffer.allocUnsafe(file.size);
+    let read = 0;
+    while (read < file.size) {
+      const n = readSync(fd, scratch.buf, read, file.size - read, read);
+      if (n === 0) return 'updated';
+      read += n;
+    }
+    let offset = 0;
+    for (const part of file.parts) {
+      if (scratch.buf.compare(part, 0, part.length, offset, offset + part.length) !== 0) return 'updated';
+      offset += part.length;
+    }
+    return 'unchanged';
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function listOwnedFiles(outDir: string): string[] {
@@ -65,15 +91,6 @@ function listOwnedFiles(outDir: string): string[] {
     for (const f of readdirSync(join(outDir, dir.name))) if (OWNED.has(f)) out.push(`${dir.name}/${f}`);
   }
   return out;
-}
-
-function readIfExists(path: string): Buffer | undefined {
-  try {
-    return readFileSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
 }
 
 function removeIfEmpty(dir: string): void {

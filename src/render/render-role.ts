@@ -4,13 +4,25 @@ import type { Family } from '../inventory/model.js';
 import type { RolePolicy } from '../resolve/policy.js';
 import type { TemplateSet } from './templates.js';
 
-/** One rendered rules file; `path` is relative to the output folder. */
+/**
+ * One rendered rules file; `path` is relative to the output folder. The content is kept as parts so
+ * that the fleet block, identical in every role's file of a family, is one shared buffer.
+ */
 export interface RenderedFile {
   readonly role: string;
   readonly family: Family;
   readonly path: string;
-  readonly content: string;
+  readonly parts: readonly Buffer[];
+  readonly size: number;
 }
+
+/** The whole text of a rendered file. */
+export function renderedText(file: RenderedFile): string {
+  return Buffer.concat(file.parts as Buffer[], file.size).toString('utf8');
+}
+
+/** Stands in for the fleet block in a role's output until the shared buffer replaces it; NUL never comes from an inventory. */
+const FLEET_MARK = '\u0000fwgen-fleet-rules\u0000';
 
 /** Facts about the run that go into every file header. */
 export interface RenderMeta {
@@ -31,16 +43,17 @@ const FAMILY_CONTEXT = {
 /** Renders every policy with its template: a pure function of policies, templates and meta. */
 export function renderPolicies(policies: readonly RolePolicy[], templates: TemplateSet, meta: RenderMeta): RenderedFile[] {
   const env = makeEnvironment(templates);
-  const fleetCache = new Map<string, string>();
+  const fleetCache = new Map<readonly unknown[], Buffer>();
   return policies.map((policy) => {
-    const cacheKey = `${policy.family}|${policy.interface ?? ''}`;
-    let fleetRules = fleetCache.get(cacheKey);
-    if (fleetRules === undefined) {
-      fleetRules = run(env, 'fleet.rules.njk', policy, { fleet: policy.fleet, interface: policy.interface });
-      fleetCache.set(cacheKey, fleetRules);
+    let fleet = fleetCache.get(policy.fleet);
+    if (fleet === undefined) {
+      fleet = Buffer.from(run(env, 'fleet.rules.njk', policy, { fleet: policy.fleet, interface: policy.interface ?? '' }), 'utf8');
+      fleetCache.set(policy.fleet, fleet);
     }
-    const content = run(env, policy.template, policy, contextOf(policy, meta, fleetRules));
-    return { role: policy.role, family: policy.family, path: `${policy.role}/${RULES_FILE[policy.family]}`, content };
+    const text = run(env, policy.template, policy, contextOf(policy, meta, FLEET_MARK));
+    const parts = text.split(FLEET_MARK).flatMap((piece, i) => (i === 0 ? [Buffer.from(piece, 'utf8')] : [fleet, Buffer.from(piece, 'utf8')]));
+    const size = parts.reduce((n, b) => n + b.length, 0);
+    return { role: policy.role, family: policy.family, path: `${policy.role}/${RULES_FILE[policy.family]}`, parts, size };
   });
 }
 

@@ -1,0 +1,159 @@
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CONTROLLER, createLab, labPrereqs, type Lab } from '../support/lab.js';
+
+// Self-test of the namespace lab. Uses its own subnet so it can run next to other e2e files.
+const NET4 = '198.18.250';
+const NET6 = '2001:db8:250:';
+
+function run(argv: string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(argv[0]!, argv.slice(1), { timeout: timeoutMs }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+describe('network namespace lab', { timeout: 60_000 }, () => {
+  let lab: Lab | undefined;
+  const L = (): Lab => {
+    if (!lab) throw new Error('lab was not created');
+    return lab;
+  };
+
+  beforeAll(async () => {
+    const missing = labPrereqs();
+    if (missing.length) throw new Error(`lab prerequisites missing: ${missing.join(', ')}`);
+    lab = await createLab({
+      hosts: [
+        { name: 'a', ipv4: `${NET4}.11`, sshd: true, listen: [80, 2222] },
+        { name: 'b', ipv4: `${NET4}.12`, ipv6: `${NET6}:12`, listen: [80] },
+        { name: 'c', ipv4: `${NET4}.13`, extraIpv4: [`${NET4}.113`] },
+      ],
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await lab?.destroy();
+  });
+
+  it('has all prerequisites', () => {
+    expect(labPrereqs()).toEqual([]);
+  });
+
+  it('probes listening and closed ports', async () => {
+    const l = L();
+    expect(await l.probe('c', 'a', 80)).toBe('open');
+    expect(await l.probe('c', `${NET4}.11`, 2222)).toBe('open');
+    expect(await l.probe('c', `${NET4}.11`, 81)).toBe('refused');
+    expect(await l.probe('a', `${NET4}.12`, 80)).toBe('open');
+    expect(await l.probe(CONTROLLER, `${NET4}.11`, 80)).toBe('open');
+    expect(await l.probe(CONTROLLER, `${NET4}.13`, 80)).toBe('refused');
+  });
+
+  it('sees iptables REJECT as refused and DROP as timeout', async () => {
+    const l = L();
+    await l.execOk('a', ['iptables', '-A', 'INPUT', '-p', 'tcp', '--dport', '80', '-j', 'REJECT']);
+    expect(await l.probe('c', 'a', 80)).toBe('refused');
+    expect(await l.probe('c', 'a', 2222)).toBe('open');
+    await l.execOk('a', ['iptables', '-F', 'INPUT']);
+    await l.execOk('a', ['iptables', '-A', 'INPUT', '-p', 'tcp', '--dport', '80', '-j', 'DROP']);
+    const t0 = Date.now();
+    expect(await l.probe('c', 'a', 80, { timeoutMs: 700 })).toBe('timeout');
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    expect(await l.probe(CONTROLLER, 'a', 80, { timeoutMs: 700 })).toBe('timeout');
+    await l.execOk('a', ['iptables', '-F', 'INPUT']);
+    expect(await l.probe('c', 'a', 80)).toBe('open');
+    // the root namespace's ruleset is untouched
+    const rootRules = await run(['iptables', '-S', 'INPUT']);
+    expect(rootRules.stdout).not.toContain('--dport 80');
+  });
+
+  it('can bind a chosen source address', async () => {
+    const l = L();
+    await l.execOk('b', ['iptables', '-A', 'INPUT', '-s', `${NET4}.113`, '-p', 'tcp', '--dport', '80', '-j', 'REJECT']);
+    expect(await l.probe('c', 'b', 80, { source: `${NET4}.113` })).toBe('refused');
+    expect(await l.probe('c', 'b', 80, { source: `${NET4}.13` })).toBe('open');
+    expect(await l.probe('c', 'b', 80)).toBe('open');
+    await l.execOk('b', ['iptables', '-F', 'INPUT']);
+    expect(await l.probe('c', 'b', 80, { source: `${NET4}.113` })).toBe('open');
+  });
+
+  it('works over IPv6', async () => {
+    const l = L();
+    const v6 = `${NET6}:12`;
+    expect(l.controller?.ipv6).toBeTruthy();
+    expect(await l.probe(CONTROLLER, v6, 80)).toBe('open');
+    expect(await l.probe(CONTROLLER, v6, 81)).toBe('refused');
+    expect(await l.probe('b', v6, 80)).toBe('open');
+    await l.execOk('b', ['ip6tables', '-A', 'INPUT', '-p', 'tcp', '--dport', '80', '-j', 'DROP']);
+    expect(await l.probe(CONTROLLER, v6, 80, { timeoutMs: 700 })).toBe('timeout');
+    expect(await l.probe(CONTROLLER, `${NET4}.12`, 80)).toBe('open');
+    await l.execOk('b', ['ip6tables', '-F', 'INPUT']);
+    expect(await l.probe(CONTROLLER, v6, 80)).toBe('open');
+  });
+
+  it('runs sshd with a private /etc shared by lab.exec', async () => {
+    const l = L();
+    const a = l.hosts.get('a')!;
+    expect(a.hostKeyPub).toMatch(/^ssh-ed25519 /);
+    const marker = `marker-${l.id}-a-${Date.now()}`;
+    writeFileSync(`${a.etcDir}/hostname-lab-marker`, `${marker}\n`);
+    expect(existsSync('/etc/hostname-lab-marker')).toBe(false);
+
+    const ssh = await run([
+      'ssh',
+      '-i', l.sshKey.privatePath,
+      '-o', `UserKnownHostsFile=${l.knownHostsPath}`,
+      '-o', 'StrictHostKeyChecking=yes',
+      '-o', 'BatchMode=yes',
+      `root@${a.ipv4}`,
+      'cat /etc/hostname-lab-marker; hostname',
+    ]);
+    expect(ssh.stderr).toBe('');
+    expect(ssh.stdout).toBe(`${marker}\na\n`);
+    expect(ssh.code).toBe(0);
+
+    expect(await l.execOk('a', ['cat', '/etc/hostname-lab-marker'])).toBe(`${marker}\n`);
+    // a write through ssh is visible to lab.exec and in etcDir
+    await run(['ssh', ...l.sshArgs('a'), 'echo from-ssh > /etc/iptables.up.rules']);
+    expect(await l.execOk('a', ['cat', '/etc/iptables.up.rules'])).toBe('from-ssh\n');
+    expect(existsSync(`${a.etcDir}/iptables.up.rules`)).toBe(true);
+    // iptables changes over ssh land in the host's netns
+    await run(['ssh', ...l.sshArgs('a'), 'iptables -A INPUT -p tcp --dport 2222 -j REJECT']);
+    expect(await l.probe('c', 'a', 2222)).toBe('refused');
+    await l.execOk('a', ['iptables', '-F', 'INPUT']);
+    // stdin and exit codes
+    const r = await l.exec('a', ['sh', '-c', 'cat; exit 3'], { input: 'hello' });
+    expect(r).toMatchObject({ code: 3, stdout: 'hello' });
+  });
+
+  it('stops and restarts sshd', async () => {
+    const l = L();
+    await l.stopSshd('a');
+    expect(await l.probe('c', 'a', 22)).toBe('refused');
+    const down = await run(['ssh', ...l.sshArgs('a'), 'true']);
+    expect(down.code).not.toBe(0);
+    expect(await l.execOk('a', ['cat', '/etc/hostname'])).toBe('a\n'); // mount ns survives sshd
+    await l.startSshd('a');
+    expect(await l.probe('c', 'a', 22)).toBe('open');
+    const up = await run(['ssh', ...l.sshArgs('a'), 'cat /etc/hostname']);
+    expect(up.stdout).toBe('a\n');
+  });
+
+  it('removes everything on destroy', async () => {
+    const l = L();
+    const { id, prefix, dir } = l;
+    const nsBefore = (await run(['ip', 'netns', 'list'])).stdout;
+    expect(nsBefore).toContain(`${prefix}-${id}-a`);
+    await l.destroy();
+    const nsAfter = (await run(['ip', 'netns', 'list'])).stdout;
+    expect(nsAfter).not.toContain(`${prefix}-${id}`);
+    expect(readdirSync('/sys/class/net')).not.toContain(`${prefix}b-${id}`);
+    expect(existsSync(dir)).toBe(false);
+    const procs = await run(['pgrep', '-f', dir]);
+    expect(procs.stdout).toBe('');
+  });
+});
