@@ -36,6 +36,40 @@ function buildProgram(): Command {
     .option('--json', 'print the file changes as JSON on stdout')
     .action(renderCommand);
 
+  const shipOptions = (cmd: Command): Command =>
+    cmd
+      .option('-i, --inventory <path>', 'inventory file', DEFAULT_INVENTORY)
+      .option('-o, --out <dir>', 'rendered folder', 'rendered')
+      .option('--templates <dir>', 'templates folder (default: templates/ beside the inventory)')
+      .option('-r, --role <names>', 'roles: all, or ROLE[,ROLE...]')
+      .option('--host <names...>', 'only these hosts')
+      .option('--concurrency <n>', 'hosts at a time', '10')
+      .option('--connect-timeout <s>', 'seconds to wait for an SSH connection', '10')
+      .option('--accept-new', 'trust and record host keys not yet in known_hosts')
+      .option('--json', 'print the results as JSON on stdout');
+
+  // Ship code (and node-ssh) loads only for the commands that need it, keeping `render` fast.
+  const ship = async () => import('./ship-command.js');
+
+  shipOptions(program.command('ship'))
+    .description('push each role\'s rules to its hosts over SSH: test, back up, apply atomically, confirm or roll back')
+    .option('--dry-run', 'connect and show each host\'s diff; change nothing')
+    .option('--timeout <s>', 'dead-man switch: seconds before an unconfirmed host restores its previous rules', '30')
+    .option('--keep <n>', 'backups to keep on each host', '10')
+    .option('--force', 'apply even where the host already runs these rules')
+    .action(async (opts) => (await ship()).shipCommand(opts));
+
+  shipOptions(program.command('backups'))
+    .description('list the rules backups kept on hosts')
+    .action(async (opts) => (await ship()).backupsCommand(opts));
+
+  shipOptions(program.command('rollback'))
+    .description('restore a backup on a host, with the same test, dead-man switch and confirmation as ship')
+    .option('--to <timestamp>', 'the backup to restore (default: the newest)')
+    .option('--timeout <s>', 'dead-man switch timeout in seconds', '30')
+    .option('--keep <n>', 'backups to keep on each host', '10')
+    .action(async (opts) => (await ship()).rollbackCommand(opts));
+
   return program;
 }
 

@@ -1,0 +1,177 @@
+import dgram from 'node:dgram';
+import ipaddr from 'ipaddr.js';
+
+/** A new TCP connection as the host's INPUT chain will see it. */
+export interface Probe {
+  readonly source: string;
+  readonly dport: number;
+}
+
+/** Whether a ruleset admits a probe, and the rule that decided. */
+export interface Verdict {
+  readonly admitted: boolean;
+  readonly rule: string;
+}
+
+interface Rule {
+  readonly text: string;
+  readonly args: string[];
+}
+
+/**
+ * Walks the filter table's INPUT chain of an iptables-restore file for a new TCP connection.
+ * Conservative: an ACCEPT is trusted only when every match is understood; a REJECT or DROP whose
+ * matches are not understood is assumed to hit. `-i` matches are assumed to match (the interface
+ * the connection arrives on is not known here) except `-i lo`.
+ */
+export function evaluateInput(rulesText: string, probe: Probe): Verdict {
+  const chains = parseFilterTable(rulesText);
+  return walk(chains, 'INPUT', probe, 0) ?? { admitted: chains.policies.get('INPUT') !== 'DROP', rule: `policy ${chains.policies.get('INPUT') ?? 'ACCEPT'}` };
+}
+
+interface Table {
+  rules: Map<string, Rule[]>;
+  policies: Map<string, string>;
+}
+
+function parseFilterTable(text: string): Table {
+  const rules = new Map<string, Rule[]>();
+  const policies = new Map<string, string>();
+  let inFilter = false;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('*')) inFilter = line === '*filter';
+    if (!inFilter) continue;
+    if (line.startsWith(':')) {
+      const [name, policy] = line.slice(1).split(' ');
+      policies.set(name, policy);
+    } else if (line.startsWith('-A ')) {
+      const args = tokenize(line);
+      const chain = args[1];
+      if (!rules.has(chain)) rules.set(chain, []);
+      rules.get(chain)!.push({ text: line, args: args.slice(2) });
+    }
+  }
+  return { rules, policies };
+}
+
+function tokenize(line: string): string[] {
+  return [...line.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]);
+}
+
+function walk(t: Table, chain: string, probe: Probe, depth: number): Verdict | undefined {
+  if (depth > 16) return { admitted: false, rule: `jump depth exceeded at ${chain}` };
+  for (const rule of t.rules.get(chain) ?? []) {
+    const { match, target } = matchRule(rule.args, probe);
+    if (match === 'no') continue;
+    if (target === 'ACCEPT') {
+      if (match === 'yes') return { admitted: true, rule: rule.text };
+      continue;
+    }
+    if (target === 'REJECT' || target === 'DROP') return { admitted: false, rule: rule.text };
+    if (target === 'RETURN') {
+      if (match === 'yes') return undefined;
+      continue;
+    }
+    if (t.rules.has(target) && match === 'yes') {
+      const inner = walk(t, target, probe, depth + 1);
+      if (inner) return inner;
+    }
+  }
+  return undefined;
+}
+
+function matchRule(args: string[], probe: Probe): { match: 'yes' | 'no' | 'unknown'; target: string } {
+  let match: 'yes' | 'no' | 'unknown' = 'yes';
+  let target = '';
+  const worse = (m: 'no' | 'unknown') => {
+    if (match === 'yes' || m === 'no') match = m;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const negate = args[i] === '!';
+    if (negate) i++;
+    const opt = args[i];
+    const val = args[i + 1];
+    const flip = (ok: boolean) => (negate ? !ok : ok);
+    switch (opt) {
+      case '-j':
+        target = val;
+        i++;
+        while (args[i + 1] !== undefined && args[i + 1].startsWith('--')) i += 2;
+        break;
+      case '-s':
+        if (!flip(contains(val, probe.source))) worse('no');
+        i++;
+        break;
+      case '-d':
+        // Loopback destinations never match a connection from the network; others are not known here.
+        if (!negate && /^(127\.|::1\/)/.test(val)) worse('no');
+        else if (!(negate && /^(127\.|::1\/)/.test(val))) worse('unknown');
+        i++;
+        break;
+      case '-i':
+        if (flip(val === 'lo')) worse('no');
+        i++;
+        break;
+      case '-p':
+        if (!flip(val === 'tcp' || val === '6')) worse('no');
+        i++;
+        break;
+      case '-m':
+        i++;
+        break;
+      case '--dport':
+      case '--destination-port':
+        if (!flip(portIn(val, probe.dport))) worse('no');
+        i++;
+        break;
+      case '--dports':
+        if (!flip(val.split(',').some((p) => portIn(p, probe.dport)))) worse('no');
+        i++;
+        break;
+      case '--ctstate':
+      case '--state':
+        if (!flip(val.split(',').includes('NEW'))) worse('no');
+        i++;
+        break;
+      case '--comment':
+      case '--limit':
+      case '--limit-burst':
+        i++;
+        break;
+      default:
+        worse('unknown');
+        if (val !== undefined && !val.startsWith('-')) i++;
+    }
+  }
+  return { match, target };
+}
+
+function contains(cidr: string, address: string): boolean {
+  try {
+    const addr = ipaddr.process(address);
+    const [net, len] = cidr.includes('/') ? ipaddr.parseCIDR(cidr) : [ipaddr.parse(cidr), ipaddr.parse(cidr).kind() === 'ipv4' ? 32 : 128];
+    return addr.kind() === net.kind() && addr.match(net, len);
+  } catch {
+    return false;
+  }
+}
+
+function portIn(spec: string, port: number): boolean {
+  const [a, b] = spec.split(':').map(Number);
+  return b === undefined ? port === a : port >= a && port <= b;
+}
+
+/** The local address the kernel would use to reach `host` (a UDP connect sends no packet). */
+export async function sourceAddressFor(host: string, port: number): Promise<string> {
+  const family = ipaddr.IPv6.isValid(host) && host.includes(':') ? 'udp6' : 'udp4';
+  const sock = dgram.createSocket(family);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once('error', reject);
+      sock.connect(port, host, () => resolve());
+    });
+    return sock.address().address;
+  } finally {
+    sock.close();
+  }
+}

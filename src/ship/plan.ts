@@ -1,0 +1,35 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { UsageError } from '../errors.js';
+import type { Host, Inventory } from '../inventory/model.js';
+import { RULES_FILE } from '../render/render-role.js';
+import { rules6PathFor, type RemotePaths } from './remote-scripts.js';
+import type { HostJob } from './ship-host.js';
+
+/** The hosts a command acts on: selected roles, narrowed to named hosts if any. */
+export function selectHosts(inv: Inventory, roles: ReadonlySet<string> | undefined, hostNames: readonly string[]): Host[] {
+  const known = new Map(inv.hosts.map((h) => [h.name, h]));
+  const unknown = hostNames.filter((n) => !known.has(n));
+  if (unknown.length > 0) throw new UsageError(`unknown host ${unknown.map((u) => `"${u}"`).join(', ')} (expected hosts of the inventory)`);
+  const outside = hostNames.filter((n) => roles && !roles.has(known.get(n)!.role));
+  if (outside.length > 0) throw new UsageError(`host ${outside.join(', ')} is not in the selected role(s)`);
+  const picked = hostNames.length > 0 ? hostNames.map((n) => known.get(n)!) : inv.hosts.filter((h) => !roles || roles.has(h.role));
+  if (picked.length === 0) throw new UsageError('no hosts selected');
+  return picked;
+}
+
+/** Remote paths of the rules files. */
+export function remotePaths(inv: Inventory): RemotePaths {
+  return { rules: inv.rulesPath, rules6: rules6PathFor(inv.rulesPath) };
+}
+
+/** One job per host, with the files rendered/ holds for its role. */
+export function planShip(inv: Inventory, hosts: readonly Host[], renderedDir: string): HostJob[] {
+  const paths = remotePaths(inv);
+  return hosts.map((host) => {
+    const v4Path = join(renderedDir, host.role, RULES_FILE.ipv4);
+    const v6Path = join(renderedDir, host.role, RULES_FILE.ipv6);
+    if (!existsSync(v4Path)) throw new UsageError(`${v4Path} is missing`, 'run `fwgen render`');
+    return { host, paths, v4: readFileSync(v4Path), v6: inv.hasIpv6 && existsSync(v6Path) ? readFileSync(v6Path) : undefined };
+  });
+}

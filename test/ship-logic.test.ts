@@ -1,0 +1,194 @@
+import { describe, expect, it } from 'vitest';
+import type { Host } from '../src/inventory/model.js';
+import { evaluateInput } from '../src/ship/lockout.js';
+import { fingerprint, knownHostsName, readKnownHosts, verifyHostKey } from '../src/ship/known-hosts.js';
+import { fleetSucceeded, shipFleet } from '../src/ship/ship-fleet.js';
+import type { Effects, HostJob, RunSettings } from '../src/ship/ship-host.js';
+import { TransportError, type ConnectTarget, type ExecResult, type Session, type Transport } from '../src/ship/transport.js';
+import { rules6PathFor } from '../src/ship/remote-scripts.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHmac } from 'node:crypto';
+
+/** A scripted host: answers each phase's script by what it contains. */
+interface FakeHost {
+  connects: number;
+  refuseFrom?: number; // connection number from which connects fail
+  prepare?: ExecResult;
+  apply?: ExecResult;
+  commit?: ExecResult;
+  verify?: ExecResult;
+  scripts: string[];
+}
+
+const ok = (stdout: string): ExecResult => ({ code: 0, stdout, stderr: '' });
+
+class FakeTransport implements Transport {
+  constructor(readonly hosts: Record<string, FakeHost>) {}
+  async connect(t: ConnectTarget): Promise<Session> {
+    const h = this.hosts[t.name];
+    h.connects++;
+    if (h.refuseFrom !== undefined && h.connects >= h.refuseFrom) throw new TransportError('unreachable', `connect ECONNREFUSED ${t.ssh.host}:22`);
+    return {
+      run: async (script: string) => {
+        h.scripts.push(script);
+        if (script.includes('iptables-restore --test')) return h.prepare ?? ok('status=ready\n');
+        if (script.includes('FWGEN_DEADMAN')) return h.apply ?? ok('status=applied backup=20261121T000000Z\n');
+        if (script.includes('STATE_JSON')) return h.commit ?? ok('status=committed\n');
+        if (script.includes('still-armed')) return h.verify ?? ok('status=rolled-back\n');
+        return ok('');
+      },
+      close: () => {},
+    };
+  }
+}
+
+const host = (name: string): Host => ({ name, role: 'web', addresses: [], ssh: { host: `198.18.0.${name.length}`, user: 'root', port: 22, knownHosts: '/dev/null', sudo: false } });
+const job = (name: string): HostJob => ({ host: host(name), paths: { rules: '/etc/iptables.up.rules', rules6: '/etc/ip6tables.up.rules' }, v4: Buffer.from('*filter\nCOMMIT\n') });
+const settings: RunSettings = { id: 'run1', owner: 'me', timeoutS: 5, keep: 10, force: false, dryRun: false, acceptNew: false, connectTimeoutMs: 1000, stateJson: () => '{}' };
+
+function effects(hosts: Record<string, FakeHost>): Effects & { slept: number[] } {
+  let clock = 0;
+  const slept: number[] = [];
+  return { transport: new FakeTransport(hosts), now: () => clock, sleep: async (ms) => void (slept.push(ms), (clock += ms)), slept };
+}
+const fake = (over: Partial<FakeHost> = {}): FakeHost => ({ connects: 0, scripts: [], ...over });
+
+describe('ship fleet logic (fake transport)', () => {
+  it('applies, confirming over a second connection', async () => {
+    const hosts = { a: fake() };
+    const [r] = await shipFleet([job('a')], settings, effects(hosts), 4);
+    expect(r).toMatchObject({ host: 'a', outcome: 'applied', backup: '20261121T000000Z' });
+    expect(hosts.a.connects).toBe(2);
+    expect(hosts.a.scripts.at(-1)).toContain('STATE_JSON');
+  });
+
+  it('reports unchanged without applying', async () => {
+    const hosts = { a: fake({ prepare: ok('status=unchanged\n') }) };
+    const [r] = await shipFleet([job('a')], settings, effects(hosts), 4);
+    expect(r.outcome).toBe('unchanged');
+    expect(hosts.a.scripts).toHaveLength(1);
+  });
+
+  it('fails a host whose kernel rejects the rules, with the kernel message', async () => {
+    const hosts = { a: fake({ prepare: { code: 11, stdout: '', stderr: 'fwgen: iptables-restore --test rejected the new rules: line 3 failed\n' } }) };
+    const [r] = await shipFleet([job('a')], settings, effects(hosts), 4);
+    expect(r).toMatchObject({ outcome: 'failed', reason: 'iptables-restore --test rejected the new rules: line 3 failed' });
+  });
+
+  it('waits for the dead-man switch and reports rolled-back when the new connection fails', async () => {
+    const hosts = { a: fake({ verify: ok('status=rolled-back\n') }) };
+    const fx = effects(hosts);
+    // Only the confirmation (2nd connection) is refused; the verification (3rd) gets through.
+    const transport = fx.transport as FakeTransport;
+    const orig = transport.connect.bind(transport);
+    transport.connect = async (t) => {
+      if (hosts.a.connects === 1) {
+        hosts.a.connects++;
+        throw new TransportError('unreachable', 'connect ECONNREFUSED');
+      }
+      return orig(t);
+    };
+    const [r] = await shipFleet([job('a')], settings, fx, 4);
+    expect(r.outcome).toBe('rolled-back');
+    expect(r.reason).toMatch(/new SSH connection after applying failed.*restored its previous rules after 5s/);
+    expect(fx.slept[0]).toBeGreaterThanOrEqual(5000);
+  });
+
+  it('reports rolled-back when the switch fired before the confirmation arrived', async () => {
+    const hosts = { a: fake({ commit: { code: 14, stdout: 'status=rolled-back\n', stderr: '' } }) };
+    const [r] = await shipFleet([job('a')], settings, effects(hosts), 4);
+    expect(r.outcome).toBe('rolled-back');
+  });
+
+  it('one unreachable host fails alone; the others are applied', async () => {
+    const hosts = { a: fake({ refuseFrom: 1 }), b: fake(), c: fake({ prepare: ok('status=unchanged\n') }) };
+    const results = await shipFleet([job('a'), job('b'), job('c')], settings, effects(hosts), 2);
+    expect(results.map((r) => [r.host, r.outcome])).toEqual([['a', 'failed'], ['b', 'applied'], ['c', 'unchanged']]);
+    expect(results[0].reason).toContain('ECONNREFUSED');
+    expect(fleetSucceeded(results)).toBe(false);
+    expect(fleetSucceeded(results.slice(1))).toBe(true);
+  });
+
+  it('never runs more than `concurrency` hosts at once', async () => {
+    let running = 0;
+    let peak = 0;
+    const transport: Transport = {
+      connect: async () => ({
+        run: async () => {
+          running++;
+          peak = Math.max(peak, running);
+          await new Promise((r) => setTimeout(r, 5));
+          running--;
+          return ok('status=unchanged\n');
+        },
+        close: () => {},
+      }),
+    };
+    const jobs = Array.from({ length: 9 }, (_, i) => job(`h${i}`));
+    await shipFleet(jobs, settings, { transport, sleep: async () => {}, now: () => 0 }, 3);
+    expect(peak).toBe(3);
+  });
+});
+
+describe('lockout check', () => {
+  const rules = (extra: string) => `*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n${extra}-A INPUT -j REJECT --reject-with icmp-port-unreachable\nCOMMIT\n`;
+
+  it('admits a source inside a management network on the SSH port', () => {
+    const v = evaluateInput(rules('-A INPUT -s 203.0.113.0/28 -p tcp -m tcp --dport 22 -m comment --comment "fwgen management ssh" -j ACCEPT\n'), { source: '203.0.113.5', dport: 22 });
+    expect(v).toMatchObject({ admitted: true });
+    expect(v.rule).toContain('management ssh');
+  });
+
+  it('refuses a source outside every rule, naming the rule that rejects it', () => {
+    const v = evaluateInput(rules('-A INPUT -s 203.0.113.0/28 -p tcp -m tcp --dport 22 -j ACCEPT\n'), { source: '198.18.0.1', dport: 22 });
+    expect(v).toEqual({ admitted: false, rule: '-A INPUT -j REJECT --reject-with icmp-port-unreachable' });
+  });
+
+  it('does not count the ESTABLISHED rule, a wrong port or a UDP rule', () => {
+    const v = evaluateInput(rules('-A INPUT -s 198.18.0.1/32 -p tcp -m tcp --dport 2222 -j ACCEPT\n-A INPUT -s 198.18.0.1/32 -p udp -m udp --dport 22 -j ACCEPT\n'), { source: '198.18.0.1', dport: 22 });
+    expect(v.admitted).toBe(false);
+  });
+
+  it('follows fleet trust on an interface and jumps into user chains', () => {
+    expect(evaluateInput(rules('-A INPUT -s 198.18.0.1/32 -i eth1 -j ACCEPT\n'), { source: '198.18.0.1', dport: 22 }).admitted).toBe(true);
+    const chained = '*filter\n:INPUT DROP [0:0]\n:mgmt - [0:0]\n-A INPUT -p tcp -j mgmt\n-A mgmt -s 198.18.0.0/15 -j ACCEPT\nCOMMIT\n';
+    expect(evaluateInput(chained, { source: '198.18.0.1', dport: 22 }).admitted).toBe(true);
+    expect(evaluateInput(chained, { source: '192.0.2.1', dport: 22 })).toEqual({ admitted: false, rule: 'policy DROP' });
+  });
+
+  it('does not trust an ACCEPT with a match it does not understand', () => {
+    expect(evaluateInput(rules('-A INPUT -s 198.18.0.1/32 -m recent --rcheck -j ACCEPT\n'), { source: '198.18.0.1', dport: 22 }).admitted).toBe(false);
+  });
+});
+
+describe('known_hosts', () => {
+  const key = Buffer.concat([Buffer.from([0, 0, 0, 11]), Buffer.from('ssh-ed25519'), Buffer.from([0, 0, 0, 32]), Buffer.alloc(32, 7)]);
+  const other = Buffer.concat([key.subarray(0, 19), Buffer.alloc(32, 9)]);
+
+  it('matches plain, bracketed-port and hashed entries; a different key is a mismatch', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fwgen-kh-'));
+    const salt = Buffer.alloc(20, 1);
+    const hashed = createHmac('sha1', salt).update('[198.18.0.9]:2222').digest();
+    const path = join(dir, 'known_hosts');
+    writeFileSync(path, `# comment\n198.18.0.5,web1 ssh-ed25519 ${key.toString('base64')}\n|1|${salt.toString('base64')}|${hashed.toString('base64')} ssh-ed25519 ${key.toString('base64')}\n`);
+    const entries = readKnownHosts(path);
+    expect(verifyHostKey(entries, '198.18.0.5', 22, key)).toBe('match');
+    expect(verifyHostKey(entries, 'web1', 22, key)).toBe('match');
+    expect(verifyHostKey(entries, '198.18.0.9', 2222, key)).toBe('match');
+    expect(verifyHostKey(entries, '198.18.0.5', 22, other)).toBe('mismatch');
+    expect(verifyHostKey(entries, '198.18.0.5', 2222, key)).toBe('unknown');
+    expect(verifyHostKey(entries, '198.18.0.6', 22, key)).toBe('unknown');
+    expect(knownHostsName('h', 2222)).toBe('[h]:2222');
+    expect(fingerprint(key)).toMatch(/^SHA256:[A-Za-z0-9+/]{43}$/);
+  });
+});
+
+describe('remote paths', () => {
+  it('puts the IPv6 file beside the IPv4 one', () => {
+    expect(rules6PathFor('/etc/iptables.up.rules')).toBe('/etc/ip6tables.up.rules');
+    expect(rules6PathFor('/etc/iptables/rules.v4')).toBe('/etc/iptables/rules.v6');
+    expect(rules6PathFor('/etc/fw.rules')).toBe('/etc/fw.rules.v6');
+  });
+});
