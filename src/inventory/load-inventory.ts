@@ -13,7 +13,7 @@ import { formatPath, YamlLocator, type PathSegment } from './yaml-positions.js';
 interface RawSsh { host?: string; user?: string; port?: number; identity?: string; known_hosts?: string; sudo?: boolean }
 interface RawRule { from: string[]; ports: string[] }
 interface RawHost { address: string | string[]; ssh?: RawSsh }
-interface RawRole { public?: boolean; ports?: string[]; allow?: RawRule[]; template?: string; hosts: Record<string, string | RawHost> | null }
+interface RawRole { public?: boolean; ports?: string[]; allow?: RawRule[]; template?: string; hosts: Record<string, string | string[] | RawHost> | null }
 interface RawInventory {
   defaults?: { interface?: string; rules_path?: string; ssh?: RawSsh };
   management?: string[];
@@ -181,12 +181,16 @@ function normalizeRole(name: string, raw: RawRole, defaultSsh: SshSettings, name
   };
 }
 
-function normalizeHost(name: string, role: string, raw: string | RawHost, defaultSsh: SshSettings, report: Reporter): Host {
+function normalizeHost(name: string, role: string, written: string | string[] | RawHost, defaultSsh: SshSettings, report: Reporter): Host {
   const path: PathSegment[] = ['roles', role, 'hosts', name];
-  const written = typeof raw === 'string' ? [raw] : typeof raw.address === 'string' ? [raw.address] : raw.address;
-  const addrPath = (i: number): PathSegment[] => (typeof raw === 'string' ? path : typeof raw.address === 'string' ? [...path, 'address'] : [...path, 'address', i]);
+  // Short forms `web1: ADDR` and `web1: [ADDR4, ADDR6]` mean `{ address: ... }`.
+  const raw: RawHost = typeof written === 'string' || Array.isArray(written) ? { address: written } : written;
+  const short = raw !== written;
+  const list = typeof raw.address === 'string' ? [raw.address] : raw.address;
+  const base: PathSegment[] = short ? path : [...path, 'address'];
+  const addrPath = (i: number): PathSegment[] => (typeof raw.address === 'string' ? base : [...base, i]);
   const addresses: Net[] = [];
-  written.forEach((text, i) => {
+  list.forEach((text, i) => {
     const net = parseNet(text, { allowPrefix: false });
     if ('error' in net) return report.error(addrPath(i), `host "${name}": ${net.error}`);
     if (addresses.some((a) => a.family === net.family)) {
@@ -194,7 +198,7 @@ function normalizeHost(name: string, role: string, raw: string | RawHost, defaul
     }
     addresses.push(net);
   });
-  const ssh = mergeSsh(defaultSsh, typeof raw === 'string' ? undefined : raw.ssh, [...path, 'ssh'], report);
+  const ssh = mergeSsh(defaultSsh, raw.ssh, [...path, 'ssh'], report);
   const sshHost = ssh.host || (addresses[0]?.cidr.replace(/\/\d+$/, '') ?? '');
   return { name, role, addresses: sortNets(addresses), ssh: { ...ssh, host: sshHost } };
 }

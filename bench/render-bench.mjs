@@ -1,0 +1,150 @@
+// Benchmark of `fwgen render` as a whole process (node start-up included), on a generated large inventory.
+//
+//   npm run bench                         # 10,000 hosts in 200 roles
+//   npm run bench -- --hosts 2000 --roles 50 [--runs 5]
+//
+// Scenarios, each run --runs times (default 5):
+//   fresh     the output folder is deleted before every run, so every file is written
+//   re-render nothing changed since the previous run, so nothing is written
+// Prints median/min/max wall time, peak RSS (via `/usr/bin/time -f %M` when available), files and MB written,
+// and the target (median <= 1.0 s) as PASS/OVER. It is a report: exits 0 unless a render run fails.
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generateInventory } from './gen-inventory.mjs';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const OUT = join(ROOT, 'bench/out');
+const CLI = join(ROOT, 'dist/cli/main.js');
+const TARGET_S = 1.0;
+const RSS_MARK = 'FWGEN_BENCH_MAXRSS_KB=';
+
+function parseArgs(argv) {
+  const opts = { hosts: 10000, roles: 200, runs: 5 };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split('=', 2);
+    const key = flag.replace(/^--/, '');
+    if (!(key in opts)) usage(`unknown argument ${argv[i]}`);
+    const value = Number(inline ?? argv[++i]);
+    if (!Number.isInteger(value) || value < 1) usage(`${flag} needs a positive integer`);
+    opts[key] = value;
+  }
+  if (opts.roles > opts.hosts) usage('--roles must not exceed --hosts');
+  return opts;
+}
+
+function usage(message) {
+  process.stderr.write(`render-bench: ${message}\nusage: node bench/render-bench.mjs [--hosts N] [--roles R] [--runs K]\n`);
+  process.exit(2);
+}
+
+function ensureBuilt() {
+  if (existsSync(CLI)) return;
+  process.stderr.write('dist/cli/main.js is missing; running `npm run build`...\n');
+  const r = spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  if (r.status !== 0 || !existsSync(CLI)) {
+    process.stderr.write('render-bench: `npm run build` failed\n');
+    process.exit(1);
+  }
+}
+
+/** `/usr/bin/time` if it is GNU time (supports -f); else undefined and RSS is not measured. */
+function findGnuTime() {
+  const bin = '/usr/bin/time';
+  if (!existsSync(bin)) return undefined;
+  const r = spawnSync(bin, ['-f', `${RSS_MARK}%M`, process.execPath, '-e', ''], { encoding: 'utf8' });
+  return r.status === 0 && r.stderr.includes(RSS_MARK) ? bin : undefined;
+}
+
+/** One `fwgen render` process in bench/out; returns seconds, peak RSS (KB or undefined) and its summary. */
+function renderOnce(timeBin) {
+  const cli = [process.execPath, CLI, 'render', '-i', 'inventory/inventory.yaml', '-o', 'rendered'];
+  const [cmd, ...args] = timeBin ? [timeBin, '-f', `${RSS_MARK}%M`, ...cli] : cli;
+  const start = process.hrtime.bigint();
+  const r = spawnSync(cmd, args, { cwd: OUT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+  const stderr = r.stderr ?? '';
+  if (r.error || r.status !== 0) {
+    process.stderr.write(`render-bench: fwgen render failed (${r.error ?? `exit ${r.status ?? r.signal}`}):\n${stderr.slice(-4000)}\n`);
+    process.exit(1);
+  }
+  const rss = stderr.match(new RegExp(`${RSS_MARK}(\\d+)`));
+  const summary = stderr.match(/(\d+) added, (\d+) updated, (\d+) removed, (\d+) unchanged/);
+  return {
+    seconds,
+    rssKb: rss ? Number(rss[1]) : undefined,
+    written: summary ? Number(summary[1]) + Number(summary[2]) : undefined,
+  };
+}
+
+/** Files and bytes under a folder. */
+function folderSize(dir) {
+  let files = 0;
+  let bytes = 0;
+  for (const e of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile()) continue;
+    files++;
+    bytes += statSync(join(e.parentPath, e.name)).size;
+  }
+  return { files, bytes };
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+function scenario(name, runs, timeBin, before) {
+  const results = [];
+  for (let i = 0; i < runs; i++) {
+    before();
+    results.push(renderOnce(timeBin));
+  }
+  const secs = results.map((r) => r.seconds);
+  const rss = results.map((r) => r.rssKb).filter((x) => x !== undefined);
+  const written = Math.max(...results.map((r) => r.written ?? 0));
+  return { name, median: median(secs), min: Math.min(...secs), max: Math.max(...secs), rssMb: rss.length ? Math.max(...rss) / 1024 : undefined, written };
+}
+
+function table(rows) {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n');
+}
+
+const opts = parseArgs(process.argv.slice(2));
+ensureBuilt();
+const inventory = join(OUT, 'inventory/inventory.yaml');
+generateInventory(inventory, { hosts: opts.hosts, roles: opts.roles, seed: 42 });
+const timeBin = findGnuTime();
+const rendered = join(OUT, 'rendered');
+
+const fresh = scenario('fresh', opts.runs, timeBin, () => rmSync(rendered, { recursive: true, force: true }));
+const output = folderSize(rendered);
+const again = scenario('re-render', opts.runs, timeBin, () => {});
+const bytesWritten = { [fresh.name]: output.bytes, [again.name]: again.written === 0 ? 0 : undefined };
+
+const cpu = cpus();
+process.stdout.write(
+  `fwgen render benchmark: ${opts.hosts} hosts in ${opts.roles} roles (${(statSync(inventory).size / 1024).toFixed(0)} KB inventory), ` +
+    `${opts.runs} runs per scenario\nnode ${process.version}, ${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n\n`,
+);
+const rows = [['scenario', 'median s', 'min s', 'max s', 'peak RSS MB', 'files written', 'MB written', `target <= ${TARGET_S.toFixed(1)} s`]];
+for (const s of [fresh, again]) {
+  const mb = bytesWritten[s.name];
+  rows.push([
+    s.name,
+    s.median.toFixed(3),
+    s.min.toFixed(3),
+    s.max.toFixed(3),
+    s.rssMb === undefined ? 'n/a' : s.rssMb.toFixed(1),
+    String(s.written),
+    mb === undefined ? '?' : (mb / 1024 / 1024).toFixed(3),
+    s.median <= TARGET_S ? 'PASS' : 'OVER',
+  ]);
+}
+process.stdout.write(`${table(rows)}\n\n`);
+process.stdout.write(`output: ${output.files} files, ${(output.bytes / 1024 / 1024).toFixed(3)} MB in ${join('bench/out', 'rendered')}/\n`);
+if (!timeBin) process.stdout.write('peak RSS not measured: GNU /usr/bin/time not found\n');

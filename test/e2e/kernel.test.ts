@@ -1,0 +1,161 @@
+/**
+ * The kernel is the judge: rendered files are loaded with the real iptables-restore into lab hosts
+ * (network namespaces), and real TCP connections show what passes and what is rejected.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { renderProject } from '../../src/cli/project.js';
+import { renderedText } from '../../src/render/render-role.js';
+import { createLab, labPrereqs, type Lab } from '../support/lab.js';
+
+const PORTS = [22, 80, 443, 5432, 8080, 9100];
+
+function renderInventory(yaml: string): Map<string, string> {
+  const dir = mkdtempSync(join(tmpdir(), 'fwgen-kernel-'));
+  try {
+    writeFileSync(join(dir, 'inventory.yaml'), yaml);
+    const project = renderProject({ inventory: join(dir, 'inventory.yaml'), out: join(dir, 'rendered') });
+    return new Map(project.files.map((f) => [f.path, renderedText(f)]));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const normalize = (s: string): string[] => s.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]$/, '[0:0]'));
+
+/** Loads a rules file into a host: --test first, then for real; returns what iptables-save shows. */
+async function load(lab: Lab, host: string, rules: string, v6 = false): Promise<string> {
+  const [restore, save] = v6 ? ['ip6tables-restore', 'ip6tables-save'] : ['iptables-restore', 'iptables-save'];
+  const test = await lab.exec(host, [restore, '--test'], { input: rules });
+  expect(test, test.stderr).toMatchObject({ code: 0 });
+  await lab.execOk(host, [restore], { input: rules });
+  return lab.execOk(host, [save, '-t', 'filter']);
+}
+
+it('has the prerequisites of the kernel tests (root, ip, iptables-restore, socat, ...)', () => {
+  expect(labPrereqs()).toEqual([]);
+});
+
+describe('kernel: trust fleet, public role, management SSH, IPv6', () => {
+  let lab: Lab;
+  let files: Map<string, string>;
+
+  beforeAll(async () => {
+    lab = await createLab({
+      prefix: 'fwk',
+      hosts: [
+        { name: 'web1', ipv4: '198.18.1.11', prefix4: 16, ipv6: '2001:db8:18::11', listen: PORTS },
+        { name: 'db1', ipv4: '198.18.1.21', prefix4: 16, ipv6: '2001:db8:18::21', listen: PORTS },
+        // Not in the inventory; its extra addresses act as the management network and an allowed CIDR.
+        { name: 'outside', ipv4: '198.18.9.9', prefix4: 16, ipv6: '2001:db8:18::99', extraIpv4: ['198.18.5.5', '198.18.7.7'] },
+      ],
+      controller: false,
+    });
+    files = renderInventory(`
+defaults: { interface: eth1 }
+management: [198.18.5.0/28]
+trust: fleet
+roles:
+  web: { public: true, hosts: { web1: [198.18.1.11, "2001:db8:18::11"] } }
+  db:
+    allow: [{ from: [198.18.7.0/24], ports: [tcp/9100] }]
+    hosts: { db1: [198.18.1.21, "2001:db8:18::21"] }
+`);
+    for (const [host, role] of [['web1', 'web'], ['db1', 'db']]) {
+      const saved = await load(lab, host, files.get(`${role}/iptables.up.rules`)!);
+      expect(normalize(saved)).toEqual(normalize(files.get(`${role}/iptables.up.rules`)!));
+      const saved6 = await load(lab, host, files.get(`${role}/ip6tables.up.rules`)!, true);
+      expect(normalize(saved6)).toEqual(normalize(files.get(`${role}/ip6tables.up.rules`)!));
+    }
+  }, 120_000);
+
+  afterAll(async () => lab?.destroy(), 60_000);
+
+  it('a public role accepts 80/443 from anywhere, and nothing else from a stranger', async () => {
+    expect(await lab.probe('outside', '198.18.1.11', 80)).toBe('open');
+    expect(await lab.probe('outside', '198.18.1.11', 443)).toBe('open');
+    expect(await lab.probe('outside', '198.18.1.11', 8080)).toBe('refused');
+    expect(await lab.probe('outside', '198.18.1.21', 80)).toBe('refused');
+  });
+
+  it('fleet members get in on the interface, on any port; a non-member is rejected', async () => {
+    for (const port of [5432, 8080]) {
+      expect(await lab.probe('web1', '198.18.1.21', port)).toBe('open');
+      expect(await lab.probe('outside', '198.18.1.21', port)).toBe('refused');
+    }
+  });
+
+  it('an allow rule admits exactly its sources on exactly its ports', async () => {
+    expect(await lab.probe('outside', '198.18.1.21', 9100, { source: '198.18.7.7' })).toBe('open');
+    expect(await lab.probe('outside', '198.18.1.21', 5432, { source: '198.18.7.7' })).toBe('refused');
+    expect(await lab.probe('outside', '198.18.1.21', 9100)).toBe('refused');
+  });
+
+  it('the management network reaches SSH, and only SSH', async () => {
+    expect(await lab.probe('outside', '198.18.1.21', 22, { source: '198.18.5.5' })).toBe('open');
+    expect(await lab.probe('outside', '198.18.1.21', 8080, { source: '198.18.5.5' })).toBe('refused');
+    expect(await lab.probe('outside', '198.18.1.21', 22)).toBe('refused');
+  });
+
+  it('IPv6: neighbour discovery works, fleet members get in, others are rejected', async () => {
+    expect(await lab.probe('web1', '2001:db8:18::21', 8080)).toBe('open');
+    expect(await lab.probe('outside', '2001:db8:18::21', 8080)).toBe('refused');
+    expect(await lab.probe('outside', '2001:db8:18::11', 443)).toBe('open');
+  });
+});
+
+describe('kernel: trust none, allow rules from roles, hosts and CIDRs', () => {
+  let lab: Lab;
+
+  beforeAll(async () => {
+    lab = await createLab({
+      prefix: 'fwn',
+      hosts: [
+        { name: 'app1', ipv4: '198.18.2.11', prefix4: 16 },
+        { name: 'app2', ipv4: '198.18.2.12', prefix4: 16 },
+        { name: 'cron1', ipv4: '198.18.2.31', prefix4: 16 },
+        { name: 'db1', ipv4: '198.18.2.21', prefix4: 16, listen: PORTS },
+        { name: 'outside', ipv4: '198.18.9.9', prefix4: 16, extraIpv4: ['198.18.7.7', '198.18.5.5'] },
+      ],
+      controller: false,
+    });
+    const files = renderInventory(`
+defaults: { interface: eth1 }
+management: [198.18.5.0/28]
+trust: none
+roles:
+  app: { hosts: { app1: 198.18.2.11, app2: 198.18.2.12 } }
+  cron: { hosts: { cron1: 198.18.2.31 } }
+  db:
+    allow:
+      - { from: [app], ports: [tcp/5432] }
+      - { from: [cron1, 198.18.7.0/24], ports: [tcp/9100] }
+    hosts: { db1: 198.18.2.21 }
+`);
+    await load(lab, 'db1', files.get('db/iptables.up.rules')!);
+  }, 120_000);
+
+  afterAll(async () => lab?.destroy(), 60_000);
+
+  it('a role source reaches exactly its port', async () => {
+    expect(await lab.probe('app1', '198.18.2.21', 5432)).toBe('open');
+    expect(await lab.probe('app2', '198.18.2.21', 5432)).toBe('open');
+    expect(await lab.probe('app1', '198.18.2.21', 9100)).toBe('refused');
+    expect(await lab.probe('app1', '198.18.2.21', 8080)).toBe('refused');
+  });
+
+  it('a host source and a CIDR source reach exactly their port', async () => {
+    expect(await lab.probe('cron1', '198.18.2.21', 9100)).toBe('open');
+    expect(await lab.probe('cron1', '198.18.2.21', 5432)).toBe('refused');
+    expect(await lab.probe('outside', '198.18.2.21', 9100, { source: '198.18.7.7' })).toBe('open');
+    expect(await lab.probe('outside', '198.18.2.21', 5432, { source: '198.18.7.7' })).toBe('refused');
+  });
+
+  it('without fleet trust, fleet members reach nothing they were not allowed', async () => {
+    expect(await lab.probe('cron1', '198.18.2.21', 8080)).toBe('refused');
+    expect(await lab.probe('outside', '198.18.2.21', 22, { source: '198.18.5.5' })).toBe('open');
+    expect(await lab.probe('outside', '198.18.2.21', 22)).toBe('refused');
+  });
+});
