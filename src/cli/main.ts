@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { FwgenError } from '../errors.js';
+import { FwgenError, InputError } from '../errors.js';
 import { printWarnings, renderProject, VERSION } from './project.js';
 import { renderCommand } from './render-command.js';
 
@@ -88,6 +88,11 @@ function reportError(err: unknown): number {
   if (err instanceof CommanderError) {
     // commander already printed the message; --help and --version are successes.
     return err.exitCode === 0 ? 0 : 2;
+  }
+  if (err instanceof InputError) {
+    process.stderr.write(`${err.message}\n`);
+    if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+    return err.exitCode;
   }
   if (err instanceof FwgenError) {
     process.stderr.write(`fwgen: ${err.message}\n`);

@@ -64,7 +64,8 @@ function chooseTemplate(role: Role, templates: TemplateSet): string {
 
 /** The inventory path as headers show it: relative to the project (the folder holding the output folder). */
 function inventoryLabel(inventory: string, out: string): string {
-  return relative(dirname(resolve(out)), resolve(inventory)).split('\\').join('/');
+  // The label goes into a comment line of every file: keep it to characters that cannot end the line.
+  return relative(dirname(resolve(out)), resolve(inventory)).split('\\').join('/').replace(/[^A-Za-z0-9._/@+~ -]/g, '?');
 }
 
 /** Prints warnings to stderr. */

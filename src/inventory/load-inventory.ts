@@ -46,10 +46,10 @@ export function parseInventory(text: string, file: string): LoadedInventory {
   const report = new Reporter(file, () => new YamlLocator(text));
   const data = parseYaml(text, file);
   for (const issue of checkSchema(data)) report.error(issue.path, issue.message, issue.atKey);
-  if (report.errors.length > 0) throw new InputError(report.errors);
+  if (report.errors.length > 0) throw new InputError(inFileOrder(report.errors));
   const inventory = normalize(data as RawInventory, file, report);
-  if (report.errors.length > 0) throw new InputError(report.errors);
-  return { inventory, warnings: report.warnings };
+  if (report.errors.length > 0) throw new InputError(inFileOrder(report.errors));
+  return { inventory, warnings: inFileOrder(report.warnings) };
 }
 
 const require = createRequire(import.meta.url);
@@ -68,10 +68,21 @@ function parseYaml(text: string, file: string): unknown {
     const problems: Problem[] = doc.errors.map((e) => ({ file, ...lines.linePos(e.pos[0]), message: `YAML syntax error: ${firstLine(e.message)}`, severity: 'error' }));
     if (problems.length === 0) {
       const mark = (err as jsYaml.YAMLException).mark;
-      problems.push({ file, line: (mark?.line ?? 0) + 1, col: (mark?.column ?? 0) + 1, message: `YAML syntax error: ${firstLine((err as jsYaml.YAMLException).reason ?? String(err))}`, severity: 'error' });
+      problems.push({ file, ...positionOf(text, mark?.position ?? 0), message: `YAML syntax error: ${firstLine((err as jsYaml.YAMLException).reason ?? String(err))}`, severity: 'error' });
     }
     throw new InputError(problems);
   }
+}
+
+function inFileOrder(problems: Problem[]): Problem[] {
+  return [...problems].sort((a, b) => a.line - b.line || a.col - b.col);
+}
+
+/** 1-based line and column of a character offset. */
+function positionOf(text: string, offset: number): { line: number; col: number } {
+  const before = text.slice(0, Math.max(0, offset));
+  const line = before.split('\n').length;
+  return { line, col: offset - before.lastIndexOf('\n') };
 }
 
 function firstLine(s: string): string {
@@ -121,7 +132,7 @@ function normalize(raw: RawInventory, file: string, report: Reporter): Inventory
     .sort()
     .map((name) => normalizeRole(name, raw.roles[name], defaultSsh, names, report));
   const hosts = roles.flatMap((r) => r.hosts).sort((a, b) => (a.name < b.name ? -1 : 1));
-  checkDuplicateAddresses(raw, hosts, report);
+  checkDuplicateAddresses(raw, roles, report);
   const monitoring = (raw.monitoring ?? []).map((r, i) => normalizeRule(r, `monitoring#${i + 1}`, ['monitoring', i], names, report));
   const allNets: Net[] = [...management, ...hosts.flatMap((h) => h.addresses), ...[...monitoring, ...roles.flatMap((r) => r.allow)].flatMap((r) => r.from.flatMap((s) => (s.kind === 'net' ? [s.net] : [])))];
   return {
@@ -151,7 +162,9 @@ function collectNames(raw: RawInventory, report: Reporter): NameIndex {
     for (const hostName of Object.keys(role.hosts ?? {})) {
       const path = ['roles', roleName, 'hosts', hostName];
       const prev = firstSeen.get(hostName);
-      if (prev) {
+      if (/^[0-9]+(\.[0-9]+){3}$/.test(hostName)) {
+        report.error(path, `host name "${hostName}" looks like an IPv4 address (expected a name; write the address as the host's value)`, true);
+      } else if (prev) {
         report.error(path, `host "${hostName}" is already in role "${prev[1]}" at ${report.where(prev)} (expected each host in exactly one role)`, true);
       } else if (roles.has(hostName)) {
         report.error(path, `host "${hostName}" has the same name as a role (expected host names distinct from role names)`, true);
@@ -265,9 +278,12 @@ function parseNets(list: readonly string[], path: PathSegment[], report: Reporte
 }
 
 /** Two hosts with one address would make rules ambiguous and usually mean a copy-paste slip. */
-function checkDuplicateAddresses(raw: RawInventory, hosts: readonly Host[], report: Reporter): void {
+function checkDuplicateAddresses(raw: RawInventory, roles: readonly Role[], report: Reporter): void {
   const owner = new Map<string, Host>();
-  for (const host of hosts) {
+  const byName = new Map(roles.flatMap((r) => r.hosts.map((h) => [`${r.name}/${h.name}`, h] as const)));
+  // In file order, so the second occurrence is the one reported.
+  const inFile = Object.entries(raw.roles).flatMap(([role, r]) => Object.keys(r.hosts ?? {}).flatMap((h) => byName.get(`${role}/${h}`) ?? []));
+  for (const host of inFile) {
     for (const a of host.addresses) {
       const prev = owner.get(a.key);
       if (!prev) {

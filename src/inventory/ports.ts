@@ -12,7 +12,7 @@ export function parsePort(text: string): PortSpec | { error: string } {
   for (const n of [from, to]) {
     if (n < 1 || n > 65535) return { error: `port ${n} in "${text}" is out of range (expected 1..65535)` };
   }
-  if (to < from) return { error: `"${text}" is an empty range (expected N-M with N < M)` };
+  if (to < from) return { error: `"${text}" is a reversed range (expected N-M with N <= M)` };
   const dport = from === to ? `${from}` : `${from}:${to}`;
   return { proto, from, to, dport, text: from === to ? `${proto}/${from}` : `${proto}/${from}-${to}` };
 }

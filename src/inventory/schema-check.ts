@@ -48,11 +48,11 @@ function toIssue(e: ErrorObject): SchemaIssue {
     case 'additionalProperties': {
       const key = (e.params as { additionalProperty: string }).additionalProperty;
       const allowed = Object.keys((e.parentSchema as { properties?: object }).properties ?? {});
-      return { path: [...path, key], atKey: true, message: `unknown key "${key}" in ${where} (expected one of: ${allowed.join(', ')})` };
+      return { path: [...path, key], atKey: true, message: `unknown key ${JSON.stringify(key)} in ${where} (expected one of: ${allowed.join(', ')})` };
     }
     case 'required': {
       const key = (e.params as { missingProperty: string }).missingProperty;
-      return { path, atKey: false, message: `missing key "${key}" in ${where}${exp}` };
+      return { path, atKey: false, message: `missing key ${JSON.stringify(key)} in ${where}${exp}` };
     }
     case 'pattern':
     case 'enum':
@@ -60,7 +60,7 @@ function toIssue(e: ErrorObject): SchemaIssue {
     case 'maximum':
     case 'maxLength':
       if (e.propertyName !== undefined) {
-        return { path: [...path, e.propertyName], atKey: true, message: `invalid name "${e.propertyName}" in ${where}${exp}` };
+        return { path: [...path, e.propertyName], atKey: true, message: `invalid name ${JSON.stringify(e.propertyName)} in ${where}${exp}` };
       }
       return { path, atKey: false, message: `${where}: ${JSON.stringify(e.data)} is not valid${exp}` };
     case 'type':

@@ -80,6 +80,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
     if (applied.code !== 0) return result('failed', scriptError(applied, 'apply'));
     backup = parseStatus(applied.stdout).backup;
   } catch (err) {
+    if (err instanceof TransportError && err.kind === 'sudo-password') return result('failed', err.message);
     return result('failed', `connection lost before the new rules were applied: ${describe(err)}`);
   } finally {
     first.close();

@@ -15,6 +15,7 @@ export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+const SUDO_REFUSED = /sudo: (a password is required|a terminal is required)|may not run sudo|is not in the sudoers|not allowed to execute/;
 const DEFAULT_KEYS = ['~/.ssh/id_ed25519', '~/.ssh/id_ecdsa', '~/.ssh/id_rsa'];
 
 /** SSH through node-ssh, with host keys verified against known_hosts. */
@@ -104,9 +105,8 @@ class SshSession implements Session {
         stream.end(stdin ?? undefined);
       });
     });
-    if (this.sudo && result.code !== 0 && /sudo: (a password is required|a terminal is required)|may not run sudo|is not in the sudoers/.test(result.stderr)) {
-      throw new TransportError('sudo-password', `sudo -n refused: ${result.stderr.trim().split('\n')[0]} (ssh.sudo needs passwordless sudo for this user)`);
-    }
+    const refusal = this.sudo && result.code !== 0 ? result.stderr.split('\n').find((l) => SUDO_REFUSED.test(l)) : undefined;
+    if (refusal) throw new TransportError('sudo-password', `sudo -n refused: ${refusal.trim()} (ssh.sudo needs passwordless sudo for this user)`);
     return result;
   }
 

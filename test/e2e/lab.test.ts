@@ -1,7 +1,10 @@
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONTROLLER, createLab, labPrereqs, type Lab } from '../support/lab.js';
+import { CONTROLLER, cleanupStaleLabs, createLab, labPrereqs, type Lab } from '../support/lab.js';
 
 // Self-test of the namespace lab. Uses its own subnet so it can run next to other e2e files.
 const NET4 = '198.18.250';
@@ -28,7 +31,7 @@ describe('network namespace lab', { timeout: 60_000 }, () => {
     if (missing.length) throw new Error(`lab prerequisites missing: ${missing.join(', ')}`);
     lab = await createLab({
       hosts: [
-        { name: 'a', ipv4: `${NET4}.11`, sshd: true, listen: [80, 2222] },
+        { name: 'a', ipv4: `${NET4}.11`, ipv6: `${NET6}:11`, sshd: true, listen: [80, 2222] },
         { name: 'b', ipv4: `${NET4}.12`, ipv6: `${NET6}:12`, listen: [80] },
         { name: 'c', ipv4: `${NET4}.13`, extraIpv4: [`${NET4}.113`] },
       ],
@@ -57,6 +60,11 @@ describe('network namespace lab', { timeout: 60_000 }, () => {
     const l = L();
     await l.execOk('a', ['iptables', '-A', 'INPUT', '-p', 'tcp', '--dport', '80', '-j', 'REJECT']);
     expect(await l.probe('c', 'a', 80)).toBe('refused');
+    // ICMP rejections are seen at once (well below the 1s SYN retransmit), also many in parallel
+    const t1 = Date.now();
+    const many = await Promise.all(Array.from({ length: 20 }, (_, i) => l.probe(i % 2 ? 'c' : CONTROLLER, 'a', 80, { timeoutMs: 5000 })));
+    expect(many).toEqual(Array(20).fill('refused'));
+    expect(Date.now() - t1).toBeLessThan(4000);
     expect(await l.probe('c', 'a', 2222)).toBe('open');
     await l.execOk('a', ['iptables', '-F', 'INPUT']);
     await l.execOk('a', ['iptables', '-A', 'INPUT', '-p', 'tcp', '--dport', '80', '-j', 'DROP']);
@@ -77,6 +85,7 @@ describe('network namespace lab', { timeout: 60_000 }, () => {
     expect(await l.probe('c', 'b', 80, { source: `${NET4}.113` })).toBe('refused');
     expect(await l.probe('c', 'b', 80, { source: `${NET4}.13` })).toBe('open');
     expect(await l.probe('c', 'b', 80)).toBe('open');
+    await expect(l.probe('c', 'b', 80, { source: `${NET4}.99` })).rejects.toThrow(/Cannot assign/);
     await l.execOk('b', ['iptables', '-F', 'INPUT']);
     expect(await l.probe('c', 'b', 80, { source: `${NET4}.113` })).toBe('open');
   });
@@ -88,6 +97,10 @@ describe('network namespace lab', { timeout: 60_000 }, () => {
     expect(await l.probe(CONTROLLER, v6, 80)).toBe('open');
     expect(await l.probe(CONTROLLER, v6, 81)).toBe('refused');
     expect(await l.probe('b', v6, 80)).toBe('open');
+    await l.execOk('b', ['ip6tables', '-A', 'INPUT', '-p', 'tcp', '--dport', '80', '-j', 'REJECT']);
+    expect(await l.probe(CONTROLLER, v6, 80, { timeoutMs: 800 })).toBe('refused');
+    expect(await l.probe('b', v6, 80, { timeoutMs: 800 })).toBe('refused');
+    await l.execOk('b', ['ip6tables', '-F', 'INPUT']);
     await l.execOk('b', ['ip6tables', '-A', 'INPUT', '-p', 'tcp', '--dport', '80', '-j', 'DROP']);
     expect(await l.probe(CONTROLLER, v6, 80, { timeoutMs: 700 })).toBe('timeout');
     expect(await l.probe(CONTROLLER, `${NET4}.12`, 80)).toBe('open');
@@ -125,6 +138,9 @@ describe('network namespace lab', { timeout: 60_000 }, () => {
     await run(['ssh', ...l.sshArgs('a'), 'iptables -A INPUT -p tcp --dport 2222 -j REJECT']);
     expect(await l.probe('c', 'a', 2222)).toBe('refused');
     await l.execOk('a', ['iptables', '-F', 'INPUT']);
+    // ssh over IPv6 (known_hosts lists the v6 address too)
+    const ssh6 = await run(['ssh', ...l.sshArgs('a', { ipv6: true }), 'hostname']);
+    expect(ssh6.stdout).toBe('a\n');
     // stdin and exit codes
     const r = await l.exec('a', ['sh', '-c', 'cat; exit 3'], { input: 'hello' });
     expect(r).toMatchObject({ code: 3, stdout: 'hello' });
@@ -155,5 +171,45 @@ describe('network namespace lab', { timeout: 60_000 }, () => {
     expect(existsSync(dir)).toBe(false);
     const procs = await run(['pgrep', '-f', dir]);
     expect(procs.stdout).toBe('');
+  });
+});
+
+describe('stale lab cleanup', { timeout: 60_000 }, () => {
+  it('removes namespaces, processes, links and dirs of a crashed lab', async () => {
+    expect(labPrereqs()).toEqual([]);
+    const prefix = 'fwst';
+    const id = 'dead';
+    const id2 = 'beef';
+    // fake a lab whose owner died: temp dir with owner.json naming a dead pid
+    const dir = mkdtempSync(path.join(os.tmpdir(), `${prefix}lab-${id}-`));
+    const dead = spawn('true');
+    await new Promise((r) => dead.on('exit', r));
+    writeFileSync(path.join(dir, 'owner.json'), JSON.stringify({ pid: dead.pid, start: '1' }));
+    // a live lab (owned by us) with another id must survive
+    const liveDir = mkdtempSync(path.join(os.tmpdir(), `${prefix}lab-${id2}-`));
+    const start = (await run(['sh', '-c', `cut -d' ' -f22 /proc/${process.pid}/stat`])).stdout.trim();
+    writeFileSync(path.join(liveDir, 'owner.json'), JSON.stringify({ pid: process.pid, start }));
+    try {
+      for (const ns of [`${prefix}-${id}`, `${prefix}-${id}-h1`, `${prefix}-${id2}`]) {
+        expect((await run(['ip', 'netns', 'add', ns])).code).toBe(0);
+      }
+      expect((await run(['ip', 'link', 'add', `${prefix}b-${id}`, 'type', 'veth', 'peer', 'name', 'ctl0', 'netns', `${prefix}-${id}`])).code).toBe(0);
+      const sleeper = spawn('ip', ['netns', 'exec', `${prefix}-${id}-h1`, 'sleep', '300'], { stdio: 'ignore' });
+      await new Promise((r) => setTimeout(r, 200));
+      const cleaned = await cleanupStaleLabs(prefix);
+      expect(cleaned).toEqual([id]);
+      const nsList = (await run(['ip', 'netns', 'list'])).stdout;
+      expect(nsList).not.toContain(`${prefix}-${id}`);
+      expect(nsList).toContain(`${prefix}-${id2}`);
+      expect(readdirSync('/sys/class/net')).not.toContain(`${prefix}b-${id}`);
+      expect(existsSync(dir)).toBe(false);
+      expect(existsSync(liveDir)).toBe(true);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(sleeper.exitCode !== null || sleeper.signalCode !== null).toBe(true);
+    } finally {
+      await run(['ip', 'netns', 'del', `${prefix}-${id2}`]);
+      await run(['rm', '-rf', liveDir, dir]);
+      await cleanupStaleLabs(prefix);
+    }
   });
 });

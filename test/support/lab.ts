@@ -197,6 +197,7 @@ const REQUIRED_BINS = [
   'hostname',
   'sleep',
   'cp',
+  'perl',
   'sh',
 ];
 
@@ -423,15 +424,32 @@ function defaultController(hosts: LabHostSpec[]): { ipv4: string; ipv6?: string 
 
 const LAB_ID_RE = '[0-9a-f]{4}';
 
+/**
+ * Where lab dirs go: $FWLAB_TMPDIR, else /dev/shm (tmpfs: copying /etc 50 times onto the
+ * ext4 /tmp of the CI VM costs seconds per host, on tmpfs ~0.1s), else os.tmpdir().
+ */
+function labBaseDir(): string {
+  const env = process.env.FWLAB_TMPDIR;
+  if (env) return env;
+  try {
+    if (statSync('/dev/shm').isDirectory()) return '/dev/shm';
+  } catch {
+    /* fall through */
+  }
+  return os.tmpdir();
+}
+
 function labTmpDirs(prefix: string, id?: string): string[] {
   const re = new RegExp(`^${prefix}lab-(${id ?? LAB_ID_RE})-`);
-  try {
-    return readdirSync(os.tmpdir())
-      .filter((n) => re.test(n))
-      .map((n) => path.join(os.tmpdir(), n));
-  } catch {
-    return [];
+  const found: string[] = [];
+  for (const base of new Set([labBaseDir(), os.tmpdir()])) {
+    try {
+      for (const n of readdirSync(base)) if (re.test(n)) found.push(path.join(base, n));
+    } catch {
+      /* missing base */
+    }
   }
+  return found;
 }
 
 function labNamespaces(prefix: string, id: string): string[] {
@@ -547,50 +565,68 @@ function checkPrefix(prefix: string): void {
 }
 
 // ---------------------------------------------------------------------------------------
-// probe (runs inside a namespace as a tiny node script)
+// probe
+//
+// Probes are a small Perl script (perl-base is Essential on Debian, starts in ~5ms) rather than
+// node or socat, because it can set IP_RECVERR/IPV6_RECVERR. Reason: on veth links the
+// REJECT's ICMP error comes back synchronously *inside* the connect() syscall while the socket
+// is locked; the kernel then only records a soft error (TcpExtLockDroppedIcmps) and a plain
+// connect() keeps waiting until the SYN retransmit ~1s later (so short timeouts said
+// 'timeout' for REJECTed ports ~60% of the time). With RECVERR the ICMP is also queued on the
+// socket's error queue (POLLERR), so a rejection is seen immediately.
 
-const PROBE_SCRIPT = `
-const net = require('net');
-const [host, port, source, timeout] = process.argv.slice(1);
-let data = '', connected = false, done = false;
-const fin = (r) => { if (done) return; done = true; process.stdout.write(JSON.stringify(r)); process.exit(0); };
-const opts = { host, port: Number(port) };
-if (source) opts.localAddress = source;
-const s = net.connect(opts);
-setTimeout(() => fin({ r: connected ? 'open' : 'timeout', data }), Number(timeout));
-s.on('connect', () => { connected = true; setTimeout(() => fin({ r: 'open', data }), 300); });
-s.on('data', (d) => { data += d; if (data.includes('\\n')) fin({ r: 'open', data }); });
-s.on('end', () => fin({ r: 'open', data }));
-s.on('error', (e) => fin(connected ? { r: 'open', data, code: e.code } : { r: 'error', code: e.code }));
+const PROBE_PL = String.raw`
+use strict; use warnings; use Socket qw(:all); use Fcntl;
+my ($host, $port, $src, $tmo) = @ARGV;
+my $v6 = index($host, ':') >= 0;
+my $fam = $v6 ? AF_INET6 : AF_INET;
+sub sa { my ($a, $p) = @_; return $v6 ? pack_sockaddr_in6($p, inet_pton(AF_INET6, $a)) : pack_sockaddr_in($p, inet_pton(AF_INET, $a)); }
+sub out { print $_[0], "\n"; exit 0; }
+socket(my $s, $fam, SOCK_STREAM, 0) or out('error ' . ($!+0) . " socket: $!");
+setsockopt($s, $v6 ? 41 : 0, $v6 ? 25 : 11, pack('i', 1)) or out('error ' . ($!+0) . " recverr: $!");
+if ($src ne '') { bind($s, sa($src, 0)) or out('error ' . ($!+0) . " bind $src: $!"); }
+fcntl($s, F_SETFL, O_NONBLOCK) or out("error 0 fcntl: $!");
+if (!connect($s, sa($host, $port))) {
+  out('refused ' . ($!+0)) unless $!{EINPROGRESS};
+}
+my $left = $tmo / 1000;
+while ($left > 0) {
+  my $w = ''; vec($w, fileno($s), 1) = 1;
+  my $n = select(undef, my $wo = $w, my $eo = $w, $left);
+  out('timeout') if $n == 0;
+  if ($n > 0) {
+    my $err = unpack('i', getsockopt($s, SOL_SOCKET, SO_ERROR));
+    out('refused ' . $err) if $err;
+    out('open') if defined getpeername($s);
+    my $buf;
+    out('refused icmp') if defined recv($s, $buf, 512, 0x2000); # MSG_ERRQUEUE
+  }
+  select(undef, undef, undef, 0.01); $left -= 0.01;
+}
+out('timeout');
 `;
 
-const REFUSED_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'EACCES', 'EPERM', 'ECONNRESET', 'EADDRNOTAVAIL']);
+const ERRNO_REFUSED = new Set([
+  os.constants.errno.ECONNREFUSED,
+  os.constants.errno.EHOSTUNREACH,
+  os.constants.errno.ENETUNREACH,
+  os.constants.errno.EACCES,
+  os.constants.errno.EPERM,
+  os.constants.errno.ECONNRESET,
+]);
 
-function classify(code: string | undefined): ProbeResult {
-  if (code === 'ETIMEDOUT') return 'timeout';
-  if (code && REFUSED_CODES.has(code)) return 'refused';
-  return 'timeout';
-}
-
-function probeLocal(to: string, port: number, source: string | undefined, timeoutMs: number): Promise<ProbeResult> {
-  return new Promise((resolve) => {
-    let done = false;
-    let connected = false;
-    const s = net.connect({ host: to, port, ...(source ? { localAddress: source } : {}) });
-    const fin = (r: ProbeResult): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(t);
-      s.destroy();
-      resolve(r);
-    };
-    const t = setTimeout(() => fin(connected ? 'open' : 'timeout'), timeoutMs);
-    s.on('connect', () => {
-      connected = true;
-      fin('open');
-    });
-    s.on('error', (e: NodeJS.ErrnoException) => fin(connected ? 'open' : classify(e.code)));
-  });
+function parseProbe(r: ExecResult, what: string): ProbeResult {
+  const line = r.stdout.trim();
+  if (line === 'open' || line === 'timeout') return line;
+  const m = /^refused (\d+|icmp)$/.exec(line);
+  if (m) {
+    if (m[1] === 'icmp') return 'refused';
+    const errno = Number(m[1]);
+    if (ERRNO_REFUSED.has(errno)) return 'refused';
+    if (errno === os.constants.errno.ETIMEDOUT) return 'timeout';
+    throw new Error(`lab.probe ${what}: connect failed with errno ${errno}`);
+  }
+  throw new Error(`lab.probe ${what}: ${line || `probe helper failed (rc=${r.code})`} ${r.stderr.trim()}`);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -630,7 +666,15 @@ Subsystem sftp internal-sftp
 LogLevel INFO
 `;
 
-// mounts for private-fs hosts; $1 = host root dir (under /tmp, so /tmp must be bound last), $2 = hostname
+const ICMP_SYSCTLS = [
+  'echo 0 > /proc/sys/net/ipv4/icmp_ratelimit',
+  'echo 0 > /proc/sys/net/ipv6/icmp/ratelimit',
+  'echo 100000 > /proc/sys/net/ipv4/icmp_msgs_per_sec',
+  'echo 10000 > /proc/sys/net/ipv4/icmp_msgs_burst',
+  'true',
+].map((c) => `${c} 2>/dev/null`).join('; ');
+
+// mounts for private-fs hosts; $1 = host root dir (possibly under /tmp, so /tmp is bound last), $2 = hostname
 const HOLDER_SCRIPT = [
   'set -e',
   'for d in etc root run var/log var/tmp tmp; do mount --bind "$1/$d" "/$d"; done',
@@ -658,7 +702,7 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
   let dir = '';
   for (let attempt = 0; ; attempt++) {
     id = randomBytes(2).toString('hex');
-    dir = await fsp.mkdtemp(path.join(os.tmpdir(), `${prefix}lab-${id}-`));
+    dir = await fsp.mkdtemp(path.join(labBaseDir(), `${prefix}lab-${id}-`));
     writeFileSync(path.join(dir, 'owner.json'), JSON.stringify({ pid: process.pid, start: procStartTime(process.pid) }));
     const r = existsSync(`/run/netns/${prefix}-${id}`) ? { code: 1, stderr: 'exists' } : await run([ip, 'netns', 'add', `${prefix}-${id}`]);
     if (r.code === 0) break;
@@ -695,6 +739,7 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
       : [ip, 'netns', 'exec', st.host.ns, ...argv];
 
   const getState = (name: string): HostState => {
+    if (destroyed) throw new Error('lab: already destroyed');
     const st = states.get(name);
     if (!st) throw new Error(`lab: unknown host ${JSON.stringify(name)}`);
     return st;
@@ -826,6 +871,8 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
         if (controller.ipv6 && spec.ipv6) cmds.push(`route replace ${controller.ipv6}/128 dev ${ifname}`);
       }
       await runOk([ip, '-n', ns, '-batch', '-'], { input: cmds.join('\n') + '\n' });
+      // no ICMP rate limiting: many parallel probes against a REJECT rule must all see the ICMP error
+      await runOk([ip, 'netns', 'exec', ns, 'sh', '-c', ICMP_SYSCTLS]);
 
       if (privateFs) {
         await runOk([bin('cp'), '-a', '/etc', host.etcDir]);
@@ -953,21 +1000,12 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
         const timeoutMs = o.timeoutMs ?? 1500;
         const target = hosts.get(to)?.ipv4 ?? to;
         if (!net.isIP(target)) throw new Error(`lab.probe: bad target ${to}`);
-        if (from === CONTROLLER) return probeLocal(target, port, o.source, timeoutMs);
-        const st = getState(from);
-        const r = await run(
-          [ip, 'netns', 'exec', st.host.ns, process.execPath, '-e', PROBE_SCRIPT, target, String(port), o.source ?? '', String(timeoutMs)],
-          { timeoutMs: timeoutMs + 15_000 },
-        );
-        let res: { r: string; code?: string };
-        try {
-          res = JSON.parse(r.stdout) as { r: string; code?: string };
-        } catch {
-          throw new Error(`lab.probe: probe helper failed (rc=${r.code}): ${r.stderr}`);
-        }
-        if (res.r === 'open' || res.r === 'timeout') return res.r;
-        if (res.code === 'EADDRNOTAVAIL') throw new Error(`lab.probe: source ${o.source} not available on ${from}`);
-        return classify(res.code);
+        if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`lab.probe: bad port ${port}`);
+        if (o.source !== undefined && !net.isIP(o.source)) throw new Error(`lab.probe: bad source ${o.source}`);
+        const probeArgv = [bin('perl'), '-e', PROBE_PL, target, String(port), o.source ?? '', String(timeoutMs)];
+        const argv = from === CONTROLLER ? probeArgv : [ip, 'netns', 'exec', getState(from).host.ns, ...probeArgv];
+        const r = await run(argv, { timeoutMs: timeoutMs + 15_000 });
+        return parseProbe(r, `${from} -> ${target}:${port}`);
       },
       sshKey: { privatePath: keyPath, publicKey },
       knownHostsPath,
