@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the end-to-end tests use (real iptables, namespaces, sshd), when missing.
+# Needs root (the tests themselves need root too: they create network namespaces).
+set -euo pipefail
+export PATH="$PATH:/usr/sbin:/sbin"
+declare -A pkg_for=(
+  [iptables-restore]=iptables [ip6tables-restore]=iptables [ip]=iproute2 [sshd]=openssh-server
+  [ssh]=openssh-client [ssh-keygen]=openssh-client [socat]=socat [unshare]=util-linux
+  [nsenter]=util-linux [setsid]=util-linux [sudo]=sudo [perl]=perl-base [git]=git [ps]=procps [time]=time
+)
+missing=()
+for cmd in "${!pkg_for[@]}"; do
+  if [ "$cmd" = time ]; then [ -x /usr/bin/time ] && continue; else command -v "$cmd" >/dev/null 2>&1 && continue; fi
+  missing+=("${pkg_for[$cmd]}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)
+  echo "installing: ${pkgs[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+fi
