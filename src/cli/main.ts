@@ -46,6 +46,7 @@ function buildProgram(): Command {
       .option('--concurrency <n>', 'hosts at a time', '10')
       .option('--connect-timeout <s>', 'seconds to wait for an SSH connection', '10')
       .option('--accept-new', 'trust and record host keys not yet in known_hosts')
+      .option('--audit-log <path>', 'deploy log (one JSON line per ship, rollback and halt)', '.fwgen/deploy.log')
       .option('--json', 'print the results as JSON on stdout');
 
   // Ship code (and node-ssh) loads only for the commands that need it, keeping `render` fast.
@@ -57,6 +58,9 @@ function buildProgram(): Command {
     .option('--timeout <s>', 'dead-man switch: seconds before an unconfirmed host restores its previous rules', '30')
     .option('--keep <n>', 'backups to keep on each host', '10')
     .option('--force', 'apply even where the host already runs these rules')
+    .option('--canary <n>', 'staged rollout: ship N hosts (spread over roles) first')
+    .option('--waves <list>', 'staged rollout: then cumulative shares of the fleet, e.g. 10%,50%,100%')
+    .option('--max-failures <k>', 'staged rollout: halt after a stage with more than K failures', '0')
     .action(async (opts) => (await ship()).shipCommand(opts));
 
   shipOptions(program.command('backups'))
@@ -66,9 +70,18 @@ function buildProgram(): Command {
   shipOptions(program.command('rollback'))
     .description('restore a backup on a host, with the same test, dead-man switch and confirmation as ship')
     .option('--to <timestamp>', 'the backup to restore (default: the newest)')
+    .option('--wave <which>', '"last": roll back every host the last ship applied, to the backup it made')
     .option('--timeout <s>', 'dead-man switch timeout in seconds', '30')
     .option('--keep <n>', 'backups to keep on each host', '10')
     .action(async (opts) => (await ship()).rollbackCommand(opts));
+
+  program
+    .command('log')
+    .description('print the deploy log: every ship, rollback and halt')
+    .option('--audit-log <path>', 'deploy log', '.fwgen/deploy.log')
+    .option('-n, --last <n>', 'only the last N entries')
+    .option('--json', 'print the entries as JSON lines')
+    .action(async (opts: { auditLog: string; last?: string; json?: boolean }) => (await import('./log-command.js')).logCommand(opts));
 
   return program;
 }

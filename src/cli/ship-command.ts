@@ -6,8 +6,11 @@ import { LockoutError, UsageError, WorkFailedError } from '../errors.js';
 import type { Inventory } from '../inventory/model.js';
 import { evaluateInput, sourceAddressFor } from '../ship/lockout.js';
 import { planShip, remotePaths, selectHosts } from '../ship/plan.js';
+import { appendAudit, readAudit, type AuditEntry } from '../audit/audit-log.js';
 import { listBackupsScript } from '../ship/remote-scripts.js';
+import { parseWaves, planStages, type Stage } from '../ship/rollout.js';
 import { fleetSucceeded, shipFleet } from '../ship/ship-fleet.js';
+import { failVerification, verifyHost } from '../ship/verify-host.js';
 import type { Effects, HostJob, HostResult, RunSettings } from '../ship/ship-host.js';
 import { SshTransport } from '../ship/ssh-transport.js';
 import { printWarnings, renderProject, VERSION } from './project.js';
@@ -26,6 +29,18 @@ export interface ShipOptions {
   force?: boolean;
   json?: boolean;
   acceptNew?: boolean;
+  canary?: string;
+  waves?: string;
+  maxFailures?: string;
+  auditLog: string;
+}
+
+/** What a run is, for the audit log. */
+interface RunContext {
+  readonly action: 'ship' | 'rollback';
+  readonly inv: Inventory;
+  readonly staged: boolean;
+  readonly maxFailures: number;
 }
 
 const realEffects = (): Effects => ({ transport: new SshTransport(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)), now: () => Date.now() });
@@ -42,13 +57,16 @@ export async function shipCommand(opts: ShipOptions): Promise<void> {
   const inv = project.loaded.inventory;
   const jobs = planShip(inv, selectHosts(inv, project.roles, opts.host ?? []), opts.out);
   if (!opts.dryRun && !testHook('skip-lockout-check')) await checkLockout(jobs);
-  const settings = runSettings(opts, inv);
-  await runFleet(jobs, settings, opts);
+  const staged = opts.canary !== undefined || opts.waves !== undefined;
+  const stages = staged ? planStages(jobs, opts.canary === undefined ? 0 : nonNegativeInt(opts.canary, '--canary'), parseWaves(opts.waves ?? '100%')) : [{ name: 'all', jobs }];
+  const maxFailures = opts.maxFailures === undefined ? 0 : nonNegativeInt(opts.maxFailures, '--max-failures');
+  await runStages(stages, runSettings(opts, inv), opts, { action: 'ship', inv, staged, maxFailures });
 }
 
-/** `fwgen rollback --host H [--to TS]`: restore a backup with the same test, dead-man switch and confirmation. */
-export async function rollbackCommand(opts: ShipOptions & { to?: string }): Promise<void> {
-  if (!opts.host?.length) throw new UsageError('say which host to roll back: --host NAME');
+/** `fwgen rollback --host H [--to TS]` or `--wave last`: restore backups with the same test, dead-man switch and confirmation. */
+export async function rollbackCommand(opts: ShipOptions & { to?: string; wave?: string }): Promise<void> {
+  if (opts.wave !== undefined) return rollbackLastShip(opts);
+  if (!opts.host?.length) throw new UsageError('say which host to roll back: --host NAME, or --wave last');
   if (opts.to !== undefined && !/^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$/.test(opts.to)) throw new UsageError(`--to ${opts.to} is not a backup timestamp (expected e.g. 20261121T183000Z, as \`fwgen backups\` lists)`);
   const project = renderProject({ ...opts, role: 'all' });
   const inv = project.loaded.inventory;
@@ -60,7 +78,22 @@ export async function rollbackCommand(opts: ShipOptions & { to?: string }): Prom
     if (!to) throw new WorkFailedError(`host ${host.name} has no backups to roll back to`);
     jobs.push({ host, paths: remotePaths(inv), v4: Buffer.alloc(0), v6: inv.hasIpv6 ? Buffer.alloc(0) : undefined, fromBackup: to });
   }
-  await runFleet(jobs, { ...runSettings(opts, inv), force: true }, opts);
+  await runStages([{ name: 'all', jobs }], { ...runSettings(opts, inv), force: true }, opts, { action: 'rollback', inv, staged: false, maxFailures: 0 });
+}
+
+/** Undoes the hosts the last ship (or the shipped part of a halted rollout) changed, from the audit log. */
+async function rollbackLastShip(opts: ShipOptions & { wave?: string }): Promise<void> {
+  if (opts.wave !== 'last') throw new UsageError(`--wave ${opts.wave}: only "last" is supported (the hosts the last ship applied)`);
+  const last = readAudit(opts.auditLog).filter((e) => e.action === 'ship').pop();
+  if (!last) throw new WorkFailedError(`no ship recorded in ${opts.auditLog}`);
+  const applied = last.hosts.filter((h) => h.outcome === 'applied' && h.backup);
+  if (applied.length === 0) throw new WorkFailedError(`the last ship (run ${last.run}) applied no host; nothing to roll back`);
+  const inv = renderProject({ ...opts, role: 'all' }).loaded.inventory;
+  const hosts = selectHosts(inv, undefined, applied.map((h) => h.host));
+  const backupOf = new Map(applied.map((h) => [h.host, h.backup!]));
+  process.stderr.write(`rolling back run ${last.run}: ${applied.length} host(s) to the backups it made\n`);
+  const jobs: HostJob[] = hosts.map((host) => ({ host, paths: remotePaths(inv), v4: Buffer.alloc(0), v6: inv.hasIpv6 ? Buffer.alloc(0) : undefined, fromBackup: backupOf.get(host.name) }));
+  await runStages([{ name: 'all', jobs }], { ...runSettings(opts, inv), force: true }, opts, { action: 'rollback', inv, staged: false, maxFailures: 0 });
 }
 
 /** `fwgen backups`: the backups each selected host keeps, newest first. */
@@ -97,20 +130,74 @@ async function listBackups(fx: Effects, host: HostJob['host'], inv: Inventory, o
   }
 }
 
-async function runFleet(jobs: HostJob[], settings: RunSettings, opts: ShipOptions): Promise<void> {
+/** Runs the stages in order; in a staged rollout, checks every host after its stage and halts on too many failures. */
+async function runStages(stages: readonly Stage[], settings: RunSettings, opts: ShipOptions, ctx: RunContext): Promise<void> {
   const concurrency = positiveInt(opts.concurrency, '--concurrency');
-  const verb = opts.dryRun ? 'checking' : 'shipping';
-  process.stderr.write(`${verb} ${jobs.length} host(s), ${concurrency} at a time (run ${settings.id})\n`);
-  const results = await shipFleet(jobs, settings, realEffects(), concurrency, (r) => {
-    process.stderr.write(`${r.outcome.padEnd(11)} ${r.host} (${r.role}) ${r.reason} [${(r.ms / 1000).toFixed(1)}s]\n`);
-    if (r.diff) process.stderr.write(`${r.diff}\n`);
-  });
+  const fx = realEffects();
+  const total = stages.reduce((n, st) => n + st.jobs.length, 0);
+  process.stderr.write(`${opts.dryRun ? 'checking' : 'shipping'} ${total} host(s), ${concurrency} at a time (run ${settings.id})\n`);
+  const results: (HostResult & { stage: string })[] = [];
+  let halted: AuditEntry['halted'];
+  for (const [i, stage] of stages.entries()) {
+    if (ctx.staged) process.stderr.write(`\n== ${stage.name}: ${stage.jobs.map((j) => j.host.name).join(', ')}\n`);
+    let done = await shipFleet(stage.jobs, settings, fx, concurrency, (r) => printProgress(r));
+    if (ctx.staged && !opts.dryRun) done = await verifyStage(stage, done, settings, fx, concurrency);
+    results.push(...done.map((r) => ({ ...r, stage: stage.name })));
+    const failures = done.filter((r) => !fleetSucceeded([r])).length;
+    if (ctx.staged && failures > ctx.maxFailures && i < stages.length - 1) {
+      halted = { stage: stage.name, failures, untouched: stages.slice(i + 1).flatMap((st) => st.jobs.map((j) => j.host.name)) };
+      break;
+    }
+  }
   printSummary(results);
+  if (!opts.dryRun) record(opts, settings, ctx, results, stages, halted);
   if (opts.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  if (halted) {
+    const running = results.filter((r) => r.outcome === 'applied' || r.outcome === 'unchanged').map((r) => r.host);
+    const notRunning = [...results.filter((r) => !running.includes(r.host)).map((r) => r.host), ...halted.untouched];
+    throw new WorkFailedError(
+      `rollout halted after ${halted.stage}: ${halted.failures} failure(s), more than --max-failures ${ctx.maxFailures}\n` +
+        `run the new rules (${running.length}): ${running.join(', ') || 'none'}\n` +
+        `do not (${notRunning.length}): ${notRunning.join(', ')}`,
+      'fix the failures and ship again, or undo the shipped part with `fwgen rollback --wave last`',
+    );
+  }
   if (!fleetSucceeded(results)) {
-    const bad = results.filter((r) => !['applied', 'unchanged', 'would-apply'].includes(r.outcome));
+    const bad = results.filter((r) => !fleetSucceeded([r]));
     throw new WorkFailedError(`${bad.length} of ${results.length} host(s) did not get the new rules: ${bad.map((r) => `${r.host} ${r.outcome}`).join(', ')}`);
   }
+}
+
+/** After a stage, every host that took (or kept) the rules is checked over a new connection. */
+async function verifyStage(stage: Stage, done: HostResult[], settings: RunSettings, fx: Effects, concurrency: number): Promise<HostResult[]> {
+  const checks = stage.jobs.map((job, i) => ({ job, result: done[i] }));
+  const out: HostResult[] = [];
+  for (let i = 0; i < checks.length; i += concurrency) {
+    const batch = checks.slice(i, i + concurrency);
+    out.push(
+      ...(await Promise.all(
+        batch.map(async ({ job, result }) => {
+          if (result.outcome !== 'applied' && result.outcome !== 'unchanged') return result;
+          const problem = await verifyHost(job, settings, fx);
+          if (problem) process.stderr.write(`failed      ${result.host} (${result.role}) ${problem}\n`);
+          return problem ? failVerification(result, problem) : result;
+        }),
+      )),
+    );
+  }
+  return out;
+}
+
+function printProgress(r: HostResult): void {
+  process.stderr.write(`${r.outcome.padEnd(11)} ${r.host} (${r.role}) ${r.reason} [${(r.ms / 1000).toFixed(1)}s]\n`);
+  if (r.diff) process.stderr.write(`${r.diff}\n`);
+}
+
+function record(opts: ShipOptions, settings: RunSettings, ctx: RunContext, results: (HostResult & { stage: string })[], stages: readonly Stage[], halted: AuditEntry['halted']): void {
+  const base = { run: settings.id, who: settings.owner.split(' ')[0], inventory: ctx.inv.file, commit: inventoryCommit(ctx.inv.dir) };
+  const hosts = results.map((r) => ({ host: r.host, role: r.role, outcome: r.outcome, reason: r.reason, backup: r.backup, stage: ctx.staged ? r.stage : undefined }));
+  appendAudit(opts.auditLog, { time: new Date().toISOString(), action: ctx.action, ...base, hosts, stages: ctx.staged ? stages.map((s) => s.name) : undefined });
+  if (halted) appendAudit(opts.auditLog, { time: new Date().toISOString(), action: 'halt', ...base, hosts: [], halted });
 }
 
 function printSummary(results: readonly HostResult[]): void {
@@ -172,6 +259,12 @@ function inventoryCommit(dir: string): string | null {
   } catch {
     return null;
   }
+}
+
+function nonNegativeInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} ${value} is not a whole number`);
+  return n;
 }
 
 function positiveInt(value: string, flag: string): number {

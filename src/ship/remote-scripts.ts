@@ -21,8 +21,8 @@ export function rules6PathFor(rules: string): string {
   return `${rules.slice(0, slash + 1)}${v6}`;
 }
 
-/** Shared prologue: variables (all quoted) and helpers. Every value here passed a strict pattern first. */
-function prologue(v: ScriptVars, extra: Record<string, string | number> = {}): string {
+/** Shared prologue of every remote script: variables (all quoted) and helpers. Every value here passed a strict pattern first. */
+export function prologue(v: ScriptVars, extra: Record<string, string | number> = {}): string {
   const vars: Record<string, string | number> = {
     RULES: v.paths.rules,
     RULES6: v.paths.rules6,

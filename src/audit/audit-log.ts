@@ -1,0 +1,59 @@
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+/** One host's line in an audit entry. */
+export interface AuditHost {
+  readonly host: string;
+  readonly role: string;
+  readonly outcome: string;
+  readonly reason: string;
+  readonly backup?: string;
+  readonly stage?: string;
+}
+
+/** One line of the deploy log: who did what, when, from which inventory commit, with what outcome. */
+export interface AuditEntry {
+  readonly time: string;
+  readonly action: 'ship' | 'rollback' | 'halt';
+  readonly run: string;
+  readonly who: string;
+  readonly inventory: string;
+  readonly commit: string | null;
+  readonly hosts: readonly AuditHost[];
+  /** For a staged rollout: the stages, and where it halted. */
+  readonly stages?: readonly string[];
+  readonly halted?: { readonly stage: string; readonly failures: number; readonly untouched: readonly string[] };
+}
+
+/** Appends one JSON line (O_APPEND: concurrent runs never interleave within a line). */
+export function appendAudit(path: string, entry: AuditEntry): void {
+  mkdirSync(dirname(path), { recursive: true });
+  appendFileSync(path, `${JSON.stringify(entry)}\n`);
+}
+
+/** Reads the log; a line that is not JSON is skipped rather than hiding the rest. */
+export function readAudit(path: string): AuditEntry[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line) as AuditEntry];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/** One readable paragraph per entry. */
+export function formatAudit(e: AuditEntry): string {
+  const count = (o: string) => e.hosts.filter((h) => h.outcome === o).length;
+  const tally = ['applied', 'unchanged', 'rolled-back', 'failed'].map((o) => `${count(o)} ${o}`).join(', ');
+  const head = `${e.time}  ${e.action.padEnd(8)} run ${e.run} by ${e.who}, inventory ${e.inventory} @ ${e.commit?.slice(0, 12) ?? 'unknown'}: ${tally}`;
+  const lines = [head];
+  if (e.stages) lines.push(`    stages: ${e.stages.join(' → ')}`);
+  if (e.halted) lines.push(`    HALTED at ${e.halted.stage} after ${e.halted.failures} failure(s); ${e.halted.untouched.length} host(s) untouched`);
+  for (const h of e.hosts) if (h.outcome !== 'applied' && h.outcome !== 'unchanged') lines.push(`    ${h.host} (${h.role}) ${h.outcome}: ${h.reason}`);
+  return lines.join('\n');
+}
