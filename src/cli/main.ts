@@ -75,6 +75,11 @@ function buildProgram(): Command {
     .option('--keep <n>', 'backups to keep on each host', '10')
     .action(async (opts) => (await ship()).rollbackCommand(opts));
 
+  shipOptions(program.command('status'))
+    .description('for each host: in sync, drifted, never shipped or unreachable; exit 1 unless all are in sync')
+    .option('--diff', 'print the drift of each host under its line')
+    .action(async (opts) => (await import('./status-command.js')).statusCommand(opts));
+
   program
     .command('log')
     .description('print the deploy log: every ship, rollback and halt')
@@ -82,6 +87,21 @@ function buildProgram(): Command {
     .option('-n, --last <n>', 'only the last N entries')
     .option('--json', 'print the entries as JSON lines')
     .action(async (opts: { auditLog: string; last?: string; json?: boolean }) => (await import('./log-command.js')).logCommand(opts));
+
+  // DOCTOR-TEMP (doctor engineer; the lead registers it for good)
+  program
+    .command('doctor')
+    .description('check the inventory and each host (SSH, iptables backend, boot persistence, other firewalls, leftovers): ok / warn / fail, each with a fix')
+    .option('-i, --inventory <path>', 'inventory file', DEFAULT_INVENTORY)
+    .option('-o, --out <dir>', 'rendered folder', 'rendered')
+    .option('--templates <dir>', 'templates folder (default: templates/ beside the inventory)')
+    .option('-r, --role <names>', 'roles: all, or ROLE[,ROLE...]')
+    .option('--host <names...>', 'only these hosts')
+    .option('--offline', 'check the inventory alone; contact no host')
+    .option('--concurrency <n>', 'hosts at a time', '10')
+    .option('--connect-timeout <s>', 'seconds to wait for an SSH connection', '10')
+    .option('--json', 'print the checks as JSON on stdout')
+    .action(async (opts) => (await import('./doctor-command.js')).doctorCommand(opts));
 
   return program;
 }

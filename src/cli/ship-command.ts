@@ -13,6 +13,7 @@ import { fleetSucceeded, shipFleet } from '../ship/ship-fleet.js';
 import { failVerification, verifyHost } from '../ship/verify-host.js';
 import type { Effects, HostJob, HostResult, RunSettings } from '../ship/ship-host.js';
 import { SshTransport } from '../ship/ssh-transport.js';
+import { positiveInt, nonNegativeInt } from './options.js';
 import { printWarnings, renderProject, VERSION } from './project.js';
 
 export interface ShipOptions {
@@ -261,17 +262,7 @@ function inventoryCommit(dir: string): string | null {
   }
 }
 
-function nonNegativeInt(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${flag} ${value} is not a whole number`);
-  return n;
-}
 
-function positiveInt(value: string, flag: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} ${value} is not a positive whole number`);
-  return n;
-}
 
 /** Test-only hooks, set through FWGEN_TEST_HOOKS; never needed in normal use. */
 function testHook(name: string): boolean {

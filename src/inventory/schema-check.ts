@@ -48,7 +48,8 @@ function toIssue(e: ErrorObject): SchemaIssue {
     case 'additionalProperties': {
       const key = (e.params as { additionalProperty: string }).additionalProperty;
       const allowed = Object.keys((e.parentSchema as { properties?: object }).properties ?? {});
-      return { path: [...path, key], atKey: true, message: `unknown key ${JSON.stringify(key)} in ${where} (expected one of: ${allowed.join(', ')})` };
+      const guess = allowed.find((a) => similar(a, key));
+      return { path: [...path, key], atKey: true, message: `unknown key ${JSON.stringify(key)} in ${where} (${guess ? `did you mean "${guess}"? ` : ''}expected one of: ${allowed.join(', ')})` };
     }
     case 'required': {
       const key = (e.params as { missingProperty: string }).missingProperty;
@@ -94,4 +95,12 @@ function parsePointer(pointer: string): PathSegment[] {
     .split('/')
     .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
     .map((s) => (/^(0|[1-9][0-9]*)$/.test(s) ? Number(s) : s));
+}
+
+/** Same length within one edit, or one letter added or missing: catches the usual typos. */
+function similar(a: string, b: string): boolean {
+  if (Math.abs(a.length - b.length) > 1 || a === b) return false;
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  return a.slice(i + 1) === b.slice(i + 1) || a.slice(i + 1) === b.slice(i) || a.slice(i) === b.slice(i + 1);
 }

@@ -1,0 +1,76 @@
+import { WorkFailedError } from '../errors.js';
+import { planShip, selectHosts } from '../ship/plan.js';
+import { SshTransport } from '../ship/ssh-transport.js';
+import { allInSync, statusFleet, type HostStatus } from '../status/host-status.js';
+import { positiveInt } from './options.js';
+import { printWarnings, renderProject } from './project.js';
+
+export interface StatusOptions {
+  inventory: string;
+  out: string;
+  templates?: string;
+  role?: string;
+  host?: string[];
+  concurrency: string;
+  connectTimeout: string;
+  acceptNew?: boolean;
+  json?: boolean;
+  diff?: boolean;
+}
+
+/** `fwgen status`: one line per host, in sync / drifted / never shipped / unreachable; exit 1 unless all in sync. */
+export async function statusCommand(opts: StatusOptions): Promise<void> {
+  const project = renderProject({ ...opts, role: opts.role ?? 'all' });
+  printWarnings(project.loaded.warnings);
+  const stale = project.changes.filter((c) => c.status !== 'unchanged');
+  if (stale.length > 0) {
+    process.stderr.write(`warning: ${opts.out}/ does not match the inventory (${stale.map((c) => `${c.status}: ${c.path}`).join(', ')}); comparing the hosts with what ${opts.out}/ holds\n`);
+  }
+  const inv = project.loaded.inventory;
+  const jobs = planShip(inv, selectHosts(inv, project.roles, opts.host ?? []), opts.out);
+  const concurrency = positiveInt(opts.concurrency, '--concurrency');
+  const settings = { acceptNew: !!opts.acceptNew, connectTimeoutMs: positiveInt(opts.connectTimeout, '--connect-timeout') * 1000 };
+  process.stderr.write(`checking ${jobs.length} host(s), ${concurrency} at a time\n`);
+  const results = await statusFleet(jobs, new SshTransport(), settings, concurrency);
+  const report = formatStatus(results, !!opts.diff);
+  // The table is the result; with --json, JSON takes stdout and the table goes to stderr.
+  if (opts.json) {
+    process.stderr.write(report);
+    process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+  } else {
+    process.stdout.write(report);
+  }
+  if (!allInSync(results)) {
+    const bad = results.filter((r) => r.state !== 'in-sync');
+    throw new WorkFailedError(`${bad.length} of ${results.length} host(s) not in sync: ${bad.map((r) => `${r.host} ${r.state}`).join(', ')}`);
+  }
+}
+
+/** One aligned line per host (`host role state fwgen commit shipped-at backups N [foreign: ...]`), with drift under it when asked. */
+export function formatStatus(results: readonly HostStatus[], withDiff: boolean): string {
+  const rows = results.map((r) => [
+    r.host,
+    r.role,
+    r.state,
+    r.shipped ? `fwgen ${r.shipped.fwgen}` : '-',
+    r.shipped?.commit ? shortCommit(r.shipped.commit) : '-',
+    r.shipped ? r.shipped.shippedAt.replace(/\.\d+Z$/, 'Z') : '-',
+    r.state === 'unreachable' ? 'backups ?' : `backups ${r.backups}`,
+  ]);
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => row[i].length))) ?? [];
+  return results
+    .map((r, i) => {
+      const extras = [r.foreign.length > 0 ? `foreign: ${r.foreign.join(', ')}` : '', r.reason ? `(${r.reason})` : ''].filter(Boolean);
+      const line = [...rows[i].map((c, j) => c.padEnd(widths[j])), ...extras].join('  ').trimEnd();
+      const details = withDiff ? [...r.drift, ...r.foreignRules.map((f) => `foreign rule: ${f}`)] : [];
+      return [line, ...details.map((d) => `    ${d}`)].join('\n');
+    })
+    .map((block) => `${block}\n`)
+    .join('');
+}
+
+function shortCommit(commit: string): string {
+  const [sha, ...rest] = commit.split('+');
+  return [sha.slice(0, 7), ...rest].join('+');
+}
+

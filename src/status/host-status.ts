@@ -1,0 +1,174 @@
+import type { Host } from '../inventory/model.js';
+import { RULES_FILE } from '../render/render-role.js';
+import type { RemotePaths } from '../ship/remote-scripts.js';
+import { TransportError, type Session, type Transport } from '../ship/transport.js';
+import { compareLive, type LiveComparison } from './compare-rules.js';
+import { readHostStatus, type RemoteStatus } from './read-host-status.js';
+
+/**
+ * - `in-sync`: the live rules of every chain fwgen manages are the rendered ones (foreign chains aside).
+ *   A host without a state file whose rules match is in sync too, with `shipped` undefined.
+ * - `drifted`: fwgen shipped this host (a state file exists) and its live rules differ from rendered/.
+ * - `never-shipped`: no state file, and the live rules differ from rendered/.
+ * - `unreachable`: no connection, or the rules could not be read (`reason` says which).
+ */
+export type HostState = 'in-sync' | 'drifted' | 'never-shipped' | 'unreachable';
+
+/** What the last ship recorded on the host. */
+export interface ShippedRecord {
+  readonly fwgen: string;
+  /** Inventory git commit (`+dirty` when the inventory had uncommitted changes); null outside git. */
+  readonly commit: string | null;
+  readonly shippedAt: string;
+  readonly shippedBy: string;
+  /** The backup a `fwgen rollback` restored, when the last run was a rollback. */
+  readonly restoredFrom?: string | null;
+}
+
+/** One host's status: a value, never an exception. */
+export interface HostStatus {
+  readonly host: string;
+  readonly role: string;
+  readonly state: HostState;
+  readonly shipped?: ShippedRecord;
+  /** Backups kept on the host; 0 when unreachable. */
+  readonly backups: number;
+  /** A dead-man switch is armed: a ship is in flight (or was cut off before confirming). */
+  readonly armed: boolean;
+  /** Chains on the host that fwgen does not manage (`ip6:` prefix for IPv6-only ones). */
+  readonly foreign: string[];
+  /** Rules in fwgen's chains that jump to foreign chains. */
+  readonly foreignRules: string[];
+  /** Unified-diff lines, rendered → live, of fwgen's chains; empty when in sync. */
+  readonly drift: string[];
+  readonly reason?: string;
+}
+
+/** The host and the rendered files to compare with; a ship `HostJob` is one. */
+export interface StatusJob {
+  readonly host: Host;
+  readonly paths: RemotePaths;
+  readonly v4: Buffer;
+  /** Present when the inventory has IPv6: the live IPv6 rules are compared too. */
+  readonly v6?: Buffer;
+}
+
+/** Connection settings of a status run. */
+export interface StatusSettings {
+  readonly acceptNew: boolean;
+  readonly connectTimeoutMs: number;
+}
+
+/** Reads one host over an open session and says whether it runs its rendered rules (one command). */
+export async function hostStatus(job: StatusJob, session: Session): Promise<HostStatus> {
+  const read = await readHostStatus(session, { paths: job.paths, ipv6: job.v6 !== undefined });
+  return read.ok ? assessHost(job, read.status) : unreachable(job, read.reason);
+}
+
+/** Connects, reads and closes; an unreachable host is a result, not an error. */
+export async function checkHost(job: StatusJob, transport: Transport, s: StatusSettings): Promise<HostStatus> {
+  let session: Session;
+  try {
+    session = await transport.connect({ name: job.host.name, ssh: job.host.ssh, acceptNew: s.acceptNew, timeoutMs: s.connectTimeoutMs });
+  } catch (err) {
+    return unreachable(job, err instanceof TransportError ? err.message : (err as Error)?.message ?? String(err));
+  }
+  try {
+    return await hostStatus(job, session);
+  } finally {
+    session.close();
+  }
+}
+
+/** Checks hosts in parallel, at most `concurrency` at once; results in the order of `jobs`. */
+export async function statusFleet(jobs: readonly StatusJob[], transport: Transport, s: StatusSettings, concurrency: number, onResult: (r: HostStatus) => void = () => {}): Promise<HostStatus[]> {
+  const results: HostStatus[] = new Array(jobs.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length) {
+      const i = next++;
+      results[i] = await checkHost(jobs[i], transport, s).catch((err: unknown) => unreachable(jobs[i], `internal error: ${(err as Error)?.message ?? String(err)}`));
+      onResult(results[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, jobs.length)) }, worker));
+  return results;
+}
+
+/** True when every host is in sync: the exit status of `fwgen status`. */
+export function allInSync(results: readonly HostStatus[]): boolean {
+  return results.every((r) => r.state === 'in-sync');
+}
+
+/** Pure: what a host's remote status means against its rendered files. */
+export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
+  const families = comparedFamilies(job, remote);
+  const vsRendered = families.map((f) => ({ ...f, cmp: compareLive(f.rendered, f.live, { rendered: `rendered/${job.host.role}/${f.file}`, live: `${job.host.name} live ${f.save}` }) }));
+  const inSync = vsRendered.every((f) => f.cmp.inSync);
+  const recorded = remote.stateJson !== undefined;
+  const shipped = recorded ? parseShipped(remote.stateJson!) : undefined;
+  const state: HostState = inSync ? 'in-sync' : recorded ? 'drifted' : 'never-shipped';
+  const reasons = [
+    inSync ? (recorded ? undefined : 'live rules match rendered/, but fwgen has no record of shipping them') : whyDifferent(families, recorded),
+    recorded && !shipped ? `${job.paths.rules}.fwgen-state.json is unreadable` : undefined,
+    remote.armed || remote.locked ? 'a ship is in flight on this host (lock held or dead-man switch armed)' : undefined,
+  ].filter((r): r is string => r !== undefined);
+  return {
+    host: job.host.name,
+    role: job.host.role,
+    state,
+    ...(shipped ? { shipped } : {}),
+    backups: remote.backups,
+    armed: remote.armed,
+    foreign: foreignNames(vsRendered.map((f) => f.cmp)),
+    foreignRules: vsRendered.flatMap((f) => f.cmp.foreignRules),
+    drift: vsRendered.flatMap((f) => f.cmp.drift),
+    ...(reasons.length > 0 ? { reason: reasons.join('; ') } : {}),
+  };
+}
+
+interface FamilyTexts {
+  readonly file: string;
+  readonly save: string;
+  readonly rendered: string;
+  readonly live: string;
+  readonly onHost?: string;
+}
+
+function comparedFamilies(job: StatusJob, remote: RemoteStatus): FamilyTexts[] {
+  const v4: FamilyTexts = { file: RULES_FILE.ipv4, save: 'iptables-save', rendered: job.v4.toString('utf8'), live: remote.live4, onHost: remote.file4 };
+  if (!job.v6) return [v4];
+  return [v4, { file: RULES_FILE.ipv6, save: 'ip6tables-save', rendered: job.v6.toString('utf8'), live: remote.live6 ?? '', onHost: remote.file6 }];
+}
+
+/** Tells "changed by hand" from "rendered/ moved on": does the host still run its own rules file? */
+function whyDifferent(families: readonly FamilyTexts[], recorded: boolean): string {
+  if (!recorded) return 'no fwgen state on the host, and its live rules differ from rendered/';
+  const runsOwnFile = families.every((f) => f.onHost !== undefined && compareLive(f.onHost, f.live).inSync);
+  return runsOwnFile
+    ? 'not shipped yet: the host runs the rules last shipped, and rendered/ has changed since'
+    : 'the live rules were changed on the host since the last ship';
+}
+
+function foreignNames(cmps: readonly LiveComparison[]): string[] {
+  const [v4, v6] = cmps;
+  const names = [...v4.foreignChains];
+  for (const c of v6?.foreignChains ?? []) if (!names.includes(c)) names.push(`ip6:${c}`);
+  return names;
+}
+
+function parseShipped(json: string): ShippedRecord | undefined {
+  try {
+    const s = JSON.parse(json) as Record<string, unknown>;
+    const str = (k: string): string | undefined => (typeof s[k] === 'string' ? (s[k] as string) : undefined);
+    const [fwgen, shippedAt, shippedBy] = [str('fwgen'), str('shippedAt'), str('shippedBy')];
+    if (!fwgen || !shippedAt || !shippedBy) return undefined;
+    return { fwgen, commit: str('commit') ?? null, shippedAt, shippedBy, ...(str('restoredFrom') ? { restoredFrom: str('restoredFrom') } : {}) };
+  } catch {
+    return undefined;
+  }
+}
+
+function unreachable(job: StatusJob, reason: string): HostStatus {
+  return { host: job.host.name, role: job.host.role, state: 'unreachable', backups: 0, armed: false, foreign: [], foreignRules: [], drift: [], reason };
+}
