@@ -9,6 +9,7 @@ import { planShip, remotePaths, selectHosts } from '../ship/plan.js';
 import { appendAudit, readAudit, type AuditEntry } from '../audit/audit-log.js';
 import { listBackupsScript } from '../ship/remote-scripts.js';
 import { parseWaves, planStages, type Stage } from '../ship/rollout.js';
+import { mapPool } from '../ship/map-pool.js';
 import { fleetSucceeded, shipFleet } from '../ship/ship-fleet.js';
 import { failVerification, verifyHost } from '../ship/verify-host.js';
 import type { Effects, HostJob, HostResult, RunSettings } from '../ship/ship-host.js';
@@ -171,22 +172,13 @@ async function runStages(stages: readonly Stage[], settings: RunSettings, opts: 
 
 /** After a stage, every host that took (or kept) the rules is checked over a new connection. */
 async function verifyStage(stage: Stage, done: HostResult[], settings: RunSettings, fx: Effects, concurrency: number): Promise<HostResult[]> {
-  const checks = stage.jobs.map((job, i) => ({ job, result: done[i] }));
-  const out: HostResult[] = [];
-  for (let i = 0; i < checks.length; i += concurrency) {
-    const batch = checks.slice(i, i + concurrency);
-    out.push(
-      ...(await Promise.all(
-        batch.map(async ({ job, result }) => {
-          if (result.outcome !== 'applied' && result.outcome !== 'unchanged') return result;
-          const problem = await verifyHost(job, settings, fx);
-          if (problem) process.stderr.write(`failed      ${result.host} (${result.role}) ${problem}\n`);
-          return problem ? failVerification(result, problem) : result;
-        }),
-      )),
-    );
-  }
-  return out;
+  return mapPool(stage.jobs, concurrency, async (job, i) => {
+    const result = done[i];
+    if (result.outcome !== 'applied' && result.outcome !== 'unchanged') return result;
+    const problem = await verifyHost(job, settings, fx);
+    if (problem) process.stderr.write(`failed      ${result.host} (${result.role}) ${problem}\n`);
+    return problem ? failVerification(result, problem) : result;
+  });
 }
 
 function printProgress(r: HostResult): void {

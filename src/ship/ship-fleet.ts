@@ -1,24 +1,17 @@
+import { mapPool } from './map-pool.js';
 import { shipHost, type Effects, type HostJob, type HostResult, type RunSettings } from './ship-host.js';
 
 /** Ships hosts in parallel, at most `concurrency` at once; one host's failure never stops the others. */
-export async function shipFleet(jobs: readonly HostJob[], s: RunSettings, fx: Effects, concurrency: number, onResult: (r: HostResult) => void = () => {}): Promise<HostResult[]> {
-  const results: HostResult[] = new Array(jobs.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < jobs.length) {
-      const i = next++;
-      results[i] = await shipHost(jobs[i], s, fx).catch((err: unknown) => ({
-        host: jobs[i].host.name,
-        role: jobs[i].host.role,
-        outcome: 'failed' as const,
-        reason: `internal error: ${(err as Error)?.message ?? String(err)}`,
-        ms: 0,
-      }));
-      onResult(results[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, jobs.length)) }, worker));
-  return results;
+export function shipFleet(jobs: readonly HostJob[], s: RunSettings, fx: Effects, concurrency: number, onResult: (r: HostResult) => void = () => {}): Promise<HostResult[]> {
+  const one = (job: HostJob): Promise<HostResult> =>
+    shipHost(job, s, fx).catch((err: unknown) => ({
+      host: job.host.name,
+      role: job.host.role,
+      outcome: 'failed' as const,
+      reason: `internal error: ${(err as Error)?.message ?? String(err)}`,
+      ms: 0,
+    }));
+  return mapPool(jobs, concurrency, one, onResult);
 }
 
 /** True when every host ended applied or unchanged (or would apply, in a dry run). */

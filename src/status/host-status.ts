@@ -3,6 +3,7 @@ import { RULES_FILE } from '../render/render-role.js';
 import type { RemotePaths } from '../ship/remote-scripts.js';
 import { TransportError, type Session, type Transport } from '../ship/transport.js';
 import { compareLive, type LiveComparison } from './compare-rules.js';
+import { mapPool } from '../ship/map-pool.js';
 import { readHostStatus, type RemoteStatus } from './read-host-status.js';
 
 /**
@@ -81,18 +82,9 @@ export async function checkHost(job: StatusJob, transport: Transport, s: StatusS
 }
 
 /** Checks hosts in parallel, at most `concurrency` at once; results in the order of `jobs`. */
-export async function statusFleet(jobs: readonly StatusJob[], transport: Transport, s: StatusSettings, concurrency: number, onResult: (r: HostStatus) => void = () => {}): Promise<HostStatus[]> {
-  const results: HostStatus[] = new Array(jobs.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < jobs.length) {
-      const i = next++;
-      results[i] = await checkHost(jobs[i], transport, s).catch((err: unknown) => unreachable(jobs[i], `internal error: ${(err as Error)?.message ?? String(err)}`));
-      onResult(results[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, jobs.length)) }, worker));
-  return results;
+export function statusFleet(jobs: readonly StatusJob[], transport: Transport, s: StatusSettings, concurrency: number, onResult: (r: HostStatus) => void = () => {}): Promise<HostStatus[]> {
+  const one = (job: StatusJob): Promise<HostStatus> => checkHost(job, transport, s).catch((err: unknown) => unreachable(job, `internal error: ${(err as Error)?.message ?? String(err)}`));
+  return mapPool(jobs, concurrency, one, onResult);
 }
 
 /** True when every host is in sync: the exit status of `fwgen status`. */
