@@ -88,7 +88,6 @@ function buildProgram(): Command {
     .option('--json', 'print the entries as JSON lines')
     .action(async (opts: { auditLog: string; last?: string; json?: boolean }) => (await import('./log-command.js')).logCommand(opts));
 
-  // DOCTOR-TEMP (doctor engineer; the lead registers it for good)
   program
     .command('doctor')
     .description('check the inventory and each host (SSH, iptables backend, boot persistence, other firewalls, leftovers): ok / warn / fail, each with a fix')

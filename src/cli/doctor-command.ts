@@ -1,0 +1,87 @@
+import { WorkFailedError } from '../errors.js';
+import type { Check, Level } from '../doctor/checks.js';
+import { doctorFleet } from '../doctor/doctor-host.js';
+import { inventoryChecks } from '../doctor/inventory-checks.js';
+import { staticResolver, systemResolver, type Resolver } from '../doctor/name-checks.js';
+import type { Host } from '../inventory/model.js';
+import { resolvePolicies } from '../resolve/resolve-policy.js';
+import { remotePaths, selectHosts } from '../ship/plan.js';
+import { SshTransport } from '../ship/ssh-transport.js';
+import { positiveInt } from './options.js';
+import { printWarnings, renderProject } from './project.js';
+
+export interface DoctorOptions {
+  inventory: string;
+  out: string;
+  templates?: string;
+  role?: string;
+  host?: string[];
+  offline?: boolean;
+  concurrency: string;
+  connectTimeout: string;
+  json?: boolean;
+}
+
+/** `fwgen doctor`: checks the inventory and (unless --offline) every selected host; exit 1 on any failure. */
+export async function doctorCommand(opts: DoctorOptions): Promise<void> {
+  const concurrency = positiveInt(opts.concurrency, '--concurrency');
+  const connectTimeoutMs = positiveInt(opts.connectTimeout, '--connect-timeout') * 1000;
+  const project = renderProject({ ...opts, role: opts.role ?? 'all' });
+  printWarnings(project.loaded.warnings);
+  const inv = project.loaded.inventory;
+  // Templates do not matter to any check: resolve with the base one.
+  const policies = resolvePolicies(inv, () => 'base.rules.njk');
+  const groups: Group[] = [{ name: 'inventory', title: `inventory ${inv.file}`, checks: [...inventoryChecks(inv, policies), renderedCheck(project.changes, opts.out)] }];
+  // --offline still rejects unknown --host names, but needs no host at all.
+  const hosts = opts.offline && !opts.host?.length ? [] : selectHosts(inv, project.roles, opts.host ?? []);
+  if (!opts.offline) {
+    process.stderr.write(`checking ${hosts.length} host(s), ${concurrency} at a time\n`);
+    const results = await doctorFleet(hosts, inv, remotePaths(inv), { transport: new SshTransport(), resolver: resolver(), connectTimeoutMs }, concurrency);
+    hosts.forEach((h, i) => groups.push({ name: h.name, title: hostTitle(h), checks: results[i] }));
+  }
+  printReport(groups, !!opts.json);
+  const failed = groups.filter((g) => g.checks.some((c) => c.level === 'fail'));
+  const failures = groups.flatMap((g) => g.checks).filter((c) => c.level === 'fail').length;
+  if (failed.length > 0) throw new WorkFailedError(`${failures} check(s) failed: ${failed.map((g) => g.name).join(', ')}`, 'each failure above says how to fix it');
+}
+
+interface Group {
+  readonly name: string;
+  readonly title: string;
+  readonly checks: readonly Check[];
+}
+
+/** The report grouped by host: on stdout, or with --json on stderr beside the JSON on stdout. */
+function printReport(groups: readonly Group[], json: boolean): void {
+  const all = groups.flatMap((g) => g.checks);
+  const text = groups.map((g) => `${g.title}\n${g.checks.map(formatCheck).join('\n')}\n`).join('\n');
+  if (json) process.stdout.write(`${JSON.stringify(all, null, 2)}\n`);
+  (json ? process.stderr : process.stdout).write(text);
+  const count = (l: Level) => all.filter((c) => c.level === l).length;
+  process.stderr.write(`\n${count('ok')} ok, ${count('warn')} warning(s), ${count('fail')} failure(s)\n`);
+}
+
+/** One report line: `  ok    name: detail`, or with WARN / FAIL and the fix. */
+export function formatCheck(c: Check): string {
+  const tag = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' }[c.level];
+  return `  ${tag}  ${c.name}: ${c.detail}${c.fix ? `  → fix: ${c.fix}` : ''}`;
+}
+
+function hostTitle(h: Host): string {
+  return `${h.name} (role ${h.role}, ${h.ssh.user}@${h.ssh.host}${h.ssh.port === 22 ? '' : `:${h.ssh.port}`})`;
+}
+
+function renderedCheck(changes: ReturnType<typeof renderProject>['changes'], out: string): Check {
+  const stale = changes.filter((c) => c.status !== 'unchanged');
+  if (stale.length === 0) return { name: 'rendered', level: 'ok', detail: `${out}/ matches the inventory` };
+  return { name: 'rendered', level: 'warn', detail: `${out}/ is out of date: ${stale.map((c) => `${c.status} ${c.path}`).join(', ')}`, fix: 'run `fwgen render`, review and commit' };
+}
+
+/**
+ * The system resolver; FWGEN_TEST_DNS (test-only: JSON `{names?, ptr?}`) swaps in fixed answers, so
+ * tests never query a real DNS server.
+ */
+function resolver(): Resolver {
+  const table = process.env.FWGEN_TEST_DNS;
+  return table === undefined ? systemResolver() : staticResolver(JSON.parse(table) as Parameters<typeof staticResolver>[0]);
+}

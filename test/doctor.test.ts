@@ -1,0 +1,422 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { formatCheck } from '../src/cli/doctor-command.js';
+import { bootHookScript, describeBootHookResult, parseBootHookResult, parseBootMechanisms, type BootMechanism } from '../src/doctor/boot-hook.js';
+import { backendOf, evaluateBoot, evaluateFacts, worstLevel, type Check, type HostContext } from '../src/doctor/checks.js';
+import { transportFailureChecks } from '../src/doctor/connection-checks.js';
+import { doctorHost, type DoctorDeps } from '../src/doctor/doctor-host.js';
+import { factsScript, parseFacts, TOOLS, type HostFacts } from '../src/doctor/host-facts.js';
+import { inventoryChecks } from '../src/doctor/inventory-checks.js';
+import { nameChecks, staticResolver } from '../src/doctor/name-checks.js';
+import { parseInventory } from '../src/inventory/load-inventory.js';
+import type { Host, Inventory } from '../src/inventory/model.js';
+import { resolvePolicies } from '../src/resolve/resolve-policy.js';
+import { prologue } from '../src/ship/remote-scripts.js';
+import { TransportError, type ConnectTarget, type Session, type Transport } from '../src/ship/transport.js';
+
+const PATHS = { rules: '/etc/iptables.up.rules', rules6: '/etc/ip6tables.up.rules' };
+const VARS = { paths: PATHS, id: 'doctor', ipv6: true };
+
+const web1: Host = {
+  name: 'web1',
+  role: 'web',
+  addresses: [{ family: 'ipv4', cidr: '198.18.80.11/32', key: '' }],
+  ssh: { host: '198.18.80.11', user: 'root', port: 22, knownHosts: '/tmp/kh', sudo: false },
+};
+const ctx = (over: Partial<HostContext['inventory']> = {}, host: Host = web1): HostContext => ({
+  host,
+  inventory: { interface: 'eth1', trust: 'fleet', hasIpv6: false, ...over },
+  paths: PATHS,
+});
+
+const hook: BootMechanism = { kind: 'if-pre-up.d', path: '/etc/network/if-pre-up.d/iptables', loadsRules: true, state: 'ok' };
+
+/** A healthy host: every check should be ok. */
+const healthy: HostFacts = {
+  uid: 0,
+  tools: new Set(TOOLS),
+  iptablesVersion: 'iptables v1.8.9 (nf_tables)',
+  ruleCounts: { legacy4: 0, legacy6: 0, nft4: 14, nft6: 0 },
+  live4: 'match',
+  live6: 'no-file',
+  boot: [hook],
+  ufwEnabled: false,
+  ufwChains: 0,
+  firewalldActive: false,
+  dockerChains: 0,
+  nftablesEnabled: false,
+  addresses: [
+    { ifname: 'lo', address: '127.0.0.1' },
+    { ifname: 'eth1', address: '198.18.80.11' },
+  ],
+  links: ['lo', 'eth1'],
+  armed: [],
+  staged: [],
+};
+
+const byName = (checks: Check[], name: string) => checks.filter((c) => c.name === name);
+const one = (checks: Check[], name: string) => {
+  const found = byName(checks, name);
+  expect(found, `${name} in ${JSON.stringify(checks.map((c) => c.name))}`).toHaveLength(1);
+  return found[0];
+};
+
+describe('facts script and its parser', () => {
+  it('is valid POSIX sh, read-only, and ends with a status line', () => {
+    const script = factsScript(VARS);
+    expect(spawnSync('sh', ['-n', '-c', script]).status).toBe(0);
+    expect(script).toContain("RULES='/etc/iptables.up.rules'");
+    expect(script.slice(prologue(VARS).length)).not.toMatch(/\b(rm|mv|mkdir|touch|chmod|ln) |restore\s*<|tables(-legacy|-nft)? -[ADIFXNPR]\b/);
+    expect(script.trim().endsWith('echo "status=facts"')).toBe(true);
+  });
+
+  it('parses every kind of line', () => {
+    const f = parseFacts(
+      [
+        'uid=0',
+        'tool=iptables-restore',
+        'tool=iptables-save',
+        'tool=something-else',
+        'version=iptables v1.8.9 (nf_tables)',
+        'count.legacy4=2',
+        'count.nft4=14',
+        'live4=differ',
+        'live6=no-file',
+        'boot=if-pre-up.d 1 no-ifupdown /etc/network/if-pre-up.d/iptables',
+        'boot=systemd 0 disabled /etc/systemd/system/my fw.service',
+        'ufw=enabled',
+        'ufw_chains=3',
+        'docker_chains=0',
+        'firewalld=active',
+        'addr=eth1 198.18.80.11',
+        'addr=eth1 2001:db8::11',
+        'link=lo',
+        'link=eth1',
+        'armed=4000 0 20261121T000000Z-abcdef /etc/iptables.up.rules.fwgen-armed.20261121T000000Z-abcdef',
+        'lock=3600 /etc/iptables.up.rules.fwgen-lock me@box run X pid 1 ',
+        'staged=3600 /etc/iptables.up.rules.fwgen-new.X',
+        'status=facts',
+      ].join('\n'),
+    );
+    expect(f.uid).toBe(0);
+    expect([...f.tools]).toEqual(['iptables-restore', 'iptables-save']);
+    expect(f.ruleCounts).toEqual({ legacy4: 2, legacy6: undefined, nft4: 14, nft6: undefined });
+    expect([f.live4, f.live6]).toEqual(['differ', 'no-file']);
+    expect(f.boot).toEqual([
+      { kind: 'if-pre-up.d', loadsRules: true, state: 'no-ifupdown', path: '/etc/network/if-pre-up.d/iptables' },
+      { kind: 'systemd', loadsRules: false, state: 'disabled', path: '/etc/systemd/system/my fw.service' },
+    ]);
+    expect([f.ufwEnabled, f.ufwChains, f.firewalldActive, f.dockerChains, f.nftablesEnabled]).toEqual([true, 3, true, 0, false]);
+    expect(f.addresses).toEqual([
+      { ifname: 'eth1', address: '198.18.80.11' },
+      { ifname: 'eth1', address: '2001:db8::11' },
+    ]);
+    expect(f.links).toEqual(['lo', 'eth1']);
+    expect(f.armed).toEqual([{ ageS: 4000, alive: false, id: '20261121T000000Z-abcdef', path: '/etc/iptables.up.rules.fwgen-armed.20261121T000000Z-abcdef' }]);
+    expect(f.lock).toEqual({ ageS: 3600, path: '/etc/iptables.up.rules.fwgen-lock', owner: 'me@box run X pid 1' });
+    expect(f.staged).toEqual([{ ageS: 3600, path: '/etc/iptables.up.rules.fwgen-new.X' }]);
+  });
+});
+
+describe('evaluating a host\'s facts', () => {
+  it('finds nothing wrong with a healthy host', () => {
+    const checks = evaluateFacts(healthy, ctx());
+    expect(checks.filter((c) => c.level !== 'ok')).toEqual([]);
+    expect(checks.every((c) => c.host === 'web1')).toBe(true);
+    expect(checks.map((c) => c.name)).toEqual(['tools', 'backend', 'rules file', 'boot', 'other firewall', 'addresses', 'interface', 'leftovers']);
+    expect(one(checks, 'backend').detail).toBe('iptables uses nf_tables; no rules in legacy');
+    expect(one(checks, 'addresses').detail).toBe('198.18.80.11 on eth1');
+  });
+
+  it('tells the backend from iptables -V', () => {
+    expect(backendOf('iptables v1.8.9 (nf_tables)')).toBe('nf_tables');
+    expect(backendOf('iptables v1.8.7 (legacy)')).toBe('legacy');
+    expect(backendOf('iptables v1.6.1')).toBe('legacy');
+    expect(backendOf('')).toBeUndefined();
+  });
+
+  it('fails a host whose other backend holds rules too', () => {
+    const c = one(evaluateFacts({ ...healthy, ruleCounts: { legacy4: 1, legacy6: 2, nft4: 14 } }, ctx()), 'backend');
+    expect(c).toMatchObject({ level: 'fail', detail: expect.stringContaining('legacy holds 3 more rule(s)') });
+    expect(c.fix).toContain('iptables-legacy -F');
+    const legacyHost = { ...healthy, iptablesVersion: 'iptables v1.8.9 (legacy)', ruleCounts: { legacy4: 10, nft4: 5 } };
+    expect(one(evaluateFacts(legacyHost, ctx()), 'backend')).toMatchObject({ level: 'fail', detail: expect.stringContaining('nft holds 5') });
+  });
+
+  it('fails a host where nothing loads the rules at boot, pointing at ship --persist', () => {
+    const c = one(evaluateFacts({ ...healthy, boot: [] }, ctx()), 'boot');
+    expect(c).toMatchObject({ level: 'fail', detail: 'nothing loads /etc/iptables.up.rules at boot: a reboot drops the firewall' });
+    expect(c.fix).toBe('`fwgen ship --host web1 --persist` installs a boot hook');
+  });
+
+  it('judges boot mechanisms: inactive hooks, other files, netfilter-persistent', () => {
+    const fix = '`fwgen ship --host web1 --persist`';
+    expect(evaluateBoot([{ ...hook, state: 'no-ifupdown' }], PATHS.rules, fix)).toMatchObject({ level: 'fail', detail: expect.stringContaining('ifupdown is not installed') });
+    expect(evaluateBoot([{ ...hook, state: 'not-executable' }], PATHS.rules, fix).fix).toBe('chmod 755 /etc/network/if-pre-up.d/iptables');
+    expect(evaluateBoot([{ ...hook, path: '/etc/network/if-pre-up.d/fw.sh', state: 'bad-name' }], PATHS.rules, fix).detail).toContain('run-parts skips it');
+    const nfp: BootMechanism = { kind: 'netfilter-persistent', path: '/etc/iptables/rules.v4', loadsRules: false, state: 'ok' };
+    expect(evaluateBoot([nfp], PATHS.rules, fix)).toMatchObject({ level: 'fail', fix: expect.stringContaining('rules_path: /etc/iptables/rules.v4') });
+    expect(evaluateBoot([hook, nfp], PATHS.rules, fix)).toMatchObject({ level: 'warn', detail: expect.stringContaining('whichever runs last wins') });
+    expect(evaluateBoot([{ ...nfp, loadsRules: true }], '/etc/iptables/rules.v4', fix).level).toBe('ok');
+  });
+
+  it('does not ask for a boot hook before the host has a rules file; says to ship', () => {
+    const checks = evaluateFacts({ ...healthy, live4: 'no-file', boot: [] }, ctx());
+    expect(byName(checks, 'boot')).toEqual([]);
+    expect(one(checks, 'rules file')).toMatchObject({ level: 'warn', fix: '`fwgen ship --host web1`' });
+  });
+
+  it('does not claim the rules are live when they could not be read', () => {
+    const noSave = { ...healthy, tools: new Set(TOOLS.filter((t) => t !== 'iptables-save')), live4: 'no-tool' as const };
+    expect(one(evaluateFacts(noSave, ctx()), 'rules file')).toMatchObject({ level: 'ok', detail: '/etc/iptables.up.rules present (live rules not compared)' });
+    expect(one(evaluateFacts(noSave, ctx()), 'tools').level).toBe('fail');
+  });
+
+  it('warns when the live rules differ from the file', () => {
+    expect(one(evaluateFacts({ ...healthy, live4: 'differ' }, ctx()), 'rules file')).toMatchObject({ level: 'warn', detail: expect.stringContaining('live rules differ') });
+  });
+
+  it('checks the IPv6 tools and file only when the inventory has IPv6', () => {
+    const v4only = { ...healthy, tools: new Set(TOOLS.filter((t) => !t.startsWith('ip6'))) };
+    expect(one(evaluateFacts(v4only, ctx()), 'tools').level).toBe('ok');
+    expect(one(evaluateFacts(v4only, ctx({ hasIpv6: true })), 'tools')).toMatchObject({ level: 'fail', detail: 'missing on the host: ip6tables-restore, ip6tables-save' });
+    expect(one(evaluateFacts(healthy, ctx({ hasIpv6: true })), 'rules file').detail).toContain('/etc/ip6tables.up.rules missing');
+  });
+
+  it('fails each firewall manager that would fight fwgen', () => {
+    const checks = evaluateFacts({ ...healthy, ufwEnabled: true, firewalldActive: true, dockerChains: 4, nftablesEnabled: true }, ctx());
+    expect(byName(checks, 'other firewall').map((c) => [c.level, c.detail.split(' ')[0]])).toEqual([
+      ['fail', 'ufw'],
+      ['fail', 'firewalld'],
+      ['fail', "Docker's"],
+      ['warn', 'nftables.service'],
+    ]);
+    expect(one(evaluateFacts({ ...healthy, ufwChains: 2 }, ctx()), 'other firewall').detail).toContain('ufw is active');
+  });
+
+  it('warns when the inventory address is not on the host; compares IPv6 canonically', () => {
+    const c = one(evaluateFacts({ ...healthy, addresses: [{ ifname: 'eth1', address: '198.18.80.99' }] }, ctx()), 'addresses');
+    expect(c).toMatchObject({ level: 'warn', detail: expect.stringMatching(/^198\.18\.80\.11 not on the host \(it has 198\.18\.80\.99\)/) });
+    const v6host: Host = { ...web1, addresses: [{ family: 'ipv6', cidr: '2001:db8:0:0::11/128', key: '' }] };
+    expect(one(evaluateFacts({ ...healthy, addresses: [{ ifname: 'eth1', address: '2001:db8::11' }] }, ctx({}, v6host)), 'addresses').level).toBe('ok');
+  });
+
+  it('checks the internal interface, with + as a prefix, failing only when fleet trust uses it', () => {
+    expect(one(evaluateFacts(healthy, ctx({ interface: 'eth9' })), 'interface')).toMatchObject({ level: 'fail', detail: expect.stringContaining('fleet trust rules never match') });
+    expect(one(evaluateFacts(healthy, ctx({ interface: 'eth9', trust: 'none' })), 'interface').level).toBe('warn');
+    expect(one(evaluateFacts(healthy, ctx({ interface: 'eth+' })), 'interface')).toMatchObject({ level: 'ok', detail: 'eth1 present' });
+    expect(byName(evaluateFacts(healthy, ctx({ interface: undefined })), 'interface')).toEqual([]);
+  });
+
+  it('fails a stale lock, warns a fresh one', () => {
+    const lock = { ageS: 3600, path: '/etc/iptables.up.rules.fwgen-lock', owner: 'me@box run X' };
+    const stale = one(evaluateFacts({ ...healthy, lock }, ctx()), 'lock');
+    expect(stale).toMatchObject({ level: 'fail', detail: expect.stringContaining('stale lock /etc/iptables.up.rules.fwgen-lock, 60 min old (me@box run X)') });
+    expect(stale.fix).toContain('rm -rf /etc/iptables.up.rules.fwgen-lock');
+    expect(one(evaluateFacts({ ...healthy, lock: { ...lock, ageS: 20 } }, ctx()), 'lock').level).toBe('warn');
+  });
+
+  it('fails a dead-man switch nothing will fire; warns one in flight (and then the lock is not stale)', () => {
+    const armed = { ageS: 4000, alive: false, id: 'RUN1', path: '/etc/iptables.up.rules.fwgen-armed.RUN1' };
+    const dead = one(evaluateFacts({ ...healthy, armed: [armed] }, ctx()), 'dead-man switch');
+    expect(dead).toMatchObject({ level: 'fail', fix: expect.stringContaining('`fwgen ship --host web1 --force`') });
+    const inFlight = evaluateFacts({ ...healthy, armed: [{ ...armed, ageS: 3, alive: true }], lock: { ageS: 900, path: '/l', owner: '' } }, ctx());
+    expect(one(inFlight, 'dead-man switch').level).toBe('warn');
+    expect(one(inFlight, 'lock').level).toBe('warn');
+  });
+
+  it('warns about staged files of an interrupted ship, unless a ship is in flight', () => {
+    const staged = [{ ageS: 5, path: '/etc/iptables.up.rules.fwgen-new.RUN2' }];
+    expect(one(evaluateFacts({ ...healthy, staged }, ctx()), 'interrupted ship')).toMatchObject({ level: 'warn', fix: expect.stringContaining('rm -f /etc/iptables.up.rules.fwgen-new.RUN2') });
+    expect(byName(evaluateFacts({ ...healthy, staged, lock: { ageS: 5, path: '/l', owner: '' } }, ctx()), 'interrupted ship')).toEqual([]);
+  });
+
+  it('fails a non-root login without sudo and skips what needs root; says ok for working sudo', () => {
+    const checks = evaluateFacts({ ...healthy, uid: 1000 }, ctx({}, { ...web1, ssh: { ...web1.ssh, user: 'deploy' } }));
+    expect(one(checks, 'privileges')).toMatchObject({ level: 'fail', fix: expect.stringContaining('ssh.sudo: true') });
+    expect(byName(checks, 'backend')).toEqual([]);
+    const sudo = evaluateFacts(healthy, ctx({}, { ...web1, ssh: { ...web1.ssh, user: 'deploy', sudo: true } }));
+    expect(one(sudo, 'sudo')).toMatchObject({ level: 'ok', detail: 'sudo -n works for deploy' });
+  });
+});
+
+describe('SSH failures', () => {
+  const kinds = (err: TransportError) => transportFailureChecks(web1, err).map((c) => `${c.name}:${c.level}`);
+
+  it('says which step failed and keeps the steps before it', () => {
+    expect(kinds(new TransportError('unreachable', 'cannot connect'))).toEqual(['ssh:fail']);
+    expect(kinds(new TransportError('timeout', 'timed out'))).toEqual(['ssh:fail']);
+    expect(kinds(new TransportError('host-key-unknown', 'unknown'))).toEqual(['ssh:ok', 'host key:fail']);
+    expect(kinds(new TransportError('host-key-changed', 'changed'))).toEqual(['ssh:ok', 'host key:fail']);
+    expect(kinds(new TransportError('auth-failed', 'auth'))).toEqual(['ssh:ok', 'host key:ok', 'authentication:fail']);
+    expect(kinds(new TransportError('sudo-password', 'sudo'))).toEqual(['ssh:ok', 'host key:ok', 'authentication:ok', 'sudo:fail']);
+  });
+
+  it('gives the ssh-keygen -R fix for a changed key, with the known_hosts name for the port', () => {
+    const [, key] = transportFailureChecks({ ...web1, ssh: { ...web1.ssh, port: 2222 } }, new TransportError('host-key-changed', 'host key for ... does not match'));
+    expect(key.fix).toContain("ssh-keygen -R '[198.18.80.11]:2222' -f /tmp/kh");
+    expect(key.detail).toBe('host key for ... does not match');
+  });
+});
+
+describe('name checks (fake resolver: no DNS query leaves the test)', () => {
+  const resolver = staticResolver({ names: { 'web1.lab': ['198.18.80.11'] }, ptr: { '198.18.80.11': ['web1.lab'] } });
+
+  it('skips resolving an address, checks the PTR', async () => {
+    expect(await nameChecks(web1, resolver)).toEqual([{ host: 'web1', name: 'PTR', level: 'ok', detail: '198.18.80.11 → web1.lab' }]);
+  });
+
+  it('fails a name that does not resolve; a missing PTR is only a warning', async () => {
+    const named = (host: string): Host => ({ ...web1, addresses: [{ family: 'ipv4', cidr: '198.18.80.12/32', key: '' }], ssh: { ...web1.ssh, host } });
+    const good = await nameChecks(named('web1.lab'), resolver);
+    expect(good.map((c) => [c.name, c.level, c.detail])).toEqual([
+      ['ssh.host resolves', 'ok', 'web1.lab → 198.18.80.11'],
+      ['PTR', 'warn', 'no PTR record for 198.18.80.12 (ENOTFOUND)'],
+    ]);
+    const bad = await nameChecks(named('nowhere.lab'), resolver);
+    expect(bad[0]).toMatchObject({ name: 'ssh.host resolves', level: 'fail', fix: expect.stringContaining('set ssh.host of web1 to an address') });
+  });
+});
+
+describe('doctorHost (fake transport)', () => {
+  const inv = { hasIpv6: false, interface: 'eth1', trust: 'fleet' } as Inventory;
+  const deps = (transport: Transport): DoctorDeps => ({ transport, resolver: staticResolver({ ptr: { '198.18.80.11': ['web1.lab'] } }), connectTimeoutMs: 1000 });
+  const healthyOutput = [
+    'uid=0',
+    ...TOOLS.map((t) => `tool=${t}`),
+    'version=iptables v1.8.9 (nf_tables)',
+    'count.legacy4=0',
+    'live4=match',
+    'boot=if-pre-up.d 1 ok /etc/network/if-pre-up.d/iptables',
+    'addr=eth1 198.18.80.11',
+    'link=eth1',
+    'status=facts',
+  ].join('\n');
+
+  it('connects once, runs one script, and reports every check ok', async () => {
+    const scripts: string[] = [];
+    const targets: ConnectTarget[] = [];
+    const transport: Transport = {
+      connect: async (t) => {
+        targets.push(t);
+        return { run: async (s) => (scripts.push(s), { code: 0, stdout: healthyOutput, stderr: '' }), close: () => {} } satisfies Session;
+      },
+    };
+    const checks = await doctorHost(web1, inv, PATHS, deps(transport));
+    expect(checks.filter((c) => c.level !== 'ok')).toEqual([]);
+    expect(checks.map((c) => c.name).slice(0, 4)).toEqual(['ssh', 'host key', 'authentication', 'tools']);
+    expect(checks.at(-1)?.name).toBe('PTR');
+    expect(scripts).toHaveLength(1);
+    expect(targets[0]).toMatchObject({ acceptNew: false, timeoutMs: 1000 });
+    expect(worstLevel(checks)).toBe('ok');
+  });
+
+  it('turns a connection failure into checks, never an exception', async () => {
+    const transport: Transport = { connect: async () => Promise.reject(new TransportError('unreachable', 'cannot connect to root@198.18.80.11: ECONNREFUSED')) };
+    const checks = await doctorHost(web1, inv, PATHS, deps(transport));
+    expect(checks.map((c) => `${c.name}:${c.level}`)).toEqual(['ssh:fail', 'PTR:ok']);
+    expect(worstLevel(checks)).toBe('fail');
+  });
+
+  it('reports a sudo refusal (thrown by the first run) as the sudo check', async () => {
+    const sudoHost = { ...web1, ssh: { ...web1.ssh, user: 'deploy', sudo: true } };
+    const transport: Transport = {
+      connect: async () => ({ run: async () => Promise.reject(new TransportError('sudo-password', 'sudo -n refused: sudo: a password is required')), close: () => {} }),
+    };
+    const checks = await doctorHost(sudoHost, inv, PATHS, deps(transport));
+    expect(one(checks, 'sudo')).toMatchObject({ level: 'fail', detail: 'sudo -n refused: sudo: a password is required', fix: expect.stringContaining('NOPASSWD') });
+  });
+
+  it('fails clearly when the script itself fails on the host', async () => {
+    const transport: Transport = { connect: async () => ({ run: async () => ({ code: 127, stdout: '', stderr: 'sh: 1: stat: not found\n' }), close: () => {} }) };
+    const checks = await doctorHost(web1, inv, PATHS, deps(transport));
+    expect(one(checks, 'facts')).toMatchObject({ level: 'fail', detail: 'the checking script failed on the host: sh: 1: stat: not found' });
+  });
+});
+
+describe('boot hook script', () => {
+  it('is valid POSIX sh and installs only when nothing loads rules at boot', () => {
+    const script = bootHookScript(VARS);
+    expect(spawnSync('sh', ['-n', '-c', script]).status).toBe(0);
+    expect(script).toContain('/etc/network/if-pre-up.d/fwgen-iptables 755');
+    expect(script).toContain('if [ -r /etc/iptables.up.rules ]; then iptables-restore < /etc/iptables.up.rules');
+    expect(script).toContain('if [ -r /etc/ip6tables.up.rules ]; then ip6tables-restore < /etc/ip6tables.up.rules');
+    // Detection comes first, and every outcome other than "nothing found" exits before writing.
+    expect(script.indexOf('status=present')).toBeLessThan(script.indexOf('write /etc'));
+  });
+
+  it('parses its outcome', () => {
+    const installed = parseBootHookResult('boot=if-pre-up.d 1 no-ifupdown /etc/network/if-pre-up.d/fwgen-iptables\nstatus=installed\n');
+    expect(installed).toEqual({ status: 'installed', mechanism: { kind: 'if-pre-up.d', loadsRules: true, state: 'no-ifupdown', path: '/etc/network/if-pre-up.d/fwgen-iptables' } });
+    expect(describeBootHookResult(installed!, PATHS.rules)).toBe('boot hook installed: /etc/network/if-pre-up.d/fwgen-iptables, but ifupdown is not installed, so if-pre-up.d hooks never run');
+    const present = parseBootHookResult('boot=systemd 1 ok /etc/systemd/system/fw.service\nstatus=present\n')!;
+    expect(describeBootHookResult(present, PATHS.rules)).toBe('boot: /etc/systemd/system/fw.service already loads /etc/iptables.up.rules');
+    const conflict = parseBootHookResult('boot=netfilter-persistent 0 ok /etc/iptables/rules.v4\nstatus=conflict\n')!;
+    expect(conflict.status).toBe('conflict');
+    expect(parseBootHookResult('fwgen: cannot write\n')).toBeUndefined();
+    expect(parseBootMechanisms('boot=other 1 ok /x\nboot=systemd 2 ok /y\n')).toEqual([]);
+  });
+});
+
+describe('inventory checks (offline)', () => {
+  const check = (yaml: string) => {
+    const inv = parseInventory(yaml, 'inv.yaml').inventory;
+    return inventoryChecks(inv, resolvePolicies(inv, () => 'base.rules.njk'));
+  };
+  const base = (o: { iface?: string; trust?: string; management?: string; roles?: string; monitoring?: string }) => `
+defaults: { ${o.iface === undefined ? 'interface: eth1' : o.iface} }
+${o.management ?? 'management: [203.0.113.0/28]'}
+trust: ${o.trust ?? 'fleet'}
+${o.monitoring ?? ''}
+roles:
+  web: { public: true, ports: [tcp/8080], hosts: { web1: 198.51.100.11, web2: 198.51.100.12 } }
+${o.roles ?? ''}
+`;
+
+  it('passes a sound inventory with only ok checks', () => {
+    const checks = check(base({ roles: '  db: { allow: [{ from: [192.0.2.0/24, web], ports: [tcp/5432] }], hosts: { db1: 198.51.100.21 } }' }));
+    expect(checks).toEqual([{ name: 'management', level: 'ok', detail: '203.0.113.0/28 may always reach SSH' }]);
+  });
+
+  it('fails when there are no management networks', () => {
+    const [m] = check(base({ management: '' }));
+    expect(m).toMatchObject({ name: 'management', level: 'fail', fix: expect.stringContaining('management:') });
+  });
+
+  it('warns about roles without hosts and rules whose sources have no address', () => {
+    const checks = check(base({ roles: '  empty: { public: true, hosts: {} }\n  db: { allow: [{ from: [empty], ports: [tcp/5432] }], hosts: { db1: 198.51.100.21 } }' }));
+    expect(one(checks, 'role without hosts').detail).toBe('role empty has no hosts: its rules file goes nowhere');
+    expect(one(checks, 'rule never matches').detail).toBe('role db allow#1 (from empty to tcp/5432): its sources have no address (role empty has no hosts)');
+  });
+
+  it('warns about allow rules shadowed by fleet trust, saying on which interface', () => {
+    const roles = '  db: { allow: [{ from: [web], ports: [tcp/5432] }, { from: [web1, 198.51.100.12], ports: [tcp/6379] }, { from: [web, 192.0.2.7], ports: [tcp/9000] }], hosts: { db1: 198.51.100.21 } }';
+    const shadowed = byName(check(base({ roles })), 'rule shadowed');
+    expect(shadowed.map((c) => c.detail.split(' is shadowed')[0])).toEqual(['role db allow#1 (from web to tcp/5432)', 'role db allow#2 (from web1, 198.51.100.12/32 to tcp/6379)']);
+    expect(shadowed[0].detail).toContain('is shadowed on eth1 by fleet trust');
+    expect(byName(check(base({ roles, iface: '' })), 'rule shadowed')[0].detail).toContain('is shadowed by fleet trust: every source is an inventory host, which already reaches every port');
+    expect(byName(check(base({ roles, trust: 'none' })), 'rule shadowed')).toEqual([]);
+  });
+
+  it('warns about allowed ports that public or ports already open to everyone, monitoring included', () => {
+    const checks = check(
+      base({
+        monitoring: 'monitoring: [{ from: [192.0.2.9], ports: [tcp/8080] }]',
+        roles: '  db: { ports: [tcp/9000-9100], allow: [{ from: [192.0.2.0/24], ports: [tcp/9010, tcp/5432] }], hosts: { db1: 198.51.100.21 } }\n  web2role: { public: true, allow: [{ from: [192.0.2.0/24], ports: [tcp/443, udp/443] }], hosts: { w3: 198.51.100.13 } }',
+      }),
+    );
+    expect(byName(checks, 'rule adds nothing').map((c) => c.detail.slice(c.detail.indexOf('): ') + 3))).toEqual([
+      'tcp/9010 is already open to everyone on db by `ports`',
+      'tcp/8080 is already open to everyone on web by `ports`',
+      'tcp/443 is already open to everyone on web2role by `public`',
+    ]);
+  });
+});
+
+describe('report lines', () => {
+  it('formats ok, WARN and FAIL with the fix', () => {
+    expect(formatCheck({ name: 'ssh', level: 'ok', detail: 'reachable at 198.18.80.11' })).toBe('  ok    ssh: reachable at 198.18.80.11');
+    expect(formatCheck({ name: 'boot', level: 'fail', detail: 'nothing loads it', fix: 'do this' })).toBe('  FAIL  boot: nothing loads it  → fix: do this');
+    expect(formatCheck({ name: 'PTR', level: 'warn', detail: 'none', fix: 'add one' })).toBe('  WARN  PTR: none  → fix: add one');
+  });
+});
