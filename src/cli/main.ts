@@ -58,6 +58,7 @@ function buildProgram(): Command {
     .option('--timeout <s>', 'dead-man switch: seconds before an unconfirmed host restores its previous rules', '30')
     .option('--keep <n>', 'backups to keep on each host', '10')
     .option('--force', 'apply even where the host already runs these rules')
+    .option('--persist', 'install a boot hook on hosts where nothing loads the rules at boot')
     .option('--canary <n>', 'staged rollout: ship N hosts (spread over roles) first')
     .option('--waves <list>', 'staged rollout: then cumulative shares of the fleet, e.g. 10%,50%,100%')
     .option('--max-failures <k>', 'staged rollout: halt after a stage with more than K failures', '0')

@@ -7,7 +7,9 @@ import type { Inventory } from '../inventory/model.js';
 import { evaluateInput, sourceAddressFor } from '../ship/lockout.js';
 import { planShip, remotePaths, selectHosts } from '../ship/plan.js';
 import { appendAudit, readAudit, type AuditEntry } from '../audit/audit-log.js';
-import { listBackupsScript } from '../ship/remote-scripts.js';
+import { bootHookScript, describeBootHookResult, parseBootHookResult } from '../doctor/boot-hook.js';
+import { listBackupsScript, type ScriptVars } from '../ship/remote-scripts.js';
+import type { Session } from '../ship/transport.js';
 import { parseWaves, planStages, type Stage } from '../ship/rollout.js';
 import { mapPool } from '../ship/map-pool.js';
 import { fleetSucceeded, shipFleet } from '../ship/ship-fleet.js';
@@ -35,6 +37,7 @@ export interface ShipOptions {
   waves?: string;
   maxFailures?: string;
   auditLog: string;
+  persist?: boolean;
 }
 
 /** What a run is, for the audit log. */
@@ -239,9 +242,17 @@ function runSettings(opts: ShipOptions, inv: Inventory): RunSettings {
     dryRun: !!opts.dryRun,
     acceptNew: !!opts.acceptNew,
     connectTimeoutMs: positiveInt(opts.connectTimeout, '--connect-timeout') * 1000,
+    persist: opts.persist ? persistBootHook : undefined,
     stateJson: (job, backup) =>
       JSON.stringify({ fwgen: VERSION, run: id, role: job.host.role, host: job.host.name, inventory: inv.file, commit, shippedAt: new Date().toISOString(), shippedBy: who, backup: backup ?? null, restoredFrom: job.fromBackup ?? null }),
   };
+}
+
+/** Installs a boot hook where nothing loads the rules at boot yet (see src/doctor/boot-hook.ts). */
+async function persistBootHook(session: Session, vars: ScriptVars): Promise<string> {
+  const r = await session.run(bootHookScript(vars));
+  const res = parseBootHookResult(r.stdout);
+  return res ? describeBootHookResult(res, vars.paths.rules) : `boot hook failed: ${r.stderr.trim().split('\n').at(-1) ?? `exit ${r.code}`}`;
 }
 
 function inventoryCommit(dir: string): string | null {

@@ -37,6 +37,8 @@ export interface RunSettings {
   readonly acceptNew: boolean;
   readonly connectTimeoutMs: number;
   readonly stateJson: (job: HostJob, backup: string | undefined) => string;
+  /** `--persist`: after the rules are in place, make sure they load at boot; returns a note for the reason. */
+  readonly persist?: (session: Session, vars: ScriptVars) => Promise<string>;
 }
 
 /** The effects a host run needs, injectable for tests. */
@@ -73,7 +75,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
     const payload = job.fromBackup ? undefined : job.v6 ? Buffer.concat([job.v4, job.v6]) : job.v4;
     const prep = await first.run(prepareScript(vars, { size4: job.v4.length, force: s.force || job.fromBackup !== undefined, from: job.fromBackup, owner: s.owner }), payload);
     if (prep.code !== 0) return result('failed', scriptError(prep, 'prepare'));
-    if (parseStatus(prep.stdout).status === 'unchanged') return result('unchanged', 'rules file and live rules already match');
+    if (parseStatus(prep.stdout).status === 'unchanged') return result('unchanged', withNote('rules file and live rules already match', await persist(s, first, vars)));
     const applied = await first.run(applyScript(vars, { timeoutS: s.timeoutS, keep: s.keep }));
     armedAt = fx.now();
     if (applied.code === EXIT.applyFailed) return result('rolled-back', scriptError(applied, 'apply'));
@@ -100,7 +102,7 @@ async function confirm(job: HostJob, s: RunSettings, fx: Effects, target: Connec
   }
   try {
     const c = await second.run(commitScript(vars, { stateJson: s.stateJson(job, backup) }));
-    if (c.code === 0) return result('applied', backup ? `previous rules backed up as ${backup}` : 'applied', { backup });
+    if (c.code === 0) return result('applied', withNote(backup ? `previous rules backed up as ${backup}` : 'applied', await persist(s, second, vars)), { backup });
     if (c.code === EXIT.alreadyRolledBack) return result('rolled-back', `the dead-man switch fired before confirmation (timeout ${s.timeoutS}s)`);
     return result('failed', scriptError(c, 'confirm'));
   } catch (err) {
@@ -143,6 +145,15 @@ async function dryRun(session: Session, job: HostJob, vars: ScriptVars, result: 
     .filter(Boolean);
   if (diffs.length === 0) return result('unchanged', 'rules file already matches');
   return result('would-apply', current.every((c) => c === undefined) ? 'no rules file on the host yet' : 'rules file differs', { diff: diffs.join('\n') });
+}
+
+/** A boot-hook problem only adds a note: the rules themselves are in place. */
+async function persist(s: RunSettings, session: Session, vars: ScriptVars): Promise<string | undefined> {
+  return s.persist ? s.persist(session, vars).catch((err: unknown) => `boot hook not installed: ${describe(err)}`) : undefined;
+}
+
+function withNote(reason: string, note: string | undefined): string {
+  return note ? `${reason}; ${note}` : reason;
 }
 
 function splitFiles(out: string): (string | undefined)[] {

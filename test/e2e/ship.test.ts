@@ -264,6 +264,16 @@ ${o.extraRoles ?? ''}`;
     }
   }, 60_000);
 
+  it('--persist installs a boot hook that restores the rules file, once', async () => {
+    const r = await ship('--host', 'web1', '--persist');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.results[0].reason).toMatch(/boot hook installed: \/etc\/network\/if-pre-up\.d\/fwgen-iptables/);
+    const hook = await lab.execOk('web1', ['cat', '/etc/network/if-pre-up.d/fwgen-iptables']);
+    expect(hook).toMatch(/iptables-restore.*\/etc\/iptables\.up\.rules/);
+    const again = await ship('--host', 'web1', '--persist');
+    expect(again.results[0]).toMatchObject({ outcome: 'unchanged', reason: expect.stringContaining('left alone: /etc/network/if-pre-up.d/fwgen-iptables loads /etc/iptables.up.rules at boot') });
+  });
+
   it('ships under passwordless sudo', async () => {
     await lab.execOk('extra', ['sh', '-c', 'echo "deploy ALL=(root) NOPASSWD: ALL" > /etc/sudoers.d/deploy && chmod 440 /etc/sudoers.d/deploy']);
     const r = await ship('--host', 'extra');
