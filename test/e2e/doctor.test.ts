@@ -3,16 +3,15 @@
  * breaks one thing on one host and reads what doctor says. DNS answers come from FWGEN_TEST_DNS, so
  * no query leaves this machine.
  */
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootHookScript, parseBootHookResult } from '../../src/doctor/boot-hook.js';
 import type { Check } from '../../src/doctor/checks.js';
+import { parseJson, runFwgen } from '../support/run-cli.js';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
 
-const CLI = resolve('dist/cli/main.js');
 const NET = '198.18.80';
 const DNS = JSON.stringify({ ptr: { [`${NET}.11`]: ['h1.lab.test'] } });
 
@@ -23,24 +22,9 @@ interface Run {
   checks: Check[];
 }
 
-function fwgen(cwd: string, args: string[]): Promise<Run> {
-  return new Promise((done) => {
-    const { SSH_AUTH_SOCK: _agent, ...base } = process.env;
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...base, FWGEN_TEST_DNS: DNS } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => {
-      let checks: Check[] = [];
-      try {
-        checks = JSON.parse(stdout);
-      } catch {
-        /* not a --json run */
-      }
-      done({ code: code ?? -1, stdout, stderr, checks });
-    });
-  });
+async function fwgen(cwd: string, args: string[]): Promise<Run> {
+  const r = await runFwgen(cwd, args, { FWGEN_TEST_DNS: DNS });
+  return { ...r, checks: parseJson(r.stdout, [] as Check[]) };
 }
 
 const find = (r: Run, host: string | undefined, name: string): Check[] => r.checks.filter((c) => c.host === host && c.name === name);

@@ -1,26 +1,15 @@
 /** Staged rollouts against a real fleet: a failure in a wave halts the rollout before the next one. */
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runFwgen } from '../support/run-cli.js';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
 
-const CLI = resolve('dist/cli/main.js');
 const NET = '198.18.90';
 const HOSTS = ['a1', 'a2', 'a3', 'b1', 'b2', 'b3'];
 
-function fwgen(cwd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    const { SSH_AUTH_SOCK: _agent, ...env } = process.env;
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const fwgen = (cwd: string, args: string[]) => runFwgen(cwd, args);
 
 it('has the prerequisites of the end-to-end tests', () => expect(labPrereqs()).toEqual([]));
 

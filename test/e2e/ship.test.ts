@@ -2,14 +2,13 @@
  * `fwgen ship` against a real fleet: lab hosts in network namespaces, each with its own sshd,
  * /etc and kernel ruleset; fwgen runs in the root namespace as the deployer (the lab controller).
  */
-import { spawn } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseJson, runFwgen } from '../support/run-cli.js';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
 
-const CLI = resolve('dist/cli/main.js');
 const NET = '198.18.3';
 
 interface Run {
@@ -19,24 +18,9 @@ interface Run {
   results: { host: string; role: string; outcome: string; reason: string; backup?: string }[];
 }
 
-function fwgen(cwd: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((done) => {
-    const { SSH_AUTH_SOCK: _agent, ...base } = process.env;
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...base, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => {
-      let results: Run['results'] = [];
-      try {
-        results = JSON.parse(stdout);
-      } catch {
-        /* not a --json run */
-      }
-      done({ code: code ?? -1, stdout, stderr, results });
-    });
-  });
+async function fwgen(cwd: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const r = await runFwgen(cwd, args, env);
+  return { ...r, results: parseJson(r.stdout, [] as Run['results']) };
 }
 
 const outcomes = (r: Run) => Object.fromEntries(r.results.map((x) => [x.host, x.outcome]));

@@ -6,11 +6,11 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runFwgen } from '../support/run-cli.js';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
 
-const CLI = resolve('dist/cli/main.js');
 const NET = '198.18.70';
 const VERSION = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
 
@@ -32,17 +32,7 @@ interface Run {
   stderr: string;
 }
 
-function fwgen(cwd: string, args: string[]): Promise<Run> {
-  return new Promise((done) => {
-    const { SSH_AUTH_SOCK: _agent, ...env } = process.env;
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, env });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
-  });
-}
+const fwgen = (cwd: string, args: string[]): Promise<Run> => runFwgen(cwd, args);
 
 const states = (rows: Status[]) => Object.fromEntries(rows.map((r) => [r.host, r.state]));
 

@@ -1,0 +1,33 @@
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+
+/** The built CLI (vitest's global setup builds dist/ first). */
+export const CLI = resolve('dist/cli/main.js');
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `fwgen ARGS` in `cwd` as a real process, without the caller's SSH agent, with extra env. */
+export function runFwgen(cwd: string, args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return new Promise((done) => {
+    const { SSH_AUTH_SOCK: _agent, ...base } = process.env;
+    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...base, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('close', (code) => done({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+/** The JSON a `--json` run printed, or `fallback` when stdout is not JSON. */
+export function parseJson<T>(stdout: string, fallback: T): T {
+  try {
+    return JSON.parse(stdout) as T;
+  } catch {
+    return fallback;
+  }
+}
