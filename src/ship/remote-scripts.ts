@@ -73,6 +73,12 @@ else
   if [ "$HAS6" = 1 ]; then tail -c +"$((SIZE4 + 1))" "$NEW4.all" > "$NEW6"; fi
   rm -f "$NEW4.all"
 fi
+# Unchanged first: a host that already runs these rules needs no test.
+if [ "$FORCE" = 0 ] && cmp -s "$NEW4" "$RULES" && live_matches iptables-save "$NEW4"; then
+  if [ "$HAS6" = 0 ] || { cmp -s "$NEW6" "$RULES6" && live_matches ip6tables-save "$NEW6"; }; then
+    release; echo "status=unchanged"; exit 0
+  fi
+fi
 if ! iptables-restore --test < "$NEW4" 2> "$NEW4.err"; then
   msg=$(head -c 400 "$NEW4.err" | tr '\\n' ' '); release; fail ${EXIT.testFailed} "iptables-restore --test rejected the new rules: $msg"
 fi
@@ -80,11 +86,6 @@ if [ "$HAS6" = 1 ] && ! ip6tables-restore --test < "$NEW6" 2> "$NEW4.err"; then
   msg=$(head -c 400 "$NEW4.err" | tr '\\n' ' '); release; fail ${EXIT.testFailed} "ip6tables-restore --test rejected the new rules: $msg"
 fi
 rm -f "$NEW4.err"
-if [ "$FORCE" = 0 ] && cmp -s "$NEW4" "$RULES" && live_matches iptables-save "$NEW4"; then
-  if [ "$HAS6" = 0 ] || { cmp -s "$NEW6" "$RULES6" && live_matches ip6tables-save "$NEW6"; }; then
-    release; echo "status=unchanged"; exit 0
-  fi
-fi
 echo "status=ready"
 `;
 }

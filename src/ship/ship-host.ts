@@ -1,4 +1,3 @@
-import { createTwoFilesPatch } from 'diff';
 import type { Host } from '../inventory/model.js';
 import { applyScript, commitScript, EXIT, parseStatus, prepareScript, readRulesScript, verifyRollbackScript, type RemotePaths, type ScriptVars } from './remote-scripts.js';
 import { TransportError, type ConnectTarget, type ExecResult, type Session, type Transport } from './transport.js';
@@ -140,6 +139,7 @@ async function dryRun(session: Session, job: HostJob, vars: ScriptVars, result: 
   const current = splitFiles(r.stdout);
   const wanted = [job.v4, ...(job.v6 ? [job.v6] : [])].map((b) => b.toString('utf8'));
   const names = [job.paths.rules, job.paths.rules6];
+  const { createTwoFilesPatch } = await import('diff');
   const diffs = wanted
     .map((text, i) => (current[i] === text ? '' : createTwoFilesPatch(names[i], `${names[i]} (new)`, current[i] ?? '', text, '', '', { context: 2 })))
     .filter(Boolean);
