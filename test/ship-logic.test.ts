@@ -102,6 +102,44 @@ describe('ship fleet logic (fake transport)', () => {
     expect(r.outcome).toBe('rolled-back');
   });
 
+  it('a connection lost during apply is settled over a new connection: committed, or nothing applied', async () => {
+    const lost = (h: FakeHost) => {
+      const t = new FakeTransport({ a: h });
+      const orig = t.connect.bind(t);
+      t.connect = async (target) => {
+        const session = await orig(target);
+        const run = session.run;
+        return { ...session, run: async (script: string) => {
+          if (script.includes('FWGEN_DEADMAN')) throw new TransportError('unreachable', 'connection lost while a command was running');
+          return run(script);
+        } };
+      };
+      return t;
+    };
+    const applied = fake();
+    const [r1] = await shipFleet([job('a')], settings, { transport: lost(applied), sleep: async () => {}, now: () => 0 }, 1);
+    expect(r1.outcome).toBe('applied');
+    const never = fake({ commit: { code: 17, stdout: 'status=never-armed\n', stderr: '' } });
+    const [r2] = await shipFleet([job('a')], settings, { transport: lost(never), sleep: async () => {}, now: () => 0 }, 1);
+    expect(r2).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('before anything was applied') });
+  });
+
+  it('reports a dead-man switch that could not restore as a failure, not a rollback', async () => {
+    const hosts = { a: fake({ verify: ok('status=rollback-failed\n') }) };
+    const fx = effects(hosts);
+    const transport = fx.transport as FakeTransport;
+    const orig = transport.connect.bind(transport);
+    transport.connect = async (t) => {
+      if (hosts.a.connects === 1) {
+        hosts.a.connects++;
+        throw new TransportError('unreachable', 'connect ECONNREFUSED');
+      }
+      return orig(t);
+    };
+    const [r] = await shipFleet([job('a')], settings, fx, 1);
+    expect(r).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('could not restore the previous rules') });
+  });
+
   it('one unreachable host fails alone; the others are applied', async () => {
     const hosts = { a: fake({ refuseFrom: 1 }), b: fake(), c: fake({ prepare: ok('status=unchanged\n') }) };
     const results = await shipFleet([job('a'), job('b'), job('c')], settings, effects(hosts), 2);
@@ -151,8 +189,22 @@ describe('lockout check', () => {
     expect(v.admitted).toBe(false);
   });
 
-  it('follows fleet trust on an interface and jumps into user chains', () => {
-    expect(evaluateInput(rules('-A INPUT -s 198.18.0.1/32 -i eth1 -j ACCEPT\n'), { source: '198.18.0.1', dport: 22 }).admitted).toBe(true);
+  it('does not count an ACCEPT limited to an interface (the connection may arrive on another)', () => {
+    expect(evaluateInput(rules('-A INPUT -s 198.18.0.1/32 -i eth1 -j ACCEPT\n'), { source: '198.18.0.1', dport: 22 }).admitted).toBe(false);
+    expect(evaluateInput(rules('-A INPUT -s 198.18.0.1/32 ! -i lo -p tcp -m tcp --dport 22 -j ACCEPT\n'), { source: '198.18.0.1', dport: 22 }).admitted).toBe(false);
+  });
+
+  it('counts a DROP inside a chain reached by a jump it cannot evaluate, a goto, -p all, and DROPs in raw', () => {
+    const mgmt = '-A INPUT -s 198.18.0.0/15 -p tcp -m tcp --dport 22 -j ACCEPT\n';
+    const lockdown = (jump: string) => `*filter\n:INPUT ACCEPT [0:0]\n:LOCKDOWN - [0:0]\n${jump}\n-A LOCKDOWN -j DROP\n${mgmt}COMMIT\n`;
+    expect(evaluateInput(lockdown('-A INPUT -d 198.51.100.11/32 -j LOCKDOWN'), { source: '198.18.0.1', dport: 22 })).toEqual({ admitted: false, rule: '-A LOCKDOWN -j DROP' });
+    expect(evaluateInput(lockdown('-A INPUT -g LOCKDOWN'), { source: '198.18.0.1', dport: 22 }).admitted).toBe(false);
+    expect(evaluateInput(rules('-A INPUT -p all -j DROP\n' + mgmt), { source: '198.18.0.1', dport: 22 }).admitted).toBe(false);
+    expect(evaluateInput(`*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp -j DROP\nCOMMIT\n${rules(mgmt)}`, { source: '198.18.0.1', dport: 22 }).admitted).toBe(false);
+    expect(evaluateInput(rules(mgmt), { source: '198.18.0.1', dport: 22 }).admitted).toBe(true);
+  });
+
+  it('jumps into user chains', () => {
     const chained = '*filter\n:INPUT DROP [0:0]\n:mgmt - [0:0]\n-A INPUT -p tcp -j mgmt\n-A mgmt -s 198.18.0.0/15 -j ACCEPT\nCOMMIT\n';
     expect(evaluateInput(chained, { source: '198.18.0.1', dport: 22 }).admitted).toBe(true);
     expect(evaluateInput(chained, { source: '192.0.2.1', dport: 22 })).toEqual({ admitted: false, rule: 'policy DROP' });

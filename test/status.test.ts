@@ -99,6 +99,14 @@ describe('compareLive: live filter table against the rendered file', () => {
     expect(r).toMatchObject({ inSync: true, foreignChains: ['KUBE-FIREWALL'], foreignRules: ['-A INPUT -g KUBE-FIREWALL'] });
   });
 
+  it('reports a jump into a chain no known tool owns as drift: it could open the host', () => {
+    const live = saved(RENDERED, pipe(declare('OPEN'), insert('INPUT', '-A INPUT -j OPEN'), beforeCommit('-A OPEN -j ACCEPT')));
+    const r = compareLive(RENDERED, live);
+    expect(r.inSync).toBe(false);
+    expect(r.foreignChains).toEqual(['OPEN']);
+    expect(r.drift.join('\n')).toContain('+-A INPUT -j OPEN');
+  });
+
   it('is not fooled by a jump written inside a quoted comment', () => {
     const sneaky = '-A INPUT -m comment --comment "looks like -j f2b-sshd \\" -j f2b-sshd" -j ACCEPT';
     const r = compareLive(RENDERED, saved(RENDERED, pipe(declare('f2b-sshd'), insert('INPUT', sneaky))));

@@ -91,7 +91,8 @@ async function rollbackLastShip(opts: ShipOptions & { wave?: string }): Promise<
   if (opts.wave !== 'last') throw new UsageError(`--wave ${opts.wave}: only "last" is supported (the hosts the last ship applied)`);
   const last = readAudit(opts.auditLog).filter((e) => e.action === 'ship').pop();
   if (!last) throw new WorkFailedError(`no ship recorded in ${opts.auditLog}`);
-  const applied = last.hosts.filter((h) => h.outcome === 'applied' && h.backup);
+  // Every host the ship changed has a backup, including those that failed the check after their stage.
+  const applied = last.hosts.filter((h) => h.backup && h.outcome !== 'rolled-back');
   if (applied.length === 0) throw new WorkFailedError(`the last ship (run ${last.run}) applied no host; nothing to roll back`);
   const inv = renderProject({ ...opts, role: 'all' }).loaded.inventory;
   const hosts = selectHosts(inv, undefined, applied.map((h) => h.host));
@@ -159,10 +160,13 @@ async function runStages(stages: readonly Stage[], settings: RunSettings, opts: 
   if (opts.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
   if (halted) {
     const running = results.filter((r) => r.outcome === 'applied' || r.outcome === 'unchanged').map((r) => r.host);
-    const notRunning = [...results.filter((r) => !running.includes(r.host)).map((r) => r.host), ...halted.untouched];
+    // A host that took the rules but failed its check after the stage has a backup: its state is suspect.
+    const suspect = results.filter((r) => r.outcome === 'failed' && r.backup).map((r) => r.host);
+    const notRunning = [...results.filter((r) => !running.includes(r.host) && !suspect.includes(r.host)).map((r) => r.host), ...halted.untouched];
     throw new WorkFailedError(
       `rollout halted after ${halted.stage}: ${halted.failures} failure(s), more than --max-failures ${ctx.maxFailures}\n` +
         `run the new rules (${running.length}): ${running.join(', ') || 'none'}\n` +
+        (suspect.length > 0 ? `took the new rules but failed the check after their stage (${suspect.length}): ${suspect.join(', ')}\n` : '') +
         `do not (${notRunning.length}): ${notRunning.join(', ')}`,
       'fix the failures and ship again, or undo the shipped part with `fwgen rollback --wave last`',
     );

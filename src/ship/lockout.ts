@@ -20,27 +20,34 @@ interface Rule {
 
 /**
  * Walks the filter table's INPUT chain of an iptables-restore file for a new TCP connection.
- * Conservative: an ACCEPT is trusted only when every match is understood; a REJECT or DROP whose
- * matches are not understood is assumed to hit. `-i` matches are assumed to match (the interface
- * the connection arrives on is not known here) except `-i lo`.
+ * Conservative: an ACCEPT is trusted only when every match is understood, and the interface the
+ * connection arrives on is not known here, so an ACCEPT limited to an interface is not trusted;
+ * a REJECT or DROP whose matches are not understood is assumed to hit, also inside a chain reached
+ * by a jump that may or may not be taken; a DROP or REJECT in the raw or mangle table counts too.
  */
 export function evaluateInput(rulesText: string, probe: Probe): Verdict {
   const chains = parseFilterTable(rulesText);
-  return walk(chains, 'INPUT', probe, 0) ?? { admitted: chains.policies.get('INPUT') !== 'DROP', rule: `policy ${chains.policies.get('INPUT') ?? 'ACCEPT'}` };
+  if (chains.otherBlocks.length > 0) return { admitted: false, rule: chains.otherBlocks[0] };
+  const verdict = walk(chains, 'INPUT', probe, 0, true);
+  return verdict ?? { admitted: chains.policies.get('INPUT') !== 'DROP', rule: `policy ${chains.policies.get('INPUT') ?? 'ACCEPT'}` };
 }
 
 interface Table {
   rules: Map<string, Rule[]>;
   policies: Map<string, string>;
+  /** DROP/REJECT rules in the raw or mangle table's PREROUTING/INPUT chains. */
+  otherBlocks: string[];
 }
 
 function parseFilterTable(text: string): Table {
   const rules = new Map<string, Rule[]>();
   const policies = new Map<string, string>();
-  let inFilter = false;
+  const otherBlocks: string[] = [];
+  let table = '';
   for (const line of text.split('\n')) {
-    if (line.startsWith('*')) inFilter = line === '*filter';
-    if (!inFilter) continue;
+    if (line.startsWith('*')) table = line.slice(1);
+    if ((table === 'raw' || table === 'mangle') && /^-A (PREROUTING|INPUT) .*-j (DROP|REJECT)\b/.test(line)) otherBlocks.push(line);
+    if (table !== 'filter') continue;
     if (line.startsWith(':')) {
       const [name, policy] = line.slice(1).split(' ');
       policies.set(name, policy);
@@ -51,38 +58,42 @@ function parseFilterTable(text: string): Table {
       rules.get(chain)!.push({ text: line, args: args.slice(2) });
     }
   }
-  return { rules, policies };
+  return { rules, policies, otherBlocks };
 }
 
 function tokenize(line: string): string[] {
   return [...line.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]);
 }
 
-function walk(t: Table, chain: string, probe: Probe, depth: number): Verdict | undefined {
+/** `trusted`: the path to this chain is certain, so an ACCEPT here admits. */
+function walk(t: Table, chain: string, probe: Probe, depth: number, trusted: boolean): Verdict | undefined {
   if (depth > 16) return { admitted: false, rule: `jump depth exceeded at ${chain}` };
   for (const rule of t.rules.get(chain) ?? []) {
-    const { match, target } = matchRule(rule.args, probe);
+    const { match, target, goto } = matchRule(rule.args, probe);
     if (match === 'no') continue;
     if (target === 'ACCEPT') {
-      if (match === 'yes') return { admitted: true, rule: rule.text };
+      if (match === 'yes' && trusted) return { admitted: true, rule: rule.text };
       continue;
     }
     if (target === 'REJECT' || target === 'DROP') return { admitted: false, rule: rule.text };
     if (target === 'RETURN') {
-      if (match === 'yes') return undefined;
+      if (match === 'yes' && trusted) return undefined;
       continue;
     }
-    if (t.rules.has(target) && match === 'yes') {
-      const inner = walk(t, target, probe, depth + 1);
-      if (inner) return inner;
+    if (t.rules.has(target)) {
+      const inner = walk(t, target, probe, depth + 1, trusted && match === 'yes');
+      if (inner && (!inner.admitted || (trusted && match === 'yes'))) return inner;
+      // A goto that is certainly taken does not come back to this chain.
+      if (goto && match === 'yes' && trusted) return undefined;
     }
   }
   return undefined;
 }
 
-function matchRule(args: string[], probe: Probe): { match: 'yes' | 'no' | 'unknown'; target: string } {
+function matchRule(args: string[], probe: Probe): { match: 'yes' | 'no' | 'unknown'; target: string; goto: boolean } {
   let match: 'yes' | 'no' | 'unknown' = 'yes';
   let target = '';
+  let goto = false;
   const worse = (m: 'no' | 'unknown') => {
     if (match === 'yes' || m === 'no') match = m;
   };
@@ -94,7 +105,9 @@ function matchRule(args: string[], probe: Probe): { match: 'yes' | 'no' | 'unkno
     const flip = (ok: boolean) => (negate ? !ok : ok);
     switch (opt) {
       case '-j':
+      case '-g':
         target = val;
+        goto = opt === '-g';
         i++;
         while (args[i + 1] !== undefined && args[i + 1].startsWith('--')) i += 2;
         break;
@@ -109,11 +122,13 @@ function matchRule(args: string[], probe: Probe): { match: 'yes' | 'no' | 'unkno
         i++;
         break;
       case '-i':
+        // Only loopback is known: the SSH connection never arrives on lo, and may arrive on any other.
         if (flip(val === 'lo')) worse('no');
+        else worse('unknown');
         i++;
         break;
       case '-p':
-        if (!flip(val === 'tcp' || val === '6')) worse('no');
+        if (!flip(['tcp', '6', 'all', '0'].includes(val))) worse('no');
         i++;
         break;
       case '-m':
@@ -143,7 +158,7 @@ function matchRule(args: string[], probe: Probe): { match: 'yes' | 'no' | 'unkno
         if (val !== undefined && !val.startsWith('-')) i++;
     }
   }
-  return { match, target };
+  return { match, target, goto };
 }
 
 function contains(cidr: string, address: string): boolean {

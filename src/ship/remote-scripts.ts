@@ -42,11 +42,19 @@ STATE="$RULES.fwgen-state.json"
 fail() { code=$1; shift; printf 'fwgen: %s\\n' "$*" >&2; exit "$code"; }
 norm() { sed -e '/^#/d' -e 's/\\[[0-9]*:[0-9]*\\]$/[0:0]/'; }
 live_matches() { "$1" -t filter | norm > "$2.live-now" && norm < "$2" | cmp -s - "$2.live-now"; rc=$?; rm -f "$2.live-now"; return $rc; }
+release() { rm -f "$NEW4" "$NEW6" "$NEW4.all" "$NEW4.err" "$NEW4.applied" "$NEW6.applied"; rm -rf "$LOCK"; }
+ours() { [ "$(cat "$LOCK/run" 2>/dev/null)" = "$ID" ]; }
 `;
 }
 
 /** Exit codes the scripts use, besides 0. */
-export const EXIT = { locked: 10, testFailed: 11, applyFailed: 13, alreadyRolledBack: 14, missingTool: 15, noBackup: 16 } as const;
+export const EXIT = { locked: 10, testFailed: 11, applyFailed: 13, alreadyRolledBack: 14, missingTool: 15, noBackup: 16, neverArmed: 17 } as const;
+
+/** A lock older than this, with no dead-man switch armed, was left by an interrupted run. */
+const STALE_LOCK_MINUTES = 10;
+
+/** What a host with no filter rules runs: restoring it can never lock anyone out. */
+const ACCEPT_ALL = '*filter\\n:INPUT ACCEPT [0:0]\\n:FORWARD ACCEPT [0:0]\\n:OUTPUT ACCEPT [0:0]\\nCOMMIT\\n';
 
 /**
  * Phase 1: lock, stage the new files (from stdin, or from a backup for a rollback), `--test` them,
@@ -58,10 +66,15 @@ for t in iptables-restore iptables-save; do command -v "$t" >/dev/null 2>&1 || f
 if [ "$HAS6" = 1 ]; then for t in ip6tables-restore ip6tables-save; do command -v "$t" >/dev/null 2>&1 || fail ${EXIT.missingTool} "$t not found on the host"; done; fi
 mkdir -p "$(dirname "$RULES")" || fail 1 "cannot create the folder of $RULES"
 if ! mkdir "$LOCK" 2>/dev/null; then
-  fail ${EXIT.locked} "another fwgen run holds the lock $LOCK ($(cat "$LOCK/owner" 2>/dev/null || echo unknown owner))"
+  stale=$(find "$LOCK" -maxdepth 0 -mmin +${STALE_LOCK_MINUTES} 2>/dev/null)
+  if [ -n "$stale" ] && ! ls "$RULES".fwgen-armed.* >/dev/null 2>&1; then
+    echo "fwgen: broke a stale lock ($(cat "$LOCK/owner" 2>/dev/null || echo unknown owner))" >&2
+    rm -rf "$LOCK"; mkdir "$LOCK" 2>/dev/null || fail ${EXIT.locked} "another fwgen run holds the lock $LOCK"
+  else
+    fail ${EXIT.locked} "another fwgen run holds the lock $LOCK ($(cat "$LOCK/owner" 2>/dev/null || echo unknown owner))"
+  fi
 fi
-printf '%s\\n' "$OWNER" > "$LOCK/owner"
-release() { rm -f "$NEW4" "$NEW6" "$NEW4.all" "$NEW4.err"; rm -rf "$LOCK"; }
+printf '%s\\n' "$OWNER" > "$LOCK/owner" && printf '%s\\n' "$ID" > "$LOCK/run" || { release; fail 1 "cannot write the lock $LOCK"; }
 if [ -n "$FROM" ]; then
   if [ -f "$RULES.bak.$FROM" ]; then cp "$RULES.bak.$FROM" "$NEW4"; elif [ -f "$RULES.bak.$FROM.live" ]; then cp "$RULES.bak.$FROM.live" "$NEW4"; else release; fail ${EXIT.noBackup} "no backup $FROM of $RULES on this host"; fi
   if [ "$HAS6" = 1 ]; then
@@ -93,37 +106,45 @@ echo "status=ready"
 /**
  * Phase 2 (same connection): back up the file and the live ruleset, arm the dead-man switch, apply.
  * The switch restores the live backup after TIMEOUT seconds unless phase 3 disarms it; it runs
- * detached (systemd-run when systemd runs, else setsid) so it survives this SSH session.
+ * detached (systemd-run when systemd runs, else setsid) so it survives this SSH session. A live
+ * backup the kernel would not take back (a host with no tables yet, an incompatible table) is
+ * replaced by an accept-all filter table: the switch must always be able to restore something.
  */
 export function applyScript(v: ScriptVars, o: { timeoutS: number; keep: number }): string {
   return `${prologue(v, { TIMEOUT: o.timeoutS, KEEP: o.keep })}
-[ -d "$LOCK" ] || fail 1 "lock $LOCK vanished; not applying"
+ours || fail 1 "the lock $LOCK is not held by this run; not applying"
+abort() { release; fail 1 "$*"; }
 TS=$(date -u +%Y%m%dT%H%M%SZ); BTS=$TS; n=1
 while [ -e "$RULES.bak.$BTS.live" ]; do BTS="$TS-$n"; n=$((n + 1)); done
 BAK="$RULES.bak.$BTS"
-if [ -e "$RULES" ]; then cp -p "$RULES" "$BAK" || fail 1 "cannot back up $RULES"; fi
-iptables-save > "$BAK.live" || fail 1 "iptables-save failed"
+if [ -e "$RULES" ]; then cp -p "$RULES" "$BAK" || abort "cannot back up $RULES"; fi
+iptables-save > "$BAK.live" || abort "iptables-save failed"
+restorable() { grep -q '^\\*filter' "$2" && "$1" --test < "$2" >/dev/null 2>&1; }
+restorable iptables-restore "$BAK.live" || printf '${ACCEPT_ALL}' > "$BAK.live" || abort "cannot write $BAK.live"
 if [ "$HAS6" = 1 ]; then
-  if [ -e "$RULES6" ]; then cp -p "$RULES6" "$RULES6.bak.$BTS"; fi
-  ip6tables-save > "$BAK.live6" || fail 1 "ip6tables-save failed"
+  if [ -e "$RULES6" ]; then cp -p "$RULES6" "$RULES6.bak.$BTS" || abort "cannot back up $RULES6"; fi
+  ip6tables-save > "$BAK.live6" || abort "ip6tables-save failed"
+  restorable ip6tables-restore "$BAK.live6" || printf '${ACCEPT_ALL}' > "$BAK.live6" || abort "cannot write $BAK.live6"
 fi
-ls -1 "$RULES".bak.*.live 2>/dev/null | sort -r | tail -n +"$((KEEP + 1))" | while read -r f; do
+ls -1 "$RULES".bak.*.live 2>/dev/null | grep -v -x -F "$BAK.live" | sort -r | tail -n +"$KEEP" | while read -r f; do
   t=\${f%.live}; t=\${t#"$RULES.bak."}
   rm -f "$RULES.bak.$t" "$RULES.bak.$t.live" "$RULES.bak.$t.live6" "$RULES6.bak.$t"
 done
-cat > "$DM" <<FWGEN_DEADMAN
+cat > "$DM" <<FWGEN_DEADMAN || abort "cannot write the dead-man switch $DM"
 #!/bin/sh
 sleep "\\$1"
 mv "$ARMED" "$ARMED.fired" 2>/dev/null || exit 0
-iptables-restore < "$BAK.live"
-if [ "$HAS6" = 1 ]; then ip6tables-restore < "$BAK.live6"; fi
-printf '%s rolled back ship %s: not confirmed within %ss\\\\n' "\\$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ID" "$TIMEOUT" >> "$RULES.fwgen-rollbacks"
-rm -f "$NEW4" "$NEW6" "$ARMED.fired" "$DM.pid" "$DM"
+ok=1
+iptables-restore -w < "$BAK.live" || ok=0
+if [ -f "$BAK.live6" ]; then ip6tables-restore -w < "$BAK.live6" || ok=0; fi
+if [ "\\$ok" = 1 ]; then what="rolled back"; else what="ROLLBACK FAILED"; fi
+printf '%s %s ship %s: not confirmed within %ss\\\\n' "\\$(date -u +%Y-%m-%dT%H:%M:%SZ)" "\\$what" "$ID" "$TIMEOUT" >> "$RULES.fwgen-rollbacks"
+rm -f "$NEW4" "$NEW6" "$NEW4.applied" "$NEW6.applied" "$ARMED.fired" "$DM.pid" "$DM"
 rm -rf "$LOCK"
 FWGEN_DEADMAN
-: > "$ARMED"
+: > "$ARMED" || abort "cannot arm the dead-man switch"
 if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
-  systemd-run --quiet --unit "fwgen-deadman-$ID" --on-active="$TIMEOUT" --timer-property=AccuracySec=1s /bin/sh "$DM" 0 >/dev/null 2>&1 || fail 1 "systemd-run could not arm the dead-man switch"
+  systemd-run --quiet --unit "fwgen-deadman-$ID" --on-active="$TIMEOUT" --timer-property=AccuracySec=1s /bin/sh "$DM" 0 >/dev/null 2>&1 || { rm -f "$ARMED" "$DM"; abort "systemd-run could not arm the dead-man switch"; }
   echo "systemd" > "$DM.pid"
 elif command -v setsid >/dev/null 2>&1; then
   setsid /bin/sh "$DM" "$TIMEOUT" </dev/null >/dev/null 2>&1 &
@@ -134,50 +155,59 @@ else
 fi
 rollback_now() {
   if mv "$ARMED" "$ARMED.fired" 2>/dev/null; then
-    iptables-restore < "$BAK.live"; if [ "$HAS6" = 1 ]; then ip6tables-restore < "$BAK.live6"; fi
+    iptables-restore -w < "$BAK.live"; if [ -f "$BAK.live6" ]; then ip6tables-restore -w < "$BAK.live6"; fi
     rm -f "$ARMED.fired"
   fi
   pid=$(cat "$DM.pid" 2>/dev/null); case "$pid" in systemd) systemctl stop "fwgen-deadman-$ID.timer" 2>/dev/null ;; [0-9]*) kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null ;; esac
-  rm -f "$NEW4" "$NEW6" "$DM" "$DM.pid"; rm -rf "$LOCK"
+  rm -f "$DM" "$DM.pid"; release
 }
-if ! iptables-restore < "$NEW4" 2> "$NEW4.err"; then
-  msg=$(head -c 400 "$NEW4.err" | tr '\\n' ' '); rm -f "$NEW4.err"; rollback_now; fail ${EXIT.applyFailed} "iptables-restore failed, previous rules restored: $msg"
+if ! iptables-restore -w < "$NEW4" 2> "$NEW4.err"; then
+  msg=$(head -c 400 "$NEW4.err" | tr '\\n' ' '); rollback_now; fail ${EXIT.applyFailed} "iptables-restore failed, previous rules restored: $msg"
 fi
-if [ "$HAS6" = 1 ] && ! ip6tables-restore < "$NEW6" 2> "$NEW4.err"; then
-  msg=$(head -c 400 "$NEW4.err" | tr '\\n' ' '); rm -f "$NEW4.err"; rollback_now; fail ${EXIT.applyFailed} "ip6tables-restore failed, previous rules restored: $msg"
+if [ -f "$NEW6" ] && ! ip6tables-restore -w < "$NEW6" 2> "$NEW4.err"; then
+  msg=$(head -c 400 "$NEW4.err" | tr '\\n' ' '); rollback_now; fail ${EXIT.applyFailed} "ip6tables-restore failed, previous rules restored: $msg"
 fi
 rm -f "$NEW4.err"
+# What the kernel shows for what was applied: the commit step compares with this, not with the file.
+iptables-save -t filter | norm > "$NEW4.applied"
+if [ -f "$NEW6" ]; then ip6tables-save -t filter | norm > "$NEW6.applied"; fi
 echo "status=applied backup=$BTS"
 `;
 }
 
 /**
  * Phase 3, over a NEW connection (the old one survives through conntrack and proves nothing):
- * disarm, check the live rules are the new ones, move the new files into place, record state, unlock.
+ * disarm, move the new files into place, record state, unlock. This connection working is the proof
+ * that SSH still gets in, so the step completes even when the live rules changed since phase 2
+ * (another tool adding its chains); it then says so (`warning=live-changed`).
  */
 export function commitScript(v: ScriptVars, o: { stateJson: string }): string {
   return `${prologue(v, { STATE_JSON: o.stateJson })}
 if ! mv "$ARMED" "$ARMED.done" 2>/dev/null; then
-  echo "status=rolled-back"; exit ${EXIT.alreadyRolledBack}
+  if grep -q "ship $ID:" "$RULES.fwgen-rollbacks" 2>/dev/null || [ -e "$ARMED.fired" ]; then echo "status=rolled-back"; exit ${EXIT.alreadyRolledBack}; fi
+  # Never armed: the apply step did not get that far, so nothing was applied.
+  if ours; then release; fi
+  echo "status=never-armed"; exit ${EXIT.neverArmed}
 fi
 pid=$(cat "$DM.pid" 2>/dev/null); case "$pid" in systemd) systemctl stop "fwgen-deadman-$ID.timer" 2>/dev/null ;; [0-9]*) kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null ;; esac
-if ! live_matches iptables-save "$NEW4" || { [ "$HAS6" = 1 ] && ! live_matches ip6tables-save "$NEW6"; }; then
-  echo "status=not-live"; exit 1
-fi
+warning=""
+iptables-save -t filter | norm | cmp -s - "$NEW4.applied" || warning=" warning=live-changed"
+if [ -f "$NEW6" ]; then ip6tables-save -t filter | norm | cmp -s - "$NEW6.applied" || warning=" warning=live-changed"; fi
 mv -f "$NEW4" "$RULES" || fail 1 "cannot move the new rules into $RULES"
-if [ "$HAS6" = 1 ]; then mv -f "$NEW6" "$RULES6" || fail 1 "cannot move the new rules into $RULES6"; fi
+if [ -f "$NEW6" ]; then mv -f "$NEW6" "$RULES6" || fail 1 "cannot move the new rules into $RULES6"; fi
 printf '%s\\n' "$STATE_JSON" > "$STATE.tmp" && mv -f "$STATE.tmp" "$STATE"
 rm -f "$ARMED.done" "$DM" "$DM.pid"
-rm -rf "$LOCK"
-echo "status=committed"
+release
+echo "status=committed$warning"
 `;
 }
 
 /** After a failed confirmation: has the dead-man switch fired (and cleaned up)? */
 export function verifyRollbackScript(v: ScriptVars): string {
   return `${prologue(v)}
-if [ -e "$ARMED" ]; then echo "status=still-armed"; exit 0; fi
-if grep -q "ship $ID:" "$RULES.fwgen-rollbacks" 2>/dev/null; then echo "status=rolled-back"; exit 0; fi
+if [ -e "$ARMED" ] || [ -e "$ARMED.fired" ]; then echo "status=still-armed"; exit 0; fi
+if grep -q "rolled back ship $ID:" "$RULES.fwgen-rollbacks" 2>/dev/null; then echo "status=rolled-back"; exit 0; fi
+if grep -q "ROLLBACK FAILED ship $ID:" "$RULES.fwgen-rollbacks" 2>/dev/null; then echo "status=rollback-failed"; exit 0; fi
 echo "status=unknown"
 `;
 }

@@ -67,22 +67,36 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
   } catch (err) {
     return result('failed', describe(err));
   }
+  if (s.dryRun) {
+    try {
+      return await dryRun(first, job, vars, result);
+    } catch (err) {
+      return result('failed', describe(err));
+    } finally {
+      first.close();
+    }
+  }
   let backup: string | undefined;
-  let armedAt: number;
+  let armedAt = fx.now();
   try {
-    if (s.dryRun) return await dryRun(first, job, vars, result);
     const payload = job.fromBackup ? undefined : job.v6 ? Buffer.concat([job.v4, job.v6]) : job.v4;
-    const prep = await first.run(prepareScript(vars, { size4: job.v4.length, force: s.force || job.fromBackup !== undefined, from: job.fromBackup, owner: s.owner }), payload);
+    let prep: ExecResult;
+    try {
+      prep = await first.run(prepareScript(vars, { size4: job.v4.length, force: s.force || job.fromBackup !== undefined, from: job.fromBackup, owner: s.owner }), payload);
+    } catch (err) {
+      if (err instanceof TransportError && err.kind === 'sudo-password') return result('failed', err.message);
+      return result('failed', `connection lost before the new rules were applied: ${describe(err)}`);
+    }
     if (prep.code !== 0) return result('failed', scriptError(prep, 'prepare'));
     if (parseStatus(prep.stdout).status === 'unchanged') return result('unchanged', withNote('rules file and live rules already match', await persist(s, first, vars)));
-    const applied = await first.run(applyScript(vars, { timeoutS: s.timeoutS, keep: s.keep }));
     armedAt = fx.now();
+    const applied = await first.run(applyScript(vars, { timeoutS: s.timeoutS, keep: s.keep }));
     if (applied.code === EXIT.applyFailed) return result('rolled-back', scriptError(applied, 'apply'));
     if (applied.code !== 0) return result('failed', scriptError(applied, 'apply'));
     backup = parseStatus(applied.stdout).backup;
-  } catch (err) {
-    if (err instanceof TransportError && err.kind === 'sudo-password') return result('failed', err.message);
-    return result('failed', `connection lost before the new rules were applied: ${describe(err)}`);
+  } catch {
+    // Lost during the apply step: the switch may be armed and the rules applied. The new
+    // connection below finds out, and either commits or reports what the host did.
   } finally {
     first.close();
   }
@@ -101,8 +115,13 @@ async function confirm(job: HostJob, s: RunSettings, fx: Effects, target: Connec
   }
   try {
     const c = await second.run(commitScript(vars, { stateJson: s.stateJson(job, backup) }));
-    if (c.code === 0) return result('applied', withNote(backup ? `previous rules backed up as ${backup}` : 'applied', await persist(s, second, vars)), { backup });
+    if (c.code === 0) {
+      const changed = parseStatus(c.stdout).warning === 'live-changed' ? 'the live rules changed between apply and confirmation (another tool?)' : undefined;
+      const note = [changed, await persist(s, second, vars)].filter(Boolean).join('; ') || undefined;
+      return result('applied', withNote(backup ? `previous rules backed up as ${backup}` : 'applied', note), { backup });
+    }
     if (c.code === EXIT.alreadyRolledBack) return result('rolled-back', `the dead-man switch fired before confirmation (timeout ${s.timeoutS}s)`);
+    if (c.code === EXIT.neverArmed) return result('failed', 'connection lost during the apply step, before anything was applied; the host is as before');
     return result('failed', scriptError(c, 'confirm'));
   } catch (err) {
     return awaitRollback(fx, target, vars, armedAt, s.timeoutS, `confirmation failed (${describe(err)})`, result);
@@ -122,6 +141,7 @@ async function awaitRollback(fx: Effects, target: ConnectTarget, vars: ScriptVar
         const status = parseStatus(v.stdout).status;
         if (status === 'rolled-back') return result('rolled-back', `${why}; the host restored its previous rules after ${timeoutS}s`);
         if (status === 'still-armed') continue;
+        if (status === 'rollback-failed') return result('failed', `${why}; the dead-man switch fired but could not restore the previous rules (see ${vars.paths.rules}.fwgen-rollbacks on the host)`);
         return result('failed', `${why}; could not confirm the rollback (state: ${status ?? 'unknown'})`);
       } finally {
         third.close();

@@ -31,7 +31,8 @@ export class SshTransport implements Transport {
     const entries = this.knownHosts.get(knownHostsPath)!;
     const keyId = ssh.identity ?? '';
     if (!this.keys.has(keyId)) this.keys.set(keyId, readPrivateKey(ssh.identity));
-    const keyTypes = knownKeyTypes(entries, ssh.host, ssh.port);
+    // An ssh-rsa key is used with rsa-sha2-* signatures by modern servers (plain ssh-rsa is SHA-1).
+    const keyTypes = knownKeyTypes(entries, ssh.host, ssh.port).flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', t] : [t]));
     let verdict: 'match' | 'mismatch' | 'unknown' | 'accepted' = 'unknown';
     let presented = '';
     const client = new NodeSSH();
@@ -106,11 +107,17 @@ class SshSession implements Session {
         if (err) return reject(new TransportError('unreachable', err.message));
         const out: Buffer[] = [];
         const errOut: Buffer[] = [];
+        let exitCode: number | undefined;
         stream.on('data', (d: Buffer) => out.push(d));
         stream.stderr.on('data', (d: Buffer) => errOut.push(d));
-        stream.on('close', (code: number | null) =>
-          resolve({ code: code ?? 255, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8') }),
-        );
+        stream.on('exit', (code: number | null) => {
+          if (typeof code === 'number') exitCode = code;
+        });
+        stream.on('close', () => {
+          // No exit status means the connection went away mid-command: that is not a command failure.
+          if (exitCode === undefined) return reject(new TransportError('unreachable', 'connection lost while a command was running'));
+          resolve({ code: exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8') });
+        });
         stream.on('error', (e: Error) => reject(new TransportError('unreachable', e.message)));
         stream.end(stdin ?? undefined);
       });

@@ -8,7 +8,7 @@ export interface LiveComparison {
   readonly drift: string[];
   /** Chains the host has that the rendered file does not declare (Docker's, `f2b-*`, `KUBE-*`, ...). */
   readonly foreignChains: string[];
-  /** Rules in managed chains that jump to a foreign chain: someone else's hook, not drift. */
+  /** Rules in managed chains that jump to another tool's chain (Docker, fail2ban, ...): its hook, not drift. */
   readonly foreignRules: string[];
 }
 
@@ -27,6 +27,8 @@ export interface FilterTable {
 }
 
 const BUILTIN_CHAINS = ['INPUT', 'FORWARD', 'OUTPUT'] as const;
+/** Chains other tools own: Docker, fail2ban, Kubernetes, ufw, Calico, Cilium, libvirt, firewalld. */
+const KNOWN_FOREIGN = /^(DOCKER|f2b-|fail2ban-|KUBE-|ufw6?-|cali-|CILIUM_|LIBVIRT_|FWD_|IN_|OUT_|FORWARD_)/;
 const JUMP_FLAGS = new Set(['-j', '--jump', '-g', '--goto']);
 
 /**
@@ -38,7 +40,9 @@ export function compareLive(rendered: string, live: string, labels: CompareLabel
   const have = parseFilter(live);
   const managed = [...want.chains.keys()];
   const foreignChains = [...have.chains.keys()].filter((c) => !want.chains.has(c));
-  const foreign = new Set(foreignChains);
+  // Only other tools' well-known hooks are exempt: a jump from INPUT into any other chain fwgen does
+  // not declare (`-I INPUT -j X`, `-A X -j ACCEPT`) could open the host, so it is drift.
+  const foreign = new Set(foreignChains.filter((c) => KNOWN_FOREIGN.test(c)));
   const foreignRules = managed.flatMap((c) => (have.rules.get(c) ?? []).filter((r) => jumpsTo(r, foreign)));
   const wanted = managedView(want, managed, () => false);
   const found = managedView(have, managed, (r) => jumpsTo(r, foreign));

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseJson, runFwgen } from '../support/run-cli.js';
-import { createLab, labPrereqs, type Lab } from '../support/lab.js';
+import { CONTROLLER, createLab, labPrereqs, type Lab } from '../support/lab.js';
 
 const NET = '198.18.3';
 
@@ -100,6 +100,19 @@ ${o.extraRoles ?? ''}`;
     const state = JSON.parse(await lab.execOk('db1', ['cat', '/etc/iptables.up.rules.fwgen-state.json']));
     expect(state).toMatchObject({ role: 'db', host: 'db1' });
   });
+
+  it('on a host that never had rules, a lockout is rolled back to an open host, not to nothing', async () => {
+    // `extra` has no tables at all yet: its live backup is empty, so the switch must restore accept-all.
+    writeInventory(inventory({ management: '192.0.2.0/24', trust: 'none', extraRoles: `  fresh:\n    hosts: { extra: ${NET}.31 }\n` }));
+    await render();
+    expect(await lab.execOk('extra', ['iptables-save'])).toBe('');
+    const r = await unsafeShip('--host', 'extra', '--timeout', '3');
+    expect(outcomes(r)).toEqual({ extra: 'rolled-back' });
+    expect(await lab.probe(CONTROLLER, `${NET}.31`, 22)).toBe('open');
+    expect(await lab.execOk('extra', ['iptables-save', '-t', 'filter'])).not.toMatch(/REJECT|DROP/);
+    writeInventory(inventory());
+    await render();
+  }, 60_000);
 
   it('a second ship with no change reports every host unchanged', async () => {
     const r = await ship('--role', 'all');
