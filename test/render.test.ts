@@ -125,13 +125,13 @@ describe('writing rendered/', () => {
   let dir = '';
   afterEach(() => dir && rmSync(dir, { recursive: true, force: true }));
 
-  it('reports added/updated/removed/unchanged and removes files of roles that no longer exist', () => {
+  it("reports added/updated/removed/unchanged and removes files of roles that no longer exist", async () => {
     dir = mkdtempSync(join(tmpdir(), 'fwgen-render-'));
     cpSync('inventory', join(dir, 'inventory'), { recursive: true });
     const opts = { inventory: join(dir, 'inventory/inventory.yaml'), out: join(dir, 'rendered') };
     const first = renderProject(opts);
     expect(new Set(first.changes.map((c) => c.status))).toEqual(new Set(['added']));
-    applyOutput(first.changes, opts.out);
+    await applyOutput(first.changes, opts.out);
     expect(renderProject(opts).changes.every((c) => c.status === 'unchanged')).toBe(true);
 
     const inv = readFileSync(opts.inventory, 'utf8');
@@ -143,7 +143,7 @@ describe('writing rendered/', () => {
     expect(byPath['db/iptables.up.rules']).toBe('updated');
     expect(byPath["web/iptables.up.rules"]).toBe("updated");
     expect(byPath["web/ip6tables.up.rules"]).toBe("unchanged");
-    applyOutput(second.changes, opts.out);
+    await applyOutput(second.changes, opts.out);
     expect(existsSync(join(opts.out, 'worker'))).toBe(false);
   });
 

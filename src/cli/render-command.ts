@@ -9,13 +9,13 @@ export interface RenderOptions extends ProjectOptions {
 }
 
 /** `fwgen render`: writes rendered/ (or, with --check, only compares and fails when stale). */
-export function renderCommand(opts: RenderOptions): void {
+export async function renderCommand(opts: RenderOptions): Promise<void> {
   const project = renderProject(opts);
   printWarnings(project.loaded.warnings);
   const { changes } = project;
   if (opts.json) process.stdout.write(`${JSON.stringify(changes.map(({ path, status }) => ({ path, status })), null, 2)}\n`);
   if (opts.check) return reportCheck(changes, opts.out);
-  applyOutput(changes, opts.out);
+  await applyOutput(changes, opts.out);
   for (const c of changes) if (c.status !== 'unchanged') process.stderr.write(`${c.status.padEnd(9)} ${opts.out}/${c.path}\n`);
   process.stderr.write(`rendered ${project.files.length} files into ${opts.out}/: ${summarize(changes)}\n`);
 }

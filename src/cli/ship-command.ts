@@ -11,7 +11,7 @@ import { bootHookScript, describeBootHookResult, parseBootHookResult } from '../
 import { listBackupsScript, type ScriptVars } from '../ship/remote-scripts.js';
 import type { Session } from '../ship/transport.js';
 import { parseWaves, planStages, type Stage } from '../ship/rollout.js';
-import { mapPool } from '../ship/map-pool.js';
+import { mapPool } from '../util/map-pool.js';
 import { fleetSucceeded, shipFleet } from '../ship/ship-fleet.js';
 import { failVerification, verifyHost } from '../ship/verify-host.js';
 import type { Effects, HostJob, HostResult, RunSettings } from '../ship/ship-host.js';

@@ -1,4 +1,6 @@
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, unlinkSync, writevSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, rmdirSync } from 'node:fs';
+import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { mapPool } from '../util/map-pool.js';
 import { dirname, join } from 'node:path';
 import type { RenderedFile } from '../render/render-role.js';
 import { RULES_FILE, renderedText } from '../render/render-role.js';
@@ -28,24 +30,25 @@ export function planOutput(files: readonly RenderedFile[], outDir: string, roles
 }
 
 /** Writes added/updated files (atomically, via rename) and deletes removed ones. */
-export function applyOutput(changes: readonly FileChange[], outDir: string): void {
-  for (const c of changes) {
+export async function applyOutput(changes: readonly FileChange[], outDir: string): Promise<void> {
+  // A few writes in flight let the kernel copy into the page cache on both cores.
+  await mapPool(changes, 4, async (c) => {
     const target = join(outDir, c.path);
     if ((c.status === 'added' || c.status === 'updated') && c.file) {
-      mkdirSync(dirname(target), { recursive: true });
+      await mkdir(dirname(target), { recursive: true });
       const tmp = `${target}.tmp-${process.pid}`;
-      const fd = openSync(tmp, 'w', 0o644);
+      const fh = await open(tmp, 'w', 0o644);
       try {
-        writevSync(fd, c.file.parts as Buffer[]);
+        await fh.writev(c.file.parts as Buffer[]);
       } finally {
-        closeSync(fd);
+        await fh.close();
       }
-      renameSync(tmp, target);
+      await rename(tmp, target);
     } else if (c.status === 'removed') {
-      unlinkSync(target);
-      removeIfEmpty(dirname(target));
+      await unlink(target);
     }
-  }
+  });
+  for (const c of changes) if (c.status === 'removed') removeIfEmpty(dirname(join(outDir, c.path)));
 }
 
 /** The file's current text on disk ('' when missing) and its new text ('' when removed). */
@@ -94,5 +97,5 @@ function listOwnedFiles(outDir: string): string[] {
 }
 
 function removeIfEmpty(dir: string): void {
-  if (readdirSync(dir).length === 0) rmdirSync(dir);
+  if (existsSync(dir) && readdirSync(dir).length === 0) rmdirSync(dir);
 }

@@ -1,4 +1,4 @@
-import { mapPool } from './map-pool.js';
+import { mapPool } from '../util/map-pool.js';
 import { shipHost, type Effects, type HostJob, type HostResult, type RunSettings } from './ship-host.js';
 
 /** Ships hosts in parallel, at most `concurrency` at once; one host's failure never stops the others. */

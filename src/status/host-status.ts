@@ -3,7 +3,7 @@ import { RULES_FILE } from '../render/render-role.js';
 import type { RemotePaths } from '../ship/remote-scripts.js';
 import { TransportError, type Session, type Transport } from '../ship/transport.js';
 import { compareLive, type LiveComparison } from './compare-rules.js';
-import { mapPool } from '../ship/map-pool.js';
+import { mapPool } from '../util/map-pool.js';
 import { readHostStatus, type RemoteStatus } from './read-host-status.js';
 
 /**
