@@ -13,7 +13,7 @@ import type { Session } from '../ship/transport.js';
 import { parseWaves, planStages, type Stage } from '../ship/rollout.js';
 import { mapPool } from '../util/map-pool.js';
 import { fleetSucceeded, shipFleet } from '../ship/ship-fleet.js';
-import { failVerification, verifyHost } from '../ship/verify-host.js';
+import { checkHost } from '../status/host-status.js';
 import type { Effects, HostJob, HostResult, RunSettings } from '../ship/ship-host.js';
 import { SshTransport } from '../ship/ssh-transport.js';
 import { positiveInt, nonNegativeInt } from './options.js';
@@ -177,14 +177,16 @@ async function runStages(stages: readonly Stage[], settings: RunSettings, opts: 
   }
 }
 
-/** After a stage, every host that took (or kept) the rules is checked over a new connection. */
+/** After a stage, every host that took (or kept) the rules is checked with `status`, over a new connection. */
 async function verifyStage(stage: Stage, done: HostResult[], settings: RunSettings, fx: Effects, concurrency: number): Promise<HostResult[]> {
   return mapPool(stage.jobs, concurrency, async (job, i) => {
     const result = done[i];
     if (result.outcome !== 'applied' && result.outcome !== 'unchanged') return result;
-    const problem = await verifyHost(job, settings, fx);
-    if (problem) process.stderr.write(`failed      ${result.host} (${result.role}) ${problem}\n`);
-    return problem ? failVerification(result, problem) : result;
+    const st = await checkHost(job, fx.transport, { acceptNew: false, connectTimeoutMs: settings.connectTimeoutMs });
+    if (st.state === 'in-sync') return result;
+    const problem = `check after the stage: ${st.state}${st.reason ? ` (${st.reason})` : ''}`;
+    process.stderr.write(`failed      ${result.host} (${result.role}) ${problem}\n`);
+    return { ...result, outcome: 'failed' as const, reason: problem };
   });
 }
 

@@ -88,4 +88,26 @@ roles:
     expect(results.every((x) => x.outcome === 'applied' || x.outcome === 'unchanged')).toBe(true);
     for (const h of HOSTS) expect(await liveHas(h, 7002)).toBe(true);
   }, 120_000);
+
+  it('a host whose rules another tool changes right after the ship fails its check and halts the rollout', async () => {
+    await setInventory('tcp/7003');
+    // A rogue tool on the canary keeps inserting a rule; the check after the canary stage must see it.
+    await lab.execOk('a1', ['sh', '-c', 'while :; do iptables -C INPUT -s 192.0.2.66/32 -j ACCEPT 2>/dev/null || iptables -I INPUT -s 192.0.2.66/32 -j ACCEPT; sleep 0.05; done </dev/null >/dev/null 2>&1 & echo $! > /tmp/rogue.pid']);
+    try {
+      const r = await fwgen(project, ['ship', '--role', 'all', '--canary', '1', '--waves', '100%', '--json']);
+      expect(r.code).toBe(1);
+      const results = JSON.parse(r.stdout) as { host: string; outcome: string; reason: string; backup?: string }[];
+      expect(results).toHaveLength(1);
+      expect(results[0]).toMatchObject({ host: 'a1', outcome: 'failed', reason: expect.stringMatching(/^check after the stage: drifted/) });
+      expect(results[0].backup).toMatch(/^\d{8}T\d{6}Z/);
+      expect(r.stderr).toMatch(/took the new rules but failed the check after their stage \(1\): a1\ndo not \(5\): b1, a2, b2, a3, b3/);
+      for (const h of ['b1', 'a2', 'b3']) expect(await liveHas(h, 7003)).toBe(false);
+    } finally {
+      await lab.execOk('a1', ['sh', '-c', 'kill $(cat /tmp/rogue.pid)']);
+    }
+    const back = await fwgen(project, ['rollback', '--wave', 'last', '--json', '--timeout', '5']);
+    expect(back.code, back.stderr).toBe(0);
+    expect((JSON.parse(back.stdout) as { host: string; outcome: string }[]).map((x) => [x.host, x.outcome])).toEqual([['a1', 'applied']]);
+    expect(await liveHas('a1', 7003)).toBe(false);
+  }, 120_000);
 });
