@@ -55,6 +55,20 @@ function effects(hosts: Record<string, FakeHost>): Effects & { slept: number[] }
 }
 const fake = (over: Partial<FakeHost> = {}): FakeHost => ({ connects: 0, scripts: [], ...over });
 
+/** Refuses only the confirmation (2nd connection); the verification (3rd) gets through. */
+function refuseConfirmation<T extends Effects>(fx: T, host: FakeHost): T {
+  const transport = fx.transport as FakeTransport;
+  const orig = transport.connect.bind(transport);
+  transport.connect = async (t) => {
+    if (host.connects === 1) {
+      host.connects++;
+      throw new TransportError('unreachable', 'connect ECONNREFUSED');
+    }
+    return orig(t);
+  };
+  return fx;
+}
+
 describe('ship fleet logic (fake transport)', () => {
   it('applies, confirming over a second connection', async () => {
     const hosts = { a: fake() };
@@ -79,17 +93,7 @@ describe('ship fleet logic (fake transport)', () => {
 
   it('waits for the dead-man switch and reports rolled-back when the new connection fails', async () => {
     const hosts = { a: fake({ verify: ok('status=rolled-back\n') }) };
-    const fx = effects(hosts);
-    // Only the confirmation (2nd connection) is refused; the verification (3rd) gets through.
-    const transport = fx.transport as FakeTransport;
-    const orig = transport.connect.bind(transport);
-    transport.connect = async (t) => {
-      if (hosts.a.connects === 1) {
-        hosts.a.connects++;
-        throw new TransportError('unreachable', 'connect ECONNREFUSED');
-      }
-      return orig(t);
-    };
+    const fx = refuseConfirmation(effects(hosts), hosts.a);
     const [r] = await shipFleet([job('a')], settings, fx, 4);
     expect(r.outcome).toBe('rolled-back');
     expect(r.reason).toMatch(/new SSH connection after applying failed.*restored its previous rules after 5s/);
@@ -126,16 +130,7 @@ describe('ship fleet logic (fake transport)', () => {
 
   it('reports a dead-man switch that could not restore as a failure, not a rollback', async () => {
     const hosts = { a: fake({ verify: ok('status=rollback-failed\n') }) };
-    const fx = effects(hosts);
-    const transport = fx.transport as FakeTransport;
-    const orig = transport.connect.bind(transport);
-    transport.connect = async (t) => {
-      if (hosts.a.connects === 1) {
-        hosts.a.connects++;
-        throw new TransportError('unreachable', 'connect ECONNREFUSED');
-      }
-      return orig(t);
-    };
+    const fx = refuseConfirmation(effects(hosts), hosts.a);
     const [r] = await shipFleet([job('a')], settings, fx, 1);
     expect(r).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('could not restore the previous rules') });
   });
