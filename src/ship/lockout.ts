@@ -1,4 +1,5 @@
 import dgram from 'node:dgram';
+import { lookup } from 'node:dns/promises';
 import ipaddr from 'ipaddr.js';
 
 /** A new TCP connection as the host's INPUT chain will see it. */
@@ -176,14 +177,14 @@ function portIn(spec: string, port: number): boolean {
   return b === undefined ? port === a : port >= a && port <= b;
 }
 
-/** The local address the kernel would use to reach `host` (a UDP connect sends no packet). */
+/** The local address the kernel would use to reach `host`, resolved as the SSH client resolves it (a UDP connect sends no packet). */
 export async function sourceAddressFor(host: string, port: number): Promise<string> {
-  const family = ipaddr.IPv6.isValid(host) && host.includes(':') ? 'udp6' : 'udp4';
-  const sock = dgram.createSocket(family);
+  const { address, family } = await lookup(host);
+  const sock = dgram.createSocket(family === 6 ? 'udp6' : 'udp4');
   try {
     await new Promise<void>((resolve, reject) => {
       sock.once('error', reject);
-      sock.connect(port, host, () => resolve());
+      sock.connect(port, address, () => resolve());
     });
     return sock.address().address;
   } finally {
