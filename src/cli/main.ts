@@ -36,7 +36,8 @@ function buildProgram(): Command {
     .option('--json', 'print the file changes as JSON on stdout')
     .action(renderCommand);
 
-  const shipOptions = (cmd: Command): Command =>
+  /** Options of every command that talks to hosts. */
+  const hostOptions = (cmd: Command): Command =>
     cmd
       .option('-i, --inventory <path>', 'inventory file', DEFAULT_INVENTORY)
       .option('-o, --out <dir>', 'rendered folder', 'rendered')
@@ -45,9 +46,11 @@ function buildProgram(): Command {
       .option('--host <names...>', 'only these hosts')
       .option('--concurrency <n>', 'hosts at a time', '10')
       .option('--connect-timeout <s>', 'seconds to wait for an SSH connection', '10')
-      .option('--accept-new', 'trust and record host keys not yet in known_hosts')
-      .option('--audit-log <path>', 'deploy log (one JSON line per ship, rollback and halt)', '.fwgen/deploy.log')
       .option('--json', 'print the results as JSON on stdout');
+  const shipOptions = (cmd: Command): Command =>
+    hostOptions(cmd)
+      .option('--accept-new', 'trust and record host keys not yet in known_hosts')
+      .option('--audit-log <path>', 'deploy log (one JSON line per ship, rollback and halt)', '.fwgen/deploy.log');
 
   // Ship code (and node-ssh) loads only for the commands that need it, keeping `render` fast.
   const ship = async () => import('./ship-command.js');
@@ -76,7 +79,8 @@ function buildProgram(): Command {
     .option('--keep <n>', 'backups to keep on each host', '10')
     .action(async (opts) => (await ship()).rollbackCommand(opts));
 
-  shipOptions(program.command('status'))
+  hostOptions(program.command('status'))
+    .option('--accept-new', 'trust and record host keys not yet in known_hosts')
     .description('for each host: in sync, drifted, never shipped or unreachable; exit 1 unless all are in sync')
     .option('--diff', 'print the drift of each host under its line')
     .action(async (opts) => (await import('./status-command.js')).statusCommand(opts));
@@ -89,18 +93,10 @@ function buildProgram(): Command {
     .option('--json', 'print the entries as JSON lines')
     .action(async (opts: { auditLog: string; last?: string; json?: boolean }) => (await import('./log-command.js')).logCommand(opts));
 
-  program
-    .command('doctor')
+  // No --accept-new on doctor: it only looks, and never writes to known_hosts.
+  hostOptions(program.command('doctor'))
     .description('check the inventory and each host (SSH, iptables backend, boot persistence, other firewalls, leftovers): ok / warn / fail, each with a fix')
-    .option('-i, --inventory <path>', 'inventory file', DEFAULT_INVENTORY)
-    .option('-o, --out <dir>', 'rendered folder', 'rendered')
-    .option('--templates <dir>', 'templates folder (default: templates/ beside the inventory)')
-    .option('-r, --role <names>', 'roles: all, or ROLE[,ROLE...]')
-    .option('--host <names...>', 'only these hosts')
     .option('--offline', 'check the inventory alone; contact no host')
-    .option('--concurrency <n>', 'hosts at a time', '10')
-    .option('--connect-timeout <s>', 'seconds to wait for an SSH connection', '10')
-    .option('--json', 'print the checks as JSON on stdout')
     .action(async (opts) => (await import('./doctor-command.js')).doctorCommand(opts));
 
   return program;
