@@ -15,10 +15,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FwgenError, InputError, type Problem } from '../src/errors.js';
+import { FwgenError, type Problem } from '../src/errors.js';
 import { parseInventory } from '../src/inventory/load-inventory.js';
 import { renderProject } from '../src/cli/project.js';
 import { renderedText } from '../src/render/render-role.js';
+import { inputErrorOf } from './support/input-error.js';
 import { builtinTemplatesDir } from '../src/render/templates.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -151,15 +152,6 @@ const SLOTS = Object.keys(DEFAULTS);
 /** Characters that would break a `FILE:LINE:COL: message` line or drive a terminal. */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
-function inputErrorOf(fn: () => unknown): InputError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof InputError) return err;
-    throw new Error(`expected an InputError, got: ${err instanceof Error ? err.stack : String(err)}`);
-  }
-  throw new Error('expected an InputError, but the inventory was accepted');
-}
 
 function show(p: Problem): string {
   return `${p.line}:${p.col}: ${p.message.length > 300 ? `${p.message.slice(0, 300)}…` : p.message}`;

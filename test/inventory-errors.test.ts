@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FwgenError, InputError, type Problem } from '../src/errors.js';
+import { FwgenError, type Problem } from '../src/errors.js';
+import { inputErrorOf } from './support/input-error.js';
 import { parseInventory } from '../src/inventory/load-inventory.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -61,15 +62,6 @@ function matchAll(problems: readonly Problem[], expected: readonly Expectation[]
   expect(unused.map(show), 'problems that no "# expect:" line accounts for').toEqual([]);
 }
 
-function inputErrorOf(fn: () => unknown): InputError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof InputError) return err;
-    throw new Error(`expected an InputError, got: ${err instanceof Error ? err.stack : String(err)}`);
-  }
-  throw new Error('expected an InputError, but the inventory was accepted');
-}
 
 function byPosition(a: Problem, b: Problem): number {
   return a.line - b.line || a.col - b.col;

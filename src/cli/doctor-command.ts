@@ -7,19 +7,11 @@ import type { Host } from '../inventory/model.js';
 import { resolvePolicies } from '../resolve/resolve-policy.js';
 import { remotePaths, selectHosts } from '../ship/plan.js';
 import { SshTransport } from '../ship/ssh-transport.js';
-import { positiveInt } from './options.js';
+import { positiveInt, type HostOptions } from './options.js';
 import { printWarnings, renderProject } from './project.js';
 
-export interface DoctorOptions {
-  inventory: string;
-  out: string;
-  templates?: string;
-  role?: string;
-  host?: string[];
+export interface DoctorOptions extends HostOptions {
   offline?: boolean;
-  concurrency: string;
-  connectTimeout: string;
-  json?: boolean;
 }
 
 /** `fwgen doctor`: checks the inventory and (unless --offline) every selected host; exit 1 on any failure. */

@@ -1,4 +1,13 @@
 import { UsageError } from '../errors.js';
+import type { ProjectOptions } from './project.js';
+
+/** Options of every command that talks to hosts (main.ts `hostOptions`). */
+export interface HostOptions extends ProjectOptions {
+  host?: string[];
+  concurrency: string;
+  connectTimeout: string;
+  json?: boolean;
+}
 
 /** Parses a numeric option that must be a whole number ≥ 1. */
 export function positiveInt(value: string, flag: string): number {

@@ -16,22 +16,14 @@ import { fleetSucceeded, shipFleet } from '../ship/ship-fleet.js';
 import { checkHost } from '../status/host-status.js';
 import type { Effects, HostJob, HostResult, RunSettings } from '../ship/ship-host.js';
 import { SshTransport } from '../ship/ssh-transport.js';
-import { positiveInt, nonNegativeInt } from './options.js';
+import { positiveInt, nonNegativeInt, type HostOptions } from './options.js';
 import { printWarnings, renderProject, VERSION } from './project.js';
 
-export interface ShipOptions {
-  inventory: string;
-  out: string;
-  templates?: string;
-  role?: string;
-  host?: string[];
-  concurrency: string;
+export interface ShipOptions extends HostOptions {
   dryRun?: boolean;
   timeout: string;
-  connectTimeout: string;
   keep: string;
   force?: boolean;
-  json?: boolean;
   acceptNew?: boolean;
   canary?: string;
   waves?: string;
@@ -214,6 +206,8 @@ function printSummary(results: readonly HostResult[]): void {
 /** Refuses (exit 2) a ruleset that would not admit this machine's SSH connection to a host. */
 async function checkLockout(jobs: readonly HostJob[]): Promise<void> {
   const problems: string[] = [];
+  // Hosts of a role share one file: evaluate it once per role, family, source and port.
+  const verdicts = new Map<string, ReturnType<typeof evaluateInput>>();
   await Promise.all(
     jobs.map(async (job) => {
       const { host, port } = job.host.ssh;
@@ -226,7 +220,9 @@ async function checkLockout(jobs: readonly HostJob[]): Promise<void> {
       const v6 = ipaddr.IPv6.isValid(source) && source.includes(':') && !source.startsWith('::ffff:');
       const rules = v6 ? job.v6 : job.v4;
       if (!rules) return;
-      const verdict = evaluateInput(rules.toString('utf8'), { source, dport: port });
+      const key = `${job.host.role}|${v6 ? 6 : 4}|${source}|${port}`;
+      let verdict = verdicts.get(key);
+      if (!verdict) verdicts.set(key, (verdict = evaluateInput(rules.toString('utf8'), { source, dport: port })));
       if (!verdict.admitted) problems.push(`${job.host.name}: the new rules would not admit SSH from ${source} to port ${port} (decided by: ${verdict.rule})`);
     }),
   );

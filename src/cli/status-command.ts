@@ -2,19 +2,11 @@ import { WorkFailedError } from '../errors.js';
 import { planShip, selectHosts } from '../ship/plan.js';
 import { SshTransport } from '../ship/ssh-transport.js';
 import { allInSync, statusFleet, type HostStatus } from '../status/host-status.js';
-import { positiveInt } from './options.js';
+import { positiveInt, type HostOptions } from './options.js';
 import { printWarnings, renderProject } from './project.js';
 
-export interface StatusOptions {
-  inventory: string;
-  out: string;
-  templates?: string;
-  role?: string;
-  host?: string[];
-  concurrency: string;
-  connectTimeout: string;
+export interface StatusOptions extends HostOptions {
   acceptNew?: boolean;
-  json?: boolean;
   diff?: boolean;
 }
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { ErrorObject } from 'ajv';
-import type { PathSegment } from './yaml-positions.js';
+import { formatPath, type PathSegment } from './yaml-positions.js';
 
 /** A schema violation located by JSON path, before positions are attached. */
 export interface SchemaIssue {
@@ -42,7 +42,7 @@ export function checkSchema(data: unknown): SchemaIssue[] {
 function toIssue(e: ErrorObject): SchemaIssue {
   const path = parsePointer(e.instancePath);
   const expected = (e.parentSchema as { description?: string } | undefined)?.description;
-  const where = formatWhere(path);
+  const where = formatPath(path, 'the inventory');
   const exp = expected ? ` (expected ${expected})` : '';
   switch (e.keyword) {
     case 'additionalProperties': {
@@ -75,11 +75,6 @@ function toIssue(e: ErrorObject): SchemaIssue {
   }
 }
 
-function formatWhere(path: PathSegment[]): string {
-  let out = '';
-  for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out === '' ? seg : `.${seg}`;
-  return out || 'the inventory';
-}
 
 function describe(v: unknown): string {
   if (v === null) return 'nothing (null)';

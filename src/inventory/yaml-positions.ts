@@ -64,8 +64,8 @@ export class YamlLocator {
 }
 
 /** Formats a JSON path for messages: `roles.db.allow[0].ports[1]`. */
-export function formatPath(path: readonly PathSegment[]): string {
+export function formatPath(path: readonly PathSegment[], whole = '(top level)'): string {
   let out = '';
   for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out === '' ? seg : `.${seg}`;
-  return out || '(top level)';
+  return out || whole;
 }

@@ -25,7 +25,7 @@ export function resolvePolicies(inv: Inventory, chooseTemplate: TemplateChooser,
         interface: inv.interface,
         loopback: LOOPBACK[family],
         management: inv.management.filter((n) => n.family === family).map((n) => n.cidr),
-        sshPorts: sshPorts(inv, role),
+        sshPorts: sshPorts(role),
         fleet: fleet.get(family) ?? [],
         public: role.public,
         publicPorts: role.public ? PUBLIC_PORTS : [],
@@ -46,7 +46,7 @@ function fleetSources(hosts: readonly Host[], family: Family): FleetSource[] {
 }
 
 /** The SSH ports that ship connects to on this role's hosts: management must reach every one. */
-function sshPorts(inv: Inventory, role: Role): number[] {
+function sshPorts(role: Role): number[] {
   const ports = new Set(role.hosts.map((h) => h.ssh.port));
   if (ports.size === 0) ports.add(22);
   return [...ports].sort((a, b) => a - b);

@@ -23,13 +23,20 @@ export function remotePaths(inv: Inventory): RemotePaths {
   return { rules: inv.rulesPath, rules6: rules6PathFor(inv.rulesPath) };
 }
 
-/** One job per host, with the files rendered/ holds for its role. */
+/** One job per host, with the files rendered/ holds for its role (read once per role, shared by its hosts). */
 export function planShip(inv: Inventory, hosts: readonly Host[], renderedDir: string): HostJob[] {
   const paths = remotePaths(inv);
-  return hosts.map((host) => {
-    const v4Path = join(renderedDir, host.role, RULES_FILE.ipv4);
-    const v6Path = join(renderedDir, host.role, RULES_FILE.ipv6);
-    if (!existsSync(v4Path)) throw new UsageError(`${v4Path} is missing`, 'run `fwgen render`');
-    return { host, paths, v4: readFileSync(v4Path), v6: inv.hasIpv6 && existsSync(v6Path) ? readFileSync(v6Path) : undefined };
-  });
+  const files = new Map<string, Pick<HostJob, 'v4' | 'v6'>>();
+  const filesOf = (role: string): Pick<HostJob, 'v4' | 'v6'> => {
+    let f = files.get(role);
+    if (!f) {
+      const v4Path = join(renderedDir, role, RULES_FILE.ipv4);
+      const v6Path = join(renderedDir, role, RULES_FILE.ipv6);
+      if (!existsSync(v4Path)) throw new UsageError(`${v4Path} is missing`, 'run `fwgen render`');
+      f = { v4: readFileSync(v4Path), v6: inv.hasIpv6 && existsSync(v6Path) ? readFileSync(v6Path) : undefined };
+      files.set(role, f);
+    }
+    return f;
+  };
+  return hosts.map((host) => ({ host, paths, ...filesOf(host.role) }));
 }
