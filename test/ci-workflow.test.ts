@@ -403,3 +403,12 @@ describe("the workflow's run steps, executed", () => {
     expect(statSync(join(dir, 'rendered/ci-role/iptables.up.rules')).isFile()).toBe(true);
   });
 });
+
+describe('the fwgen command, as the README and the workflow run it', () => {
+  it('is executable and runs through npx after a build', () => {
+    expect(statSync(join(ROOT, 'dist/cli/main.js')).mode & 0o111).not.toBe(0);
+    const r = spawnSync('npx', ['--no-install', 'fwgen', '--version'], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).version);
+  });
+});
