@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { NodeSSH } from 'node-ssh';
 import type { ClientChannel } from 'ssh2';
 import { fingerprint, knownHostsName, knownKeyTypes, readKnownHosts, recordHostKey, verifyHostKey } from './known-hosts.js';
+import type { RemoteCall } from './remote-scripts.js';
 import { TransportError, type ConnectTarget, type ExecResult, type Session, type Transport } from './transport.js';
 
 /** Expands a leading `~/` to the home directory of the user running fwgen. */
@@ -98,8 +99,10 @@ class SshSession implements Session {
     private readonly sudo: boolean,
   ) {}
 
-  async run(script: string, stdin?: Buffer): Promise<ExecResult> {
-    const command = this.sudo ? `sudo -n sh -c ${shq(script)}` : `sh -c ${shq(script)}`;
+  async run(call: RemoteCall, stdin?: Buffer): Promise<ExecResult> {
+    // `sh -c SCRIPT NAME ARGS...`: the values reach the script as $1..$n, never as code.
+    const words = [shq(call.script), `fwgen-${call.name}`, ...call.args.map(shq)].join(' ');
+    const command = this.sudo ? `sudo -n sh -c ${words}` : `sh -c ${words}`;
     const conn = this.client.connection;
     if (!conn) throw new TransportError('unreachable', 'connection closed');
     const result = await new Promise<ExecResult>((resolve, reject) => {
