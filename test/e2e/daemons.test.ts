@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
 import { HTTPD_BODY, httpGet, startDockerd, type DockerDaemon } from '../support/docker-daemon.js';
+import { startFail2ban, type Fail2banDaemon } from '../support/fail2ban-daemon.js';
 
 const NET = '198.18.77';
 
@@ -46,4 +47,66 @@ describe('a real dockerd in a lab host', () => {
     expect(await lab.probe('client', 'docker', 8080)).toBe('open');
     expect(await get(8080)).toEqual({ status: 'HTTP/1.1 200 OK', body: HTTPD_BODY });
   }, 120_000);
+});
+
+describe('a real fail2ban-server in a lab host', () => {
+  const NET2 = '198.18.78';
+  const [bad, good, brute] = [`${NET2}.21`, `${NET2}.22`, `${NET2}.23`];
+  let lab: Lab;
+  let f2b: Fail2banDaemon;
+
+  beforeAll(async () => {
+    lab = await createLab({
+      prefix: 'fwfb',
+      hosts: [
+        { name: 'guarded', ipv4: `${NET2}.10`, privateFs: true, listen: [8080, 9090] },
+        { name: 'client', ipv4: `${NET2}.20`, extraIpv4: [bad, good, brute] },
+      ],
+    });
+    f2b = await startFail2ban(lab, 'guarded', { ports: [8080] });
+  }, 120_000);
+
+  afterAll(async () => {
+    await f2b?.stop();
+    await lab?.destroy();
+  });
+
+  const probe = (source: string, port = 8080) => lab.probe('client', 'guarded', port, { source });
+
+  it('bans one source on the jail port only, and unbans it again', async () => {
+    console.log(`fail2ban startup: ${f2b.startupMs} ms`);
+    // fail2ban 1.0 starts iptables actions on demand: no chain, no jump until the first ban
+    expect(await f2b.iptablesSave('filter')).not.toContain(f2b.chain);
+    expect(await probe(bad)).toBe('open');
+
+    await f2b.ban(bad);
+    expect(await probe(bad)).toBe('refused');
+    expect(await probe(good)).toBe('open');
+    expect(await probe(bad, 9090)).toBe('open'); // iptables-multiport: other ports stay reachable
+    expect((await f2b.status()).bannedIps).toEqual([bad]);
+    const rules = await f2b.iptablesSave('filter');
+    expect(rules).toMatch(new RegExp(`^-A INPUT -p tcp -m multiport --dports 8080 -j ${f2b.chain}$`, 'm'));
+    expect(rules).toContain(`-A ${f2b.chain} -s ${bad}/32 -j REJECT --reject-with icmp-port-unreachable`);
+
+    await f2b.unban(bad);
+    expect(await probe(bad)).toBe('open');
+    expect((await f2b.status()).bannedIps).toEqual([]);
+  });
+
+  it('bans a source that fails in the watched log', async () => {
+    await f2b.fail(brute);
+    expect(await probe(brute)).toBe('refused');
+    expect(await probe(good)).toBe('open');
+    const st = await f2b.status();
+    expect(st.bannedIps).toEqual([brute]);
+    expect(st.totalFailed).toBeGreaterThanOrEqual(1);
+  });
+
+  it('removes its chain and jump when stopped', async () => {
+    expect(await f2b.bannedInIptables()).toEqual([brute]);
+    await f2b.stop();
+    const rules = await lab.execOk('guarded', ['iptables-save', '-t', 'filter']);
+    expect(rules).not.toContain(f2b.chain);
+    expect(await probe(brute)).toBe('open');
+  });
 });

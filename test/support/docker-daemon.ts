@@ -17,6 +17,7 @@ import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { labCgroupName, type ExecResult, type Lab } from './lab.js';
+import { pidAlive, sleep, spawnInHost, tailFile as tail, terminatePid, waitPidGone } from './daemon-process.js';
 
 /** The file busybox httpd serves at `/` in {@link DockerDaemon.runHttpd} containers. */
 export const HTTPD_BODY = 'fwgen docker test: served by busybox httpd in a container\n';
@@ -91,30 +92,6 @@ fi
 mkdir -p /sys/fs/cgroup/systemd
 mountpoint -q /sys/fs/cgroup/systemd || mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
 `;
-
-// $1 = log file, $2... = daemon argv; prints the daemon's pid. setsid: not in the caller's process group.
-const SPAWN_SH = 'log=$1; shift; setsid "$@" </dev/null >>"$log" 2>&1 & echo $!';
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function tail(file: string, chars = 3000): string {
-  try {
-    return readFileSync(file, 'utf8').slice(-chars);
-  } catch {
-    return '(no log)';
-  }
-}
 
 /**
  * HTTP/1.0 GET of `/` from lab host `from` (socat; busybox-static's wget crashes in glibc's static NSS).
@@ -198,8 +175,7 @@ export async function startDockerd(lab: Lab, host: string, opts: DockerdOptions 
 
   const launch = async (): Promise<number> => {
     const t0 = Date.now();
-    const out = await lab.execOk(host, ['sh', '-c', SPAWN_SH, 'sh', log, ...argv], { timeoutMs: 10_000 });
-    pid = Number(out.trim());
+    pid = await spawnInHost(lab, host, log, argv);
     for (;;) {
       if (!pidAlive(pid)) throw new Error(`docker-daemon: dockerd on ${host} exited during startup:\n${tail(log)}`);
       if (existsSync(socket) && (await docker(['version', '--format', '{{.Server.Version}}'], { timeoutMs: 10_000 })).code === 0) {
@@ -213,15 +189,12 @@ export async function startDockerd(lab: Lab, host: string, opts: DockerdOptions 
   };
 
   const terminate = async (): Promise<void> => {
-    if (!pid || !pidAlive(pid)) return;
-    process.kill(pid, 'SIGTERM');
-    const end = Date.now() + 20_000;
-    while (pidAlive(pid) && Date.now() < end) await sleep(50);
-    if (pidAlive(pid)) process.kill(pid, 'SIGKILL');
-    while (pidAlive(pid)) await sleep(20);
-    // dockerd stops the containerd it started; give it a moment to go, like the daemon's own shutdown does
+    if (!pid) return;
+    // containers get their --stop-timeout (1 s), the daemon its --shutdown-timeout (3 s)
+    await terminatePid(pid, 20_000);
+    // dockerd stops the containerd it started; wait for it, or the next start finds its socket busy
     const ctdPid = Number(tail(path.join(dir, 'exec/containerd/containerd.pid'), 20).trim());
-    for (let i = 0; ctdPid > 0 && pidAlive(ctdPid) && i < 100; i++) await sleep(50);
+    if (ctdPid > 0) await waitPidGone(ctdPid, 5_000);
   };
 
   const daemon: DockerDaemon = {
