@@ -2,12 +2,21 @@
  * The daemon harness itself, without fwgen: a real dockerd and a real fail2ban-server in lab hosts,
  * judged by real TCP connections from another lab host.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
 import { HTTPD_BODY, httpGet, startDockerd, type DockerDaemon } from '../support/docker-daemon.js';
 import { startFail2ban, type Fail2banDaemon } from '../support/fail2ban-daemon.js';
 
 const NET = '198.18.77';
+
+// FWGEN_CAPTURE_FIXTURES=1 (scripts/capture-iptables-fixtures.sh) rewrites the recorded iptables-save fixtures
+const FIXTURES = 'test/fixtures/iptables-save';
+function captureFixture(name: string, text: string): void {
+  if (process.env.FWGEN_CAPTURE_FIXTURES !== '1') return;
+  mkdirSync(FIXTURES, { recursive: true });
+  writeFileSync(`${FIXTURES}/${name}`, text);
+}
 
 it('has the prerequisites of the end-to-end tests (root, iptables, ...)', () => {
   expect(labPrereqs()).toEqual([]);
@@ -37,17 +46,40 @@ describe('a real dockerd in a lab host', () => {
 
   it('serves a published port to another host, before and after a daemon restart', async () => {
     console.log(`dockerd startup: ${dockerd.startupMs} ms`);
-    await dockerd.runHttpd({ hostPort: 8080 });
+    await dockerd.runHttpd({ name: 'web', hostPort: 8080 }); // --restart always
     expect(await lab.probe('client', 'docker', 8080)).toBe('open');
     expect(await get(8080)).toEqual({ status: 'HTTP/1.1 200 OK', body: HTTPD_BODY });
-    expect(await lab.probe('client', 'docker', 8081)).not.toBe('open');
+    expect(await lab.probe('client', 'docker', 8081)).toBe('refused'); // nothing listens there
+    const pidBefore = await dockerd.dockerOk(['inspect', '-f', '{{.State.Pid}}', 'web']);
+    expectDockerChains(await dockerd.iptablesSave());
+
     await dockerd.restart();
     console.log(`dockerd restart: ${dockerd.startupMs} ms`);
     await dockerd.waitContainer('web', 8080);
+    // the container really stopped with the daemon and was started again by its restart policy
+    expect(await dockerd.dockerOk(['inspect', '-f', '{{.State.Pid}}', 'web'])).not.toBe(pidBefore);
     expect(await lab.probe('client', 'docker', 8080)).toBe('open');
     expect(await get(8080)).toEqual({ status: 'HTTP/1.1 200 OK', body: HTTPD_BODY });
+    const full = await dockerd.iptablesSave();
+    expectDockerChains(full);
+    captureFixture('docker.txt', await dockerd.iptablesSave('filter'));
+    captureFixture('docker-full.txt', full);
   }, 120_000);
 });
+
+/** What dockerd 20.10 writes into a host's ruleset, with the container `web` published on 8080. */
+function expectDockerChains(save: string): void {
+  const filter = save.slice(save.indexOf('*filter'), save.indexOf('COMMIT', save.indexOf('*filter')));
+  const nat = save.slice(save.indexOf('*nat'), save.indexOf('COMMIT', save.indexOf('*nat')));
+  expect(filter).toMatch(/^:FORWARD DROP /m); // docker turned ip_forward on, so it closes FORWARD
+  for (const c of ['DOCKER', 'DOCKER-USER', 'DOCKER-ISOLATION-STAGE-1', 'DOCKER-ISOLATION-STAGE-2']) {
+    expect(filter).toMatch(new RegExp(`^:${c} - `, 'm'));
+  }
+  expect(filter).toMatch(/^-A FORWARD -j DOCKER-USER$/m);
+  expect(filter).toMatch(/^-A DOCKER -d 198\.19\.255\.\d+\/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT$/m);
+  expect(nat).toMatch(/^-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER$/m);
+  expect(nat).toMatch(/^-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination 198\.19\.255\.\d+:80$/m);
+}
 
 describe('a real fail2ban-server in a lab host', () => {
   const NET2 = '198.18.78';
@@ -87,6 +119,7 @@ describe('a real fail2ban-server in a lab host', () => {
     const rules = await f2b.iptablesSave('filter');
     expect(rules).toMatch(new RegExp(`^-A INPUT -p tcp -m multiport --dports 8080 -j ${f2b.chain}$`, 'm'));
     expect(rules).toContain(`-A ${f2b.chain} -s ${bad}/32 -j REJECT --reject-with icmp-port-unreachable`);
+    captureFixture('fail2ban.txt', rules);
 
     await f2b.unban(bad);
     expect(await probe(bad)).toBe('open');
