@@ -63,8 +63,11 @@ export interface DockerDaemon {
   runHttpd(opts?: HttpdOptions): Promise<string>;
   /** wait until the named container runs and its published port accepts connections on the host */
   waitContainer(name: string, hostPort?: number): Promise<void>;
-  /** stop dockerd (containers stop with it) and start it again; 'always' containers come back by themselves */
-  restart(): Promise<void>;
+  /**
+   * Stop dockerd (its containers stop with it: no live-restore) and start it again; containers with restart
+   * policy 'always' come back by themselves (wait with waitContainer). `whileStopped` runs in between.
+   */
+  restart(opts?: { whileStopped?: () => Promise<void> }): Promise<void>;
   /** stop dockerd and its containerd, kill whatever is left in its cgroup, delete its directory; idempotent */
   stop(): Promise<void>;
   /** `iptables-save` of the host (optionally one table, e.g. 'filter' or 'nat'); `counters` adds `-c` */
@@ -73,25 +76,32 @@ export interface DockerDaemon {
 
 const DEFAULTS = { bip: '198.19.255.1/24', addressPool: { base: '198.19.128.0/17', size: 24 }, timeoutMs: 60_000 };
 
-// ip netns exec gives a fresh /sys without cgroup mounts; mount every hierarchy the kernel has (v1 + v2) again,
-// inside the host's private mount namespace only. Idempotent.
+// `ip netns exec` gives the host a fresh /sys without cgroup mounts. Mount the same hierarchies as the test
+// process sees (v1 controllers, named, v2; whatever this kernel and machine use) again, inside the host's private
+// mount namespace only. Reads "fstype mountpoint options" lines on stdin; idempotent.
 const MOUNT_CGROUPS_SH = `
 set -e
-mountpoint -q /sys/fs/cgroup || mount -t tmpfs -o mode=755 cgroup_root /sys/fs/cgroup
-while read -r name _ _ enabled; do
-  case "$name" in '#'*) continue ;; esac
-  [ "$enabled" = 1 ] || continue
-  mkdir -p "/sys/fs/cgroup/$name"
-  mountpoint -q "/sys/fs/cgroup/$name" || mount -t cgroup -o "$name" cgroup "/sys/fs/cgroup/$name" 2>/dev/null ||
-    rmdir "/sys/fs/cgroup/$name"
-done < /proc/cgroups
-if grep -q 'cgroup2' /proc/filesystems; then
-  mkdir -p /sys/fs/cgroup/unified
-  mountpoint -q /sys/fs/cgroup/unified || mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified
-fi
-mkdir -p /sys/fs/cgroup/systemd
-mountpoint -q /sys/fs/cgroup/systemd || mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
+while read -r type dir opts; do
+  mkdir -p "$dir"
+  mountpoint -q "$dir" || mount -t "$type" -o "$opts" "$type" "$dir"
+done
 `;
+
+/** The cgroup-related mounts under /sys/fs/cgroup of the test process, as "fstype mountpoint options" lines. */
+export function cgroupMounts(): string[] {
+  const lines: string[] = [];
+  for (const l of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [pre, post] = l.split(' - ');
+    const dir = pre?.split(' ')[4];
+    const [type, , superOpts] = post?.split(' ') ?? [];
+    if (!dir || !type || !superOpts || !(dir === '/sys/fs/cgroup' || dir.startsWith('/sys/fs/cgroup/'))) continue;
+    if (type === 'tmpfs') lines.push(`tmpfs ${dir} mode=755`);
+    else if (type === 'cgroup2') lines.push(`cgroup2 ${dir} rw`);
+    else if (type === 'cgroup') lines.push(`cgroup ${dir} ${superOpts.split(',').filter((o) => o !== 'rw').join(',')}`);
+  }
+  if (!lines.length) throw new Error('docker-daemon: no cgroup hierarchy mounted under /sys/fs/cgroup');
+  return lines;
+}
 
 /**
  * HTTP/1.0 GET of `/` from lab host `from` (socat; busybox-static's wget crashes in glibc's static NSS).
@@ -145,7 +155,7 @@ export async function startDockerd(lab: Lab, host: string, opts: DockerdOptions 
   for (const d of ['data', 'exec', 'cli']) mkdirSync(path.join(dir, d), { recursive: true, mode: 0o700 });
   // dockerd 20.10 takes address pools from the config file only
   writeFileSync(path.join(dir, 'daemon.json'), JSON.stringify({ 'default-address-pools': [o.addressPool] }) + '\n');
-  await lab.execOk(host, ['sh', '-c', MOUNT_CGROUPS_SH], { timeoutMs: 20_000 });
+  await lab.execOk(host, ['sh', '-c', MOUNT_CGROUPS_SH], { input: cgroupMounts().join('\n') + '\n', timeoutMs: 20_000 });
 
   const argv = [
     'dockerd',
@@ -227,8 +237,9 @@ export async function startDockerd(lab: Lab, host: string, opts: DockerdOptions 
         await sleep(100);
       }
     },
-    async restart() {
+    async restart(x = {}) {
       await terminate();
+      await x.whileStopped?.();
       daemon.startupMs = await launch();
     },
     async stop() {
