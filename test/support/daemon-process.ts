@@ -6,7 +6,7 @@ import type { Lab } from './lab.js';
 // so the daemon outlives the `lab.exec` that started it and is killed by pid (or by lab.destroy()).
 const SPAWN_SH = 'log=$1; shift; setsid "$@" </dev/null >>"$log" 2>&1 & echo $!';
 
-/** Start `argv` in the background inside lab host `host` (its namespaces), output appended to `log`; returns its pid. */
+/** Start `argv` in the background inside lab host `host` (its namespaces), output appended to `log`; returns the pid. */
 export async function spawnInHost(lab: Lab, host: string, log: string, argv: string[]): Promise<number> {
   const out = await lab.execOk(host, ['sh', '-c', SPAWN_SH, 'sh', log, ...argv], { timeoutMs: 10_000 });
   const pid = Number(out.trim());

@@ -16,8 +16,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, 
 import { spawnSync } from 'node:child_process';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { labCgroupName, type ExecResult, type Lab } from './lab.js';
-import { pidAlive, sleep, spawnInHost, tailFile as tail, terminatePid, waitPidGone } from './daemon-process.js';
+import { killHostCgroups, labCgroupName, type ExecResult, type Lab } from './lab.js';
+import { pidAlive, pollUntil, spawnInHost, tailFile as tail, terminatePid, waitPidGone } from './daemon-process.js';
 
 /** The file busybox httpd serves at `/` in {@link DockerDaemon.runHttpd} containers. */
 export const HTTPD_BODY = 'fwgen docker test: served by busybox httpd in a container\n';
@@ -107,7 +107,12 @@ export function cgroupMounts(): string[] {
  * HTTP/1.0 GET of `/` from lab host `from` (socat; busybox-static's wget crashes in glibc's static NSS).
  * Returns the status line and body, or the failure.
  */
-export async function httpGet(lab: Lab, from: string, addr: string, port: number): Promise<{ status: string; body: string }> {
+export async function httpGet(
+  lab: Lab,
+  from: string,
+  addr: string,
+  port: number,
+): Promise<{ status: string; body: string }> {
   const r = await lab.exec(from, ['socat', '-T', '5', '-', `TCP4:${addr}:${port},connect-timeout=5`], {
     input: `GET / HTTP/1.0\r\nHost: ${addr}\r\n\r\n`,
     timeoutMs: 15_000,
@@ -128,10 +133,13 @@ export function busyboxImageTar(): string {
   if (existsSync(tar)) return tar;
   const stage = path.join(os.tmpdir(), `fwgen-busybox-image-${sum}.${process.pid}`);
   rmSync(stage, { recursive: true, force: true });
-  for (const d of ['bin', 'www', 'tmp', 'etc', 'proc', 'sys', 'dev']) mkdirSync(path.join(stage, d), { recursive: true });
+  for (const d of ['bin', 'www', 'tmp', 'etc', 'proc', 'sys', 'dev']) {
+    mkdirSync(path.join(stage, d), { recursive: true });
+  }
   copyFileSync(busybox, path.join(stage, 'bin/busybox'));
   const applets = spawnSync(busybox, ['--list'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
-  const ln = spawnSync('sh', ['-c', 'cd "$1/bin" && shift 1 && for a; do ln -sf busybox "$a"; done', 'sh', stage, ...applets]);
+  const linkSh = 'cd "$1/bin" && shift 1 && for a; do ln -sf busybox "$a"; done';
+  const ln = spawnSync('sh', ['-c', linkSh, 'sh', stage, ...applets]);
   if (ln.status !== 0) throw new Error(`docker-daemon: linking applets failed: ${ln.stderr}`);
   writeFileSync(path.join(stage, 'www/index.html'), HTTPD_BODY);
   writeFileSync(path.join(stage, 'etc/passwd'), 'root:x:0:0:root:/:/bin/sh\n');
@@ -155,7 +163,8 @@ export async function startDockerd(lab: Lab, host: string, opts: DockerdOptions 
   for (const d of ['data', 'exec', 'cli']) mkdirSync(path.join(dir, d), { recursive: true, mode: 0o700 });
   // dockerd 20.10 takes address pools from the config file only
   writeFileSync(path.join(dir, 'daemon.json'), JSON.stringify({ 'default-address-pools': [o.addressPool] }) + '\n');
-  await lab.execOk(host, ['sh', '-c', MOUNT_CGROUPS_SH], { input: cgroupMounts().join('\n') + '\n', timeoutMs: 20_000 });
+  const mounts = cgroupMounts().join('\n') + '\n';
+  await lab.execOk(host, ['sh', '-c', MOUNT_CGROUPS_SH], { input: mounts, timeoutMs: 20_000 });
 
   const argv = [
     'dockerd',
@@ -179,23 +188,28 @@ export async function startDockerd(lab: Lab, host: string, opts: DockerdOptions 
     lab.exec(host, [...cli, ...args], { timeoutMs: x.timeoutMs ?? 60_000 });
   const dockerOk = async (args: string[], x: { timeoutMs?: number } = {}): Promise<string> => {
     const r = await docker(args, x);
-    if (r.code !== 0) throw new Error(`docker-daemon: docker ${args.join(' ')} failed (rc=${r.code}): ${r.stderr.trim()}`);
+    if (r.code !== 0) {
+      throw new Error(`docker-daemon: docker ${args.join(' ')} failed (rc=${r.code}): ${r.stderr.trim()}`);
+    }
     return r.stdout;
   };
 
+  const apiAnswers = async (): Promise<boolean> =>
+    existsSync(socket) && (await docker(['version', '--format', '{{.Server.Version}}'], { timeoutMs: 10_000 })).code === 0;
+
+  /** Spawn dockerd and wait until its API answers; returns how long that took. */
   const launch = async (): Promise<number> => {
     const t0 = Date.now();
     pid = await spawnInHost(lab, host, log, argv);
-    for (;;) {
-      if (!pidAlive(pid)) throw new Error(`docker-daemon: dockerd on ${host} exited during startup:\n${tail(log)}`);
-      if (existsSync(socket) && (await docker(['version', '--format', '{{.Server.Version}}'], { timeoutMs: 10_000 })).code === 0) {
-        return Date.now() - t0;
-      }
-      if (Date.now() - t0 > o.timeoutMs) {
-        throw new Error(`docker-daemon: dockerd on ${host} not answering after ${o.timeoutMs} ms:\n${tail(log)}`);
-      }
-      await sleep(100);
-    }
+    await pollUntil(
+      o.timeoutMs,
+      async () => {
+        if (!pidAlive(pid)) throw new Error(`docker-daemon: dockerd on ${host} exited during startup:\n${tail(log)}`);
+        return apiAnswers();
+      },
+      () => `docker-daemon: dockerd on ${host} not answering after ${o.timeoutMs} ms:\n${tail(log)}`,
+    );
+    return Date.now() - t0;
   };
 
   const terminate = async (): Promise<void> => {
@@ -225,17 +239,20 @@ export async function startDockerd(lab: Lab, host: string, opts: DockerdOptions 
       return idOut.trim();
     },
     async waitContainer(name, hostPort) {
-      const end = Date.now() + 30_000;
-      for (;;) {
-        const r = await docker(['inspect', '-f', '{{.State.Running}}', name]);
-        const running = r.code === 0 && r.stdout.trim() === 'true';
-        if (running && (hostPort === undefined || (await lab.probe(host, h.ipv4, hostPort, { timeoutMs: 1000 })) === 'open')) return;
-        if (Date.now() > end) {
+      let running = false;
+      await pollUntil(
+        30_000,
+        async () => {
+          const r = await docker(['inspect', '-f', '{{.State.Running}}', name]);
+          running = r.code === 0 && r.stdout.trim() === 'true';
+          if (!running || hostPort === undefined) return running;
+          return (await lab.probe(host, h.ipv4, hostPort, { timeoutMs: 1000 })) === 'open';
+        },
+        async () => {
           const logs = await docker(['logs', '--tail', '20', name]);
-          throw new Error(`docker-daemon: container ${name} on ${host} not up (running=${running}):\n${logs.stdout}${logs.stderr}`);
-        }
-        await sleep(100);
-      }
+          return `docker-daemon: container ${name} on ${host} not up (running=${running}):\n${logs.stdout}${logs.stderr}`;
+        },
+      );
     },
     async restart(x = {}) {
       await terminate();
@@ -247,16 +264,7 @@ export async function startDockerd(lab: Lab, host: string, opts: DockerdOptions 
       stopped = true;
       await terminate();
       // anything dockerd left (a container it could not stop) is in its cgroup: same cleanup as lab.destroy()
-      await lab.exec(host, ['sh', '-c', 'for d in /sys/fs/cgroup/*/"$1"; do [ -d "$d" ] && cat "$d"/*/cgroup.procs; done', 'sh',
-        labCgroupName(lab, host)]).then((r) => {
-        for (const p of r.stdout.split('\n').filter(Boolean)) {
-          try {
-            process.kill(Number(p), 'SIGKILL');
-          } catch {
-            /* gone */
-          }
-        }
-      });
+      killHostCgroups(lab, host);
       // delete from the root namespace: the daemon's leftover mounts (private to the host) are not followed
       rmSync(dir, { recursive: true, force: true });
     },

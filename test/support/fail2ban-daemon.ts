@@ -110,7 +110,9 @@ action = %(banaction)s[name=${jail}, port="%(port)s", protocol="%(protocol)s", c
 export async function startFail2ban(lab: Lab, host: string, opts: Fail2banOptions = {}): Promise<Fail2banDaemon> {
   const h = lab.hosts.get(host);
   if (!h) throw new Error(`fail2ban-daemon: unknown lab host ${host}`);
-  if (!h.privateFs) throw new Error(`fail2ban-daemon: host ${host} needs privateFs (its own /run for the xtables lock)`);
+  if (!h.privateFs) {
+    throw new Error(`fail2ban-daemon: host ${host} needs privateFs (its own /run for the xtables lock)`);
+  }
   const jail = opts.jail ?? 'fwgen-test';
   if (!/^[a-z0-9-]{1,24}$/.test(jail)) throw new Error(`fail2ban-daemon: bad jail name ${jail}`);
   const timeoutMs = opts.timeoutMs ?? 30_000;
@@ -122,17 +124,22 @@ export async function startFail2ban(lab: Lab, host: string, opts: Fail2banOption
   const chain = `f2b-${jail}`;
 
   mkdirSync(conf, { recursive: true, mode: 0o700 });
-  for (const d of ['action.d', 'filter.d']) cpSync(path.join('/etc/fail2ban', d), path.join(conf, d), { recursive: true });
+  for (const d of ['action.d', 'filter.d']) {
+    cpSync(path.join('/etc/fail2ban', d), path.join(conf, d), { recursive: true });
+  }
   writeFileSync(path.join(conf, 'filter.d', 'fwgen-test.conf'), FILTER_CONF);
   writeFileSync(path.join(conf, 'fail2ban.conf'), FAIL2BAN_CONF(dir));
-  writeFileSync(path.join(conf, 'jail.conf'), JAIL_CONF(jail, authLog, opts.banaction ?? 'iptables-multiport', opts.ports ?? [8080]));
+  const banaction = opts.banaction ?? 'iptables-multiport';
+  writeFileSync(path.join(conf, 'jail.conf'), JAIL_CONF(jail, authLog, banaction, opts.ports ?? [8080]));
   writeFileSync(authLog, '');
 
   const client = (args: string[]): Promise<ExecResult> =>
     lab.exec(host, ['fail2ban-client', '-c', conf, '-s', socket, ...args], { timeoutMs: 30_000 });
   const clientOk = async (args: string[]): Promise<string> => {
     const r = await client(args);
-    if (r.code !== 0) throw new Error(`fail2ban-daemon: fail2ban-client ${args.join(' ')} failed (rc=${r.code}): ${r.stderr}${r.stdout}`);
+    if (r.code !== 0) {
+      throw new Error(`fail2ban-daemon: fail2ban-client ${args.join(' ')} failed (rc=${r.code}): ${r.stderr}${r.stdout}`);
+    }
     return r.stdout;
   };
   const bannedInIptables = async (): Promise<string[]> => {
@@ -144,7 +151,8 @@ export async function startFail2ban(lab: Lab, host: string, opts: Fail2banOption
     pollUntil(
       timeoutMs,
       async () => (await bannedInIptables()).includes(ip) === banned,
-      async () => `fail2ban-daemon: ${what} ${ip} on ${host}: not ${banned ? 'in' : 'out of'} ${chain} after ${timeoutMs} ms\n` +
+      async () =>
+        `fail2ban-daemon: ${what} ${ip} on ${host}: not ${banned ? 'in' : 'out of'} ${chain} after ${timeoutMs} ms\n` +
         `${(await lab.exec(host, ['iptables-save'])).stdout}\n${tailFile(serverLog)}`,
     );
   const checkIp = (ip: string): void => {

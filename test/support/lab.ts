@@ -547,11 +547,21 @@ function labCgroups(prefix: string, id?: string): string[] {
 
 /** SIGKILL every process in the lab's cgroups (all depths), then remove the cgroups, deepest first. */
 function killLabCgroups(prefix: string, id: string): void {
+  killCgroupTrees(labCgroups(prefix, id));
+}
+
+/** Kill every process in one lab host's cgroup ({@link labCgroupName}), in every hierarchy, and remove it. */
+export function killHostCgroups(lab: Pick<Lab, 'prefix' | 'id'>, host: string): void {
+  const name = labCgroupName(lab, host);
+  killCgroupTrees(labCgroups(lab.prefix, lab.id).filter((d) => path.basename(d) === name));
+}
+
+function killCgroupTrees(tops: string[]): void {
   const tree = (d: string): string[] => {
     const subs = readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory());
     return [...subs.flatMap((e) => tree(path.join(d, e.name))), d];
   };
-  for (const top of labCgroups(prefix, id)) {
+  for (const top of tops) {
     let dirs: string[];
     try {
       dirs = tree(top);
