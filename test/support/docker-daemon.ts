@@ -1,12 +1,20 @@
 /**
  * A real `dockerd` inside a lab host (its network and mount namespace), for tests of how fwgen
- * coexists with the chains Docker writes (DOCKER, DOCKER-USER, DOCKER-ISOLATION-STAGE-*, nat DNAT).
+ * coexists with the chains Docker writes.
  *
  * Everything of the daemon lives under `<host.root>/docker/`: data root (vfs storage), exec root
  * (its own containerd, sockets, netns files), pid file, API socket, log, CLI config. Container
  * processes sit in the cgroup {@link labCgroupName} (dockerd's `--cgroup-parent`), so `lab.destroy()`
  * kills them too, even though they live in network namespaces of their own. Docker's addresses come
- * from 198.18.0.0/15 only (`--bip`, `--default-address-pools`); IPv6 is off (`--ip6tables=false`).
+ * from 198.18.0.0/15 only (`--bip`, `default-address-pools` in its daemon.json); IPv6 rules are off
+ * (`--ip6tables=false`; docker-proxy still listens on [::]:port).
+ *
+ * What dockerd 20.10 does to the host's ruleset (observed, see test/fixtures/iptables-save/docker*.txt):
+ * at start it sets ip_forward=1 and the FORWARD policy to DROP, creates DOCKER, DOCKER-USER and
+ * DOCKER-ISOLATION-STAGE-1/2 in filter (jumps at the top of FORWARD, nothing in INPUT) and DOCKER in nat
+ * (PREROUTING/OUTPUT jumps, MASQUERADE for docker0's net). A published port adds an ACCEPT in filter's
+ * DOCKER and a DNAT in nat's DOCKER while the container runs. On stop it removes the per-container rules
+ * only: the chains, the DROP policy, ip_forward=1 and docker0 stay, as on a real host.
  *
  * Images cannot be pulled: {@link busyboxImageTar} builds a one-file image from the static
  * /bin/busybox (cached per busybox build in the temp dir) and each daemon `docker import`s it.
@@ -68,7 +76,7 @@ export interface DockerDaemon {
    * policy 'always' come back by themselves (wait with waitContainer). `whileStopped` runs in between.
    */
   restart(opts?: { whileStopped?: () => Promise<void> }): Promise<void>;
-  /** stop dockerd and its containerd, kill whatever is left in its cgroup, delete its directory; idempotent */
+  /** stop dockerd and its containerd, kill what is left in its cgroup, delete its directory (Docker's chains stay) */
   stop(): Promise<void>;
   /** `iptables-save` of the host (optionally one table, e.g. 'filter' or 'nat'); `counters` adds `-c` */
   iptablesSave(table?: string, opts?: { counters?: boolean }): Promise<string>;

@@ -6,6 +6,12 @@
  * plus fail2ban.conf, jail.conf and a filter of our own), socket, pid file, sqlite db, log file and
  * the "auth log" the one jail watches. The jail's filter matches lines
  * `fwgen-test auth failure from <HOST>`; maxretry 1, so one line bans.
+ *
+ * Observed with fail2ban 1.0.2 (see test/fixtures/iptables-save/fail2ban.txt): the iptables actions
+ * start on demand, so after the jail starts there is no chain; the first ban creates `f2b-<jail>`
+ * (`-s <ip>/32 -j REJECT --reject-with icmp-port-unreachable` rules inserted at its top, a final
+ * `-j RETURN`) and inserts `-p tcp -m multiport --dports <ports> -j f2b-<jail>` at position 1 of INPUT.
+ * An unban leaves chain and jump; stopping the server (actionstop) removes both.
  */
 import { cpSync, mkdirSync, appendFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
