@@ -133,6 +133,8 @@ describe('a real fail2ban-server in a lab host', () => {
     await f2b.unban(bad);
     expect(await probe(bad)).toBe('open');
     expect((await f2b.status()).bannedIps).toEqual([]);
+    // an unban deletes the source's rule only: the chain and its jump stay until the server stops
+    expect(await f2b.iptablesSave('filter')).toContain(`-A INPUT -p tcp -m multiport --dports 8080 -j ${f2b.chain}`);
   });
 
   it('bans a source that fails in the watched log', async () => {
