@@ -147,3 +147,8 @@ function deleteLine(rule: Rule): string {
 function insertLine(rule: Rule, position: number): string {
   return emitRule({ chain: rule.chain, args: rule.args }).replace(/^-A (\S+)/, `-I $1 ${position}`);
 }
+
+/** Rules of other origin that a change deletes from the built-in chains (hand-written leftovers), as text. */
+export function removedLeftovers(c: Change, preserve: PreserveFn): string[] {
+  return c.tables.flatMap((t) => t.builtins.flatMap((b) => b.deletes.filter((d) => ownerOf(d.rule, preserve) === 'leftover').map((d) => emitRule({ chain: d.rule.chain, args: d.rule.args }))));
+}

@@ -2,7 +2,7 @@ import type { ScriptVars } from '../doctor/prologue.js';
 import type { Host } from '../inventory/model.js';
 import type { PreserveFn } from '../model/ownership.js';
 import { parseRuleset } from '../model/parse.js';
-import { changeScript, isEmptyChange, planChange, undoScript, type Change } from '../model/transaction.js';
+import { changeScript, isEmptyChange, planChange, removedLeftovers, undoScript, type Change } from '../model/transaction.js';
 import { readHostStatus, type RemoteStatus } from '../status/read-host-status.js';
 import { applyCall, commitCall, deadmanPart, EXIT, parseKeyValues, parseStatus, verifyCall, type Part, type RemotePaths } from './remote-scripts.js';
 import { TransportError, type ConnectTarget, type ExecResult, type Session, type Transport } from './transport.js';
@@ -18,6 +18,8 @@ export interface HostResult {
   readonly ms: number;
   readonly backup?: string;
   readonly diff?: string;
+  /** Rules in the built-in chains that were neither fwgen's nor a preserved tool's hook, removed by this ship. */
+  readonly removed?: readonly string[];
 }
 
 /** One host's work: the new rules (or a backup to restore) and where they go. */
@@ -67,6 +69,8 @@ interface Plan {
   readonly change4: Change;
   readonly change6?: Change;
   readonly unchanged: boolean;
+  /** Leftover rules (neither fwgen's nor preserved) the change removes. */
+  readonly removed: readonly string[];
 }
 
 /**
@@ -86,6 +90,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
     return result('failed', describe(err));
   }
   let backup: string | undefined;
+  let removed: readonly string[] = [];
   let armedAt = fx.now();
   try {
     const read = await readHostStatus(first, { paths: job.paths, ipv6: vars.ipv6 }, job.fromBackup);
@@ -93,6 +98,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
     const plan = planHost(job, read.status, s.force);
     if (s.dryRun) return await dryRun(job, read.status, plan, result);
     if (plan.unchanged) return result('unchanged', withNote('fwgen rules and rules file already match', await persist(s, first, vars)));
+    removed = plan.removed;
     armedAt = fx.now();
     let applied: ExecResult;
     try {
@@ -101,7 +107,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
       if (err instanceof TransportError && err.kind === 'sudo-password') return result('failed', err.message);
       // Lost during the apply step: the switch may be armed and the rules applied. The new
       // connection below finds out, and either commits or reports what the host did.
-      return await confirm(job, s, fx, target, vars, armedAt, undefined, result);
+      return await confirm(job, s, fx, target, vars, armedAt, undefined, removed, result);
     }
     const status = parseStatus(applied.stdout);
     backup = status.backup;
@@ -114,7 +120,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
   } finally {
     first.close();
   }
-  return confirm(job, s, fx, target, vars, armedAt, backup, result);
+  return confirm(job, s, fx, target, vars, armedAt, backup, removed, result);
 }
 
 /** Pure: what the host should end with, and the change from what it runs now. */
@@ -127,7 +133,8 @@ function planHost(job: HostJob, remote: RemoteStatus, force: boolean): Plan {
   const change6 = want6 ? change(want6, remote.live6 ?? '') : undefined;
   const filesMatch = remote.file4 === want4.toString('utf8') && (!want6 || remote.file6 === want6.toString('utf8'));
   const unchanged = !force && filesMatch && isEmptyChange(change4) && (!change6 || isEmptyChange(change6));
-  return { want4, want6, change4, change6, unchanged };
+  const removed = [change4, ...(change6 ? [change6] : [])].flatMap((c) => removedLeftovers(c, job.preserve));
+  return { want4, want6, change4, change6, unchanged, removed };
 }
 
 function fileOr(text: string | undefined, ts: string): Buffer {
@@ -153,7 +160,7 @@ function payload(p: Plan): Buffer {
 }
 
 /** A new connection proves the new rules still admit SSH; if it fails, the host rolls itself back. */
-async function confirm(job: HostJob, s: RunSettings, fx: Effects, target: ConnectTarget, vars: ScriptVars, armedAt: number, backup: string | undefined, result: ResultFn): Promise<HostResult> {
+async function confirm(job: HostJob, s: RunSettings, fx: Effects, target: ConnectTarget, vars: ScriptVars, armedAt: number, backup: string | undefined, removed: readonly string[], result: ResultFn): Promise<HostResult> {
   let second: Session;
   try {
     second = await fx.transport.connect(target);
@@ -163,8 +170,13 @@ async function confirm(job: HostJob, s: RunSettings, fx: Effects, target: Connec
   try {
     const c = await second.run(commitCall(job.paths, s.id, vars.ipv6, backup ?? '-', s.stateJson(job, backup)));
     if (c.code === 0) {
-      const note = [parseStatus(c.stdout).warning === 'no-state' ? 'the state file could not be written' : undefined, await persist(s, second, vars)].filter(Boolean).join('; ') || undefined;
-      return result('applied', withNote(backup ? `previous rules backed up as ${backup}` : 'applied', note), { backup });
+      const notes = [
+        removed.length > 0 ? `removed ${removed.length} rule(s) that were neither fwgen's nor another tool's hook: ${removed.join(' | ')}` : undefined,
+        parseStatus(c.stdout).warning === 'no-state' ? 'the state file could not be written' : undefined,
+        await persist(s, second, vars),
+      ];
+      const note = notes.filter(Boolean).join('; ') || undefined;
+      return result('applied', withNote(backup ? `previous rules backed up as ${backup}` : 'applied', note), { backup, ...(removed.length > 0 ? { removed } : {}) });
     }
     if (c.code === EXIT.rolledBack) return result('rolled-back', `the dead-man switch fired before confirmation (timeout ${s.timeoutS}s)`);
     if (c.code === EXIT.fileNotReplaced) return result('rolled-back', scriptError(c, 'commit'));
@@ -212,7 +224,8 @@ async function dryRun(job: HostJob, remote: RemoteStatus, plan: Plan, result: Re
   const liveNote = live.length > 0 ? ['# the change to the live rules (iptables-restore --noflush):', ...live].join('\n') : '';
   if (plan.unchanged) return result('unchanged', 'fwgen rules and rules file already match');
   const reason = current.every((c) => c === undefined) ? 'no rules file on the host yet' : diffs.length > 0 ? 'rules file differs' : 'live rules differ';
-  return result('would-apply', reason, { diff: [...diffs, liveNote].filter(Boolean).join('\n') });
+  const removing = plan.removed.length > 0 ? `; would remove ${plan.removed.length} rule(s) that are neither fwgen's nor another tool's hook` : '';
+  return result('would-apply', reason + removing, { diff: [...diffs, liveNote].filter(Boolean).join('\n'), ...(plan.removed.length > 0 ? { removed: plan.removed } : {}) });
 }
 
 /** A boot-hook problem only adds a note: the rules themselves are in place. */
