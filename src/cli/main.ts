@@ -14,6 +14,12 @@ function buildProgram(): Command {
     .exitOverride();
 
   program
+    .command('init')
+    .argument('[dir]', 'folder for the new repository (created if missing)', '.')
+    .description('scaffold an inventory repository: example inventory, templates/, rendered/, package.json, CI workflow')
+    .action(async (dir: string) => (await import('./init-command.js')).initCommand(dir === '.' ? undefined : dir));
+
+  program
     .command('validate')
     .description('validate the inventory and templates; write nothing')
     .option('-i, --inventory <path>', 'inventory file', DEFAULT_INVENTORY)
