@@ -14,7 +14,8 @@ export async function initCommand(dirArg: string | undefined): Promise<void> {
   const files = scaffoldFiles({ root: PACKAGE_ROOT, version: VERSION }, packageName(basename(dir)));
   const existing = existingFiles(dir, files);
   if (existing.length > 0) {
-    throw new UsageError(`${dir} already has ${existing.join(', ')}; fwgen init overwrites nothing`, 'choose an empty or new folder');
+    const found = existing.join(', ');
+    throw new UsageError(`${dir} already has ${found}; fwgen init overwrites nothing`, 'choose an empty or new folder');
   }
   for (const f of files) {
     mkdirSync(dirname(join(dir, f.path)), { recursive: true });
@@ -23,7 +24,8 @@ export async function initCommand(dirArg: string | undefined): Promise<void> {
   const out = join(dir, 'rendered');
   const project = renderProject({ inventory: join(dir, INVENTORY_PATH), out });
   await applyOutput(project.changes, out);
-  for (const f of [...files.map((x) => x.path), ...project.files.map((x) => `rendered/${x.path}`)]) process.stderr.write(`created ${f}\n`);
+  const created = [...files.map((x) => x.path), ...project.files.map((x) => `rendered/${x.path}`)];
+  for (const f of created) process.stderr.write(`created ${f}\n`);
   const cd = dirArg === undefined ? '' : `cd ${shellWord(dirArg)} && `;
   process.stderr.write(
     [

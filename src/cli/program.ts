@@ -56,8 +56,10 @@ const opt = {
   connectTimeout: () => new Option('--connect-timeout <s>', 'seconds to wait for an SSH connection').default('10'),
   json: (what = 'print the results as JSON on stdout') => new Option('--json', what),
   acceptNew: () => new Option('--accept-new', 'trust and record host keys not yet in known_hosts'),
-  auditLog: () => new Option('--audit-log <path>', 'deploy log (one JSON line per ship, rollback and halt)').default('.fwgen/deploy.log'),
-  timeout: () => new Option('--timeout <s>', 'dead-man switch: seconds before an unconfirmed host restores its previous rules').default('30'),
+  auditLog: () =>
+    new Option('--audit-log <path>', 'deploy log (one JSON line per ship, rollback and halt)').default('.fwgen/deploy.log'),
+  timeout: () =>
+    new Option('--timeout <s>', 'dead-man switch: seconds before an unconfirmed host restores its previous rules').default('30'),
   keep: () => new Option('--keep <n>', 'backups to keep on each host').default('10'),
 };
 
@@ -77,7 +79,7 @@ function buildProgram(internal: InternalOptions): Command {
   program
     .command('init')
     .argument('[dir]', 'folder for the new repository, created if missing (default: the current folder)')
-    .description('scaffold an inventory repository: example inventory, templates/, rendered/, package.json, CI workflow')
+    .description('scaffold an inventory repository: inventory, templates/, rendered/, package.json, CI workflow')
     .addHelpText('after', examples('fwgen init my-firewall', 'npx fwgen init .'))
     .action(async (dir: string | undefined) => (await import('./init-command.js')).initCommand(dir));
 
@@ -100,15 +102,18 @@ function buildProgram(internal: InternalOptions): Command {
     opt.json('print the file changes as JSON on stdout'),
   ])
     .description('render one iptables.up.rules (and ip6tables.up.rules) per role into the output folder')
-    .addHelpText('after', examples('fwgen render', 'fwgen render --check', 'fwgen render --role web,db -o /tmp/rendered'))
+    .addHelpText('after', examples('fwgen render', 'fwgen render --check', 'fwgen render --role web,db -o out'))
     .action(renderCommand);
 
   // Ship code (and node-ssh) loads only for the commands that need it, keeping `render` fast.
   const ship = async () => import('./ship-command.js');
   const connection = () => [opt.connectTimeout(), opt.json(), opt.acceptNew()];
+  // What ship, status and doctor act on: the rendered roles and hosts.
+  const target = () => [opt.inventory(), opt.out('rendered folder'), opt.templates(), opt.role(), opt.host(), opt.concurrency()];
 
   withOptions(program.command('ship'), [
-    opt.inventory(), opt.out('rendered folder'), opt.templates(), opt.role(), opt.host(), opt.concurrency(), ...connection(),
+    ...target(),
+    ...connection(),
     opt.auditLog(),
     new Option('--dry-run', 'connect and show each host\'s diff; change nothing'),
     opt.timeout(),
@@ -127,7 +132,8 @@ function buildProgram(internal: InternalOptions): Command {
     ))
     .action(async (opts) => (await ship()).shipCommand(opts, internal));
 
-  withOptions(program.command('backups'), [opt.inventory(), opt.role('roles: ROLE[,ROLE...] or all'), opt.host(), ...connection()])
+  const backupsOptions = [opt.inventory(), opt.role('roles: ROLE[,ROLE...] or all'), opt.host(), ...connection()];
+  withOptions(program.command('backups'), backupsOptions)
     .description('list the rules backups kept on hosts')
     .addHelpText('after', examples('fwgen backups --host db1', 'fwgen backups --role web --json'))
     .action(async (opts) => (await ship()).backupsCommand(opts));
@@ -140,11 +146,16 @@ function buildProgram(internal: InternalOptions): Command {
     opt.keep(),
   ])
     .description('restore a backup on a host, with the same test, dead-man switch and confirmation as ship')
-    .addHelpText('after', examples('fwgen rollback --host db1', 'fwgen rollback --host db1 --to 20261121T183000Z', 'fwgen rollback --wave last'))
+    .addHelpText('after', examples(
+      'fwgen rollback --host db1',
+      'fwgen rollback --host db1 --to 20261121T183000Z',
+      'fwgen rollback --wave last',
+    ))
     .action(async (opts) => (await ship()).rollbackCommand(opts));
 
   withOptions(program.command('status'), [
-    opt.inventory(), opt.out('rendered folder'), opt.templates(), opt.role(), opt.host(), opt.concurrency(), ...connection(),
+    ...target(),
+    ...connection(),
     new Option('--diff', 'print the drift of each host under its line'),
   ])
     .description('for each host: in sync, drifted, never shipped or unreachable; exit 1 unless all are in sync')
@@ -162,7 +173,9 @@ function buildProgram(internal: InternalOptions): Command {
 
   // No --accept-new on doctor: it only looks, and never writes to known_hosts.
   withOptions(program.command('doctor'), [
-    opt.inventory(), opt.out('rendered folder'), opt.templates(), opt.role(), opt.host(), opt.concurrency(), opt.connectTimeout(), opt.json(),
+    ...target(),
+    opt.connectTimeout(),
+    opt.json(),
     new Option('--offline', 'check the inventory alone; contact no host'),
   ])
     .description('check the inventory and each host (SSH, iptables backend, boot persistence, other firewalls, leftovers): ok / warn / fail, each with a fix')

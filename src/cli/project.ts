@@ -58,7 +58,8 @@ function checkRoleTemplates(roles: readonly Role[], templates: TemplateSet): voi
       ? [{ ...role.templateAt, severity: 'error' as const, message: missingTemplate(role.name, role.template, known) }]
       : [],
   );
-  if (problems.length > 0) throw new InputError(problems, 'add the template file, or remove the template: line to use base.rules.njk');
+  const hint = 'add the template file, or remove the template: line to use base.rules.njk';
+  if (problems.length > 0) throw new InputError(problems, hint);
 }
 
 function missingTemplate(role: string, template: string, known: readonly string[]): string {
@@ -66,7 +67,7 @@ function missingTemplate(role: string, template: string, known: readonly string[
   return `role "${role}": template "${template}" not found (expected ${where}; found: ${known.join(', ')})`;
 }
 
-/** A role uses `template:` if set (checked by checkRoleTemplates), else `roles/<role>.njk` if present, else the base template. */
+/** A role uses `template:` if set (checked above), else `roles/<role>.njk` if present, else the base template. */
 function chooseTemplate(role: Role, templates: TemplateSet): string {
   if (role.template) return role.template;
   const own = `roles/${role.name}.njk`;

@@ -66,7 +66,8 @@ function parseYaml(text: string, file: string): unknown {
     if (problems.length === 0) {
       const mark = (err as jsYaml.YAMLException).mark;
       const reason = (err as jsYaml.YAMLException).reason ?? String(err);
-      problems.push({ file, ...positionOf(text, mark?.position ?? 0), message: `YAML syntax error: ${firstLine(reason)}`, severity: 'error' });
+      const at = positionOf(text, mark?.position ?? 0);
+      problems.push({ file, ...at, message: `YAML syntax error: ${firstLine(reason)}`, severity: 'error' });
     }
     throw new InputError(problems);
   }
@@ -84,7 +85,10 @@ function yamlSyntaxProblems(text: string, file: string): Problem[] {
   const at = (offset: number) => ({ file, ...lines.linePos(offset), severity: 'error' as const });
   const tabs = doc.errors.filter((e) => e.code === 'TAB_AS_INDENT');
   const errors = tabs.length > 0 ? tabs : doc.errors;
-  const problems: Problem[] = errors.map((e) => ({ ...at(e.pos[0]), message: `YAML syntax error: ${firstLine(e.message)}` }));
+  const problems: Problem[] = errors.map((e) => ({
+    ...at(e.pos[0]),
+    message: `YAML syntax error: ${firstLine(e.message)}`,
+  }));
   if (tabs.length > 0) return problems;
   visit(doc, {
     Map(_, map) {
@@ -96,7 +100,8 @@ function yamlSyntaxProblems(text: string, file: string): Problem[] {
         if (prev === undefined) first.set(name, pair.key.range[0]);
         else {
           const p = lines.linePos(prev);
-          const message = `YAML syntax error: duplicate key "${name}", first at ${file}:${p.line}:${p.col} (expected each key once in a map)`;
+          const first = `${file}:${p.line}:${p.col}`;
+          const message = `YAML syntax error: duplicate key "${name}", first at ${first} (expected each key once in a map)`;
           problems.push({ ...at(pair.key.range[0]), message });
         }
       }
@@ -156,7 +161,8 @@ function normalize(raw: RawInventory, file: string, report: Reporter): Inventory
   if (/(^|\/)\.\.?(\/|$)/.test(rulesPath) || rulesPath.endsWith('/')) {
     report.error(['defaults', 'rules_path'], `defaults.rules_path "${rulesPath}" is not a plain file path (expected an absolute path without . or .. segments, such as /etc/iptables.up.rules)`);
   } else if (!looksLikeRulesFile(rulesPath)) {
-    report.error(['defaults', 'rules_path'], `defaults.rules_path "${rulesPath}" does not look like a rules file (expected a path under /etc/ ending in .rules, .v4 or .v6, such as /etc/iptables.up.rules or /etc/iptables/rules.v4)`);
+    const expected = 'a path under /etc/ ending in .rules, .v4 or .v6, such as /etc/iptables.up.rules or /etc/iptables/rules.v4';
+    report.error(['defaults', 'rules_path'], `defaults.rules_path "${rulesPath}" does not look like a rules file (expected ${expected})`);
   }
   const defaultSsh = mergeSsh(DEFAULT_SSH, defaults.ssh, ['defaults', 'ssh'], report);
   const management = sortNets(parseNets(raw.management ?? [], ['management'], report));
@@ -227,7 +233,9 @@ function normalizeRole(name: string, raw: RawRole, defaultSsh: SshSettings, name
     allow: (raw.allow ?? []).map((r, i) => normalizeRule(r, `allow#${i + 1}`, [...path, 'allow', i], names, report)),
     hosts: hosts.sort((a, b) => (a.name < b.name ? -1 : 1)),
     template: raw.template,
-    templateAt: raw.template === undefined ? undefined : { file: report.file, ...report.positionOf([...path, 'template']) },
+    templateAt: raw.template === undefined 
+      ? undefined
+      : { file: report.file, ...report.positionOf([...path, 'template']) },
   };
 }
 
@@ -258,7 +266,8 @@ function normalizeHost(name: string, role: string, written: string | string[] | 
  * /root/.ssh/authorized_keys must be refused before it reaches a host.
  */
 function looksLikeRulesFile(path: string): boolean {
-  return path.startsWith('/etc/') && /^[A-Za-z0-9][A-Za-z0-9._@+-]*\.(rules|v4|v6)$/.test(path.slice(path.lastIndexOf('/') + 1));
+  const name = path.slice(path.lastIndexOf('/') + 1);
+  return path.startsWith('/etc/') && /^[A-Za-z0-9][A-Za-z0-9._@+-]*\.(rules|v4|v6)$/.test(name);
 }
 
 function mergeSsh(base: SshSettings, raw: RawSsh | undefined, path: PathSegment[], report: Reporter): SshSettings {
