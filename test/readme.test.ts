@@ -52,7 +52,7 @@ describe('README.md code blocks', () => {
 
 describe.each(of('yaml').map((b) => [`README.md:${b.line}`, b] as const))('yaml block at %s', (_, block) => {
   it('is a valid inventory as printed (no errors; warnings allowed)', () => {
-    expect(() => parseInventory(block.text, `README.md:${block.line}`)).not.toThrow();
+    expect(() => parseInventory(block.text, `README.md block at line ${block.line}`)).not.toThrow();
   });
 
   it('renders with fwgen render, and its $schema line points at the schema', () => {
