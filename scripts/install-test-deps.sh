@@ -7,7 +7,7 @@ export PATH="$PATH:/usr/sbin:/sbin"
 declare -A pkg_for=(
   [iptables-restore]=iptables [ip6tables-restore]=iptables [ip]=iproute2 [sshd]=openssh-server
   [ssh]=openssh-client [ssh-keygen]=openssh-client [socat]=socat [unshare]=util-linux
-  [nsenter]=util-linux [setsid]=util-linux [sudo]=sudo [perl]=perl-base [git]=git [ps]=procps [time]=time
+  [nsenter]=util-linux [setsid]=util-linux [systemd-nspawn]=systemd-container [sudo]=sudo [perl]=perl-base [git]=git [ps]=procps [time]=time
   [dockerd]=docker.io [docker]=docker.io [fail2ban-server]=fail2ban [fail2ban-client]=fail2ban
   [busybox]=busybox-static [ipset]=ipset [shellcheck]=shellcheck [dash]=dash [chattr]=e2fsprogs
 )

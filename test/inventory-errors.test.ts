@@ -222,6 +222,8 @@ describe('CLI on invalid inventories', () => {
     'host-in-two-roles.yaml',
     'many-problems.yaml',
     'many-semantic-problems.yaml',
+    'yaml-tab-indentation.yaml',
+    'rules-path-not-rules-file.yaml',
   ];
 
   it.concurrent.each(CLI_CASES)('validate %s: exit 2, one FILE:LINE:COL line per problem, no stack trace', async (name) => {
@@ -282,6 +284,21 @@ describe('CLI on invalid inventories', () => {
     const r = await cli(['render', '--check', '-i', rel, '-o', join(tmp, 'check-out')]);
     expect(r.code).toBe(2);
     expect(problemLines(rel, r.stderr).map((p) => `${p.line}:${p.col}`)).toEqual(['6:8']);
+  });
+
+  it('a template: naming a missing template is an input error at its file:line:col, exit 2', async () => {
+    const dir = join(tmp, 'missing-template');
+    mkdirSync(join(dir, 'templates'), { recursive: true });
+    const inv = join(dir, 'inventory.yaml');
+    writeFileSync(inv, 'management: [203.0.113.0/28]\nroles:\n  worker:\n    template: worker.rules.njk\n    hosts: { w1: 198.51.100.31 }\n');
+    const r = await cli(['validate', '-i', inv]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).not.toContain('    at ');
+    expect(problemLines(inv, r.stderr, true)).toEqual([
+      { line: 4, col: 15, message: expect.stringContaining('role "worker": template "worker.rules.njk" not found') },
+    ]);
+    writeFileSync(join(dir, 'templates/worker.rules.njk'), '{% extends "base.rules.njk" %}\n');
+    expect((await cli(['validate', '-i', inv])).code).toBe(0);
   });
 
   it('an unreadable inventory is a usage error (exit 2) without a stack trace', async () => {

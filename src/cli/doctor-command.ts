@@ -2,7 +2,8 @@ import { WorkFailedError } from '../errors.js';
 import type { Check, Level } from '../doctor/checks.js';
 import { doctorFleet } from '../doctor/doctor-host.js';
 import { inventoryChecks } from '../doctor/inventory-checks.js';
-import { staticResolver, systemResolver, type Resolver } from '../doctor/name-checks.js';
+import { systemResolver } from '../doctor/name-checks.js';
+import type { InternalOptions } from './program.js';
 import type { Host } from '../inventory/model.js';
 import { resolvePolicies } from '../resolve/resolve-policy.js';
 import { remotePaths, selectHosts } from '../ship/plan.js';
@@ -15,7 +16,7 @@ export interface DoctorOptions extends HostOptions {
 }
 
 /** `fwgen doctor`: checks the inventory and (unless --offline) every selected host; exit 1 on any failure. */
-export async function doctorCommand(opts: DoctorOptions): Promise<void> {
+export async function doctorCommand(opts: DoctorOptions, internal: InternalOptions = {}): Promise<void> {
   const concurrency = positiveInt(opts.concurrency, '--concurrency');
   const connectTimeoutMs = positiveInt(opts.connectTimeout, '--connect-timeout') * 1000;
   const project = renderProject({ ...opts, role: opts.role ?? 'all' });
@@ -28,7 +29,7 @@ export async function doctorCommand(opts: DoctorOptions): Promise<void> {
   const hosts = opts.offline && !opts.host?.length ? [] : selectHosts(inv, project.roles, opts.host ?? []);
   if (!opts.offline) {
     process.stderr.write(`checking ${hosts.length} host(s), ${concurrency} at a time\n`);
-    const results = await doctorFleet(hosts, inv, remotePaths(inv), { transport: new SshTransport(), resolver: resolver(), connectTimeoutMs }, concurrency);
+    const results = await doctorFleet(hosts, inv, remotePaths(inv), { transport: new SshTransport(), resolver: internal.resolver ?? systemResolver(), connectTimeoutMs }, concurrency);
     hosts.forEach((h, i) => groups.push({ name: h.name, title: hostTitle(h), checks: results[i] }));
   }
   printReport(groups, !!opts.json);
@@ -67,13 +68,4 @@ function renderedCheck(changes: ReturnType<typeof renderProject>['changes'], out
   const stale = changes.filter((c) => c.status !== 'unchanged');
   if (stale.length === 0) return { name: 'rendered', level: 'ok', detail: `${out}/ matches the inventory` };
   return { name: 'rendered', level: 'warn', detail: `${out}/ is out of date: ${stale.map((c) => `${c.status} ${c.path}`).join(', ')}`, fix: 'run `fwgen render`, review and commit' };
-}
-
-/**
- * The system resolver; FWGEN_TEST_DNS (test-only: JSON `{names?, ptr?}`) swaps in fixed answers, so
- * tests never query a real DNS server.
- */
-function resolver(): Resolver {
-  const table = process.env.FWGEN_TEST_DNS;
-  return table === undefined ? systemResolver() : staticResolver(JSON.parse(table) as Parameters<typeof staticResolver>[0]);
 }

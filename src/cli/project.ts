@@ -1,13 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
-import { UsageError, formatProblem, type Problem } from '../errors.js';
+import { InputError, UsageError, formatProblem, type Problem } from '../errors.js';
 import { loadInventory, type LoadedInventory } from '../inventory/load-inventory.js';
 import type { Role } from '../inventory/model.js';
 import { renderPolicies, type RenderedFile } from '../render/render-role.js';
 import { findUserTemplatesDir, loadTemplates, type TemplateSet } from '../render/templates.js';
 import { resolvePolicies } from '../resolve/resolve-policy.js';
 import { planOutput, type FileChange } from '../output/write-rendered.js';
-import { TemplateError } from '../errors.js';
 
 /** fwgen's own version, from package.json. */
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -34,6 +33,7 @@ export function renderProject(opts: ProjectOptions): RenderedProject {
   const inv = loaded.inventory;
   const roles = selectRoles(opts.role, inv.roles.map((r) => r.name));
   const templates = loadTemplates(findUserTemplatesDir(inv.dir, opts.templates));
+  checkRoleTemplates(inv.roles, templates);
   const policies = resolvePolicies(inv, (role) => chooseTemplate(role, templates), roles);
   const files = renderPolicies(policies, templates, { inventory: inventoryLabel(opts.inventory, opts.out), version: VERSION });
   return { loaded, roles, files, changes: planOutput(files, opts.out, roles) };
@@ -50,14 +50,26 @@ export function selectRoles(spec: string | undefined, known: readonly string[]):
   return new Set(wanted);
 }
 
-/** A role uses `template:` if set, else `roles/<role>.njk` if present, else the base template. */
+/** Every `template:` must name a template that exists; all missing ones are reported at once. */
+function checkRoleTemplates(roles: readonly Role[], templates: TemplateSet): void {
+  const known = [...templates.sources.keys()].filter((n) => n !== 'fleet.rules.njk').sort();
+  const problems: Problem[] = roles.flatMap((role) =>
+    role.template && role.templateAt && !templates.sources.has(role.template)
+      ? [{ ...role.templateAt, severity: 'error' as const, message: missingTemplate(role.name, role.template, known) }]
+      : [],
+  );
+  const hint = 'add the template file, or remove the template: line to use base.rules.njk';
+  if (problems.length > 0) throw new InputError(problems, hint);
+}
+
+function missingTemplate(role: string, template: string, known: readonly string[]): string {
+  const where = 'a .njk file in the templates/ folder beside the inventory, or in --templates DIR';
+  return `role "${role}": template "${template}" not found (expected ${where}; found: ${known.join(', ')})`;
+}
+
+/** A role uses `template:` if set (checked above), else `roles/<role>.njk` if present, else the base template. */
 function chooseTemplate(role: Role, templates: TemplateSet): string {
-  if (role.template) {
-    if (!templates.sources.has(role.template)) {
-      throw new TemplateError(`role ${role.name}: template "${role.template}" not found (expected a file in the templates/ folder beside the inventory)`);
-    }
-    return role.template;
-  }
+  if (role.template) return role.template;
   const own = `roles/${role.name}.njk`;
   return templates.sources.has(own) ? own : 'base.rules.njk';
 }

@@ -19,7 +19,42 @@ import { checkHost } from '../status/host-status.js';
 import type { Effects, HostJob, HostResult, RunSettings } from '../ship/ship-host.js';
 import { SshTransport } from '../ship/ssh-transport.js';
 import { positiveInt, nonNegativeInt, type HostOptions } from './options.js';
-import { printWarnings, renderProject, VERSION } from './project.js';
+import { printWarnings, renderProject, selectRoles, VERSION } from './project.js';
+import type { InternalOptions } from './program.js';
+import { loadInventory } from '../inventory/load-inventory.js';
+
+/** Options of the commands that change hosts (ship, rollback); see program.ts for which command takes which. */
+interface RunOptions {
+  inventory: string;
+  concurrency: string;
+  connectTimeout: string;
+  json?: boolean;
+  acceptNew?: boolean;
+  auditLog: string;
+  timeout: string;
+  keep: string;
+  dryRun?: boolean;
+  force?: boolean;
+  persist?: boolean;
+  breakLock?: boolean;
+}
+
+/** `fwgen backups`: no rendered folder, templates or audit log involved. */
+export interface BackupsOptions {
+  inventory: string;
+  role?: string;
+  host?: string[];
+  connectTimeout: string;
+  json?: boolean;
+  acceptNew?: boolean;
+}
+
+/** `fwgen rollback`: restores backups, so neither roles, rendered/ nor templates play a part. */
+export interface RollbackOptions extends RunOptions {
+  host?: string[];
+  to?: string;
+  wave?: string;
+}
 
 export interface ShipOptions extends HostOptions {
   dryRun?: boolean;
@@ -46,7 +81,7 @@ interface RunContext {
 const realEffects = (): Effects => ({ transport: new SshTransport(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)), now: () => Date.now() });
 
 /** `fwgen ship`: check rendered/ is current and safe, then ship every selected host. */
-export async function shipCommand(opts: ShipOptions): Promise<void> {
+export async function shipCommand(opts: ShipOptions, internal: InternalOptions = {}): Promise<void> {
   if (!opts.role && !opts.host?.length) throw new UsageError('say which roles to ship: --role all, --role ROLE[,ROLE...] or --host NAME');
   const project = renderProject({ ...opts, role: opts.role ?? 'all' });
   printWarnings(project.loaded.warnings);
@@ -56,7 +91,7 @@ export async function shipCommand(opts: ShipOptions): Promise<void> {
   }
   const inv = project.loaded.inventory;
   const jobs = planShip(inv, selectHosts(inv, project.roles, opts.host ?? []), opts.out);
-  if (!opts.dryRun && !testHook('skip-lockout-check')) await checkLockout(jobs);
+  if (!opts.dryRun && !internal.skipLockoutCheck) await checkLockout(jobs);
   const staged = opts.canary !== undefined || opts.waves !== undefined;
   const stages = staged ? planStages(jobs, opts.canary === undefined ? 0 : nonNegativeInt(opts.canary, '--canary'), parseWaves(opts.waves ?? '100%')) : [{ name: 'all', jobs }];
   const maxFailures = opts.maxFailures === undefined ? 0 : nonNegativeInt(opts.maxFailures, '--max-failures');
@@ -64,12 +99,11 @@ export async function shipCommand(opts: ShipOptions): Promise<void> {
 }
 
 /** `fwgen rollback --host H [--to TS]` or `--wave last`: restore backups with the same test, dead-man switch and confirmation. */
-export async function rollbackCommand(opts: ShipOptions & { to?: string; wave?: string }): Promise<void> {
+export async function rollbackCommand(opts: RollbackOptions): Promise<void> {
   if (opts.wave !== undefined) return rollbackLastShip(opts);
   if (!opts.host?.length) throw new UsageError('say which host to roll back: --host NAME, or --wave last');
   if (opts.to !== undefined && !/^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$/.test(opts.to)) throw new UsageError(`--to ${opts.to} is not a backup timestamp (expected e.g. 20261121T183000Z, as \`fwgen backups\` lists)`);
-  const project = renderProject({ ...opts, role: 'all' });
-  const inv = project.loaded.inventory;
+  const inv = loadChecked(opts.inventory);
   const hosts = selectHosts(inv, undefined, opts.host);
   const fx = realEffects();
   const jobs: HostJob[] = [];
@@ -82,14 +116,14 @@ export async function rollbackCommand(opts: ShipOptions & { to?: string; wave?: 
 }
 
 /** Undoes the hosts the last ship (or the shipped part of a halted rollout) changed, from the audit log. */
-async function rollbackLastShip(opts: ShipOptions & { wave?: string }): Promise<void> {
+async function rollbackLastShip(opts: RollbackOptions): Promise<void> {
   if (opts.wave !== 'last') throw new UsageError(`--wave ${opts.wave}: only "last" is supported (the hosts the last ship applied)`);
   const last = readAudit(opts.auditLog).filter((e) => e.action === 'ship').pop();
   if (!last) throw new WorkFailedError(`no ship recorded in ${opts.auditLog}`);
   // Every host the ship changed has a backup, including those that failed the check after their stage.
   const applied = last.hosts.filter((h) => h.backup && h.outcome !== 'rolled-back');
   if (applied.length === 0) throw new WorkFailedError(`the last ship (run ${last.run}) applied no host; nothing to roll back`);
-  const inv = renderProject({ ...opts, role: 'all' }).loaded.inventory;
+  const inv = loadChecked(opts.inventory);
   const hosts = selectHosts(inv, undefined, applied.map((h) => h.host));
   const backupOf = new Map(applied.map((h) => [h.host, h.backup!]));
   process.stderr.write(`rolling back run ${last.run}: ${applied.length} host(s) to the backups it made\n`);
@@ -99,14 +133,14 @@ async function rollbackLastShip(opts: ShipOptions & { wave?: string }): Promise<
 }
 
 /** `fwgen backups`: the backups each selected host keeps, newest first. */
-export async function backupsCommand(opts: ShipOptions): Promise<void> {
+export async function backupsCommand(opts: BackupsOptions): Promise<void> {
   if (!opts.role && !opts.host?.length) throw new UsageError('say which hosts: --role ROLE or --host NAME');
-  const project = renderProject({ ...opts, role: opts.role ?? 'all' });
-  const inv = project.loaded.inventory;
+  const inv = loadChecked(opts.inventory);
+  const roles = selectRoles(opts.role ?? 'all', inv.roles.map((r) => r.name));
   const fx = realEffects();
   const rows: { host: string; ts: string; size: string }[] = [];
   let failed = 0;
-  for (const host of selectHosts(inv, project.roles, opts.host ?? [])) {
+  for (const host of selectHosts(inv, roles, opts.host ?? [])) {
     try {
       for (const b of await listBackups(fx, host, inv, opts)) rows.push({ host: host.name, ...b });
     } catch (err) {
@@ -119,7 +153,7 @@ export async function backupsCommand(opts: ShipOptions): Promise<void> {
   if (failed > 0) throw new WorkFailedError(`${failed} host(s) could not be reached`);
 }
 
-async function listBackups(fx: Effects, host: HostJob['host'], inv: Inventory, opts: ShipOptions): Promise<{ ts: string; size: string }[]> {
+async function listBackups(fx: Effects, host: HostJob['host'], inv: Inventory, opts: BackupsOptions): Promise<{ ts: string; size: string }[]> {
   const session = await fx.transport.connect({ name: host.name, ssh: host.ssh, acceptNew: !!opts.acceptNew, timeoutMs: Number(opts.connectTimeout) * 1000 });
   try {
     const r = await session.run(backupsCall(remotePaths(inv)));
@@ -133,7 +167,7 @@ async function listBackups(fx: Effects, host: HostJob['host'], inv: Inventory, o
 }
 
 /** Runs the stages in order; in a staged rollout, checks every host after its stage and halts on too many failures. */
-async function runStages(stages: readonly Stage[], settings: RunSettings, opts: ShipOptions, ctx: RunContext): Promise<void> {
+async function runStages(stages: readonly Stage[], settings: RunSettings, opts: RunOptions, ctx: RunContext): Promise<void> {
   const concurrency = positiveInt(opts.concurrency, '--concurrency');
   const fx = realEffects();
   const total = stages.reduce((n, st) => n + st.jobs.length, 0);
@@ -191,7 +225,7 @@ function printProgress(r: HostResult): void {
   if (r.diff) process.stderr.write(`${r.diff}\n`);
 }
 
-function record(opts: ShipOptions, settings: RunSettings, ctx: RunContext, results: (HostResult & { stage: string })[], stages: readonly Stage[], halted: AuditEntry['halted']): void {
+function record(opts: RunOptions, settings: RunSettings, ctx: RunContext, results: (HostResult & { stage: string })[], stages: readonly Stage[], halted: AuditEntry['halted']): void {
   const base = { run: settings.id, who: settings.owner.split(' ')[0], inventory: ctx.inv.file, commit: inventoryCommit(ctx.inv.dir) };
   const hosts = results.map((r) => ({ host: r.host, role: r.role, outcome: r.outcome, reason: r.reason, backup: r.backup, stage: ctx.staged ? r.stage : undefined }));
   appendAudit(opts.auditLog, { time: new Date().toISOString(), action: ctx.action, ...base, hosts, stages: ctx.staged ? stages.map((s) => s.name) : undefined });
@@ -235,7 +269,7 @@ async function checkLockout(jobs: readonly HostJob[]): Promise<void> {
   }
 }
 
-function runSettings(opts: ShipOptions, inv: Inventory): RunSettings {
+function runSettings(opts: RunOptions, inv: Inventory): RunSettings {
   const id = `${new Date().toISOString().replace(/[-:.]/g, '').slice(0, 15)}Z-${randomBytes(3).toString('hex')}`;
   const who = `${userInfo().username}@${hostname()}`;
   const commit = inventoryCommit(inv.dir);
@@ -272,10 +306,9 @@ function inventoryCommit(dir: string): string | null {
   }
 }
 
-
-
-/** Test-only hooks, set through FWGEN_TEST_HOOKS; never needed in normal use. */
-function testHook(name: string): boolean {
-  return (process.env.FWGEN_TEST_HOOKS ?? '').split(',').includes(name);
+/** The inventory, validated, for commands that act on backups rather than on rendered/. */
+function loadChecked(file: string): Inventory {
+  const loaded = loadInventory(file);
+  printWarnings(loaded.warnings);
+  return loaded.inventory;
 }
-

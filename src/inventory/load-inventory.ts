@@ -64,16 +64,52 @@ function parseYaml(text: string, file: string): unknown {
   try {
     return jsYaml.load(text, { schema: jsYaml.CORE_SCHEMA, filename: file });
   } catch (err) {
-    const { LineCounter, parseDocument } = require('yaml') as typeof import('yaml');
-    const lines = new LineCounter();
-    const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-    const problems: Problem[] = doc.errors.map((e) => ({ file, ...lines.linePos(e.pos[0]), message: `YAML syntax error: ${firstLine(e.message)}`, severity: 'error' }));
+    const problems = yamlSyntaxProblems(text, file);
     if (problems.length === 0) {
       const mark = (err as jsYaml.YAMLException).mark;
-      problems.push({ file, ...positionOf(text, mark?.position ?? 0), message: `YAML syntax error: ${firstLine((err as jsYaml.YAMLException).reason ?? String(err))}`, severity: 'error' });
+      const reason = (err as jsYaml.YAMLException).reason ?? String(err);
+      const at = positionOf(text, mark?.position ?? 0);
+      problems.push({ file, ...at, message: `YAML syntax error: ${firstLine(reason)}`, severity: 'error' });
     }
     throw new InputError(problems);
   }
+}
+
+/**
+ * The `yaml` package's errors, one per mistake: a tab used as indentation makes the parser report
+ * follow-on errors (implicit keys, sequence items) that only repeat it, so when there are tab errors
+ * only those are reported; a duplicated key names the key and where it first appeared.
+ */
+function yamlSyntaxProblems(text: string, file: string): Problem[] {
+  const { LineCounter, parseDocument, visit, isScalar } = require('yaml') as typeof import('yaml');
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
+  const at = (offset: number) => ({ file, ...lines.linePos(offset), severity: 'error' as const });
+  const tabs = doc.errors.filter((e) => e.code === 'TAB_AS_INDENT');
+  const errors = tabs.length > 0 ? tabs : doc.errors;
+  const problems: Problem[] = errors.map((e) => ({
+    ...at(e.pos[0]),
+    message: `YAML syntax error: ${firstLine(e.message)}`,
+  }));
+  if (tabs.length > 0) return problems;
+  visit(doc, {
+    Map(_, map) {
+      const first = new Map<string, number>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key) || !pair.key.range) continue;
+        const name = String(pair.key.value);
+        const prev = first.get(name);
+        if (prev === undefined) first.set(name, pair.key.range[0]);
+        else {
+          const p = lines.linePos(prev);
+          const first = `${file}:${p.line}:${p.col}`;
+          const message = `YAML syntax error: duplicate key "${name}", first at ${first} (expected each key once in a map)`;
+          problems.push({ ...at(pair.key.range[0]), message });
+        }
+      }
+    },
+  });
+  return inFileOrder(problems);
 }
 
 function inFileOrder(problems: Problem[]): Problem[] {
@@ -112,6 +148,9 @@ class Reporter {
   problemAt(pos: { line: number; col: number }, message: string): void {
     this.errors.push({ file: this.file, line: pos.line, col: pos.col, message, severity: 'error' });
   }
+  positionOf(path: readonly PathSegment[]): { line: number; col: number } {
+    return this.locate.value(path);
+  }
   where(path: readonly PathSegment[]): string {
     const { line, col } = this.locate.key(path);
     return `${this.file}:${line}:${col}`;
@@ -123,6 +162,9 @@ function normalize(raw: RawInventory, file: string, report: Reporter): Inventory
   const rulesPath = defaults.rules_path ?? '/etc/iptables.up.rules';
   if (/(^|\/)\.\.?(\/|$)/.test(rulesPath) || rulesPath.endsWith('/')) {
     report.error(['defaults', 'rules_path'], `defaults.rules_path "${rulesPath}" is not a plain file path (expected an absolute path without . or .. segments, such as /etc/iptables.up.rules)`);
+  } else if (!looksLikeRulesFile(rulesPath)) {
+    const expected = 'a path under /etc/ ending in .rules, .v4 or .v6, such as /etc/iptables.up.rules or /etc/iptables/rules.v4';
+    report.error(['defaults', 'rules_path'], `defaults.rules_path "${rulesPath}" does not look like a rules file (expected ${expected})`);
   }
   const defaultSsh = mergeSsh(DEFAULT_SSH, defaults.ssh, ['defaults', 'ssh'], report);
   const management = sortNets(parseNets(raw.management ?? [], ['management'], report));
@@ -205,6 +247,9 @@ function normalizeRole(name: string, raw: RawRole, forward: ForwardMode, default
     allow: (raw.allow ?? []).map((r, i) => normalizeRule(r, `allow#${i + 1}`, [...path, 'allow', i], names, report)),
     hosts: hosts.sort((a, b) => (a.name < b.name ? -1 : 1)),
     template: raw.template,
+    templateAt: raw.template === undefined 
+      ? undefined
+      : { file: report.file, ...report.positionOf([...path, 'template']) },
   };
 }
 
@@ -228,6 +273,15 @@ function normalizeHost(name: string, role: string, written: string | string[] | 
   const ssh = mergeSsh(defaultSsh, raw.ssh, [...path, 'ssh'], report);
   const sshHost = ssh.host || (addresses[0]?.cidr.replace(/\/\d+$/, '') ?? '');
   return { name, role, addresses: sortNets(addresses), ssh: { ...ssh, host: sshHost } };
+}
+
+/**
+ * ship overwrites this path as root (and backs it up beside itself), so a slip such as
+ * /root/.ssh/authorized_keys must be refused before it reaches a host.
+ */
+function looksLikeRulesFile(path: string): boolean {
+  const name = path.slice(path.lastIndexOf('/') + 1);
+  return path.startsWith('/etc/') && /^[A-Za-z0-9][A-Za-z0-9._@+-]*\.(rules|v4|v6)$/.test(name);
 }
 
 function mergeSsh(base: SshSettings, raw: RawSsh | undefined, path: PathSegment[], report: Reporter): SshSettings {

@@ -67,6 +67,8 @@ export interface Role {
   readonly hosts: readonly Host[];
   /** Template file name chosen with `template:`, if any. */
   readonly template?: string;
+  /** Where `template:` is written (`file:line:col`), for errors about the template it names. */
+  readonly templateAt?: { readonly file: string; readonly line: number; readonly col: number };
 }
 
 export type Trust = 'fleet' | 'none';

@@ -2,10 +2,10 @@ import type { PortSpec, Proto } from './model.js';
 
 const PORT_RE = /^(tcp|udp)\/([0-9]{1,5})(?:-([0-9]{1,5}))?$/;
 
-/** Parses `tcp/N`, `udp/N` or `tcp/N-M`, or returns why it is not one. */
+/** Parses `tcp/N`, `udp/N` or a range `tcp/N-M`, `udp/N-M`, or returns why it is not one. */
 export function parsePort(text: string): PortSpec | { error: string } {
   const m = PORT_RE.exec(text);
-  if (!m) return { error: `"${text}" is not a port (expected tcp/N, udp/N or tcp/N-M)` };
+  if (!m) return { error: `"${text}" is not a port (expected tcp/N, udp/N, or a range tcp/N-M or udp/N-M)` };
   const proto = m[1] as Proto;
   const from = Number(m[2]);
   const to = m[3] === undefined ? from : Number(m[3]);

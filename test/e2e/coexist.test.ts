@@ -12,7 +12,7 @@ import { parseRuleset } from '../../src/model/parse.js';
 import { startDockerd, type DockerDaemon } from '../support/docker-daemon.js';
 import { startFail2ban, type Fail2banDaemon } from '../support/fail2ban-daemon.js';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
-import { parseJson, runFwgen } from '../support/run-cli.js';
+import { CLI_INTERNAL, parseJson, runFwgen } from '../support/run-cli.js';
 
 const NET = '198.18.88';
 const BANNED = `${NET}.41`;
@@ -57,8 +57,8 @@ roles:
     const r = await runFwgen(project, ['render']);
     expect(r.code, r.stderr).toBe(0);
   };
-  const fwgen = async (args: string[], env: Record<string, string> = {}) => {
-    const r = await runFwgen(project, args, env);
+  const fwgen = async (args: string[], env: Record<string, string> = {}, entry?: string) => {
+    const r = await runFwgen(project, args, env, entry);
     return { ...r, results: parseJson(r.stdout, [] as Result[]) };
   };
   const ship = (...args: string[]) => fwgen(['ship', '--json', '--timeout', '5', '--connect-timeout', '3', ...args]);
@@ -135,7 +135,7 @@ roles:
       const before = await filter('dock');
       // Rules that lock this machine out: only the dead-man switch brings the host back.
       await setInventory(inventory({ containerPorts: 'tcp/7000', management: '192.0.2.0/24' }));
-      const r = await fwgen(['ship', '--json', '--timeout', '3', '--connect-timeout', '2', '--host', 'dock'], { FWGEN_TEST_HOOKS: 'skip-lockout-check' });
+      const r = await fwgen(['ship', '--json', '--timeout', '3', '--connect-timeout', '2', '--host', 'dock'], { FWGEN_INTERNAL: JSON.stringify({ skipLockoutCheck: true }) }, CLI_INTERNAL);
       expect(outcome(r, 'dock'), r.stderr).toBe('rolled-back');
       expect(dockerPart(await filter('dock'))).toEqual(dockerPart(before));
       expect(await published()).toBe('open');

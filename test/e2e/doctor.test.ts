@@ -1,7 +1,7 @@
 /**
  * `fwgen doctor` against real hosts: lab namespaces with their own sshd, /etc and rulesets. Each test
- * breaks one thing on one host and reads what doctor says. DNS answers come from FWGEN_TEST_DNS, so
- * no query leaves this machine.
+ * breaks one thing on one host and reads what doctor says. DNS answers are fixed through the internal API
+ * (test/support/fwgen-internal.mjs), so no query leaves this machine.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bootHookScript, parseBootHookResult } from '../../src/doctor/boot-hook.js';
 import type { Check } from '../../src/doctor/checks.js';
-import { parseJson, runFwgen } from '../support/run-cli.js';
+import { CLI_INTERNAL, parseJson, runFwgen } from '../support/run-cli.js';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
 
 const NET = '198.18.80';
-const DNS = JSON.stringify({ ptr: { [`${NET}.11`]: ['h1.lab.test'] } });
+const DNS = { ptr: { [`${NET}.11`]: ['h1.lab.test'] } };
 
 interface Run {
   code: number;
@@ -23,7 +23,7 @@ interface Run {
 }
 
 async function fwgen(cwd: string, args: string[]): Promise<Run> {
-  const r = await runFwgen(cwd, args, { FWGEN_TEST_DNS: DNS });
+  const r = await runFwgen(cwd, args, { FWGEN_INTERNAL: JSON.stringify({ dns: DNS }) }, CLI_INTERNAL);
   return { ...r, checks: parseJson(r.stdout, [] as Check[]) };
 }
 

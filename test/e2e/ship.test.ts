@@ -6,7 +6,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseJson, runFwgen } from '../support/run-cli.js';
+import { CLI_INTERNAL, parseJson, runFwgen } from '../support/run-cli.js';
 import { CONTROLLER, createLab, labPrereqs, type Lab } from '../support/lab.js';
 
 const NET = '198.18.3';
@@ -18,8 +18,8 @@ interface Run {
   results: { host: string; role: string; outcome: string; reason: string; backup?: string }[];
 }
 
-async function fwgen(cwd: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const r = await runFwgen(cwd, args, env);
+async function fwgen(cwd: string, args: string[], env: Record<string, string> = {}, entry?: string): Promise<Run> {
+  const r = await runFwgen(cwd, args, env, entry);
   return { ...r, results: parseJson(r.stdout, [] as Run['results']) };
 }
 
@@ -54,7 +54,7 @@ ${o.extraRoles ?? ''}`;
   const writeInventory = (text: string) => writeFileSync(join(project, 'inventory/inventory.yaml'), text);
   const render = async () => expect((await fwgen(project, ['render'])).code).toBe(0);
   const ship = (...args: string[]) => fwgen(project, ['ship', '--json', '--timeout', '4', '--connect-timeout', '3', ...args]);
-  const unsafeShip = (...args: string[]) => fwgen(project, ['ship', '--json', '--connect-timeout', '3', ...args], { FWGEN_TEST_HOOKS: 'skip-lockout-check' });
+  const unsafeShip = (...args: string[]) => fwgen(project, ['ship', '--json', '--connect-timeout', '3', ...args], { FWGEN_INTERNAL: JSON.stringify({ skipLockoutCheck: true }) }, CLI_INTERNAL);
   const live = (host: string) => lab.execOk(host, ['iptables-save', '-t', 'filter']);
   const rulesFile = (host: string) => lab.execOk(host, ['cat', '/etc/iptables.up.rules']);
   const backups = async (host: string) => (await lab.execOk(host, ['sh', '-c', 'ls -1 /etc/ | grep "^iptables.up.rules.bak" || true'])).split('\n').filter(Boolean);

@@ -10,11 +10,14 @@ export interface CliRun {
   stderr: string;
 }
 
+/** The same CLI with internal options from FWGEN_INTERNAL (JSON), a test-only entry: test/support/fwgen-internal.mjs. */
+export const CLI_INTERNAL = resolve('test/support/fwgen-internal.mjs');
+
 /** Runs `fwgen ARGS` in `cwd` as a real process, without the caller's SSH agent, with extra env. */
-export function runFwgen(cwd: string, args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+export function runFwgen(cwd: string, args: string[], env: Record<string, string> = {}, entry = CLI): Promise<CliRun> {
   return new Promise((done) => {
     const { SSH_AUTH_SOCK: _agent, ...base } = process.env;
-    const child = spawn(process.execPath, [CLI, ...args], { cwd, env: { ...base, ...env } });
+    const child = spawn(process.execPath, [entry, ...args], { cwd, env: { ...base, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

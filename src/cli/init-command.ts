@@ -1,0 +1,49 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UsageError } from '../errors.js';
+import { applyOutput } from '../output/write-rendered.js';
+import { existingFiles, INVENTORY_PATH, scaffoldFiles } from '../init/scaffold.js';
+import { renderProject, VERSION } from './project.js';
+
+const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url)).replace(/\/$/, '');
+
+/** `fwgen init [DIR]`: scaffolds an inventory repository, renders it, prints the next commands. */
+export async function initCommand(dirArg: string | undefined): Promise<void> {
+  const dir = resolve(dirArg ?? '.');
+  const files = scaffoldFiles({ root: PACKAGE_ROOT, version: VERSION }, packageName(basename(dir)));
+  const existing = existingFiles(dir, files);
+  if (existing.length > 0) {
+    const found = existing.join(', ');
+    throw new UsageError(`${dir} already has ${found}; fwgen init overwrites nothing`, 'choose an empty or new folder');
+  }
+  for (const f of files) {
+    mkdirSync(dirname(join(dir, f.path)), { recursive: true });
+    writeFileSync(join(dir, f.path), f.content, { flag: 'wx' });
+  }
+  const out = join(dir, 'rendered');
+  const project = renderProject({ inventory: join(dir, INVENTORY_PATH), out });
+  await applyOutput(project.changes, out);
+  const created = [...files.map((x) => x.path), ...project.files.map((x) => `rendered/${x.path}`)];
+  for (const f of created) process.stderr.write(`created ${f}\n`);
+  const cd = dirArg === undefined ? '' : `cd ${shellWord(dirArg)} && `;
+  process.stderr.write(
+    [
+      '',
+      'Next:',
+      `  ${cd}npm install   # installs fwgen, writes package-lock.json (the CI workflow runs npm ci)`,
+      '  npx fwgen render --check   # after editing inventory/inventory.yaml, `npx fwgen render`',
+      '  git init && git add . && git commit -m "Firewall inventory"   # then push: CI checks rendered/',
+      '',
+    ].join('\n'),
+  );
+}
+
+/** npm package names are lower case, without spaces. */
+function packageName(folder: string): string {
+  return folder.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[._-]+/, '') || 'firewall-inventory';
+}
+
+function shellWord(s: string): string {
+  return /^[A-Za-z0-9._/@+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}

@@ -1,0 +1,220 @@
+import { Command, CommanderError, Help, Option } from 'commander';
+import { FwgenError, InputError } from '../errors.js';
+import { printWarnings, renderProject, VERSION } from './project.js';
+import { renderCommand } from './render-command.js';
+import type { Resolver } from '../doctor/name-checks.js';
+
+/**
+ * Switches for tests of the internal API, passed by the caller of `runCli`; the shipped entry
+ * (main.ts) passes none, and no environment variable can set them.
+ */
+export interface InternalOptions {
+  /** Ship without the lockout check (a test that must reach a host with rules that lock it out). */
+  readonly skipLockoutCheck?: boolean;
+  /** DNS answers for doctor's name checks (tests never query a real DNS server). */
+  readonly resolver?: Resolver;
+}
+
+const DEFAULT_INVENTORY = 'inventory/inventory.yaml';
+
+const EXIT_CODES = `
+Exit codes: 0 success; 1 the work failed (a host not applied, stale files, a check failed);
+            2 bad input or usage (each inventory problem as FILE:LINE:COL).`;
+
+/** Help with defaults shown as typed (`default: rendered`), not as JSON strings. */
+class FwgenHelp extends Help {
+  override optionDescription(option: Option): string {
+    const base = option.description;
+    if (option.defaultValue === undefined || option.negate || typeof option.defaultValue === 'boolean') return base;
+    const shown = option.defaultValueDescription ?? String(option.defaultValue);
+    return `${base} (default: ${shown})`;
+  }
+}
+
+/** Commands whose help shows defaults as typed (FwgenHelp), for every subcommand too. */
+class FwgenCommand extends Command {
+  override createCommand(name?: string): Command {
+    return new FwgenCommand(name);
+  }
+  override createHelp(): Help {
+    return Object.assign(new FwgenHelp(), this.configureHelp());
+  }
+}
+
+function examples(...lines: string[]): string {
+  return `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n${EXIT_CODES}\n`;
+}
+
+/** One definition per option, so every command that takes it says the same. */
+const opt = {
+  inventory: () => new Option('-i, --inventory <path>', 'inventory file').default(DEFAULT_INVENTORY),
+  out: (what = 'output folder') => new Option('-o, --out <dir>', what).default('rendered'),
+  templates: () => new Option('--templates <dir>', 'templates folder (default: templates/ beside the inventory)'),
+  role: (what = 'roles: all, or ROLE[,ROLE...]') => new Option('-r, --role <names>', what),
+  host: () => new Option('--host <names...>', 'only these hosts'),
+  concurrency: () => new Option('--concurrency <n>', 'hosts at a time').default('10'),
+  connectTimeout: () => new Option('--connect-timeout <s>', 'seconds to wait for an SSH connection').default('10'),
+  json: (what = 'print the results as JSON on stdout') => new Option('--json', what),
+  acceptNew: () => new Option('--accept-new', 'trust and record host keys not yet in known_hosts'),
+  auditLog: () =>
+    new Option('--audit-log <path>', 'deploy log (one JSON line per ship, rollback and halt)').default('.fwgen/deploy.log'),
+  timeout: () =>
+    new Option('--timeout <s>', 'dead-man switch: seconds before an unconfirmed host restores its previous rules').default('30'),
+  keep: () => new Option('--keep <n>', 'backups to keep on each host').default('10'),
+  breakLock: () => new Option('--break-lock', 'take over a host\'s lock even if the run holding it may still be alive'),
+};
+
+function withOptions(cmd: Command, options: readonly Option[]): Command {
+  for (const o of options) cmd.addOption(o);
+  return cmd;
+}
+
+function buildProgram(internal: InternalOptions): Command {
+  const program = new FwgenCommand('fwgen')
+    .description('Git-driven iptables rules generator with safe SSH deployment')
+    .version(VERSION)
+    .showHelpAfterError()
+    .exitOverride()
+    .addHelpText('after', `\nStart with: fwgen init my-firewall\n${EXIT_CODES}\n`);
+
+  program
+    .command('init')
+    .argument('[dir]', 'folder for the new repository, created if missing (default: the current folder)')
+    .description('scaffold an inventory repository: inventory, templates/, rendered/, package.json, CI workflow')
+    .addHelpText('after', examples('fwgen init my-firewall', 'npx fwgen init .'))
+    .action(async (dir: string | undefined) => (await import('./init-command.js')).initCommand(dir));
+
+  withOptions(program.command('validate'), [opt.inventory(), opt.templates()])
+    .description('validate the inventory and templates; write nothing')
+    .addHelpText('after', examples('fwgen validate', 'fwgen validate -i staging/inventory.yaml'))
+    .action((opts: { inventory: string; templates?: string }) => {
+      const project = renderProject({ ...opts, out: 'rendered' });
+      printWarnings(project.loaded.warnings);
+      const inv = project.loaded.inventory;
+      process.stderr.write(`${opts.inventory}: valid (${inv.roles.length} roles, ${inv.hosts.length} hosts)\n`);
+    });
+
+  withOptions(program.command('render'), [
+    opt.inventory(),
+    opt.out(),
+    opt.templates(),
+    opt.role('only these roles (comma-separated) or all').default('all'),
+    new Option('--check', 'write nothing; exit 1 if the output folder is stale'),
+    opt.json('print the file changes as JSON on stdout'),
+  ])
+    .description('render one iptables.up.rules (and ip6tables.up.rules) per role into the output folder')
+    .addHelpText('after', examples('fwgen render', 'fwgen render --check', 'fwgen render --role web,db -o out'))
+    .action(renderCommand);
+
+  // Ship code (and node-ssh) loads only for the commands that need it, keeping `render` fast.
+  const ship = async () => import('./ship-command.js');
+  const connection = () => [opt.connectTimeout(), opt.json(), opt.acceptNew()];
+  // What ship, status and doctor act on: the rendered roles and hosts.
+  const target = () => [opt.inventory(), opt.out('rendered folder'), opt.templates(), opt.role(), opt.host(), opt.concurrency()];
+
+  withOptions(program.command('ship'), [
+    ...target(),
+    ...connection(),
+    opt.auditLog(),
+    new Option('--dry-run', 'connect and show each host\'s diff; change nothing'),
+    opt.timeout(),
+    opt.keep(),
+    new Option('--force', 'apply even where the host already runs these rules'),
+    opt.breakLock(),
+    new Option('--persist', 'install a boot hook on hosts where nothing loads the rules at boot'),
+    new Option('--canary <n>', 'staged rollout: ship N hosts (spread over roles) first'),
+    new Option('--waves <list>', 'staged rollout: then cumulative shares of the fleet, e.g. 10%,50%,100%'),
+    new Option('--max-failures <k>', 'staged rollout: halt after a stage with more than K failures').default('0'),
+  ])
+    .description('push each role\'s rules to its hosts over SSH: test, back up, apply atomically, confirm or roll back')
+    .addHelpText('after', examples(
+      'fwgen ship --role all --dry-run',
+      'fwgen ship --role web --host web1',
+      'fwgen ship --role all --canary 2 --waves 10%,50%,100% --max-failures 0',
+    ))
+    .action(async (opts) => (await ship()).shipCommand(opts, internal));
+
+  const backupsOptions = [opt.inventory(), opt.role('roles: ROLE[,ROLE...] or all'), opt.host(), ...connection()];
+  withOptions(program.command('backups'), backupsOptions)
+    .description('list the rules backups kept on hosts')
+    .addHelpText('after', examples('fwgen backups --host db1', 'fwgen backups --role web --json'))
+    .action(async (opts) => (await ship()).backupsCommand(opts));
+
+  withOptions(program.command('rollback'), [
+    opt.inventory(), opt.host(), opt.concurrency(), ...connection(), opt.auditLog(),
+    new Option('--to <timestamp>', 'the backup to restore (default: the newest)'),
+    new Option('--wave <which>', '"last": roll back every host the last ship applied, to the backup it made'),
+    opt.timeout(),
+    opt.keep(),
+    opt.breakLock(),
+  ])
+    .description('restore a backup on a host, with the same test, dead-man switch and confirmation as ship')
+    .addHelpText('after', examples(
+      'fwgen rollback --host db1',
+      'fwgen rollback --host db1 --to 20261121T183000Z',
+      'fwgen rollback --wave last',
+    ))
+    .action(async (opts) => (await ship()).rollbackCommand(opts));
+
+  withOptions(program.command('status'), [
+    ...target(),
+    ...connection(),
+    new Option('--diff', 'print the drift of each host under its line'),
+  ])
+    .description('for each host: in sync, drifted, never shipped or unreachable; exit 1 unless all are in sync')
+    .addHelpText('after', examples('fwgen status', 'fwgen status --role web --diff'))
+    .action(async (opts) => (await import('./status-command.js')).statusCommand(opts));
+
+  withOptions(program.command('log'), [
+    new Option('--audit-log <path>', 'deploy log').default('.fwgen/deploy.log'),
+    new Option('-n, --last <n>', 'only the last N entries'),
+    opt.json('print the entries as JSON lines'),
+  ])
+    .description('print the deploy log: every ship, rollback and halt')
+    .addHelpText('after', examples('fwgen log --last 5'))
+    .action(async (opts: { auditLog: string; last?: string; json?: boolean }) => (await import('./log-command.js')).logCommand(opts));
+
+  // No --accept-new on doctor: it only looks, and never writes to known_hosts.
+  withOptions(program.command('doctor'), [
+    ...target(),
+    opt.connectTimeout(),
+    opt.json(),
+    new Option('--offline', 'check the inventory alone; contact no host'),
+  ])
+    .description('check the inventory and each host (SSH, iptables backend, boot persistence, other firewalls, leftovers): ok / warn / fail, each with a fix')
+    .addHelpText('after', examples('fwgen doctor --offline', 'fwgen doctor --host web1'))
+    .action(async (opts) => (await import('./doctor-command.js')).doctorCommand(opts, internal));
+
+  return program;
+}
+
+/** Runs the CLI; only here do errors become stderr text and exit codes. */
+export async function runCli(argv: string[], internal: InternalOptions = {}): Promise<number> {
+  const program = buildProgram(internal);
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    return reportError(err);
+  }
+}
+
+function reportError(err: unknown): number {
+  if (err instanceof CommanderError) {
+    // commander already printed the message; --help and --version are successes.
+    return err.exitCode === 0 ? 0 : 2;
+  }
+  if (err instanceof InputError) {
+    process.stderr.write(`${err.message}\n`);
+    if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+    return err.exitCode;
+  }
+  if (err instanceof FwgenError) {
+    process.stderr.write(`fwgen: ${err.message}\n`);
+    if (err.hint) process.stderr.write(`hint: ${err.hint}\n`);
+    return err.exitCode;
+  }
+  process.stderr.write(`fwgen: internal error (a bug; please report it):\n${(err as Error)?.stack ?? String(err)}\n`);
+  return 1;
+}
+
