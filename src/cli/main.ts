@@ -46,13 +46,14 @@ function buildProgram(): Command {
       .option('--host <names...>', 'only these hosts')
       .option('--concurrency <n>', 'hosts at a time', '10')
       .option('--connect-timeout <s>', 'seconds to wait for an SSH connection', '10')
+      .option('--ssh-config <path>', 'ssh_config file for hosts\' settings and jump hosts, or none (default ~/.ssh/config)')
       .option('--json', 'print the results as JSON on stdout');
   const shipOptions = (cmd: Command): Command =>
     hostOptions(cmd)
       .option('--accept-new', 'trust and record host keys not yet in known_hosts')
       .option('--audit-log <path>', 'deploy log (one JSON line per ship, rollback and halt)', '.fwgen/deploy.log');
 
-  // Ship code (and node-ssh) loads only for the commands that need it, keeping `render` fast.
+  // Ship code (and ssh2) loads only for the commands that need it, keeping `render` fast.
   const ship = async () => import('./ship-command.js');
 
   shipOptions(program.command('ship'))
@@ -65,6 +66,7 @@ function buildProgram(): Command {
     .option('--canary <n>', 'staged rollout: ship N hosts (spread over roles) first')
     .option('--waves <list>', 'staged rollout: then cumulative shares of the fleet, e.g. 10%,50%,100%')
     .option('--max-failures <k>', 'staged rollout: halt after a stage with more than K failures', '0')
+    .option('--from <addr>', 'lockout check: the address hosts see SSH come from (behind NAT); overrides ssh.source')
     .action(async (opts) => (await ship()).shipCommand(opts));
 
   shipOptions(program.command('backups'))

@@ -5,9 +5,9 @@ import type { Host } from '../inventory/model.js';
 import type { Check } from './checks.js';
 
 /** The checks a successful connection proves: reachable, host key known and matching, authenticated. */
-export function connectedChecks(h: Host): Check[] {
+export function connectedChecks(h: Host, route?: string): Check[] {
   return [
-    { host: h.name, name: 'ssh', level: 'ok', detail: `reachable at ${knownHostsName(h.ssh.host, h.ssh.port)}` },
+    { host: h.name, name: 'ssh', level: 'ok', detail: route ? `reached as ${route}` : `reachable at ${knownHostsName(h.ssh.host, h.ssh.port)}` },
     { host: h.name, name: 'host key', level: 'ok', detail: `matches ${h.ssh.knownHosts}` },
     { host: h.name, name: 'authentication', level: 'ok', detail: `logged in as ${h.ssh.user}` },
   ];
@@ -21,7 +21,8 @@ export function transportFailureChecks(h: Host, err: TransportError): Check[] {
   const [ssh, key, auth] = connectedChecks(h);
   const kh = expandHome(h.ssh.knownHosts);
   const name = knownHostsName(h.ssh.host, h.ssh.port);
-  const fail = (c: Check, fix: string): Check => ({ ...c, level: 'fail', detail: err.message, fix });
+  // Through a jump host, say which hop failed: the fix is on that hop.
+  const fail = (c: Check, fix: string): Check => ({ ...c, level: 'fail', detail: err.message, fix: err.hop?.startsWith('jump host') ? `on ${err.hop}: ${fix}` : fix });
   switch (err.kind) {
     case 'unreachable':
     case 'timeout':
