@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { Client, OpenSSHAgent, utils, type AnyAuthMethod, type ClientChannel, type ParsedKey } from 'ssh2';
+import ssh2, { type AnyAuthMethod, type ClientChannel, type ParsedKey } from 'ssh2';
 import { fingerprint, knownHostsName, knownKeyTypes, readKnownHosts, recordHostKey, verifyHostKey } from './known-hosts.js';
 import { describeReach, hopLabel, resolveReach, type Hop, type Reach } from './reach.js';
 import { NO_SSH_CONFIG } from './ssh-config.js';
@@ -16,6 +16,10 @@ export function expandHome(path: string): string {
 export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
+
+// ssh2 is CommonJS: its classes come from the default export.
+const { Client, OpenSSHAgent, utils } = ssh2;
+type Client = InstanceType<typeof Client>;
 
 const SUDO_REFUSED = /sudo: (a password is required|a terminal is required)|may not run sudo|is not in the sudoers|not allowed to execute/;
 
@@ -193,7 +197,7 @@ class FilteredAgent extends OpenSSHAgent {
     super(socketPath);
   }
 
-  override getIdentities(cb: Parameters<OpenSSHAgent['getIdentities']>[0]): void {
+  override getIdentities(cb: Parameters<InstanceType<typeof OpenSSHAgent>['getIdentities']>[0]): void {
     super.getIdentities((err, keys) => {
       if (err || !keys) return cb(err, keys);
       cb(undefined, keys.filter((k) => this.allowed.some((a) => a.equals((k as ParsedKey).getPublicSSH()))));
