@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/errors.js';
-import type { SshSettings } from '../src/inventory/model.js';
+import type { Host, Inventory, SshSettings } from '../src/inventory/model.js';
+import { sshSourceFor } from '../src/ship/lockout-source.js';
 import { parseJumpSpec, resolveReach } from '../src/ship/reach.js';
 import { loadSshConfig, lookupHost, type SshConfig } from '../src/ship/ssh-config.js';
 
@@ -100,5 +101,30 @@ Host *
     expect(parseJumpSpec('a@b:22,c')).toEqual([{ user: 'a', host: 'b', port: 22 }, { user: undefined, host: 'c', port: undefined }]);
     expect(() => parseJumpSpec('a@b:99999')).toThrow(ConfigError);
     expect(() => parseJumpSpec('a@@b')).toThrow(ConfigError);
+  });
+});
+
+describe('the source address of the lockout check', () => {
+  const host = (name: string, address: string, ssh: Partial<SshSettings> = {}): Host => ({
+    name,
+    role: 'web',
+    addresses: [{ family: 'ipv4', cidr: `${address}/32`, key: '' }],
+    ssh: { host: address, user: 'root', port: 22, knownHosts: '/dev/null', sudo: false, ...ssh },
+  });
+  const jumpBox = host('jumpbox', '198.51.100.5', { host: 'jump.example.net' });
+  const web1 = host('web1', '198.51.100.11');
+  const inv = { hosts: [jumpBox, web1] } as unknown as Inventory;
+  const none = loadSshConfig('none');
+
+  it('through a jump host that is an inventory host: its inventory address', async () => {
+    const reach = resolveReach({ ...web1.ssh, jump: 'admin@jump.example.net' }, none);
+    expect(await sshSourceFor(web1, reach, inv)).toEqual({ address: '198.51.100.5', why: 'jump host jumpbox (inventory address)' });
+  });
+
+  it('through another jump host: its address as resolved; --from and ssh.source win', async () => {
+    const reach = resolveReach({ ...web1.ssh, jump: 'first,203.0.113.7:2222' }, none);
+    expect((await sshSourceFor(web1, reach, inv)).address).toBe('203.0.113.7');
+    expect(await sshSourceFor(host('web1', '198.51.100.11', { source: '192.0.2.9' }), reach, inv)).toEqual({ address: '192.0.2.9', why: 'ssh.source' });
+    expect(await sshSourceFor(web1, reach, inv, '192.0.2.10')).toEqual({ address: '192.0.2.10', why: '--from' });
   });
 });

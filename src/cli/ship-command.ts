@@ -250,7 +250,7 @@ async function checkLockout(jobs: readonly HostJob[], inv: Inventory, reaches: M
       if (!verdict) verdicts.set(key, (verdict = evaluateInput(rules.toString('utf8'), { source: source.address, dport: port })));
       if (!verdict.admitted) {
         viaJump ||= reach.jumps.length > 0;
-        problems.push(`${job.host.name}: the new rules would not admit SSH from ${source.address} (${source.why}) to port ${port} (decided by: ${verdict.rule})`);
+        problems.push(`${job.host.name}: the new rules would not admit SSH from ${source.address}${source.why === 'this machine' ? '' : ` (${source.why})`} to port ${port} (decided by: ${verdict.rule})`);
       }
     }),
   );

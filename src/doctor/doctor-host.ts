@@ -31,9 +31,9 @@ async function remoteChecks(host: Host, inv: Inventory, paths: RemotePaths, deps
     const r = await session.run(factsScript({ paths, id: 'doctor', ipv6: inv.hasIpv6 }));
     if (parseStatus(r.stdout).status !== 'facts') {
       const why = r.stderr.trim().split('\n').at(-1) || `exit ${r.code}`;
-      return [...connectedChecks(host, session.route), { host: host.name, name: 'facts', level: 'fail', detail: `the checking script failed on the host: ${why}`, fix: 'the host needs a POSIX sh, coreutils and iproute2' }];
+      return [...connectedChecks(host, session.reached), { host: host.name, name: 'facts', level: 'fail', detail: `the checking script failed on the host: ${why}`, fix: 'the host needs a POSIX sh, coreutils and iproute2' }];
     }
-    return [...connectedChecks(host, session.route), ...evaluateFacts(parseFacts(r.stdout), { host, inventory: inv, paths })];
+    return [...connectedChecks(host, session.reached), ...evaluateFacts(parseFacts(r.stdout), { host, inventory: inv, paths })];
   } catch (err) {
     return failure(host, err);
   } finally {

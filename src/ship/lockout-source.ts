@@ -15,15 +15,19 @@ export interface SshSource {
  * through jump hosts, the last one's address (its inventory address when it is an inventory host,
  * else resolved as SSH resolves it); directly, the local address the kernel would use.
  */
-export async function sshSourceFor(host: Host, reach: Reach, inv: Inventory, from: string | undefined): Promise<SshSource> {
+export async function sshSourceFor(host: Host, reach: Reach, inv: Inventory, from?: string): Promise<SshSource> {
   const given = from ?? host.ssh.source;
   if (given) return { address: ipaddr.process(given).toString(), why: from ? '--from' : 'ssh.source' };
   const last = reach.jumps.at(-1);
   if (!last) return { address: await sourceAddressFor(reach.target.host, reach.target.port), why: 'this machine' };
   const family = await familyOf(reach.target.host);
-  const jumpHost = inv.hosts.find((h) => [h.name, h.ssh.host].includes(last.name) || [h.name, h.ssh.host].includes(last.host) || h.addresses.some((a) => a.cidr.split('/')[0] === last.host));
+  const jumpHost = inv.hosts.find(
+    (h) => [last.name, last.host].some((n) => n === h.name || n === h.ssh.host) || h.addresses.some((a) => a.cidr.split('/')[0] === last.host),
+  );
   const inventoryAddr = jumpHost?.addresses.find((a) => a.family === family) ?? jumpHost?.addresses[0];
-  if (inventoryAddr) return { address: inventoryAddr.cidr.split('/')[0], why: `jump host ${jumpHost!.name} (inventory address)` };
+  if (inventoryAddr) {
+    return { address: inventoryAddr.cidr.split('/')[0], why: `jump host ${jumpHost!.name} (inventory address)` };
+  }
   const resolved = await lookup(last.host, { family: family === 'ipv6' ? 6 : 4 }).catch(() => lookup(last.host));
   return { address: resolved.address, why: `jump host ${hopLabel(last)}` };
 }

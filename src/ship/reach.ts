@@ -48,7 +48,8 @@ export function resolveReach(ssh: SshSettings, cfg: SshConfig): Reach {
   };
   const spec = ssh.jump ?? c.proxyJump;
   if (!spec || spec === 'none') return { target, jumps: [] };
-  const jumps = parseJumpSpec(spec).map((j) => resolveJump(j, cfg, { identities: fallbackIdentity, knownHosts: target.knownHosts }));
+  const inherit = { identities: fallbackIdentity, knownHosts: target.knownHosts };
+  const jumps = parseJumpSpec(spec).map((j) => resolveJump(j, cfg, inherit));
   return { target, jumps, jumpFrom: ssh.jump ? 'inventory' : 'ssh_config' };
 }
 
@@ -58,10 +59,12 @@ interface JumpSpec {
   readonly port?: number;
 }
 
+const JUMP_ENTRY = /^(?:([^@\s]+)@)?(\[[0-9A-Fa-f:.]+\]|[^:@\s[\]]+)(?::(\d{1,5}))?$/;
+
 /** Parses `[user@]host[:port][,next...]` (IPv6 in brackets), as `ssh -J` and ProxyJump take it. */
 export function parseJumpSpec(spec: string): JumpSpec[] {
   return spec.split(',').map((part) => {
-    const m = /^(?:([^@\s]+)@)?(\[[0-9A-Fa-f:.]+\]|[^:@\s[\]]+)(?::(\d{1,5}))?$/.exec(part.trim().replace(/^ssh:\/\//, ''));
+    const m = JUMP_ENTRY.exec(part.trim().replace(/^ssh:\/\//, ''));
     const port = m?.[3] === undefined ? undefined : Number(m[3]);
     if (!m || (port !== undefined && (port < 1 || port > 65535))) {
       throw new ConfigError(`jump host "${part}" is not [user@]host[:port] (in "${spec}")`);
@@ -92,6 +95,7 @@ export function hopLabel(h: Hop): string {
 
 /** One line saying how a host is reached: alias, jump chain. */
 export function describeReach(r: Reach): string {
-  const via = r.jumps.length > 0 ? ` via ${r.jumps.map(hopLabel).join(' → ')} (from ${r.jumpFrom === 'inventory' ? 'ssh.jump' : 'ssh_config ProxyJump'})` : ', directly';
-  return `${hopLabel(r.target)}${via}`;
+  if (r.jumps.length === 0) return hopLabel(r.target);
+  const from = r.jumpFrom === 'inventory' ? 'ssh.jump' : 'ssh_config ProxyJump';
+  return `${hopLabel(r.target)} via ${r.jumps.map(hopLabel).join(' → ')} (from ${from})`;
 }

@@ -71,7 +71,8 @@ function addLines(lines: readonly Line[], file: string, depth: number, out: Bloc
     const param = line.param.toLowerCase();
     const values = valuesOf(line.value);
     if (param === 'host' || param === 'match') {
-      const block: Block = param === 'host' ? { host: values, directives: [] } : { match: matchCriteria(values, file, warnings), directives: [] };
+      const block: Block =
+        param === 'host' ? { host: values, directives: [] } : { match: matchCriteria(values, file, warnings), directives: [] };
       out.push(block);
       if ('config' in line) addLines(line.config, file, depth, out, warnings);
     } else if (param === 'include') {
@@ -98,7 +99,10 @@ function matchCriteria(values: readonly string[], file: string, warnings: string
     if (['all', 'final', 'canonical', '!final', '!canonical'].includes(key)) out.push([key, '']);
     else out.push([key, values[++i] ?? '']);
     if (key.replace(/^!/, '') === 'exec') {
-      warnings.push(`${file}: "Match exec ${values[i]}" was not run (fwgen never runs commands from ssh_config); the block is treated as not matching`);
+      warnings.push(
+        `${file}: "Match exec ${values[i]}" was not run (fwgen never runs commands from ssh_config); ` +
+          'the block is treated as not matching',
+      );
     }
   }
   return out;
@@ -137,14 +141,22 @@ export function lookupHost(cfg: SshConfig, host: string, user?: string): HostCon
     hostName: first.has('hostname') ? ctx.hostName : undefined,
     user: first.get('user'),
     port: port === undefined ? undefined : Number(port),
-    identityFiles: identityFiles.filter((f) => f.toLowerCase() !== 'none').map((f) => f.replace(/%h/g, host).replace(/%r/g, ctx.user)),
+    identityFiles: identityFiles
+      .filter((f) => f.toLowerCase() !== 'none')
+      .map((f) => f.replace(/%h/g, host).replace(/%r/g, ctx.user)),
     identitiesOnly: only === undefined ? undefined : only === 'yes',
     proxyJump: first.get('proxyjump'),
     knownHosts: first.get('userknownhostsfile')?.split(/\s+/)[0],
   };
 }
 
-function criterionMatches(key: string, value: string, ctx: { original: string; hostName: string; user: string }): boolean {
+interface MatchContext {
+  readonly original: string;
+  readonly hostName: string;
+  readonly user: string;
+}
+
+function criterionMatches(key: string, value: string, ctx: MatchContext): boolean {
   const negated = key.startsWith('!');
   const k = negated ? key.slice(1) : key;
   let result: boolean;

@@ -3,9 +3,9 @@ import { homedir } from 'node:os';
 import type { Duplex } from 'node:stream';
 import ssh2, { type AnyAuthMethod, type ClientChannel, type ParsedKey } from 'ssh2';
 import { fingerprint, knownHostsName, knownKeyTypes, readKnownHosts, recordHostKey, verifyHostKey } from './known-hosts.js';
-import { describeReach, hopLabel, resolveReach, type Hop, type Reach } from './reach.js';
+import { hopLabel, resolveReach, type Hop, type Reach } from './reach.js';
 import { NO_SSH_CONFIG } from './ssh-config.js';
-import { TransportError, type ConnectTarget, type ExecResult, type Session, type Transport } from './transport.js';
+import { TransportError, type ConnectTarget, type ExecResult, type Reached, type Session, type Transport } from './transport.js';
 
 /** Expands a leading `~/` to the home directory of the user running fwgen. */
 export function expandHome(path: string): string {
@@ -50,8 +50,11 @@ export class SshTransport implements Transport {
       via = await this.jumpClient(reach.jumps.slice(0, i + 1), via, target);
     }
     const sock = via ? await forward(via, reach.target, reach.jumps.at(-1)!) : undefined;
-    const { client, auth } = await this.open(reach.target, target, sock, reach.jumps.length > 0 ? 'the target' : undefined);
-    return new SshSession(client, target.ssh.sudo, `${describeReach(reach)}; key: ${auth}`);
+    const t = reach.target;
+    const { client, auth } = await this.open(t, target, sock, reach.jumps.length > 0 ? 'target' : undefined);
+    const alias = t.name !== t.host ? t.name : undefined;
+    const reached: Reached = { host: t.host, port: t.port, user: t.user, alias, via: reach.jumps.map(hopLabel), key: auth };
+    return new SshSession(client, target.ssh.sudo, reached);
   }
 
   /** Ends the shared jump host connections. */
@@ -74,19 +77,23 @@ export class SshTransport implements Transport {
         return client;
       })();
       this.jumps.set(key, p);
-      // A failed jump host fails every host behind it in this run, once each, with the same reason.
-      p.catch(() => undefined);
+      // Hosts waiting on a failed jump host all fail with its reason; a later connection tries again.
+      p.catch(() => this.jumps.get(key) === p && this.jumps.delete(key));
     }
     return p;
   }
 
-  private async open(hop: Hop, target: ConnectTarget, sock: Duplex | undefined, role: string | undefined): Promise<{ client: Client; auth: string }> {
+  /** One SSH connection to `hop` (over `sock` when through a jump host); `role` prefixes errors with the hop. */
+  private async open(hop: Hop, target: ConnectTarget, sock: Duplex | undefined, role: string | undefined): Promise<Opened> {
     const knownHostsPath = expandHome(hop.knownHosts);
     if (!this.knownHosts.has(knownHostsPath)) this.knownHosts.set(knownHostsPath, readKnownHosts(knownHostsPath));
     const entries = this.knownHosts.get(knownHostsPath)!;
     const auth = authMethods(hop, process.env.SSH_AUTH_SOCK || undefined);
-    const fail = (e: TransportError) => (role ? new TransportError(e.kind, `${role === 'the target' ? 'target' : role}: ${e.message}`, role) : e);
-    if (auth.methods.length === 0) throw fail(new TransportError('auth-failed', `no usable key for ${hopLabel(hop)}: ${auth.problems.join('; ') || 'no identity file found and no ssh-agent'}`));
+    const fail = (e: TransportError) => (role ? new TransportError(e.kind, `${role}: ${e.message}`, role) : e);
+    if (auth.methods.length === 0) {
+      const why = auth.problems.join('; ') || 'no identity file found and no ssh-agent';
+      throw fail(new TransportError('auth-failed', `no usable key for ${hopLabel(hop)}: ${why}`));
+    }
     // An ssh-rsa key is used with rsa-sha2-* signatures by modern servers (plain ssh-rsa is SHA-1).
     const keyTypes = knownKeyTypes(entries, hop.host, hop.port).flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', t] : [t]));
     let verdict: 'match' | 'mismatch' | 'unknown' | 'accepted' = 'unknown';
@@ -141,16 +148,23 @@ export class SshTransport implements Transport {
 
 /** A TCP connection from a jump host to the next hop, as a stream (one channel of the shared connection). */
 function forward(via: Client, to: Hop, jump: Hop): Promise<Duplex> {
+  const hopName = `jump host ${hopLabel(jump)}`;
   return new Promise((resolve, reject) => {
     try {
       via.forwardOut('127.0.0.1', 0, to.host, to.port, (err, stream) => {
-        if (err) return reject(new TransportError('unreachable', `jump host ${hopLabel(jump)} could not connect to ${hopLabel(to)}: ${err.message}`, `jump host ${hopLabel(jump)}`));
+        if (err) return reject(new TransportError('unreachable', `${hopName} could not connect to ${hopLabel(to)}: ${err.message}`, hopName));
         resolve(stream);
       });
     } catch (err) {
-      reject(new TransportError('unreachable', `jump host ${hopLabel(jump)} connection lost: ${(err as Error).message}`, `jump host ${hopLabel(jump)}`));
+      reject(new TransportError('unreachable', `${hopName} connection lost: ${(err as Error).message}`, hopName));
     }
   });
+}
+
+interface Opened {
+  readonly client: Client;
+  /** What authenticated: an identity file or the agent. */
+  readonly auth: string;
 }
 
 interface AuthPlan {
@@ -176,7 +190,11 @@ export function authMethods(hop: Hop, agentSock: string | undefined): AuthPlan {
     if (pub && !(pub instanceof Error)) publics.push(pub.getPublicSSH());
     if (key instanceof Error) {
       if (/encrypt|passphrase/i.test(key.message)) {
-        problems.push(agentSock ? `${id} is encrypted: used only through the agent` : `${id} is encrypted and no ssh-agent is running (SSH_AUTH_SOCK is unset): run ssh-agent and ssh-add ${id}`);
+        problems.push(
+          agentSock
+            ? `${id} is encrypted: used only through the agent`
+            : `${id} is encrypted and no ssh-agent is running (SSH_AUTH_SOCK is unset): run ssh-agent and ssh-add ${id}`,
+        );
       } else problems.push(`${id} is not a private key fwgen can read (${key.message})`);
       continue;
     }
@@ -184,8 +202,10 @@ export function authMethods(hop: Hop, agentSock: string | undefined): AuthPlan {
     publics.push(parsed.getPublicSSH());
     files.push({ method: { type: 'publickey', username: hop.user, key: text }, label: id });
   }
-  const agent = agentSock ? [{ method: { type: 'agent', username: hop.user, agent: hop.identitiesOnly ? new FilteredAgent(agentSock, publics) : agentSock } as AnyAuthMethod, label: 'ssh-agent (SSH_AUTH_SOCK)' }] : [];
-  return { methods: [...agent, ...files], problems };
+  if (!agentSock) return { methods: files, problems };
+  const agent = hop.identitiesOnly ? new FilteredAgent(agentSock, publics) : agentSock;
+  const viaAgent = { method: { type: 'agent', username: hop.user, agent } as AnyAuthMethod, label: 'ssh-agent (SSH_AUTH_SOCK)' };
+  return { methods: [viaAgent, ...files], problems };
 }
 
 /** The agent's keys that match one of the identity files (IdentitiesOnly). */
@@ -205,7 +225,14 @@ class FilteredAgent extends OpenSSHAgent {
   }
 }
 
-function classify(err: Error, verdict: string, presented: string, hop: Hop, knownHostsPath: string, problems: readonly string[]): TransportError {
+function classify(
+  err: Error,
+  verdict: string,
+  presented: string,
+  hop: Hop,
+  knownHostsPath: string,
+  problems: readonly string[],
+): TransportError {
   const where = hopLabel(hop);
   const name = knownHostsName(hop.host, hop.port);
   if (verdict === 'mismatch') {
@@ -218,7 +245,8 @@ function classify(err: Error, verdict: string, presented: string, hop: Hop, know
   const msg = err.message || String(err);
   if (/authentication methods failed|All configured authentication/i.test(msg)) {
     const extra = problems.length > 0 ? `; ${problems.join('; ')}` : '';
-    return new TransportError('auth-failed', `authentication failed for ${where} (check ssh.user, ssh.identity, IdentityFile or the agent)${extra}`);
+    const check = '(check ssh.user, ssh.identity, IdentityFile or the agent)';
+    return new TransportError('auth-failed', `authentication failed for ${where} ${check}${extra}`);
   }
   if (/Timed out/i.test(msg)) return new TransportError('timeout', `connection to ${where} timed out`);
   return new TransportError('unreachable', `cannot connect to ${where}: ${msg}`);
@@ -231,7 +259,7 @@ class SshSession implements Session {
   constructor(
     private readonly client: Client,
     private readonly sudo: boolean,
-    readonly route: string,
+    readonly reached: Reached,
   ) {
     // A network fault (reset, keepalive timeout, half-closed socket) fails the commands in flight.
     const lose = (why: string) => {

@@ -12,8 +12,21 @@ export interface Session {
   /** Runs a POSIX sh script (as root, or under `sudo -n` when configured), feeding `stdin`. */
   run(script: string, stdin?: Buffer): Promise<ExecResult>;
   close(): void;
-  /** How the host was reached (alias, jump hosts, key), when the transport knows. */
-  readonly route?: string;
+  /** How the host was reached, when the transport knows (for doctor). */
+  readonly reached?: Reached;
+}
+
+/** Where a session ended up and how: the resolved address, the ssh_config alias, jump hosts, the key. */
+export interface Reached {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  /** The name given to ssh when it is an ssh_config alias (a HostName differs). */
+  readonly alias?: string;
+  /** Jump hosts, `user@host[:port]`, first to last. */
+  readonly via: readonly string[];
+  /** The key that authenticated: an identity file, or the agent. */
+  readonly key: string;
 }
 
 /** How to reach a host: the inventory's SSH settings, plus options of this run. */

@@ -155,7 +155,8 @@ Match host ${NET}.13 exec "touch ${marker}"
     expect(b.code, b.stderr).toBe(0);
     const doc = await fwgen(['doctor', '--host', 't1']);
     expect(doc.stdout).toContain(`t1 (role web, root@${NET}.11 (web-t1) via root@${BASTION} (bastion) (from ssh_config ProxyJump))`);
-    expect(doc.stdout).toMatch(/ok {4}ssh: reached as .* key: .*id_ed25519/);
+    expect(doc.stdout).toContain(`ok    ssh: reachable at ${NET}.11 (ssh_config alias web-t1) via root@${BASTION} (bastion)`);
+    expect(doc.stdout).toMatch(/ok {4}authentication: logged in as root with .*id_ed25519/);
   }, 90_000);
 
   it('rollback through the bastion restores the previous rules', async () => {
