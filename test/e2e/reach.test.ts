@@ -34,9 +34,10 @@ describe('ship, status, doctor and rollback through a bastion described in ~/.ss
     return { ...r, results: parseJson(r.stdout, [] as Run['results']) };
   };
   const byHost = (r: Run, key: 'outcome' | 'state') => Object.fromEntries(r.results.map((x) => [x.host, x[key]]));
-  const inventory = (o: { management?: string; ports?: string } = {}) => `
+  const inventory = (o: { management?: string; ports?: string; ssh?: string } = {}) => `
 defaults:
   interface: eth1
+  ${o.ssh ? `ssh: ${o.ssh}` : ''}
 management: [${o.management ?? `${BASTION}/32`}]
 roles:
   web:
@@ -127,6 +128,10 @@ Match host ${NET}.13 exec "touch ${marker}"
     expect(r.stderr).toContain(`would not admit SSH from ${BASTION} (jump host root@${BASTION} (bastion)) to port 22`);
     expect(r.stderr).toMatch(/jump host's address to `management`/);
     for (const t of TARGETS) expect(await hasRules(t)).toBe(false);
+    // --from says the source outright (NAT): the check then judges that address instead.
+    const refusedFrom = await fwgen(['ship', '--role', 'all', '--json', '--from', '192.0.2.7']);
+    expect(refusedFrom.code).toBe(2);
+    expect(refusedFrom.stderr).toContain('would not admit SSH from 192.0.2.7 (--from) to port 22');
     writeInventory(inventory());
     await render();
   }, 60_000);
@@ -177,6 +182,21 @@ Match host ${NET}.13 exec "touch ${marker}"
     const r = await fwgen(['status', '--json', '--ssh-config', 'none', '--connect-timeout', '2', '--host', 't2']);
     expect(r.code).toBe(1);
     expect(byHost(r, 'state')).toEqual({ t2: 'unreachable' });
+  }, 60_000);
+
+  it('ssh.jump in the inventory works without ssh_config; a missing --ssh-config file is bad input', async () => {
+    writeInventory(inventory({ ssh: `{ jump: "root@${BASTION}", identity: ${lab.sshKey.privatePath}, known_hosts: ${lab.knownHostsPath} }` }));
+    await render();
+    const before = await accepted('bastion');
+    const r = await fwgen(['ship', '--json', '--ssh-config', 'none', '--host', 't2', 't3']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(byHost(r, 'outcome')).toEqual({ t2: 'unchanged', t3: 'unchanged' });
+    expect((await accepted('bastion')) - before).toBe(1);
+    const bad = await fwgen(['status', '--ssh-config', join(project, 'no-such-config')]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('no-such-config does not exist');
+    writeInventory(inventory());
+    await render();
   }, 60_000);
 
   it('a real ssh-agent holding an encrypted key works; without the agent the host fails clearly', async () => {
