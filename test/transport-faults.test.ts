@@ -87,6 +87,15 @@ describe('SshTransport under network faults', () => {
     transport.close();
   });
 
+  it('a peer that stops answering (keepalive timeout) while a command runs: run() rejects', async () => {
+    const port = await sshServer((sock) => sock.pause());
+    const session = await new SshTransport(undefined, { keepaliveMs: 200, keepaliveCount: 2 }).connect(target(port));
+    const err = await session.run('sleep 60').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TransportError);
+    expect((err as Error).message).toMatch(/connection lost: Keepalive timeout/i);
+    session.close();
+  });
+
   it('a half-closed socket (the peer ends its side) while a command runs: run() rejects', async () => {
     const port = await sshServer((sock) => sock.end());
     const session = await new SshTransport().connect(target(port));

@@ -36,7 +36,11 @@ export class SshTransport implements Transport {
   private readonly knownHosts = new Map<string, ReturnType<typeof readKnownHosts>>();
   private readonly jumps = new Map<string, Promise<Client>>();
 
-  constructor(private readonly reachOf: ReachResolver = (ssh) => resolveReach(ssh, NO_SSH_CONFIG)) {}
+  constructor(
+    private readonly reachOf: ReachResolver = (ssh) => resolveReach(ssh, NO_SSH_CONFIG),
+    /** A silent peer is declared lost after `keepaliveMs` × `keepaliveCount` ms. */
+    private readonly keepalive = { keepaliveMs: 5000, keepaliveCount: 3 },
+  ) {}
 
   async connect(target: ConnectTarget): Promise<Session> {
     let reach: Reach;
@@ -113,8 +117,8 @@ export class SshTransport implements Transport {
           sock,
           username: hop.user,
           readyTimeout: target.timeoutMs,
-          keepaliveInterval: 5000,
-          keepaliveCountMax: 3,
+          keepaliveInterval: this.keepalive.keepaliveMs,
+          keepaliveCountMax: this.keepalive.keepaliveCount,
           authHandler: (_left, _partial, next) => {
             const m = queue.shift();
             if (!m) return next(false as never);
