@@ -225,8 +225,8 @@ function printSummary(results: readonly HostResult[]): void {
   process.stderr.write(`\n${results.length} host(s): ${['applied', 'unchanged', 'would-apply', 'rolled-back', 'failed'].map((o) => `${count(o)} ${o}`).join(', ')}\n`);
 }
 
-/** Refuses (exit 2) a ruleset that would not admit SSH from where each host sees it come from (this machine or its jump host). */
-async function checkLockout(jobs: readonly HostJob[], inv: Inventory, reaches: Map<string, Reach>, from: string | undefined): Promise<void> {
+/** Refuses (exit 2) a ruleset that would not admit SSH from where each host sees it come from (here or a jump host). */
+async function checkLockout(jobs: readonly HostJob[], inv: Inventory, reaches: Map<string, Reach>, from?: string): Promise<void> {
   if (from !== undefined && !ipaddr.isValid(from)) throw new UsageError(`--from ${from} is not an IP address`);
   const problems: string[] = [];
   let viaJump = false;
@@ -250,7 +250,8 @@ async function checkLockout(jobs: readonly HostJob[], inv: Inventory, reaches: M
       if (!verdict) verdicts.set(key, (verdict = evaluateInput(rules.toString('utf8'), { source: source.address, dport: port })));
       if (!verdict.admitted) {
         viaJump ||= reach.jumps.length > 0;
-        problems.push(`${job.host.name}: the new rules would not admit SSH from ${source.address}${source.why === 'this machine' ? '' : ` (${source.why})`} to port ${port} (decided by: ${verdict.rule})`);
+        const why = source.why === 'this machine' ? '' : ` (${source.why})`;
+        problems.push(`${job.host.name}: the new rules would not admit SSH from ${source.address}${why} to port ${port} (decided by: ${verdict.rule})`);
       }
     }),
   );
