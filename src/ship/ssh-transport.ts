@@ -213,7 +213,7 @@ export function authMethods(hop: Hop, agentSock: string | undefined): AuthPlan {
 }
 
 /** The agent's keys that match one of the identity files (IdentitiesOnly). */
-class FilteredAgent extends OpenSSHAgent {
+export class FilteredAgent extends OpenSSHAgent {
   constructor(
     socketPath: string,
     private readonly allowed: readonly Buffer[],
