@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/errors.js';
 import type { Host, Inventory, SshSettings } from '../src/inventory/model.js';
 import { sshSourceFor } from '../src/ship/lockout-source.js';
-import { parseJumpSpec, resolveReach } from '../src/ship/reach.js';
+import { nameChecks, staticResolver } from '../src/doctor/name-checks.js';
+import { parseJumpSpec, resolveReach, type Reach } from '../src/ship/reach.js';
 import { loadSshConfig, lookupHost, type SshConfig } from '../src/ship/ssh-config.js';
 
 describe('ssh_config evaluation', () => {
@@ -126,5 +127,19 @@ describe('the source address of the lockout check', () => {
     expect((await sshSourceFor(web1, reach, inv)).address).toBe('203.0.113.7');
     expect(await sshSourceFor(host('web1', '198.51.100.11', { source: '192.0.2.9' }), reach, inv)).toEqual({ address: '192.0.2.9', why: 'ssh.source' });
     expect(await sshSourceFor(web1, reach, inv, '192.0.2.10')).toEqual({ address: '192.0.2.10', why: '--from' });
+  });
+});
+
+describe('doctor name checks with ssh_config', () => {
+  const web = { name: 'web1', role: 'web', addresses: [], ssh: { host: 'web1-alias', user: 'root', port: 22, knownHosts: '/dev/null', sudo: false } } as Host;
+  const resolver = staticResolver({ names: { 'web1.example.net': ['198.51.100.11'] } });
+  const reach = (hostName: string, jump?: string): Reach => resolveReach({ ...web.ssh, host: hostName, jump }, loadSshConfig('none'));
+
+  it('checks the HostName an alias stands for, and leaves a name behind a jump host to the jump host', async () => {
+    expect(await nameChecks(web, resolver, reach('web1.example.net'))).toEqual([
+      { host: 'web1', name: 'ssh.host resolves', level: 'ok', detail: 'web1.example.net → 198.51.100.11' },
+    ]);
+    expect((await nameChecks(web, resolver, reach('internal.lan', 'bastion')))[0]).toMatchObject({ level: 'ok', detail: 'internal.lan is resolved by the jump host' });
+    expect((await nameChecks(web, resolver))[0]).toMatchObject({ level: 'fail' });
   });
 });

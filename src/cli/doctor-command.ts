@@ -29,7 +29,7 @@ export async function doctorCommand(opts: DoctorOptions): Promise<void> {
   if (!opts.offline) {
     process.stderr.write(`checking ${hosts.length} host(s), ${concurrency} at a time\n`);
     const { transport, reaches } = sshForRun(opts, hosts);
-    const deps = { transport, resolver: resolver(), connectTimeoutMs };
+    const deps = { transport, resolver: resolver(), connectTimeoutMs, reaches };
     const results = await doctorFleet(hosts, inv, remotePaths(inv), deps, concurrency).finally(() => transport.close());
     hosts.forEach((h, i) => groups.push({ name: h.name, title: hostTitle(h, describeReach(reaches.get(h.name)!)), checks: results[i] }));
   }

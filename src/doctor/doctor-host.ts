@@ -1,4 +1,5 @@
 import type { Host, Inventory } from '../inventory/model.js';
+import type { Reach } from '../ship/reach.js';
 import { parseStatus, type RemotePaths } from '../ship/remote-scripts.js';
 import { TransportError, type Session, type Transport } from '../ship/transport.js';
 import { evaluateFacts, type Check } from './checks.js';
@@ -11,11 +12,13 @@ export interface DoctorDeps {
   readonly transport: Transport;
   readonly resolver: Resolver;
   readonly connectTimeoutMs: number;
+  /** How each host is reached (ssh_config, jump hosts), by host name. */
+  readonly reaches?: ReadonlyMap<string, Reach>;
 }
 
 /** Checks one host: names from here, then one SSH connection running one read-only script. */
 export async function doctorHost(host: Host, inv: Inventory, paths: RemotePaths, deps: DoctorDeps): Promise<Check[]> {
-  const [names, remote] = await Promise.all([nameChecks(host, deps.resolver), remoteChecks(host, inv, paths, deps)]);
+  const [names, remote] = await Promise.all([nameChecks(host, deps.resolver, deps.reaches?.get(host.name)), remoteChecks(host, inv, paths, deps)]);
   // A name that does not resolve explains a failed connection, so it goes first; PTR (a warning at most) last.
   return [...names.filter((c) => c.name !== 'PTR'), ...remote, ...names.filter((c) => c.name === 'PTR')];
 }
