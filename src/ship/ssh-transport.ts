@@ -53,7 +53,7 @@ export class SshTransport implements Transport {
     for (let i = 0; i < reach.jumps.length; i++) {
       via = await this.jumpClient(reach.jumps.slice(0, i + 1), via, target);
     }
-    const sock = via ? await forward(via, reach.target, reach.jumps.at(-1)!) : undefined;
+    const sock = via ? await forward(via, reach.target, reach.jumps.at(-1)!, target.timeoutMs) : undefined;
     const t = reach.target;
     const { client, auth } = await this.open(t, target, sock, reach.jumps.length > 0 ? 'target' : undefined);
     const alias = t.name !== t.host ? t.name : undefined;
@@ -74,7 +74,7 @@ export class SshTransport implements Transport {
       const hop = chain.at(-1)!;
       const label = `jump host ${hopLabel(hop)}`;
       p = (async () => {
-        const sock = via ? await forward(via, hop, chain.at(-2)!) : undefined;
+        const sock = via ? await forward(via, hop, chain.at(-2)!, target.timeoutMs) : undefined;
         const { client } = await this.open(hop, target, sock, label);
         // A lost jump connection is opened again by the next host that needs it.
         client.on('close', () => this.jumps.get(key) === p && this.jumps.delete(key));
@@ -151,15 +151,24 @@ export class SshTransport implements Transport {
 }
 
 /** A TCP connection from a jump host to the next hop, as a stream (one channel of the shared connection). */
-function forward(via: Client, to: Hop, jump: Hop): Promise<Duplex> {
+function forward(via: Client, to: Hop, jump: Hop, timeoutMs: number): Promise<Duplex> {
   const hopName = `jump host ${hopLabel(jump)}`;
   return new Promise((resolve, reject) => {
+    // A dropped SYN would keep the jump host trying for minutes: bound it like a direct connection.
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      reject(new TransportError('timeout', `${hopName} timed out connecting to ${hopLabel(to)}`, hopName));
+    }, timeoutMs);
     try {
       via.forwardOut('127.0.0.1', 0, to.host, to.port, (err, stream) => {
+        clearTimeout(timer);
+        if (late) return stream?.close();
         if (err) return reject(new TransportError('unreachable', `${hopName} could not connect to ${hopLabel(to)}: ${err.message}`, hopName));
         resolve(stream);
       });
     } catch (err) {
+      clearTimeout(timer);
       reject(new TransportError('unreachable', `${hopName} connection lost: ${(err as Error).message}`, hopName));
     }
   });

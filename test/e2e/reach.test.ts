@@ -201,6 +201,21 @@ Match host ${NET}.13 exec "touch ${marker}"
     await render();
   }, 60_000);
 
+  it('a target that drops the bastion fails within --connect-timeout, naming the bastion', async () => {
+    const rule = ['PREROUTING', '-s', BASTION, '-p', 'tcp', '--dport', '22', '-j', 'DROP'];
+    await lab.execOk('t3', ['iptables', '-t', 'raw', '-I', ...rule]);
+    try {
+      const started = Date.now();
+      const r = await fwgen(['status', '--json', '--host', 't3', '--connect-timeout', '2']);
+      expect(r.code).toBe(1);
+      expect(byHost(r, 'state')).toEqual({ t3: 'unreachable' });
+      expect(r.results[0].reason).toContain(`jump host root@${BASTION} (bastion) timed out connecting to root@${NET}.13`);
+      expect(Date.now() - started).toBeLessThan(15_000);
+    } finally {
+      await lab.execOk('t3', ['iptables', '-t', 'raw', '-D', ...rule]);
+    }
+  }, 60_000);
+
   it('a real ssh-agent holding an encrypted key works; without the agent the host fails clearly', async () => {
     const enc = join(project, 'enc_key');
     spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'secret-pass', '-C', 'enc', '-f', enc]);
