@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the end-to-end tests use (real iptables, namespaces, sshd), when missing.
+# Installs the Debian packages the end-to-end tests use (real iptables, namespaces, sshd, Docker,
+# fail2ban), when missing.
 # Needs root (the tests themselves need root too: they create network namespaces).
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -7,10 +8,17 @@ declare -A pkg_for=(
   [iptables-restore]=iptables [ip6tables-restore]=iptables [ip]=iproute2 [sshd]=openssh-server
   [ssh]=openssh-client [ssh-keygen]=openssh-client [socat]=socat [unshare]=util-linux
   [nsenter]=util-linux [setsid]=util-linux [sudo]=sudo [perl]=perl-base [git]=git [ps]=procps [time]=time
+  [dockerd]=docker.io [docker]=docker.io [fail2ban-server]=fail2ban [fail2ban-client]=fail2ban
+  [busybox]=busybox-static [ipset]=ipset [shellcheck]=shellcheck [dash]=dash [chattr]=e2fsprogs
 )
 missing=()
 for cmd in "${!pkg_for[@]}"; do
-  if [ "$cmd" = time ]; then [ -x /usr/bin/time ] && continue; else command -v "$cmd" >/dev/null 2>&1 && continue; fi
+  case "$cmd" in
+    time) [ -x /usr/bin/time ] && continue ;;
+    # the Docker test image is /bin/busybox alone, so it must be the static build (ldd fails on it)
+    busybox) [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 && continue ;;
+    *) command -v "$cmd" >/dev/null 2>&1 && continue ;;
+  esac
   missing+=("${pkg_for[$cmd]}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

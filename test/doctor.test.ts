@@ -11,7 +11,7 @@ import { nameChecks, staticResolver } from '../src/doctor/name-checks.js';
 import { parseInventory } from '../src/inventory/load-inventory.js';
 import type { Host, Inventory } from '../src/inventory/model.js';
 import { resolvePolicies } from '../src/resolve/resolve-policy.js';
-import { prologue } from '../src/ship/remote-scripts.js';
+import { prologue } from '../src/doctor/prologue.js';
 import { TransportError, type ConnectTarget, type Session, type Transport } from '../src/ship/transport.js';
 
 const PATHS = { rules: '/etc/iptables.up.rules', rules6: '/etc/ip6tables.up.rules' };
@@ -299,7 +299,7 @@ describe('doctorHost (fake transport)', () => {
     const transport: Transport = {
       connect: async (t) => {
         targets.push(t);
-        return { run: async (s) => (scripts.push(s), { code: 0, stdout: healthyOutput, stderr: '' }), close: () => {} } satisfies Session;
+        return { run: async (s) => (scripts.push(s.script), { code: 0, stdout: healthyOutput, stderr: '' }), close: () => {} } satisfies Session;
       },
     };
     const checks = await doctorHost(web1, inv, PATHS, deps(transport));
@@ -339,8 +339,8 @@ describe('boot hook script', () => {
     const script = bootHookScript(VARS);
     expect(spawnSync('sh', ['-n', '-c', script]).status).toBe(0);
     expect(script).toContain('/etc/network/if-pre-up.d/fwgen-iptables 755');
-    expect(script).toContain('if [ -r /etc/iptables.up.rules ]; then iptables-restore < /etc/iptables.up.rules');
-    expect(script).toContain('if [ -r /etc/ip6tables.up.rules ]; then ip6tables-restore < /etc/ip6tables.up.rules');
+    expect(script).toContain('if [ -r /etc/iptables.up.rules ] && ! iptables -n -L FWGEN-INPUT >/dev/null 2>&1; then iptables-restore --noflush < /etc/iptables.up.rules');
+    expect(script).toContain('if [ -r /etc/ip6tables.up.rules ] && ! ip6tables -n -L FWGEN-INPUT >/dev/null 2>&1; then ip6tables-restore --noflush < /etc/ip6tables.up.rules');
     // Detection comes first, and every outcome other than "nothing found" exits before writing.
     expect(script.indexOf('status=present')).toBeLessThan(script.indexOf('write /etc'));
   });

@@ -243,7 +243,7 @@ describe('hostile YAML fixtures (test/fixtures/hostile)', () => {
 // 3. Valid inventories render to nothing but rule grammar.
 
 /** A whole rule line, as the brief for fwgen's output states it. */
-const LINE = /^(\*filter|:[A-Z]+ ACCEPT \[0:0\]|COMMIT|-A (INPUT|FORWARD|OUTPUT)( [^"\s]+| "[A-Za-z0-9 ./:#_-]*")+)$/;
+const LINE = /^(\*filter|:[A-Z]+ ACCEPT \[0:0\]|:FWGEN-(INPUT|FORWARD|OUTPUT) - \[0:0\]|COMMIT|-A (FWGEN-)?(INPUT|FORWARD|OUTPUT)( [^"\s]+| "[A-Za-z0-9 ./:#_-]*")+)$/;
 
 const CIDR = /^[0-9a-f.:]+\/[0-9]{1,3}$/;
 const IFACE = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,13}[A-Za-z0-9_.@+-]?$/;
@@ -257,7 +257,7 @@ const OPTIONS: Record<string, RegExp> = {
   '-m': /^(tcp|udp|icmp|icmp6|comment|conntrack|hl|limit)$/,
   '--dport': /^[0-9]{1,5}(:[0-9]{1,5})?$/,
   '--comment': /^"fwgen [A-Za-z0-9 ./:#_-]*"$/,
-  '-j': /^(ACCEPT|REJECT|LOG)$/,
+  '-j': /^(ACCEPT|REJECT|LOG|FWGEN-(INPUT|FORWARD|OUTPUT))$/,
   '--reject-with': /^(icmp-port-unreachable|icmp6-port-unreachable)$/,
   '--ctstate': /^RELATED,ESTABLISHED$/,
   '--icmp-type': /^8$/,

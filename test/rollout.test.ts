@@ -8,6 +8,7 @@ const job = (name: string, role: string): HostJob => ({
   host: { name, role, addresses: [], ssh: { host: name, user: 'root', port: 22, knownHosts: '', sudo: false } } as Host,
   paths: { rules: '/etc/iptables.up.rules', rules6: '/etc/ip6tables.up.rules' },
   v4: Buffer.alloc(0),
+  preserve: () => false,
 });
 const names = (jobs: readonly HostJob[]) => jobs.map((j) => j.host.name);
 

@@ -5,21 +5,22 @@ import { fingerprint, knownHostsName, readKnownHosts, verifyHostKey } from '../s
 import { fleetSucceeded, shipFleet } from '../src/ship/ship-fleet.js';
 import type { Effects, HostJob, RunSettings } from '../src/ship/ship-host.js';
 import { TransportError, type ConnectTarget, type ExecResult, type Session, type Transport } from '../src/ship/transport.js';
-import { rules6PathFor } from '../src/ship/remote-scripts.js';
+import { rules6PathFor, type RemoteCall } from '../src/ship/remote-scripts.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHmac } from 'node:crypto';
 
-/** A scripted host: answers each phase's script by what it contains. */
+/** A scripted host: answers each remote step by its name. */
 interface FakeHost {
   connects: number;
   refuseFrom?: number; // connection number from which connects fail
-  prepare?: ExecResult;
+  read?: ExecResult;
   apply?: ExecResult;
   commit?: ExecResult;
   verify?: ExecResult;
   scripts: string[];
+  stdin: (Buffer | undefined)[];
 }
 
 const ok = (stdout: string): ExecResult => ({ code: 0, stdout, stderr: '' });
@@ -31,12 +32,13 @@ class FakeTransport implements Transport {
     h.connects++;
     if (h.refuseFrom !== undefined && h.connects >= h.refuseFrom) throw new TransportError('unreachable', `connect ECONNREFUSED ${t.ssh.host}:22`);
     return {
-      run: async (script: string) => {
-        h.scripts.push(script);
-        if (script.includes('iptables-restore --test')) return h.prepare ?? ok('status=ready\n');
-        if (script.includes('FWGEN_DEADMAN')) return h.apply ?? ok('status=applied backup=20261121T000000Z\n');
-        if (script.includes('STATE_JSON')) return h.commit ?? ok('status=committed\n');
-        if (script.includes('still-armed')) return h.verify ?? ok('status=rolled-back\n');
+      run: async (call: RemoteCall, stdin?: Buffer) => {
+        h.scripts.push(call.name);
+        h.stdin.push(stdin);
+        if (call.name === 'read') return h.read ?? readOutput({});
+        if (call.name === 'apply') return h.apply ?? ok('status=applied backup=20261121T000000Z\n');
+        if (call.name === 'commit') return h.commit ?? ok('status=committed\n');
+        if (call.name === 'verify') return h.verify ?? ok('status=rolled-back\n');
         return ok('');
       },
       close: () => {},
@@ -44,8 +46,14 @@ class FakeTransport implements Transport {
   }
 }
 
+/** What remote/read.sh prints: sections (byte count, bytes) then the status line. */
+function readOutput(o: { file4?: string; live4?: string }): ExecResult {
+  const section = (t?: string) => (t === undefined ? '-1\n' : `${Buffer.byteLength(t)}\n${t}`);
+  return ok(`${section(undefined)}${section(o.file4)}${section(o.live4 ?? '')}status=read backups=0 armed=0 locked=0 fp4=abc fp6=-\n`);
+}
+
 const host = (name: string): Host => ({ name, role: 'web', addresses: [], ssh: { host: `198.18.0.${name.length}`, user: 'root', port: 22, knownHosts: '/dev/null', sudo: false } });
-const job = (name: string): HostJob => ({ host: host(name), paths: { rules: '/etc/iptables.up.rules', rules6: '/etc/ip6tables.up.rules' }, v4: Buffer.from('*filter\nCOMMIT\n') });
+const job = (name: string): HostJob => ({ host: host(name), paths: { rules: '/etc/iptables.up.rules', rules6: '/etc/ip6tables.up.rules' }, v4: Buffer.from('*filter\nCOMMIT\n'), preserve: () => false });
 const settings: RunSettings = { id: 'run1', owner: 'me', timeoutS: 5, keep: 10, force: false, dryRun: false, acceptNew: false, connectTimeoutMs: 1000, stateJson: () => '{}' };
 
 function effects(hosts: Record<string, FakeHost>): Effects & { slept: number[] } {
@@ -53,7 +61,7 @@ function effects(hosts: Record<string, FakeHost>): Effects & { slept: number[] }
   const slept: number[] = [];
   return { transport: new FakeTransport(hosts), now: () => clock, sleep: async (ms) => void (slept.push(ms), (clock += ms)), slept };
 }
-const fake = (over: Partial<FakeHost> = {}): FakeHost => ({ connects: 0, scripts: [], ...over });
+const fake = (over: Partial<FakeHost> = {}): FakeHost => ({ connects: 0, scripts: [], stdin: [], ...over });
 
 /** Refuses only the confirmation (2nd connection); the verification (3rd) gets through. */
 function refuseConfirmation<T extends Effects>(fx: T, host: FakeHost): T {
@@ -75,18 +83,26 @@ describe('ship fleet logic (fake transport)', () => {
     const [r] = await shipFleet([job('a')], settings, effects(hosts), 4);
     expect(r).toMatchObject({ host: 'a', outcome: 'applied', backup: '20261121T000000Z' });
     expect(hosts.a.connects).toBe(2);
-    expect(hosts.a.scripts.at(-1)).toContain('STATE_JSON');
+    expect(hosts.a.scripts).toEqual(['read', 'apply', 'commit']);
   });
 
-  it('reports unchanged without applying', async () => {
-    const hosts = { a: fake({ prepare: ok('status=unchanged\n') }) };
+  it('reports unchanged without applying, in one command', async () => {
+    const hosts = { a: fake({ read: readOutput({ file4: '*filter\nCOMMIT\n', live4: '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n' }) }) };
     const [r] = await shipFleet([job('a')], settings, effects(hosts), 4);
     expect(r.outcome).toBe('unchanged');
-    expect(hosts.a.scripts).toHaveLength(1);
+    expect(hosts.a.scripts).toEqual(['read']);
+  });
+
+  it('uploads every part the apply step verifies: files, change, undo, the switch', async () => {
+    const hosts = { a: fake() };
+    await shipFleet([job('a')], settings, effects(hosts), 4);
+    const upload = hosts.a.stdin[1]!.toString('utf8');
+    expect(upload.startsWith('*filter\nCOMMIT\n')).toBe(true);
+    expect(upload).toContain('fwgen dead-man switch');
   });
 
   it('fails a host whose kernel rejects the rules, with the kernel message', async () => {
-    const hosts = { a: fake({ prepare: { code: 11, stdout: '', stderr: 'fwgen: iptables-restore --test rejected the new rules: line 3 failed\n' } }) };
+    const hosts = { a: fake({ apply: { code: 11, stdout: '', stderr: 'fwgen: iptables-restore --test rejected the new rules: line 3 failed\n' } }) };
     const [r] = await shipFleet([job('a')], settings, effects(hosts), 4);
     expect(r).toMatchObject({ outcome: 'failed', reason: 'iptables-restore --test rejected the new rules: line 3 failed' });
   });
@@ -113,9 +129,9 @@ describe('ship fleet logic (fake transport)', () => {
       t.connect = async (target) => {
         const session = await orig(target);
         const run = session.run;
-        return { ...session, run: async (script: string) => {
-          if (script.includes('FWGEN_DEADMAN')) throw new TransportError('unreachable', 'connection lost while a command was running');
-          return run(script);
+        return { ...session, run: async (call: RemoteCall, stdin?: Buffer) => {
+          if (call.name === 'apply') throw new TransportError('unreachable', 'connection lost while a command was running');
+          return run(call, stdin);
         } };
       };
       return t;
@@ -136,7 +152,7 @@ describe('ship fleet logic (fake transport)', () => {
   });
 
   it('one unreachable host fails alone; the others are applied', async () => {
-    const hosts = { a: fake({ refuseFrom: 1 }), b: fake(), c: fake({ prepare: ok('status=unchanged\n') }) };
+    const hosts = { a: fake({ refuseFrom: 1 }), b: fake(), c: fake({ read: readOutput({ file4: '*filter\nCOMMIT\n', live4: '' }) }) };
     const results = await shipFleet([job('a'), job('b'), job('c')], settings, effects(hosts), 2);
     expect(results.map((r) => [r.host, r.outcome])).toEqual([['a', 'failed'], ['b', 'applied'], ['c', 'unchanged']]);
     expect(results[0].reason).toContain('ECONNREFUSED');

@@ -5,11 +5,16 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatStatus } from '../src/cli/status-command.js';
 import type { Host } from '../src/inventory/model.js';
+import type { RemoteCall } from '../src/ship/remote-scripts.js';
 import { TransportError, type ConnectTarget, type ExecResult, type Session, type Transport } from '../src/ship/transport.js';
-import { compareLive, parseFilter } from '../src/status/compare-rules.js';
+import { DEFAULT_PRESERVE } from '../src/inventory/model.js';
+import { preserveMatcher } from '../src/model/ownership.js';
+import { compareLive as compareWith } from '../src/status/compare-rules.js';
 import { allInSync, assessHost, hostStatus, statusFleet, type HostStatus, type StatusJob } from '../src/status/host-status.js';
 import { parseStatusOutput, readHostStatus, type RemoteStatus } from '../src/status/read-host-status.js';
 
+const PRESERVE = preserveMatcher(DEFAULT_PRESERVE);
+const compareLive = (rendered: string, live: string, labels?: { rendered: string; live: string }) => compareWith(rendered, live, PRESERVE, labels);
 const RENDERED = readFileSync('test/golden/focused/app/iptables.up.rules', 'utf8');
 const RENDERED6 = readFileSync('test/golden/example/web/ip6tables.up.rules', 'utf8');
 
@@ -59,22 +64,37 @@ describe('compareLive: live filter table against the rendered file', () => {
   });
 
   it('reports a deleted rule, and rules in another order, as drift', () => {
-    const reject = '-A INPUT -m comment --comment "fwgen default reject" -j REJECT --reject-with icmp-port-unreachable';
+    const reject = '-A FWGEN-INPUT -m comment --comment "fwgen default reject" -j REJECT --reject-with icmp-port-unreachable';
     const removed = compareLive(RENDERED, saved(RENDERED, (l) => l.filter((x) => x !== reject)));
     expect(removed.inSync).toBe(false);
     expect(removed.drift).toContain(`-${reject}`);
     const swapped = compareLive(RENDERED, saved(RENDERED, (l) => {
-      const i = l.findIndex((x) => x.startsWith('-A INPUT'));
+      const i = l.findIndex((x) => x.startsWith('-A FWGEN-INPUT'));
       return [...l.slice(0, i), l[i + 1], l[i], ...l.slice(i + 2)];
     }));
     expect(swapped.inSync).toBe(false);
   });
 
-  it('reports a changed chain policy as drift', () => {
+  it('leaves built-in chain policies to their owners (Docker sets FORWARD to DROP): not drift', () => {
     const r = compareLive(RENDERED, saved(RENDERED, (l) => l.map((x) => (x.startsWith(':FORWARD') ? ':FORWARD DROP [0:0]' : x))));
+    expect(r.inSync).toBe(true);
+  });
+
+  it('reports fwgen\'s hook placed before a preserved hook as drift: the preserved one must come first', () => {
+    const hook = '-A INPUT -m comment --comment "fwgen hook" -j FWGEN-INPUT';
+    const live = saved(RENDERED, pipe(declare('f2b-sshd'), (l) => {
+      const at = l.indexOf(hook);
+      return [...l.slice(0, at + 1), '-A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd', ...l.slice(at + 1)];
+    }));
+    const r = compareLive(RENDERED, live);
     expect(r.inSync).toBe(false);
-    expect(r.drift).toContain('-:FORWARD ACCEPT [0:0]');
-    expect(r.drift).toContain('+:FORWARD DROP [0:0]');
+    expect(changed(r.drift)).toEqual(['+-A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd']);
+  });
+
+  it('reports a missing or doubled hook as drift', () => {
+    const hook = '-A INPUT -m comment --comment "fwgen hook" -j FWGEN-INPUT';
+    expect(compareLive(RENDERED, saved(RENDERED, (l) => l.filter((x) => x !== hook))).inSync).toBe(false);
+    expect(compareLive(RENDERED, saved(RENDERED, (l) => l.flatMap((x) => (x === hook ? [x, x] : [x])))).inSync).toBe(false);
   });
 
   it('lists a fail2ban chain and its jump as foreign, and stays in sync', () => {
@@ -123,21 +143,20 @@ describe('compareLive: live filter table against the rendered file', () => {
     expect(changed(r.drift)).toEqual(['+-A INPUT -s 192.0.2.7/32 -j ACCEPT']);
   });
 
-  it('manages the user chains the template declares: missing or changed is drift, as declared is in sync', () => {
-    const rendered = RENDERED.replace(':OUTPUT ACCEPT [0:0]\n', ':OUTPUT ACCEPT [0:0]\n:fwgen-ssh - [0:0]\n').replace('COMMIT', '-A fwgen-ssh -j ACCEPT\nCOMMIT');
-    expect(compareLive(rendered, saved(rendered)).inSync).toBe(true);
-    const missing = compareLive(rendered, saved(RENDERED));
+  it('owns its FWGEN-* chains: a missing or changed one is drift', () => {
+    const out = '-A FWGEN-OUTPUT -m comment --comment "fwgen all output" -j ACCEPT';
+    const missing = compareLive(RENDERED, saved(RENDERED, (l) => l.filter((x) => !x.startsWith(':FWGEN-OUTPUT') && x !== out && !x.endsWith('-j FWGEN-OUTPUT'))));
     expect(missing.inSync).toBe(false);
-    expect(missing.drift).toContain('-:fwgen-ssh - [0:0]');
-    expect(missing.drift).toContain('--A fwgen-ssh -j ACCEPT');
-    const changed = compareLive(rendered, saved(rendered, (l) => l.map((x) => (x === '-A fwgen-ssh -j ACCEPT' ? '-A fwgen-ssh -j DROP' : x))));
-    expect(changed.drift).toContain('+-A fwgen-ssh -j DROP');
+    expect(missing.drift).toContain('-:FWGEN-OUTPUT -');
+    expect(missing.drift).toContain(`-${out}`);
+    const edited = compareLive(RENDERED, saved(RENDERED, (l) => l.map((x) => (x === out ? out.replace('ACCEPT', 'DROP') : x))));
+    expect(edited.drift).toContain(`+${out.replace('ACCEPT', 'DROP')}`);
   });
 
   it('compares against an empty table when the host has no filter table loaded yet', () => {
     const r = compareLive(RENDERED, '');
     expect(r.inSync).toBe(false);
-    expect(r.drift).toContain('--A INPUT -i lo -m comment --comment "fwgen loopback" -j ACCEPT');
+    expect(r.drift).toContain('--A FWGEN-INPUT -i lo -m comment --comment "fwgen loopback" -j ACCEPT');
     expect(compareLive('*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n', '').inSync).toBe(true);
   });
 
@@ -148,21 +167,15 @@ describe('compareLive: live filter table against the rendered file', () => {
     expect(r.foreignChains).toEqual(['f2b-sshd']);
     expect(r.drift).toContain('+-A INPUT -s 2001:db8::7/128 -j ACCEPT');
   });
-
-  it('parses only the first filter table, tolerating CRLF and blank lines', () => {
-    const t = parseFilter('*nat\n:X - [0:0]\nCOMMIT\r\n*filter\r\n:INPUT DROP [5:6]\r\n\r\n-A INPUT -j ACCEPT\r\nCOMMIT\r\n*filter\n:Y - [0:0]\nCOMMIT\n');
-    expect([...t.chains]).toEqual([['INPUT', 'DROP']]);
-    expect(t.rules.get('INPUT')).toEqual(['-A INPUT -j ACCEPT']);
-  });
 });
 
 // ---------------------------------------------------------------------------------------------
 
 const PATHS = { rules: '/etc/iptables.up.rules', rules6: '/etc/ip6tables.up.rules' };
 const host = (name: string, role = 'app'): Host => ({ name, role, addresses: [], ssh: { host: '198.18.0.1', user: 'root', port: 22, knownHosts: '/dev/null', sudo: false } });
-const job = (name = 'app1', v6 = false): StatusJob => ({ host: host(name), paths: PATHS, v4: Buffer.from(RENDERED), ...(v6 ? { v6: Buffer.from(RENDERED6) } : {}) });
+const job = (name = 'app1', v6 = false): StatusJob => ({ host: host(name), paths: PATHS, v4: Buffer.from(RENDERED), preserve: PRESERVE, ...(v6 ? { v6: Buffer.from(RENDERED6) } : {}) });
 const STATE = JSON.stringify({ fwgen: '0.1.0', run: 'r1', role: 'app', host: 'app1', inventory: 'inventory/inventory.yaml', commit: '0123456789abcdef0123456789abcdef01234567', shippedAt: '2026-11-21T19:00:30.123Z', shippedBy: 'ops@deploy', backup: null, restoredFrom: null });
-const remote = (over: Partial<RemoteStatus> = {}): RemoteStatus => ({ stateJson: STATE, file4: RENDERED, live4: saved(RENDERED), backups: 3, armed: false, locked: false, ...over });
+const remote = (over: Partial<RemoteStatus> = {}): RemoteStatus => ({ stateJson: STATE, file4: RENDERED, live4: saved(RENDERED), backups: 3, armed: false, locked: false, fp4: '-', fp6: '-', ...over });
 
 describe('assessHost: what the remote read means', () => {
   it('in sync, with what the last ship recorded', () => {
@@ -189,11 +202,11 @@ describe('assessHost: what the remote read means', () => {
   });
 
   it('drifted, "not shipped yet", when the host runs its last shipped file and rendered/ moved on', () => {
-    const old = RENDERED.replace(/^-A INPUT -p udp .*\n/m, '');
+    const old = RENDERED.replace(/^-A FWGEN-INPUT -p udp .*\n/m, '');
     const s = assessHost(job(), remote({ file4: old, live4: saved(old) }));
     expect(s.state).toBe('drifted');
     expect(s.reason).toMatch(/^not shipped yet/);
-    expect(s.drift).toContain('--A INPUT -p udp -m udp --dport 514 -m comment --comment "fwgen app ports udp/514" -j ACCEPT');
+    expect(s.drift).toContain('--A FWGEN-INPUT -p udp -m udp --dport 514 -m comment --comment "fwgen app ports udp/514" -j ACCEPT');
   });
 
   it('never shipped: no state file and other rules; in sync without a state file is in sync, without a ship record', () => {
@@ -213,10 +226,10 @@ describe('assessHost: what the remote read means', () => {
   it('compares IPv6 too: drift there is drift; IPv6-only foreign chains are marked', () => {
     const r = remote({ file6: RENDERED6, live6: saved(RENDERED6, pipe(declare('DOCKER-USER'), insert('FORWARD', '-A FORWARD -j DOCKER-USER'))) });
     expect(assessHost(job('app1', true), r)).toMatchObject({ state: 'in-sync', foreign: ['ip6:DOCKER-USER'] });
-    const drifted = assessHost(job('app1', true), { ...r, live6: saved(RENDERED6, (l) => l.map((x) => (x.startsWith(':INPUT') ? ':INPUT DROP [0:0]' : x))) });
+    const drifted = assessHost(job('app1', true), { ...r, live6: saved(RENDERED6, insert('INPUT', '-A INPUT -s 2001:db8::7/128 -j ACCEPT')) });
     expect(drifted.state).toBe('drifted');
     expect(drifted.drift).toContain('+++ app1 live ip6tables-save');
-    expect(drifted.drift).toContain('+:INPUT DROP [0:0]');
+    expect(drifted.drift).toContain('+-A INPUT -s 2001:db8::7/128 -j ACCEPT');
   });
 
   it('says so when a ship is in flight, or the state file is unreadable', () => {
@@ -232,9 +245,9 @@ describe('assessHost: what the remote read means', () => {
 /** A Session that runs the script with the local sh, where `iptables-save` is a stub printing a file. */
 class LocalShell implements Session {
   constructor(readonly bin: string) {}
-  run(script: string): Promise<ExecResult> {
+  run(call: RemoteCall): Promise<ExecResult> {
     return new Promise((done) => {
-      const child = spawn('sh', ['-c', script], { env: { PATH: `${this.bin}:/usr/bin:/bin` } });
+      const child = spawn('sh', ['-c', call.script, `fwgen-${call.name}`, ...call.args], { env: { PATH: `${this.bin}:/usr/bin:/bin` } });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d) => (stdout += d));
@@ -271,7 +284,8 @@ describe('the status script, run by a local shell against stub iptables-save', (
     for (const ts of ['20261120T000000Z', '20261121T000000Z']) writeFileSync(`${paths.rules}.bak.${ts}.live`, '');
     writeFileSync(`${paths.rules}.bak.20261121T000000Z`, '');
     const r = await readHostStatus(new LocalShell(bin), { paths, ipv6: true });
-    expect(r).toEqual({ ok: true, status: { stateJson: `${STATE}\n`, file4: RENDERED, live4, file6: RENDERED6, live6: saved(RENDERED6), backups: 2, armed: false, locked: false } });
+    const fp = expect.stringMatching(/^[0-9a-f]{64}$/);
+    expect(r).toEqual({ ok: true, status: { stateJson: `${STATE}\n`, file4: RENDERED, live4, file6: RENDERED6, live6: saved(RENDERED6), backups: 2, armed: false, locked: false, fp4: fp, fp6: fp } });
   });
 
   it('notices an armed dead-man switch and a held lock; without IPv6 it reads only IPv4', async () => {
@@ -287,19 +301,19 @@ describe('the status script, run by a local shell against stub iptables-save', (
   it('reports absent files as absent (a host never shipped)', async () => {
     const fresh = { rules: join(etc, 'other.rules'), rules6: join(etc, 'other6.rules') };
     const r = await readHostStatus(new LocalShell(bin), { paths: fresh, ipv6: false });
-    expect(r).toEqual({ ok: true, status: { stateJson: undefined, file4: undefined, live4, backups: 0, armed: false, locked: false } });
+    expect(r).toEqual({ ok: true, status: { stateJson: undefined, file4: undefined, live4, backups: 0, armed: false, locked: false, fp4: expect.stringMatching(/^[0-9a-f]{64}$/), fp6: '-' } });
   });
 
   it('fails clearly when a tool is missing or iptables-save fails', async () => {
     rmSync(join(bin, 'ip6tables-save'));
-    expect(await readHostStatus(new LocalShell(bin), { paths, ipv6: true })).toEqual({ ok: false, reason: 'could not read the rules: ip6tables-save not found on the host (install iptables)' });
+    expect(await readHostStatus(new LocalShell(bin), { paths, ipv6: true })).toEqual({ ok: false, reason: 'could not read the rules: ip6tables-save not found on the host' });
     stub('ip6tables-save', 'echo "ip6tables-save: permission denied (you must be root)" >&2; exit 4');
     expect(await readHostStatus(new LocalShell(bin), { paths, ipv6: true })).toEqual({ ok: false, reason: 'could not read the rules: ip6tables-save failed: ip6tables-save: permission denied (you must be root)' });
   });
 
   it('hostStatus puts it together: the stub host has one rule inserted by hand', async () => {
     stub('ip6tables-save', `cat ${dir}/live6`);
-    const s = await hostStatus({ host: host('app1'), paths, v4: Buffer.from(RENDERED), v6: Buffer.from(RENDERED6) }, new LocalShell(bin));
+    const s = await hostStatus({ host: host('app1'), paths, v4: Buffer.from(RENDERED), v6: Buffer.from(RENDERED6), preserve: PRESERVE }, new LocalShell(bin));
     expect(s).toMatchObject({ state: 'drifted', backups: 2, shipped: { fwgen: '0.1.0' } });
     expect(s.drift).toContain('+-A INPUT -m comment --comment "odd \\" quote" -j ACCEPT');
   });

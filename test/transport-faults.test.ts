@@ -9,7 +9,10 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SshTransport } from '../src/ship/ssh-transport.js';
+import type { RemoteCall } from '../src/ship/remote-scripts.js';
 import { TransportError, type ConnectTarget } from '../src/ship/transport.js';
+
+const call = (script: string): RemoteCall => ({ name: 'read', script, args: [] });
 
 const { Server, utils } = ssh2;
 
@@ -79,10 +82,10 @@ describe('SshTransport under network faults', () => {
     const port = await sshServer((sock) => sock.resetAndDestroy());
     const transport = new SshTransport();
     const session = await transport.connect(target(port));
-    const err = await session.run('true').catch((e: unknown) => e);
+    const err = await session.run(call('true')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransportError);
     expect((err as TransportError).kind).toBe('unreachable');
-    await expect(session.run('true')).rejects.toBeInstanceOf(TransportError);
+    await expect(session.run(call('true'))).rejects.toBeInstanceOf(TransportError);
     session.close();
     transport.close();
   });
@@ -90,7 +93,7 @@ describe('SshTransport under network faults', () => {
   it('a peer that stops answering (keepalive timeout) while a command runs: run() rejects', async () => {
     const port = await sshServer((sock) => sock.pause());
     const session = await new SshTransport(undefined, { keepaliveMs: 200, keepaliveCount: 2 }).connect(target(port));
-    const err = await session.run('sleep 60').catch((e: unknown) => e);
+    const err = await session.run(call('sleep 60')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TransportError);
     expect((err as Error).message).toMatch(/connection lost: Keepalive timeout/i);
     session.close();
@@ -99,7 +102,7 @@ describe('SshTransport under network faults', () => {
   it('a half-closed socket (the peer ends its side) while a command runs: run() rejects', async () => {
     const port = await sshServer((sock) => sock.end());
     const session = await new SshTransport().connect(target(port));
-    await expect(session.run('true')).rejects.toBeInstanceOf(TransportError);
+    await expect(session.run(call('true'))).rejects.toBeInstanceOf(TransportError);
     session.close();
   });
 });

@@ -62,6 +62,7 @@ function buildProgram(): Command {
     .option('--timeout <s>', 'dead-man switch: seconds before an unconfirmed host restores its previous rules', '30')
     .option('--keep <n>', 'backups to keep on each host', '10')
     .option('--force', 'apply even where the host already runs these rules')
+    .option('--break-lock', 'take over a host\'s lock even if its holder may still be running')
     .option('--persist', 'install a boot hook on hosts where nothing loads the rules at boot')
     .option('--canary <n>', 'staged rollout: ship N hosts (spread over roles) first')
     .option('--waves <list>', 'staged rollout: then cumulative shares of the fleet, e.g. 10%,50%,100%')
@@ -79,6 +80,7 @@ function buildProgram(): Command {
     .option('--wave <which>', '"last": roll back every host the last ship applied, to the backup it made')
     .option('--timeout <s>', 'dead-man switch timeout in seconds', '30')
     .option('--keep <n>', 'backups to keep on each host', '10')
+    .option('--break-lock', 'take over a host\'s lock even if its holder may still be running')
     .action(async (opts) => (await ship()).rollbackCommand(opts));
 
   hostOptions(program.command('status'))

@@ -1,3 +1,4 @@
+import { preserveMatcher } from '../model/ownership.js';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
@@ -10,7 +11,8 @@ import type { Reach } from '../ship/reach.js';
 import { planShip, remotePaths, selectHosts } from '../ship/plan.js';
 import { appendAudit, readAudit, type AuditEntry } from '../audit/audit-log.js';
 import { bootHookScript, describeBootHookResult, parseBootHookResult } from '../doctor/boot-hook.js';
-import { listBackupsScript, type ScriptVars } from '../ship/remote-scripts.js';
+import { backupsCall } from '../ship/remote-scripts.js';
+import type { ScriptVars } from '../doctor/prologue.js';
 import type { Session } from '../ship/transport.js';
 import { parseWaves, planStages, type Stage } from '../ship/rollout.js';
 import { mapPool } from '../util/map-pool.js';
@@ -33,6 +35,7 @@ export interface ShipOptions extends HostOptions {
   persist?: boolean;
   /** `--from ADDR`: the address hosts see SSH come from (NAT); overrides ssh.source. */
   from?: string;
+  breakLock?: boolean;
 }
 
 /** What a run is, for the audit log. */
@@ -82,7 +85,7 @@ export async function rollbackCommand(opts: ShipOptions & { to?: string; wave?: 
     for (const host of hosts) {
       const to = opts.to ?? (await listBackups(fx, host, inv, opts))[0]?.ts;
       if (!to) throw new WorkFailedError(`host ${host.name} has no backups to roll back to`);
-      jobs.push({ host, paths: remotePaths(inv), v4: Buffer.alloc(0), v6: inv.hasIpv6 ? Buffer.alloc(0) : undefined, fromBackup: to });
+      jobs.push({ host, paths: remotePaths(inv), v4: Buffer.alloc(0), v6: inv.hasIpv6 ? Buffer.alloc(0) : undefined, fromBackup: to, preserve: preserveMatcher(inv.preserve) });
     }
   } catch (err) {
     fx.transport.close?.();
@@ -103,7 +106,8 @@ async function rollbackLastShip(opts: ShipOptions & { wave?: string }): Promise<
   const hosts = selectHosts(inv, undefined, applied.map((h) => h.host));
   const backupOf = new Map(applied.map((h) => [h.host, h.backup!]));
   process.stderr.write(`rolling back run ${last.run}: ${applied.length} host(s) to the backups it made\n`);
-  const jobs: HostJob[] = hosts.map((host) => ({ host, paths: remotePaths(inv), v4: Buffer.alloc(0), v6: inv.hasIpv6 ? Buffer.alloc(0) : undefined, fromBackup: backupOf.get(host.name) }));
+  const preserve = preserveMatcher(inv.preserve);
+  const jobs: HostJob[] = hosts.map((host) => ({ host, paths: remotePaths(inv), v4: Buffer.alloc(0), v6: inv.hasIpv6 ? Buffer.alloc(0) : undefined, fromBackup: backupOf.get(host.name), preserve }));
   await runStages([{ name: 'all', jobs }], { ...runSettings(opts, inv), force: true }, opts, { action: 'rollback', inv, staged: false, maxFailures: 0 }, realEffects(opts, hosts));
 }
 
@@ -133,7 +137,7 @@ export async function backupsCommand(opts: ShipOptions): Promise<void> {
 async function listBackups(fx: Effects, host: HostJob['host'], inv: Inventory, opts: ShipOptions): Promise<{ ts: string; size: string }[]> {
   const session = await fx.transport.connect({ name: host.name, ssh: host.ssh, acceptNew: !!opts.acceptNew, timeoutMs: Number(opts.connectTimeout) * 1000 });
   try {
-    const r = await session.run(listBackupsScript({ paths: remotePaths(inv), id: 'list', ipv6: inv.hasIpv6 }));
+    const r = await session.run(backupsCall(remotePaths(inv)));
     return r.stdout.split('\n').filter(Boolean).map((l) => {
       const [ts, size] = l.split(' ');
       return { ts, size };
@@ -274,6 +278,7 @@ function runSettings(opts: ShipOptions, inv: Inventory): RunSettings {
     keep: positiveInt(opts.keep, '--keep'),
     force: !!opts.force,
     dryRun: !!opts.dryRun,
+    breakLock: !!opts.breakLock,
     acceptNew: !!opts.acceptNew,
     connectTimeoutMs: positiveInt(opts.connectTimeout, '--connect-timeout') * 1000,
     persist: opts.persist ? persistBootHook : undefined,
@@ -284,7 +289,7 @@ function runSettings(opts: ShipOptions, inv: Inventory): RunSettings {
 
 /** Installs a boot hook where nothing loads the rules at boot yet (see src/doctor/boot-hook.ts). */
 async function persistBootHook(session: Session, vars: ScriptVars): Promise<string> {
-  const r = await session.run(bootHookScript(vars));
+  const r = await session.run({ name: 'boot-hook', script: bootHookScript(vars), args: [] });
   const res = parseBootHookResult(r.stdout);
   return res ? describeBootHookResult(res, vars.paths.rules) : `boot hook failed: ${r.stderr.trim().split('\n').at(-1) ?? `exit ${r.code}`}`;
 }

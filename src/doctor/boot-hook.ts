@@ -1,4 +1,4 @@
-import { prologue, type ScriptVars } from '../ship/remote-scripts.js';
+import { prologue, type ScriptVars } from './prologue.js';
 
 /** Where fwgen's own boot hook goes: the Debian ifupdown hook, or a systemd unit where ifupdown is absent. */
 export const BOOT_HOOK_PATH = '/etc/network/if-pre-up.d/fwgen-iptables';
@@ -76,7 +76,12 @@ export interface BootHookResult {
 export function bootHookScript(v: ScriptVars): string {
   // rules_path matched ^/[A-Za-z0-9._/@+-]*$, so it needs no quoting here (nor inside the unit's single quotes).
   // A failed restore is logged, not fatal: a failing hook would keep the interface down and the host unreachable.
-  const restore = (tool: string, file: string) => `if [ -r ${file} ]; then ${tool} < ${file} || logger -t fwgen "${tool} < ${file} failed at boot"; fi`;
+  // --noflush, and only while fwgen's chain is absent: the hook runs once per interface, and tools that
+  // started earlier (Docker, fail2ban) keep their chains.
+  const restore = (tool: string, file: string) => {
+    const list = tool.replace('-restore', '');
+    return `if [ -r ${file} ] && ! ${list} -n -L FWGEN-INPUT >/dev/null 2>&1; then ${tool} --noflush < ${file} || logger -t fwgen "${tool} < ${file} failed at boot"; fi`;
+  };
   const hook = `#!/bin/sh
 # Installed by fwgen ship --persist: loads the firewall before the network comes up.
 PATH=/usr/sbin:/usr/bin:/sbin:/bin

@@ -31,7 +31,7 @@ async function remoteChecks(host: Host, inv: Inventory, paths: RemotePaths, deps
     return failure(host, err);
   }
   try {
-    const r = await session.run(factsScript({ paths, id: 'doctor', ipv6: inv.hasIpv6 }));
+    const r = await session.run({ name: 'doctor-facts', script: factsScript({ paths, id: 'doctor', ipv6: inv.hasIpv6 }), args: [] });
     if (parseStatus(r.stdout).status !== 'facts') {
       const why = r.stderr.trim().split('\n').at(-1) || `exit ${r.code}`;
       return [...connectedChecks(host, session.reached), { host: host.name, name: 'facts', level: 'fail', detail: `the checking script failed on the host: ${why}`, fix: 'the host needs a POSIX sh, coreutils and iproute2' }];

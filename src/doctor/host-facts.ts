@@ -1,4 +1,4 @@
-import { prologue, type ScriptVars } from '../ship/remote-scripts.js';
+import { prologue, type ScriptVars } from './prologue.js';
 import { DETECT_BOOT_SH, parseBootMechanisms, type BootMechanism } from './boot-hook.js';
 
 /** Commands whose presence doctor reports (or needs to interpret the other facts). */

@@ -4,8 +4,9 @@ import { createRequire } from 'node:module';
 import jsYaml from 'js-yaml';
 import { InputError, UsageError, type Problem } from '../errors.js';
 import { parseNet, sortNets } from './addresses.js';
-import type { AllowRule, Host, Inventory, Net, PortSpec, Role, SourceRef, SshSettings, Trust } from './model.js';
+import { DEFAULT_PRESERVE, type AllowRule, type ForwardMode, type Host, type Inventory, type Net, type PortSpec, type Role, type SourceRef, type SshSettings, type Trust } from './model.js';
 import { parsePort, sortPorts } from './ports.js';
+import { globMatcher } from '../util/glob.js';
 import { checkSchema } from './schema-check.js';
 import { formatPath, YamlLocator, type PathSegment } from './yaml-positions.js';
 
@@ -16,10 +17,11 @@ interface RawSsh {
 }
 interface RawRule { from: string[]; ports: string[] }
 interface RawHost { address: string | string[]; ssh?: RawSsh }
-interface RawRole { public?: boolean; ports?: string[]; allow?: RawRule[]; template?: string; hosts: Record<string, string | string[] | RawHost> | null }
+interface RawRole { public?: boolean; forward?: ForwardMode; ports?: string[]; allow?: RawRule[]; template?: string; hosts: Record<string, string | string[] | RawHost> | null }
 interface RawInventory {
-  defaults?: { interface?: string; rules_path?: string; ssh?: RawSsh };
+  defaults?: { interface?: string; rules_path?: string; forward?: ForwardMode; ssh?: RawSsh };
   management?: string[];
+  preserve?: string[];
   monitoring?: RawRule[];
   trust?: Trust;
   roles: Record<string, RawRole>;
@@ -133,7 +135,7 @@ function normalize(raw: RawInventory, file: string, report: Reporter): Inventory
   const names = collectNames(raw, report);
   const roles = Object.keys(raw.roles)
     .sort()
-    .map((name) => normalizeRole(name, raw.roles[name], defaultSsh, names, report));
+    .map((name) => normalizeRole(name, raw.roles[name], defaults.forward ?? 'reject', defaultSsh, names, report));
   const hosts = roles.flatMap((r) => r.hosts).sort((a, b) => (a.name < b.name ? -1 : 1));
   checkDuplicateAddresses(raw, roles, report);
   const monitoring = (raw.monitoring ?? []).map((r, i) => normalizeRule(r, `monitoring#${i + 1}`, ['monitoring', i], names, report));
@@ -146,10 +148,21 @@ function normalize(raw: RawInventory, file: string, report: Reporter): Inventory
     management,
     monitoring,
     trust: raw.trust ?? 'fleet',
+    preserve: preservePatterns(raw.preserve, report),
     roles,
     hosts,
     hasIpv6: allNets.some((n) => n.family === 'ipv6'),
   };
+}
+
+/** `preserve:` with `default` expanded; a pattern that would match fwgen's own chains is an error. */
+function preservePatterns(written: string[] | undefined, report: Reporter): string[] {
+  (written ?? []).forEach((p, i) => {
+    if (p !== 'default' && globMatcher([p])('FWGEN-INPUT')) {
+      report.error(['preserve', i], `preserve pattern "${p}" matches fwgen's own chains (FWGEN-*) (expected patterns of other tools' chains, such as DOCKER*)`);
+    }
+  });
+  return [...new Set((written ?? ['default']).flatMap((p) => (p === 'default' ? DEFAULT_PRESERVE : [p])))];
 }
 
 interface NameIndex {
@@ -179,7 +192,7 @@ function collectNames(raw: RawInventory, report: Reporter): NameIndex {
   return { roles, hosts: new Set(firstSeen.keys()) };
 }
 
-function normalizeRole(name: string, raw: RawRole, defaultSsh: SshSettings, names: NameIndex, report: Reporter): Role {
+function normalizeRole(name: string, raw: RawRole, forward: ForwardMode, defaultSsh: SshSettings, names: NameIndex, report: Reporter): Role {
   const path: PathSegment[] = ['roles', name];
   const hostEntries = Object.entries(raw.hosts ?? {});
   if (hostEntries.length === 0) {
@@ -190,6 +203,7 @@ function normalizeRole(name: string, raw: RawRole, defaultSsh: SshSettings, name
   return {
     name,
     public: raw.public ?? false,
+    forward: raw.forward ?? forward,
     ports: sortPorts(parsePorts(raw.ports ?? [], [...path, 'ports'], report)),
     allow: (raw.allow ?? []).map((r, i) => normalizeRule(r, `allow#${i + 1}`, [...path, 'allow', i], names, report)),
     hosts: hosts.sort((a, b) => (a.name < b.name ? -1 : 1)),

@@ -63,9 +63,13 @@ export interface AllowRule {
   readonly ports: readonly PortSpec[];
 }
 
+/** What fwgen does with forwarded packets: reject them (its own FORWARD chain), or leave FORWARD alone. */
+export type ForwardMode = 'reject' | 'leave';
+
 export interface Role {
   readonly name: string;
   readonly public: boolean;
+  readonly forward: ForwardMode;
   readonly ports: readonly PortSpec[];
   readonly allow: readonly AllowRule[];
   readonly hosts: readonly Host[];
@@ -74,6 +78,26 @@ export interface Role {
 }
 
 export type Trust = 'fleet' | 'none';
+
+/**
+ * Chains of other tools kept, with the jumps into them, when `preserve:` is not set (or says
+ * `default`): Docker, fail2ban, Kubernetes (kube-proxy), Calico, Cilium, libvirt, flannel, Weave,
+ * Tailscale, sshguard and OpenStack nova. Names vary between versions of these tools, hence patterns.
+ */
+export const DEFAULT_PRESERVE: readonly string[] = [
+  'DOCKER*',
+  'f2b-*',
+  'fail2ban-*',
+  'KUBE-*',
+  'cali-*',
+  'CILIUM_*',
+  'LIBVIRT_*',
+  'FLANNEL-*',
+  'WEAVE-*',
+  'ts-*',
+  'sshguard',
+  'nova-*',
+];
 
 export interface Inventory {
   /** Path of the inventory file as given (relative paths stay relative, for messages and headers). */
@@ -85,6 +109,8 @@ export interface Inventory {
   readonly management: readonly Net[];
   readonly monitoring: readonly AllowRule[];
   readonly trust: Trust;
+  /** Chain name patterns of other tools whose chains, and jumps into them, fwgen keeps. */
+  readonly preserve: readonly string[];
   /** Sorted by name. */
   readonly roles: readonly Role[];
   /** Every host of every role, sorted by name. */

@@ -21,7 +21,7 @@ export function loadTemplates(userDir: string | undefined): TemplateSet {
       sources.set(name, { src: readFileSync(file, 'utf8'), path: file });
     }
   }
-  if (!sources.has('base.rules.njk') || !sources.has('fleet.rules.njk')) {
+  if (!sources.has('base.rules.njk')) {
     throw new TemplateError(`built-in templates are missing from ${builtinTemplatesDir}`, 'reinstall fwgen');
   }
   return { sources };

@@ -1,4 +1,4 @@
-import type { Family, PortSpec } from '../inventory/model.js';
+import type { Family, ForwardMode, PortSpec } from '../inventory/model.js';
 
 /** A fleet-trust source: one inventory address. */
 export interface FleetSource {
@@ -32,6 +32,8 @@ export interface RolePolicy {
   readonly publicPorts: readonly PortSpec[];
   readonly ports: readonly PortSpec[];
   readonly allow: readonly AllowEntry[];
+  /** `reject`: fwgen's FORWARD chain rejects; `leave`: fwgen has no FORWARD chain and leaves FORWARD alone. */
+  readonly forward: ForwardMode;
   /** Template file to render with. */
   readonly template: string;
 }

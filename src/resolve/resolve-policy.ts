@@ -31,6 +31,7 @@ export function resolvePolicies(inv: Inventory, chooseTemplate: TemplateChooser,
         publicPorts: role.public ? PUBLIC_PORTS : [],
         ports: role.ports,
         allow: allowEntries([...role.allow, ...inv.monitoring], family, hostsByName, rolesByName),
+        forward: role.forward,
         template: chooseTemplate(role),
       });
     }

@@ -1,6 +1,9 @@
 import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import ipaddr from 'ipaddr.js';
+import { emitRule } from '../model/emit.js';
+import { parseRuleset } from '../model/parse.js';
+import { rulesOf } from '../model/ruleset.js';
 
 /** A new TCP connection as the host's INPUT chain will see it. */
 export interface Probe {
@@ -44,26 +47,18 @@ function parseFilterTable(text: string): Table {
   const rules = new Map<string, Rule[]>();
   const policies = new Map<string, string>();
   const otherBlocks: string[] = [];
-  let table = '';
-  for (const line of text.split('\n')) {
-    if (line.startsWith('*')) table = line.slice(1);
-    if ((table === 'raw' || table === 'mangle') && /^-A (PREROUTING|INPUT) .*-j (DROP|REJECT)\b/.test(line)) otherBlocks.push(line);
-    if (table !== 'filter') continue;
-    if (line.startsWith(':')) {
-      const [name, policy] = line.slice(1).split(' ');
-      policies.set(name, policy);
-    } else if (line.startsWith('-A ')) {
-      const args = tokenize(line);
-      const chain = args[1];
-      if (!rules.has(chain)) rules.set(chain, []);
-      rules.get(chain)!.push({ text: line, args: args.slice(2) });
+  for (const table of parseRuleset(text).ruleset.tables) {
+    for (const rule of rulesOf(table)) {
+      const line = emitRule(rule);
+      const blocks = rule.args.includes('DROP') || rule.args.includes('REJECT');
+      if ((table.name === 'raw' || table.name === 'mangle') && ['PREROUTING', 'INPUT'].includes(rule.chain) && blocks) otherBlocks.push(line);
+      if (table.name !== 'filter') continue;
+      if (!rules.has(rule.chain)) rules.set(rule.chain, []);
+      rules.get(rule.chain)!.push({ text: line, args: [...rule.args] });
     }
+    if (table.name === 'filter') for (const c of table.chains) policies.set(c.name, c.policy);
   }
   return { rules, policies, otherBlocks };
-}
-
-function tokenize(line: string): string[] {
-  return [...line.matchAll(/"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2]);
 }
 
 /** `trusted`: the path to this chain is certain, so an ACCEPT here admits. */

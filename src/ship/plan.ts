@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { Host, Inventory } from '../inventory/model.js';
+import { preserveMatcher } from '../model/ownership.js';
 import { RULES_FILE } from '../render/render-role.js';
 import { rules6PathFor, type RemotePaths } from './remote-scripts.js';
 import type { HostJob } from './ship-host.js';
@@ -38,5 +39,6 @@ export function planShip(inv: Inventory, hosts: readonly Host[], renderedDir: st
     }
     return f;
   };
-  return hosts.map((host) => ({ host, paths, ...filesOf(host.role) }));
+  const preserve = preserveMatcher(inv.preserve);
+  return hosts.map((host) => ({ host, paths, preserve, ...filesOf(host.role) }));
 }

@@ -1,5 +1,10 @@
+import type { ScriptVars } from '../doctor/prologue.js';
 import type { Host } from '../inventory/model.js';
-import { applyScript, commitScript, EXIT, parseStatus, prepareScript, readRulesScript, verifyRollbackScript, type RemotePaths, type ScriptVars } from './remote-scripts.js';
+import type { PreserveFn } from '../model/ownership.js';
+import { parseRuleset } from '../model/parse.js';
+import { changeScript, isEmptyChange, planChange, removedLeftovers, undoScript, type Change } from '../model/transaction.js';
+import { readHostStatus, type RemoteStatus } from '../status/read-host-status.js';
+import { applyCall, commitCall, deadmanPart, EXIT, parseKeyValues, parseStatus, verifyCall, type Part, type RemotePaths } from './remote-scripts.js';
 import { TransportError, type ConnectTarget, type ExecResult, type Session, type Transport } from './transport.js';
 
 export type Outcome = 'applied' | 'unchanged' | 'rolled-back' | 'failed' | 'would-apply';
@@ -13,6 +18,8 @@ export interface HostResult {
   readonly ms: number;
   readonly backup?: string;
   readonly diff?: string;
+  /** Rules in the built-in chains that were neither fwgen's nor a preserved tool's hook, removed by this ship. */
+  readonly removed?: readonly string[];
 }
 
 /** One host's work: the new rules (or a backup to restore) and where they go. */
@@ -23,6 +30,8 @@ export interface HostJob {
   readonly v6?: Buffer;
   /** Restore this backup timestamp instead of uploading (`fwgen rollback`). */
   readonly fromBackup?: string;
+  /** Other tools' chains that fwgen keeps (the inventory's `preserve:`). */
+  readonly preserve: PreserveFn;
 }
 
 /** Settings shared by every host of one run. */
@@ -35,6 +44,7 @@ export interface RunSettings {
   readonly dryRun: boolean;
   readonly acceptNew: boolean;
   readonly connectTimeoutMs: number;
+  readonly breakLock?: boolean;
   readonly stateJson: (job: HostJob, backup: string | undefined) => string;
   /** `--persist`: after the rules are in place, make sure they load at boot; returns a note for the reason. */
   readonly persist?: (session: Session, vars: ScriptVars) => Promise<string>;
@@ -47,17 +57,29 @@ export interface Effects {
   readonly now: () => number;
 }
 
-/** Ships one host: prepare, back up, arm, apply, then confirm over a new connection. */
+/** What a rollback to a backup taken before the first ship restores: no fwgen rules at all. */
+const NO_RULES = (ts: string): Buffer => Buffer.from(`# fwgen: the host had no rules file before ${ts}; fwgen's chains are removed.\n*filter\nCOMMIT\n`, 'utf8');
+
+type ResultFn = (outcome: Outcome, reason: string, extra?: Partial<HostResult>) => HostResult;
+
+/** The files to put in place and the change to get there, per family. */
+interface Plan {
+  readonly want4: Buffer;
+  readonly want6?: Buffer;
+  readonly change4: Change;
+  readonly change6?: Change;
+  readonly unchanged: boolean;
+  /** Leftover rules (neither fwgen's nor preserved) the change removes. */
+  readonly removed: readonly string[];
+}
+
+/**
+ * Ships one host: read what it runs (one command), compute fwgen's change; if any, lock, verify the
+ * upload, test, back up, arm the dead-man switch and apply, then confirm over a new connection.
+ */
 export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promise<HostResult> {
   const started = fx.now();
-  const result = (outcome: Outcome, reason: string, extra: Partial<HostResult> = {}): HostResult => ({
-    host: job.host.name,
-    role: job.host.role,
-    outcome,
-    reason,
-    ms: fx.now() - started,
-    ...extra,
-  });
+  const result: ResultFn = (outcome, reason, extra = {}) => ({ host: job.host.name, role: job.host.role, outcome, reason, ms: fx.now() - started, ...extra });
   const target: ConnectTarget = { name: job.host.name, ssh: job.host.ssh, acceptNew: s.acceptNew, timeoutMs: s.connectTimeoutMs };
   const vars: ScriptVars = { paths: job.paths, id: s.id, ipv6: job.v6 !== undefined };
 
@@ -67,46 +89,78 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
   } catch (err) {
     return result('failed', describe(err));
   }
-  if (s.dryRun) {
-    try {
-      return await dryRun(first, job, vars, result);
-    } catch (err) {
-      return result('failed', describe(err));
-    } finally {
-      first.close();
-    }
-  }
   let backup: string | undefined;
+  let removed: readonly string[] = [];
   let armedAt = fx.now();
   try {
-    const payload = job.fromBackup ? undefined : job.v6 ? Buffer.concat([job.v4, job.v6]) : job.v4;
-    let prep: ExecResult;
+    const read = await readHostStatus(first, { paths: job.paths, ipv6: vars.ipv6 }, job.fromBackup);
+    if (!read.ok) return result('failed', read.reason);
+    const plan = planHost(job, read.status, s.force);
+    if (s.dryRun) return await dryRun(job, read.status, plan, result);
+    if (plan.unchanged) return result('unchanged', withNote('fwgen rules and rules file already match', await persist(s, first, vars)));
+    removed = plan.removed;
+    armedAt = fx.now();
+    let applied: ExecResult;
     try {
-      prep = await first.run(prepareScript(vars, { size4: job.v4.length, force: s.force || job.fromBackup !== undefined, from: job.fromBackup, owner: s.owner }), payload);
+      applied = await first.run(applyCall(job.paths, applySettings(s, vars.ipv6, read.status), parts(plan)), payload(plan));
     } catch (err) {
       if (err instanceof TransportError && err.kind === 'sudo-password') return result('failed', err.message);
-      return result('failed', `connection lost before the new rules were applied: ${describe(err)}`);
+      // Lost during the apply step: the switch may be armed and the rules applied. The new
+      // connection below finds out, and either commits or reports what the host did.
+      return await confirm(job, s, fx, target, vars, armedAt, undefined, removed, result);
     }
-    if (prep.code !== 0) return result('failed', scriptError(prep, 'prepare'));
-    if (parseStatus(prep.stdout).status === 'unchanged') return result('unchanged', withNote('rules file and live rules already match', await persist(s, first, vars)));
-    armedAt = fx.now();
-    const applied = await first.run(applyScript(vars, { timeoutS: s.timeoutS, keep: s.keep }));
+    const status = parseStatus(applied.stdout);
+    backup = status.backup;
+    if (applied.code === EXIT.rolledBack) return result('rolled-back', `the dead-man switch fired during the apply (slower than --timeout ${s.timeoutS}s); previous rules restored`);
     if (applied.code === EXIT.applyFailed) return result('rolled-back', scriptError(applied, 'apply'));
+    if (applied.code === EXIT.locked) return result('failed', lockMessage(applied));
     if (applied.code !== 0) return result('failed', scriptError(applied, 'apply'));
-    backup = parseStatus(applied.stdout).backup;
-  } catch {
-    // Lost during the apply step: the switch may be armed and the rules applied. The new
-    // connection below finds out, and either commits or reports what the host did.
+  } catch (err) {
+    return result('failed', describe(err));
   } finally {
     first.close();
   }
-  return confirm(job, s, fx, target, vars, armedAt, backup, result);
+  return confirm(job, s, fx, target, vars, armedAt, backup, removed, result);
 }
 
-type ResultFn = (outcome: Outcome, reason: string, extra?: Partial<HostResult>) => HostResult;
+/** Pure: what the host should end with, and the change from what it runs now. */
+function planHost(job: HostJob, remote: RemoteStatus, force: boolean): Plan {
+  const rollbackTo = job.fromBackup;
+  const want4 = rollbackTo ? fileOr(remote.backup4, rollbackTo) : job.v4;
+  const want6 = job.v6 === undefined ? undefined : rollbackTo ? fileOr(remote.backup6, rollbackTo) : job.v6;
+  const change = (want: Buffer, live: string): Change => planChange(parseRuleset(live).ruleset, parseRuleset(want.toString('utf8')).ruleset, job.preserve);
+  const change4 = change(want4, remote.live4);
+  const change6 = want6 ? change(want6, remote.live6 ?? '') : undefined;
+  const filesMatch = remote.file4 === want4.toString('utf8') && (!want6 || remote.file6 === want6.toString('utf8'));
+  const unchanged = !force && filesMatch && isEmptyChange(change4) && (!change6 || isEmptyChange(change6));
+  const removed = [change4, ...(change6 ? [change6] : [])].flatMap((c) => removedLeftovers(c, job.preserve));
+  return { want4, want6, change4, change6, unchanged, removed };
+}
+
+function fileOr(text: string | undefined, ts: string): Buffer {
+  return text === undefined ? NO_RULES(ts) : Buffer.from(text, 'utf8');
+}
+
+function applySettings(s: RunSettings, ipv6: boolean, remote: RemoteStatus) {
+  return { id: s.id, ipv6, owner: s.owner, timeoutS: s.timeoutS, keep: s.keep, breakLock: !!s.breakLock, fp4: remote.fp4, fp6: remote.fp6 };
+}
+
+/** The apply step's upload, in the order remote/apply.sh reads it. */
+function parts(p: Plan): Part[] {
+  const family = (n: 4 | 6, file: Buffer, c: Change): Part[] => [
+    { name: `file${n}`, bytes: file },
+    { name: `change${n}`, bytes: Buffer.from(changeScript(c), 'utf8') },
+    { name: `undo${n}`, bytes: Buffer.from(undoScript(c), 'utf8') },
+  ];
+  return [...family(4, p.want4, p.change4), ...(p.want6 && p.change6 ? family(6, p.want6, p.change6) : []), deadmanPart()];
+}
+
+function payload(p: Plan): Buffer {
+  return Buffer.concat(parts(p).map((x) => x.bytes));
+}
 
 /** A new connection proves the new rules still admit SSH; if it fails, the host rolls itself back. */
-async function confirm(job: HostJob, s: RunSettings, fx: Effects, target: ConnectTarget, vars: ScriptVars, armedAt: number, backup: string | undefined, result: ResultFn): Promise<HostResult> {
+async function confirm(job: HostJob, s: RunSettings, fx: Effects, target: ConnectTarget, vars: ScriptVars, armedAt: number, backup: string | undefined, removed: readonly string[], result: ResultFn): Promise<HostResult> {
   let second: Session;
   try {
     second = await fx.transport.connect(target);
@@ -114,13 +168,18 @@ async function confirm(job: HostJob, s: RunSettings, fx: Effects, target: Connec
     return awaitRollback(fx, target, vars, armedAt, s.timeoutS, `new SSH connection after applying failed (${describe(err)})`, result);
   }
   try {
-    const c = await second.run(commitScript(vars, { stateJson: s.stateJson(job, backup) }));
+    const c = await second.run(commitCall(job.paths, s.id, vars.ipv6, backup ?? '-', s.stateJson(job, backup)));
     if (c.code === 0) {
-      const changed = parseStatus(c.stdout).warning === 'live-changed' ? 'the live rules changed between apply and confirmation (another tool?)' : undefined;
-      const note = [changed, await persist(s, second, vars)].filter(Boolean).join('; ') || undefined;
-      return result('applied', withNote(backup ? `previous rules backed up as ${backup}` : 'applied', note), { backup });
+      const notes = [
+        removed.length > 0 ? `removed ${removed.length} rule(s) that were neither fwgen's nor another tool's hook: ${removed.join(' | ')}` : undefined,
+        parseStatus(c.stdout).warning === 'no-state' ? 'the state file could not be written' : undefined,
+        await persist(s, second, vars),
+      ];
+      const note = notes.filter(Boolean).join('; ') || undefined;
+      return result('applied', withNote(backup ? `previous rules backed up as ${backup}` : 'applied', note), { backup, ...(removed.length > 0 ? { removed } : {}) });
     }
-    if (c.code === EXIT.alreadyRolledBack) return result('rolled-back', `the dead-man switch fired before confirmation (timeout ${s.timeoutS}s)`);
+    if (c.code === EXIT.rolledBack) return result('rolled-back', `the dead-man switch fired before confirmation (timeout ${s.timeoutS}s)`);
+    if (c.code === EXIT.fileNotReplaced) return result('rolled-back', scriptError(c, 'commit'));
     if (c.code === EXIT.neverArmed) return result('failed', 'connection lost during the apply step, before anything was applied; the host is as before');
     return result('failed', scriptError(c, 'confirm'));
   } catch (err) {
@@ -137,11 +196,11 @@ async function awaitRollback(fx: Effects, target: ConnectTarget, vars: ScriptVar
     try {
       const third = await fx.transport.connect(target);
       try {
-        const v = await third.run(verifyRollbackScript(vars));
-        const status = parseStatus(v.stdout).status;
+        const status = parseStatus((await third.run(verifyCall(vars.paths, vars.id))).stdout).status;
         if (status === 'rolled-back') return result('rolled-back', `${why}; the host restored its previous rules after ${timeoutS}s`);
         if (status === 'still-armed') continue;
         if (status === 'rollback-failed') return result('failed', `${why}; the dead-man switch fired but could not restore the previous rules (see ${vars.paths.rules}.fwgen-rollbacks on the host)`);
+        if (status === 'committed-or-gone') return result('failed', `${why}; the host shows no armed switch and no rollback for this run (state: ${status}); check it with fwgen status`);
         return result('failed', `${why}; could not confirm the rollback (state: ${status ?? 'unknown'})`);
       } finally {
         third.close();
@@ -153,18 +212,20 @@ async function awaitRollback(fx: Effects, target: ConnectTarget, vars: ScriptVar
   return result('failed', `${why}; the dead-man switch has not fired`);
 }
 
-async function dryRun(session: Session, job: HostJob, vars: ScriptVars, result: ResultFn): Promise<HostResult> {
-  const r = await session.run(readRulesScript(vars));
-  if (r.code !== 0) return result('failed', scriptError(r, 'read'));
-  const current = splitFiles(r.stdout);
-  const wanted = [job.v4, ...(job.v6 ? [job.v6] : [])].map((b) => b.toString('utf8'));
+async function dryRun(job: HostJob, remote: RemoteStatus, plan: Plan, result: ResultFn): Promise<HostResult> {
+  const current = [remote.file4, ...(plan.want6 ? [remote.file6] : [])];
+  const wanted = [plan.want4, ...(plan.want6 ? [plan.want6] : [])].map((b) => b.toString('utf8'));
   const names = [job.paths.rules, job.paths.rules6];
   const { createTwoFilesPatch } = await import('diff');
   const diffs = wanted
     .map((text, i) => (current[i] === text ? '' : createTwoFilesPatch(names[i], `${names[i]} (new)`, current[i] ?? '', text, '', '', { context: 2 })))
     .filter(Boolean);
-  if (diffs.length === 0) return result('unchanged', 'rules file already matches');
-  return result('would-apply', current.every((c) => c === undefined) ? 'no rules file on the host yet' : 'rules file differs', { diff: diffs.join('\n') });
+  const live = [plan.change4, ...(plan.change6 ? [plan.change6] : [])].map(changeScript).filter(Boolean);
+  const liveNote = live.length > 0 ? ['# the change to the live rules (iptables-restore --noflush):', ...live].join('\n') : '';
+  if (plan.unchanged) return result('unchanged', 'fwgen rules and rules file already match');
+  const reason = current.every((c) => c === undefined) ? 'no rules file on the host yet' : diffs.length > 0 ? 'rules file differs' : 'live rules differ';
+  const removing = plan.removed.length > 0 ? `; would remove ${plan.removed.length} rule(s) that are neither fwgen's nor another tool's hook` : '';
+  return result('would-apply', reason + removing, { diff: [...diffs, liveNote].filter(Boolean).join('\n'), ...(plan.removed.length > 0 ? { removed: plan.removed } : {}) });
 }
 
 /** A boot-hook problem only adds a note: the rules themselves are in place. */
@@ -176,20 +237,13 @@ function withNote(reason: string, note: string | undefined): string {
   return note ? `${reason}; ${note}` : reason;
 }
 
-function splitFiles(out: string): (string | undefined)[] {
-  const files: (string | undefined)[] = [];
-  let rest = Buffer.from(out, 'utf8');
-  while (rest.length > 0) {
-    const nl = rest.indexOf(10);
-    const size = Number(rest.subarray(0, nl).toString());
-    rest = rest.subarray(nl + 1);
-    if (size < 0) files.push(undefined);
-    else {
-      files.push(rest.subarray(0, size).toString('utf8'));
-      rest = rest.subarray(size);
-    }
-  }
-  return files;
+/** The holder of a lock, since when, and when it clears, from what remote/lib.sh printed. */
+function lockMessage(r: ExecResult): string {
+  const line = r.stdout.split('\n').find((l) => l.startsWith('lock=held')) ?? '';
+  const kv = parseKeyValues(line);
+  const when = (epoch: string | undefined): string => (epoch && Number(epoch) > 0 ? new Date(Number(epoch) * 1000).toISOString() : 'unknown');
+  if (!line) return scriptError(r, 'apply');
+  return `locked by another fwgen run: ${kv.owner?.trim() || 'unknown owner'} (run ${kv.run}), since ${when(kv.since)}; it clears by ${when(kv.until)} if that run is gone (or ship with --break-lock)`;
 }
 
 function scriptError(r: ExecResult, phase: string): string {

@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import type { Duplex } from 'node:stream';
 import ssh2, { type AnyAuthMethod, type ClientChannel, type ParsedKey } from 'ssh2';
 import { fingerprint, knownHostsName, knownKeyTypes, readKnownHosts, recordHostKey, verifyHostKey } from './known-hosts.js';
+import type { RemoteCall } from './remote-scripts.js';
 import { hopLabel, resolveReach, type Hop, type Reach } from './reach.js';
 import { NO_SSH_CONFIG } from './ssh-config.js';
 import { TransportError, type ConnectTarget, type ExecResult, type Reached, type Session, type Transport } from './transport.js';
@@ -285,8 +286,10 @@ class SshSession implements Session {
     client.on('close', () => lose('the connection closed'));
   }
 
-  async run(script: string, stdin?: Buffer): Promise<ExecResult> {
-    const command = this.sudo ? `sudo -n sh -c ${shq(script)}` : `sh -c ${shq(script)}`;
+  async run(call: RemoteCall, stdin?: Buffer): Promise<ExecResult> {
+    // `sh -c SCRIPT NAME ARGS...`: the values reach the script as $1..$n, never as code.
+    const words = [shq(call.script), `fwgen-${call.name}`, ...call.args.map(shq)].join(' ');
+    const command = this.sudo ? `sudo -n sh -c ${words}` : `sh -c ${words}`;
     if (this.lost) throw new TransportError('unreachable', `connection lost: ${this.lost}`);
     const result = await new Promise<ExecResult>((resolve, reject) => {
       this.pending.add(reject);

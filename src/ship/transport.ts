@@ -1,4 +1,5 @@
 import type { SshSettings } from '../inventory/model.js';
+import type { RemoteCall } from './remote-scripts.js';
 
 /** Result of one remote command. */
 export interface ExecResult {
@@ -9,8 +10,8 @@ export interface ExecResult {
 
 /** An open connection to one host. */
 export interface Session {
-  /** Runs a POSIX sh script (as root, or under `sudo -n` when configured), feeding `stdin`. */
-  run(script: string, stdin?: Buffer): Promise<ExecResult>;
+  /** Runs a step's script with its arguments (as root, or under `sudo -n` when configured), feeding `stdin`. */
+  run(call: RemoteCall, stdin?: Buffer): Promise<ExecResult>;
   close(): void;
   /** How the host was reached, when the transport knows (for doctor). */
   readonly reached?: Reached;

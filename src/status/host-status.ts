@@ -2,6 +2,7 @@ import type { Host } from '../inventory/model.js';
 import { RULES_FILE } from '../render/render-role.js';
 import type { RemotePaths } from '../ship/remote-scripts.js';
 import { TransportError, type Session, type Transport } from '../ship/transport.js';
+import type { PreserveFn } from '../model/ownership.js';
 import { compareLive, type LiveComparison } from './compare-rules.js';
 import { mapPool } from '../util/map-pool.js';
 import { readHostStatus, type RemoteStatus } from './read-host-status.js';
@@ -52,6 +53,8 @@ export interface StatusJob {
   readonly v4: Buffer;
   /** Present when the inventory has IPv6: the live IPv6 rules are compared too. */
   readonly v6?: Buffer;
+  /** Other tools' chains that fwgen keeps (the inventory's `preserve:`). */
+  readonly preserve: PreserveFn;
 }
 
 /** Connection settings of a status run. */
@@ -95,13 +98,13 @@ export function allInSync(results: readonly HostStatus[]): boolean {
 /** Pure: what a host's remote status means against its rendered files. */
 export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
   const families = comparedFamilies(job, remote);
-  const vsRendered = families.map((f) => ({ ...f, cmp: compareLive(f.rendered, f.live, { rendered: `rendered/${job.host.role}/${f.file}`, live: `${job.host.name} live ${f.save}` }) }));
+  const vsRendered = families.map((f) => ({ ...f, cmp: compareLive(f.rendered, f.live, job.preserve, { rendered: `rendered/${job.host.role}/${f.file}`, live: `${job.host.name} live ${f.save}` }) }));
   const inSync = vsRendered.every((f) => f.cmp.inSync);
   const recorded = remote.stateJson !== undefined;
   const shipped = recorded ? parseShipped(remote.stateJson!) : undefined;
   const state: HostState = inSync ? 'in-sync' : recorded ? 'drifted' : 'never-shipped';
   const reasons = [
-    inSync ? (recorded ? undefined : 'live rules match rendered/, but fwgen has no record of shipping them') : whyDifferent(families, recorded),
+    inSync ? (recorded ? undefined : 'live rules match rendered/, but fwgen has no record of shipping them') : whyDifferent(families, recorded, job.preserve),
     recorded && !shipped ? `${job.paths.rules}.fwgen-state.json is unreadable` : undefined,
     remote.armed || remote.locked ? 'a ship is in flight on this host (lock held or dead-man switch armed)' : undefined,
   ].filter((r): r is string => r !== undefined);
@@ -134,9 +137,9 @@ function comparedFamilies(job: StatusJob, remote: RemoteStatus): FamilyTexts[] {
 }
 
 /** Tells "changed by hand" from "rendered/ moved on": does the host still run its own rules file? */
-function whyDifferent(families: readonly FamilyTexts[], recorded: boolean): string {
+function whyDifferent(families: readonly FamilyTexts[], recorded: boolean, preserve: PreserveFn): string {
   if (!recorded) return 'no fwgen state on the host, and its live rules differ from rendered/';
-  const runsOwnFile = families.every((f) => f.onHost !== undefined && compareLive(f.onHost, f.live).inSync);
+  const runsOwnFile = families.every((f) => f.onHost !== undefined && compareLive(f.onHost, f.live, preserve).inSync);
   return runsOwnFile
     ? 'not shipped yet: the host runs the rules last shipped, and rendered/ has changed since'
     : 'the live rules were changed on the host since the last ship';

@@ -1,4 +1,4 @@
-import { EXIT, parseStatus, prologue, type RemotePaths } from '../ship/remote-scripts.js';
+import { parseStatus, readCall, type RemotePaths } from '../ship/remote-scripts.js';
 import { TransportError, type Session } from '../ship/transport.js';
 
 /** What a status read needs to know about the host: where the rules live, and whether IPv6 is managed. */
@@ -23,42 +23,22 @@ export interface RemoteStatus {
   readonly armed: boolean;
   /** A ship holds the lock. */
   readonly locked: boolean;
+  /** Fingerprints of what fwgen owns of the live tables (the apply step checks them again). */
+  readonly fp4: string;
+  readonly fp6: string;
+  /** With a backup asked for: that backup's rules files (undefined: the host had none then). */
+  readonly backup4?: string;
+  readonly backup6?: string;
 }
 
 /** A status read: what the host holds, or why it could not be read. */
 export type RemoteRead = { readonly ok: true; readonly status: RemoteStatus } | { readonly ok: false; readonly reason: string };
 
-/**
- * Prints, each as a byte-count line then the bytes (`-1` when absent): the state file, the IPv4 rules
- * file, the live IPv4 filter table, and with IPv6 the same two for IPv6; then a `status=read` line
- * with the backup count and whether a ship is in flight. Reads only; changes nothing on the host.
- */
-export function statusScript(v: StatusVars): string {
-  return `${prologue({ paths: v.paths, id: 'status', ipv6: v.ipv6 })}
-T=$(mktemp) || fail 1 "mktemp failed"
-trap 'rm -f "$T" "$T.err"' EXIT
-section() { if [ -f "$1" ]; then wc -c < "$1"; cat "$1"; else echo -1; fi; }
-live() {
-  command -v "$1" >/dev/null 2>&1 || fail ${EXIT.missingTool} "$1 not found on the host (install iptables)"
-  "$1" -t filter > "$T" 2> "$T.err" || fail 1 "$1 failed: $(head -c 400 "$T.err" | tr '\\n' ' ')"
-  section "$T"
-}
-section "$STATE"
-section "$RULES"
-live iptables-save
-if [ "$HAS6" = 1 ]; then section "$RULES6"; live ip6tables-save; fi
-backups=$(ls -1 "$RULES".bak.*.live 2>/dev/null | wc -l)
-armed=$(ls -1d "$RULES".fwgen-armed.* 2>/dev/null | wc -l)
-if [ -d "$LOCK" ]; then locked=1; else locked=0; fi
-echo "status=read backups=$backups armed=$armed locked=$locked"
-`;
-}
-
 /** Reads a host's fwgen state, rules files and live filter tables in one command; never throws for a host's failure. */
-export async function readHostStatus(session: Session, v: StatusVars): Promise<RemoteRead> {
+export async function readHostStatus(session: Session, v: StatusVars, fromBackup?: string): Promise<RemoteRead> {
   let r;
   try {
-    r = await session.run(statusScript(v));
+    r = await session.run(readCall(v.paths, v.ipv6, fromBackup));
   } catch (err) {
     return { ok: false, reason: err instanceof TransportError ? err.message : `connection lost: ${(err as Error)?.message ?? String(err)}` };
   }
@@ -66,15 +46,18 @@ export async function readHostStatus(session: Session, v: StatusVars): Promise<R
     const msg = r.stderr.trim().split('\n').filter(Boolean).pop()?.replace(/^fwgen: /, '');
     return { ok: false, reason: `could not read the rules: ${msg || `status script exited with ${r.code}`}` };
   }
-  return parseStatusOutput(r.stdout, v.ipv6);
+  return parseStatusOutput(r.stdout, v.ipv6, fromBackup !== undefined);
 }
 
 /** Splits the status script's output into its sections. */
-export function parseStatusOutput(stdout: string, ipv6: boolean): RemoteRead {
-  const { sections, rest } = splitSections(Buffer.from(stdout, 'utf8'), ipv6 ? 5 : 3);
+export function parseStatusOutput(stdout: string, ipv6: boolean, withBackup = false): RemoteRead {
+  const count = (ipv6 ? 5 : 3) + (withBackup ? (ipv6 ? 2 : 1) : 0);
+  const { sections, rest } = splitSections(Buffer.from(stdout, 'utf8'), count);
   const tail = parseStatus(rest);
-  if (tail.status !== 'read' || sections.length !== (ipv6 ? 5 : 3)) return { ok: false, reason: 'could not read the rules: the status output was cut short' };
-  const [stateJson, file4, live4, file6, live6] = sections;
+  if (tail.status !== 'read' || sections.length !== count) return { ok: false, reason: 'could not read the rules: the status output was cut short' };
+  const [stateJson, file4, live4] = sections;
+  const [file6, live6] = ipv6 ? sections.slice(3, 5) : [];
+  const [backup4, backup6] = sections.slice(ipv6 ? 5 : 3);
   return {
     ok: true,
     status: {
@@ -85,6 +68,9 @@ export function parseStatusOutput(stdout: string, ipv6: boolean): RemoteRead {
       backups: Number(tail.backups) || 0,
       armed: Number(tail.armed) > 0,
       locked: tail.locked === '1',
+      fp4: tail.fp4 ?? '-',
+      fp6: tail.fp6 ?? '-',
+      ...(withBackup ? { backup4, backup6 } : {}),
     },
   };
 }

@@ -134,7 +134,7 @@ ${o.extraRoles ?? ''}`;
     const r = await ship('--role', 'db', '--dry-run');
     expect(r.code, r.stderr).toBe(0);
     expect(outcomes(r)).toEqual({ db1: 'would-apply' });
-    expect(r.stderr).toContain('+-A INPUT -p tcp -m tcp --dport 8080');
+    expect(r.stderr).toContain('+-A FWGEN-INPUT -p tcp -m tcp --dport 8080');
     expect(await rulesFile('db1')).toBe(before);
   });
 
@@ -149,7 +149,7 @@ ${o.extraRoles ?? ''}`;
     const added = (await backups('db1')).filter((b) => !backupsBefore.includes(b));
     const stamp = r.results[0].backup!;
     expect(stamp).toMatch(/^\d{8}T\d{6}Z$/);
-    expect(added.sort()).toEqual([`iptables.up.rules.bak.${stamp}`, `iptables.up.rules.bak.${stamp}.live`]);
+    expect(added.sort()).toEqual([`iptables.up.rules.bak.${stamp}`, `iptables.up.rules.bak.${stamp}.live`, `iptables.up.rules.bak.${stamp}.undo4`]);
     expect(await lab.execOk('db1', ['cat', `/etc/iptables.up.rules.bak.${stamp}`])).toBe(before);
   });
 
@@ -205,16 +205,17 @@ ${o.extraRoles ?? ''}`;
     const refused = results.filter((x) => x.outcome !== 'applied');
     expect(applied.length).toBeGreaterThanOrEqual(1);
     expect(refused.length).toBeGreaterThanOrEqual(1);
-    for (const x of refused) expect(x).toMatchObject({ outcome: 'failed', reason: expect.stringMatching(/another fwgen run holds the lock/) });
-    expect((await backups('db1')).length).toBe(backupsBefore + 2 * applied.length);
+    // Refused on the lock, or (a run that read the host before another one applied) on the changed rules.
+    for (const x of refused) expect(x).toMatchObject({ outcome: 'failed', reason: expect.stringMatching(/locked by another fwgen run: .* since .*clears by|live IPv4 rules changed since they were read/) });
+    expect((await backups('db1')).length).toBe(backupsBefore + 3 * applied.length);
     expect(await rulesFile('db1')).toBe(readFileSync(join(project, 'rendered/db/iptables.up.rules'), 'utf8'));
-    expect(await lab.execOk('db1', ['sh', '-c', 'ls /etc | grep -c "fwgen-lock\\|fwgen-new\\|fwgen-armed" || true'])).toBe('0\n');
+    expect(await lab.execOk('db1', ['sh', '-c', 'ls /etc | grep -c "fwgen-lock\\|fwgen-stage\\|fwgen-armed" || true'])).toBe('0\n');
   }, 60_000);
 
   it('a ruleset the kernel rejects fails at --test; the host rules and file are untouched', async () => {
     writeInventory(inventory());
     mkdirSync(join(project, 'templates/roles'), { recursive: true });
-    writeFileSync(join(project, 'templates/roles/db.njk'), '{% extends "base.rules.njk" %}{% block extra %}-A INPUT -m nosuchmatch --frob 1 -j ACCEPT\n{% endblock %}');
+    writeFileSync(join(project, 'templates/roles/db.njk'), '{% extends "base.rules.njk" %}{% block extra %}-A FWGEN-INPUT -m nosuchmatch --frob 1 -j ACCEPT\n{% endblock %}');
     await render();
     const beforeLive = await live('db1');
     const beforeFile = await rulesFile('db1');

@@ -168,7 +168,7 @@ roles:
       const pending = await statusJson('--role', 'db', '--diff');
       expect(pending.code).toBe(1);
       expect(pending.rows[0]).toMatchObject({ host: 'db1', state: 'drifted', reason: expect.stringMatching(/^not shipped yet/) });
-      expect(pending.rows[0].drift).toContainEqual(expect.stringMatching(/^--A INPUT -p tcp -m tcp --dport 8080 /));
+      expect(pending.rows[0].drift).toContainEqual(expect.stringMatching(/^--A FWGEN-INPUT -p tcp -m tcp --dport 8080 /));
     } finally {
       writeInventory(inventory());
       await render();

@@ -28,6 +28,7 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  rmdirSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -134,7 +135,8 @@ export interface Lab {
   stopSshd(host: string): Promise<void>;
   /** (re)start the host's sshd and wait until port 22 listens */
   startSshd(host: string): Promise<void>;
-  /** kill every process in the lab's namespaces, delete namespaces, links, temp dir; idempotent */
+  /** kill every process in the lab's namespaces and cgroups ({@link labCgroupName}), delete namespaces, links,
+   * cgroups, temp dir; idempotent */
   destroy(): Promise<void>;
 }
 
@@ -502,6 +504,7 @@ function teardownSync(prefix: string, id: string, dirs: string[]): void {
     }
     sleepSync(20);
   }
+  killLabCgroups(prefix, id);
   const ip = findBin('ip') ?? 'ip';
   if (nss.length) {
     spawnSync(ip, ['-force', '-batch', '-'], { input: nss.map((n) => `netns del ${n}\n`).join(''), stdio: ['pipe', 'ignore', 'ignore'] });
@@ -509,6 +512,82 @@ function teardownSync(prefix: string, id: string, dirs: string[]): void {
   const link = `${prefix}b-${id}`;
   if (existsSync(`/sys/class/net/${link}`)) spawnSync(ip, ['link', 'del', link], { stdio: 'ignore' });
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
+}
+
+const CGROUP_ROOT = '/sys/fs/cgroup';
+
+/**
+ * Name of the cgroup (under each hierarchy's root) that a lab host's daemons put their children in, e.g.
+ * dockerd's `--cgroup-parent`. Container processes live in network namespaces of their own, so killing by
+ * network namespace misses them; teardown kills and removes every `<prefix>lab-<id>-*` cgroup instead.
+ */
+export function labCgroupName(lab: Pick<Lab, 'prefix' | 'id'>, host: string): string {
+  return `${lab.prefix}lab-${lab.id}-${host}`;
+}
+
+/** Cgroup directories of a lab (or, without id, of every lab of that prefix) in every mounted hierarchy. */
+function labCgroups(prefix: string, id?: string): string[] {
+  const re = new RegExp(`^${prefix}lab-(${id ?? LAB_ID_RE})-`);
+  const found: string[] = [];
+  let hierarchies: string[] = [CGROUP_ROOT];
+  try {
+    hierarchies = hierarchies.concat(readdirSync(CGROUP_ROOT).map((n) => path.join(CGROUP_ROOT, n)));
+  } catch {
+    return [];
+  }
+  for (const h of hierarchies) {
+    try {
+      for (const n of readdirSync(h)) if (re.test(n) && statSync(path.join(h, n)).isDirectory()) found.push(path.join(h, n));
+    } catch {
+      /* not a directory / not a hierarchy */
+    }
+  }
+  return found;
+}
+
+/** SIGKILL every process in the lab's cgroups (all depths), then remove the cgroups, deepest first. */
+function killLabCgroups(prefix: string, id: string): void {
+  killCgroupTrees(labCgroups(prefix, id));
+}
+
+/** Kill every process in one lab host's cgroup ({@link labCgroupName}), in every hierarchy, and remove it. */
+export function killHostCgroups(lab: Pick<Lab, 'prefix' | 'id'>, host: string): void {
+  const name = labCgroupName(lab, host);
+  killCgroupTrees(labCgroups(lab.prefix, lab.id).filter((d) => path.basename(d) === name));
+}
+
+function killCgroupTrees(tops: string[]): void {
+  const tree = (d: string): string[] => {
+    const subs = readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory());
+    return [...subs.flatMap((e) => tree(path.join(d, e.name))), d];
+  };
+  for (const top of tops) {
+    let dirs: string[];
+    try {
+      dirs = tree(top);
+    } catch {
+      continue;
+    }
+    for (let round = 0; round < 100; round++) {
+      const pids = dirs.flatMap((d) => safeRead(path.join(d, 'cgroup.procs')).split('\n').filter(Boolean).map(Number));
+      if (!pids.length) break;
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      sleepSync(20);
+    }
+    for (const d of dirs) {
+      try {
+        rmdirSync(d); // rmdir(2) is how a cgroup is removed, its control files with it
+      } catch {
+        /* busy or gone: left for the next cleanupStaleLabs */
+      }
+    }
+  }
 }
 
 /** Remove leftovers (namespaces `<prefix>-<id>*`, link `<prefix>b-<id>`, temp dirs) of labs whose owner process is gone. */
@@ -529,6 +608,11 @@ export async function cleanupStaleLabs(prefix = 'fw'): Promise<string[]> {
   };
   scan('/run/netns', nsRe);
   scan('/sys/class/net', linkRe);
+  const cgRe = new RegExp(`^${prefix}lab-(${LAB_ID_RE})-`);
+  for (const d of labCgroups(prefix)) {
+    const m = cgRe.exec(path.basename(d));
+    if (m) ids.add(m[1]!);
+  }
   const dirRe = new RegExp(`^${prefix}lab-(${LAB_ID_RE})-`);
   for (const d of labTmpDirs(prefix)) {
     const m = dirRe.exec(path.basename(d));

@@ -1,0 +1,93 @@
+#!/bin/sh
+# fwgen remote step "apply": lock, stage the upload and verify every part (size, SHA-256), check that
+# fwgen's live rules are still those the change was computed from, test, back up, arm the dead-man
+# switch, and apply the change with `iptables-restore --noflush` (one transaction per family).
+# Arguments: RULES RULES6 ID HAS6 OWNER TIMEOUT KEEP BREAK_LOCK FP4 FP6, then NAME SIZE SHA256 for each
+# part of stdin in order: file4 change4 undo4 [file6 change6 undo6] deadman.
+# shellcheck source=lib.sh
+command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
+set_paths "$1" "$2" "$3"
+HAS6=$4 OWNER=$5 TIMEOUT=$6 KEEP=$7 BREAK=$8 FP4=$9
+shift 9
+FP6=$1
+shift
+need iptables-restore iptables-save sha256sum
+if [ "$HAS6" = 1 ]; then need ip6tables-restore ip6tables-save; fi
+# A dropped connection must not stop this script half-way: the dead-man switch covers what follows.
+trap '' HUP PIPE
+mkdir -p "$(dirname "$RULES")" || fail 1 "cannot create the folder of $RULES"
+take_lock "$OWNER" "$TIMEOUT" "$BREAK"
+abort() { code=$1; shift; rm -rf "$STAGE"; release_lock; fail "$code" "$@"; }
+err() { head -c 400 "$STAGE/err" 2>/dev/null | tr '\n' ' '; }
+
+mkdir "$STAGE" || abort 1 "cannot create $STAGE (read-only file system?)"
+cat > "$STAGE/upload" || abort "$E_STAGE" "the upload could not be written (disk full?)"
+off=0
+while [ "$#" -ge 3 ]; do
+  name=$1 size=$2 sum=$3
+  shift 3
+  tail -c +"$((off + 1))" "$STAGE/upload" | head -c "$size" > "$STAGE/$name" || abort "$E_STAGE" "cannot stage $name (disk full?)"
+  got=$(wc -c < "$STAGE/$name" | tr -d ' ')
+  [ "$got" = "$size" ] || abort "$E_STAGE" "staged $name has $got bytes, expected $size (disk full?); nothing changed"
+  [ "$(sha256sum < "$STAGE/$name" | cut -d' ' -f1)" = "$sum" ] || abort "$E_STAGE" "staged $name does not match its SHA-256; nothing changed"
+  off=$((off + size))
+done
+rm -f "$STAGE/upload"
+
+[ "$(iptables-save -t filter | fingerprint)" = "$FP4" ] ||
+  abort "$E_CHANGED" "fwgen's live IPv4 rules changed since they were read (another run?); nothing changed, ship again"
+if [ "$HAS6" = 1 ] && [ "$(ip6tables-save -t filter | fingerprint)" != "$FP6" ]; then
+  abort "$E_CHANGED" "fwgen's live IPv6 rules changed since they were read (another run?); nothing changed, ship again"
+fi
+
+iptables-restore --test < "$STAGE/file4" 2> "$STAGE/err" || abort "$E_TEST" "iptables-restore --test rejected the new rules: $(err)"
+iptables-restore --test --noflush < "$STAGE/change4" 2> "$STAGE/err" || abort "$E_TEST" "iptables-restore --test rejected the change: $(err)"
+if [ "$HAS6" = 1 ]; then
+  ip6tables-restore --test < "$STAGE/file6" 2> "$STAGE/err" || abort "$E_TEST" "ip6tables-restore --test rejected the new rules: $(err)"
+  ip6tables-restore --test --noflush < "$STAGE/change6" 2> "$STAGE/err" || abort "$E_TEST" "ip6tables-restore --test rejected the change: $(err)"
+fi
+
+TS=$(date -u +%Y%m%dT%H%M%SZ) BTS=$TS n=1
+while [ -e "$RULES.bak.$BTS.live" ]; do BTS="$TS-$n" n=$((n + 1)); done
+BAK="$RULES.bak.$BTS"
+if [ -e "$RULES" ]; then cp -p "$RULES" "$BAK" || abort 1 "cannot back up $RULES"; fi
+{ iptables-save > "$BAK.live" && cp "$STAGE/undo4" "$BAK.undo4"; } || abort 1 "cannot back up the live IPv4 rules"
+if [ "$HAS6" = 1 ]; then
+  if [ -e "$RULES6" ]; then cp -p "$RULES6" "$RULES6.bak.$BTS" || abort 1 "cannot back up $RULES6"; fi
+  { ip6tables-save > "$BAK.live6" && cp "$STAGE/undo6" "$BAK.undo6"; } || abort 1 "cannot back up the live IPv6 rules"
+fi
+for f in "$RULES".bak.*.live; do [ -e "$f" ] && [ "$f" != "$BAK.live" ] && printf '%s\n' "$f"; done |
+  sort -r | tail -n +"$KEEP" | while read -r f; do
+  t=${f%.live} t=${t#"$RULES.bak."}
+  rm -f "$RULES.bak.$t" "$RULES.bak.$t.live" "$RULES.bak.$t.live6" "$RULES.bak.$t.undo4" "$RULES.bak.$t.undo6" "$RULES6.bak.$t"
+done
+
+# Arm: the switch undoes this change unless the commit step, over a new connection, claims it first.
+{ cp "$STAGE/deadman" "$DM" && : > "$ARMED" && mkdir "$APPLYING"; } || abort 1 "cannot arm the dead-man switch"
+if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
+  systemd-run --quiet --unit "fwgen-deadman-$ID" --on-active="$TIMEOUT" --timer-property=AccuracySec=1s \
+    /bin/sh "$DM" "$RULES" "$RULES6" "$ID" "$BTS" "$FP4" "$FP6" 0 "$TIMEOUT" >/dev/null 2>&1 ||
+    { rm -rf "$ARMED" "$APPLYING"; abort 1 "systemd-run could not arm the dead-man switch"; }
+  echo systemd > "$DM.pid"
+else
+  setsid /bin/sh "$DM" "$RULES" "$RULES6" "$ID" "$BTS" "$FP4" "$FP6" "$TIMEOUT" "$TIMEOUT" < /dev/null > /dev/null 2>&1 &
+  echo "$!" > "$DM.pid"
+fi
+
+ok=1 what=
+iptables-restore -w --noflush < "$STAGE/change4" 2> "$STAGE/err" || { ok=0 what="iptables-restore failed: $(err)"; }
+if [ "$ok" = 1 ] && [ "$HAS6" = 1 ] && [ -e "$ARMED" ]; then
+  ip6tables-restore -w --noflush < "$STAGE/change6" 2> "$STAGE/err" || { ok=0 what="ip6tables-restore failed: $(err)"; }
+fi
+rmdir "$APPLYING"
+# The switch fired while the apply ran: it undoes the change now that the apply is done.
+if [ ! -e "$ARMED" ]; then echo "status=fired backup=$BTS"; exit "$E_ROLLEDBACK"; fi
+if [ "$ok" = 0 ]; then
+  mv "$ARMED" "$ARMED.fired" 2>/dev/null || { echo "status=fired backup=$BTS"; exit "$E_ROLLEDBACK"; }
+  stop_switch
+  iptables-restore -w --noflush < "$BAK.undo4" 2>/dev/null
+  if [ "$HAS6" = 1 ]; then ip6tables-restore -w --noflush < "$BAK.undo6" 2>/dev/null; fi
+  rm -f "$ARMED.fired" "$DM"
+  abort "$E_APPLY" "$what; previous rules restored"
+fi
+echo "status=applied backup=$BTS"

@@ -1,0 +1,74 @@
+# shellcheck shell=sh disable=SC2034
+# (SC2034: the variables set here are used by the step scripts that include this file.)
+# fwgen remote library: sent ahead of every step script (and sourced by it when run from a file).
+# Every value reaches these scripts as an argument, never pasted into code.
+fwgen_lib() { :; }
+set -u
+umask 077
+
+E_LOCKED=10 E_TEST=11 E_APPLY=13 E_ROLLEDBACK=14 E_TOOL=15 E_NOBACKUP=16 E_NEVERARMED=17 E_STAGE=18 E_CHANGED=19 E_FILE=20
+
+fail() { code=$1; shift; printf 'fwgen: %s\n' "$*" >&2; exit "$code"; }
+
+need() {
+  for t in "$@"; do command -v "$t" >/dev/null 2>&1 || fail "$E_TOOL" "$t not found on the host"; done
+}
+
+# set_paths RULES RULES6 [RUN_ID]: where the rules files and fwgen's bookkeeping live on this host.
+set_paths() {
+  RULES=$1 RULES6=$2
+  LOCK="$RULES.fwgen-lock" STATE="$RULES.fwgen-state.json" LOG="$RULES.fwgen-rollbacks"
+  ID=${3:-none}
+  ARMED="$RULES.fwgen-armed.$ID" DM="$RULES.fwgen-deadman.$ID"
+  STAGE="$RULES.fwgen-stage.$ID" APPLYING="$RULES.fwgen-applying.$ID"
+}
+
+# A byte count line, then the bytes; -1 when the file does not exist.
+section() { if [ -f "$1" ]; then wc -c < "$1" | tr -d ' '; cat "$1"; else echo -1; fi; }
+
+# What fwgen owns of a live filter table, as one digest: its chains and its hooks. Other tools'
+# chains and rules (fail2ban's bans, Docker's hooks) do not count. Reads iptables-save text on stdin.
+fingerprint() {
+  sed 's/ \[[0-9]*:[0-9]*\]$//' | grep -E '^(:FWGEN-|-A FWGEN-|-A [A-Z]+ .*(-j FWGEN-|--comment "?fwgen))' | sha256sum | cut -d' ' -f1
+}
+
+# Lock state for messages: since, until (epoch seconds), run, owner (last: it may hold spaces).
+lock_info() {
+  printf 'since=%s until=%s run=%s owner=%s\n' "$(cat "$LOCK/since" 2>/dev/null || stat -c %Y "$LOCK" 2>/dev/null || echo 0)" \
+    "${until:-$(cat "$LOCK/until" 2>/dev/null || echo 0)}" "$(cat "$LOCK/run" 2>/dev/null || echo -)" \
+    "$(head -c 200 "$LOCK/owner" 2>/dev/null | tr '\n' ' ' || echo unknown)"
+}
+
+lock_is_ours() { [ "$(cat "$LOCK/run" 2>/dev/null)" = "$ID" ]; }
+
+release_lock() { if lock_is_ours; then rm -rf "$LOCK"; fi; }
+
+# take_lock OWNER CLEAR_AFTER_S BREAK: a lock whose run is gone clears after its dead-man timeout.
+take_lock() {
+  if ! mkdir "$LOCK" 2>/dev/null; then
+    now=$(date +%s) run=$(cat "$LOCK/run" 2>/dev/null)
+    # A lock without its expiry (an older fwgen, or a run killed while writing it) clears 10 minutes after it was made.
+    until=$(cat "$LOCK/until" 2>/dev/null || echo $(($(stat -c %Y "$LOCK" 2>/dev/null || echo "$now") + 600)))
+    if [ "$3" = 1 ] || { [ "$now" -ge "$until" ] && [ ! -e "$RULES.fwgen-armed.$run" ]; }; then
+      printf 'fwgen: broke the lock of a run that is gone: %s' "$(lock_info)" >&2
+      rm -rf "$LOCK"
+      mkdir "$LOCK" 2>/dev/null || fail "$E_LOCKED" "another fwgen run took the lock $LOCK"
+    else
+      printf 'lock=held now=%s %s' "$now" "$(lock_info)"
+      fail "$E_LOCKED" "another fwgen run holds the lock $LOCK"
+    fi
+  fi
+  now=$(date +%s)
+  { printf '%s\n' "$1" > "$LOCK/owner" && printf '%s\n' "$ID" > "$LOCK/run" && echo "$now" > "$LOCK/since" &&
+    echo "$((now + $2))" > "$LOCK/until"; } || { rm -rf "$LOCK"; fail 1 "cannot write the lock $LOCK"; }
+}
+
+# Stops the dead-man switch of this run (its timer or its sleeping process).
+stop_switch() {
+  pid=$(cat "$DM.pid" 2>/dev/null)
+  case "$pid" in
+    systemd) systemctl stop "fwgen-deadman-$ID.timer" "fwgen-deadman-$ID.service" >/dev/null 2>&1 ;;
+    [0-9]*) kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null ;;
+  esac
+  rm -f "$DM.pid"
+}

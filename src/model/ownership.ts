@@ -1,0 +1,35 @@
+import { globMatcher } from '../util/glob.js';
+import { commentOf, targetOf, type Rule } from './ruleset.js';
+
+/** Prefix of every chain fwgen creates; everything else in a table belongs to someone else. */
+export const FWGEN_PREFIX = 'FWGEN-';
+
+/** Decides whether a chain belongs to a tool whose rules fwgen keeps. */
+export type PreserveFn = (chain: string) => boolean;
+
+/** Compiles `preserve:` patterns (`*` any run of characters, `?` one character) into a matcher. */
+export function preserveMatcher(patterns: readonly string[]): PreserveFn {
+  return globMatcher(patterns);
+}
+
+/** True for a chain fwgen creates. */
+export function isFwgenChain(chain: string): boolean {
+  return chain.startsWith(FWGEN_PREFIX);
+}
+
+/** Whose a rule in a built-in chain is: fwgen's, a preserved tool's hook, or a leftover fwgen removes. */
+export type RuleOwner = 'fwgen' | 'preserved' | 'leftover';
+
+/**
+ * A rule is fwgen's when it jumps into a fwgen chain, or carries a `fwgen ...` comment (the rules
+ * of fwgen versions that wrote into INPUT directly); preserved when it jumps into a preserved chain.
+ */
+export function ownerOf(rule: Rule, preserve: PreserveFn): RuleOwner {
+  const t = targetOf(rule);
+  if (t && isFwgenChain(t.target)) return 'fwgen';
+  if (t && preserve(t.target)) return 'preserved';
+  const comment = commentOf(rule);
+  if (comment !== undefined && /^fwgen\b/.test(comment)) return 'fwgen';
+  return 'leftover';
+}
+
