@@ -67,3 +67,10 @@ export class LockoutError extends FwgenError {
     super(message, 2, hint);
   }
 }
+
+/** An ssh_config file (or a jump host setting) fwgen cannot use. */
+export class ConfigError extends FwgenError {
+  constructor(message: string, hint?: string) {
+    super(message, 2, hint);
+  }
+}

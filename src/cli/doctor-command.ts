@@ -5,10 +5,10 @@ import { inventoryChecks } from '../doctor/inventory-checks.js';
 import { systemResolver } from '../doctor/name-checks.js';
 import type { InternalOptions } from './program.js';
 import type { Host } from '../inventory/model.js';
+import { describeReach } from '../ship/reach.js';
 import { resolvePolicies } from '../resolve/resolve-policy.js';
 import { remotePaths, selectHosts } from '../ship/plan.js';
-import { SshTransport } from '../ship/ssh-transport.js';
-import { positiveInt, type HostOptions } from './options.js';
+import { positiveInt, sshForRun, type HostOptions } from './options.js';
 import { printWarnings, renderProject } from './project.js';
 
 export interface DoctorOptions extends HostOptions {
@@ -29,8 +29,10 @@ export async function doctorCommand(opts: DoctorOptions, internal: InternalOptio
   const hosts = opts.offline && !opts.host?.length ? [] : selectHosts(inv, project.roles, opts.host ?? []);
   if (!opts.offline) {
     process.stderr.write(`checking ${hosts.length} host(s), ${concurrency} at a time\n`);
-    const results = await doctorFleet(hosts, inv, remotePaths(inv), { transport: new SshTransport(), resolver: internal.resolver ?? systemResolver(), connectTimeoutMs }, concurrency);
-    hosts.forEach((h, i) => groups.push({ name: h.name, title: hostTitle(h), checks: results[i] }));
+    const { transport, reaches } = sshForRun(opts, hosts);
+    const deps = { transport, resolver: internal.resolver ?? systemResolver(), connectTimeoutMs, reaches };
+    const results = await doctorFleet(hosts, inv, remotePaths(inv), deps, concurrency).finally(() => transport.close());
+    hosts.forEach((h, i) => groups.push({ name: h.name, title: hostTitle(h, describeReach(reaches.get(h.name)!)), checks: results[i] }));
   }
   printReport(groups, !!opts.json);
   const failed = groups.filter((g) => g.checks.some((c) => c.level === 'fail'));
@@ -60,8 +62,8 @@ export function formatCheck(c: Check): string {
   return `  ${tag}  ${c.name}: ${c.detail}${c.fix ? `  → fix: ${c.fix}` : ''}`;
 }
 
-function hostTitle(h: Host): string {
-  return `${h.name} (role ${h.role}, ${h.ssh.user}@${h.ssh.host}${h.ssh.port === 22 ? '' : `:${h.ssh.port}`})`;
+function hostTitle(h: Host, reach: string): string {
+  return `${h.name} (role ${h.role}, ${reach})`;
 }
 
 function renderedCheck(changes: ReturnType<typeof renderProject>['changes'], out: string): Check {

@@ -1,4 +1,8 @@
 import { UsageError } from '../errors.js';
+import type { Host } from '../inventory/model.js';
+import type { Reach } from '../ship/reach.js';
+import { resolveAll, runReach, type RunReach } from '../ship/reach-resolver.js';
+import { SshTransport } from '../ship/ssh-transport.js';
 import type { ProjectOptions } from './project.js';
 
 /** Options of every command that talks to hosts (main.ts `hostOptions`). */
@@ -7,6 +11,16 @@ export interface HostOptions extends ProjectOptions {
   concurrency: string;
   connectTimeout: string;
   json?: boolean;
+  /** `--ssh-config PATH|none`. */
+  sshConfig?: string;
+}
+
+/** The run's ssh_config resolution and an SSH transport using it; prints ssh_config warnings once. */
+export function sshForRun(opts: { sshConfig?: string }, hosts: readonly Host[]): { reach: RunReach; reaches: Map<string, Reach>; transport: SshTransport } {
+  const reach = runReach(opts.sshConfig);
+  const reaches = resolveAll(reach, hosts);
+  for (const w of reach.warnings()) process.stderr.write(`warning: ${w}\n`);
+  return { reach, reaches, transport: new SshTransport((ssh) => reach.resolve(ssh)) };
 }
 
 /** Parses a numeric option that must be a whole number ≥ 1. */

@@ -61,6 +61,8 @@ const opt = {
   timeout: () =>
     new Option('--timeout <s>', 'dead-man switch: seconds before an unconfirmed host restores its previous rules').default('30'),
   keep: () => new Option('--keep <n>', 'backups to keep on each host').default('10'),
+  sshConfig: () => new Option('--ssh-config <path>', 'ssh_config for hosts\' settings and jump hosts, or none (default: ~/.ssh/config)'),
+  from: () => new Option('--from <addr>', 'lockout check: the address hosts see SSH come from (behind NAT); overrides ssh.source'),
   breakLock: () => new Option('--break-lock', 'take over a host\'s lock even if the run holding it may still be alive'),
 };
 
@@ -108,7 +110,7 @@ function buildProgram(internal: InternalOptions): Command {
 
   // Ship code (and node-ssh) loads only for the commands that need it, keeping `render` fast.
   const ship = async () => import('./ship-command.js');
-  const connection = () => [opt.connectTimeout(), opt.json(), opt.acceptNew()];
+  const connection = () => [opt.connectTimeout(), opt.json(), opt.acceptNew(), opt.sshConfig()];
   // What ship, status and doctor act on: the rendered roles and hosts.
   const target = () => [opt.inventory(), opt.out('rendered folder'), opt.templates(), opt.role(), opt.host(), opt.concurrency()];
 
@@ -121,6 +123,7 @@ function buildProgram(internal: InternalOptions): Command {
     opt.keep(),
     new Option('--force', 'apply even where the host already runs these rules'),
     opt.breakLock(),
+    opt.from(),
     new Option('--persist', 'install a boot hook on hosts where nothing loads the rules at boot'),
     new Option('--canary <n>', 'staged rollout: ship N hosts (spread over roles) first'),
     new Option('--waves <list>', 'staged rollout: then cumulative shares of the fleet, e.g. 10%,50%,100%'),
@@ -179,6 +182,7 @@ function buildProgram(internal: InternalOptions): Command {
     ...target(),
     opt.connectTimeout(),
     opt.json(),
+    opt.sshConfig(),
     new Option('--offline', 'check the inventory alone; contact no host'),
   ])
     .description('check the inventory and each host (SSH, iptables backend, boot persistence, other firewalls, leftovers): ok / warn / fail, each with a fix')

@@ -4,8 +4,10 @@ import { randomBytes } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import ipaddr from 'ipaddr.js';
 import { LockoutError, UsageError, WorkFailedError } from '../errors.js';
-import type { Inventory } from '../inventory/model.js';
-import { evaluateInput, sourceAddressFor } from '../ship/lockout.js';
+import type { Host, Inventory } from '../inventory/model.js';
+import { evaluateInput } from '../ship/lockout.js';
+import { sshSourceFor } from '../ship/lockout-source.js';
+import type { Reach } from '../ship/reach.js';
 import { planShip, remotePaths, selectHosts } from '../ship/plan.js';
 import { appendAudit, readAudit, type AuditEntry } from '../audit/audit-log.js';
 import { bootHookScript, describeBootHookResult, parseBootHookResult } from '../doctor/boot-hook.js';
@@ -17,8 +19,7 @@ import { mapPool } from '../util/map-pool.js';
 import { fleetSucceeded, shipFleet } from '../ship/ship-fleet.js';
 import { checkHost } from '../status/host-status.js';
 import type { Effects, HostJob, HostResult, RunSettings } from '../ship/ship-host.js';
-import { SshTransport } from '../ship/ssh-transport.js';
-import { positiveInt, nonNegativeInt, type HostOptions } from './options.js';
+import { positiveInt, nonNegativeInt, sshForRun, type HostOptions } from './options.js';
 import { printWarnings, renderProject, selectRoles, VERSION } from './project.js';
 import type { InternalOptions } from './program.js';
 import { loadInventory } from '../inventory/load-inventory.js';
@@ -37,6 +38,7 @@ interface RunOptions {
   force?: boolean;
   persist?: boolean;
   breakLock?: boolean;
+  sshConfig?: string;
 }
 
 /** `fwgen backups`: no rendered folder, templates or audit log involved. */
@@ -47,6 +49,7 @@ export interface BackupsOptions {
   connectTimeout: string;
   json?: boolean;
   acceptNew?: boolean;
+  sshConfig?: string;
 }
 
 /** `fwgen rollback`: restores backups, so neither roles, rendered/ nor templates play a part. */
@@ -67,6 +70,8 @@ export interface ShipOptions extends HostOptions {
   maxFailures?: string;
   auditLog: string;
   persist?: boolean;
+  /** `--from ADDR`: the address hosts see SSH come from (NAT); overrides ssh.source. */
+  from?: string;
   breakLock?: boolean;
 }
 
@@ -78,7 +83,11 @@ interface RunContext {
   readonly maxFailures: number;
 }
 
-const realEffects = (): Effects => ({ transport: new SshTransport(), sleep: (ms) => new Promise((r) => setTimeout(r, ms)), now: () => Date.now() });
+/** The real effects of a run: one SSH transport (sharing jump host connections), timers, the clock. */
+const realEffects = (opts: { sshConfig?: string }, hosts: readonly Host[]): Effects & { reaches: Map<string, Reach> } => {
+  const { transport, reaches } = sshForRun(opts, hosts);
+  return { transport, reaches, sleep: (ms) => new Promise((r) => setTimeout(r, ms)), now: () => Date.now() };
+};
 
 /** `fwgen ship`: check rendered/ is current and safe, then ship every selected host. */
 export async function shipCommand(opts: ShipOptions, internal: InternalOptions = {}): Promise<void> {
@@ -91,11 +100,12 @@ export async function shipCommand(opts: ShipOptions, internal: InternalOptions =
   }
   const inv = project.loaded.inventory;
   const jobs = planShip(inv, selectHosts(inv, project.roles, opts.host ?? []), opts.out);
-  if (!opts.dryRun && !internal.skipLockoutCheck) await checkLockout(jobs);
+  const fx = realEffects(opts, jobs.map((j) => j.host));
+  if (!opts.dryRun && !internal.skipLockoutCheck) await checkLockout(jobs, inv, fx.reaches, opts.from);
   const staged = opts.canary !== undefined || opts.waves !== undefined;
   const stages = staged ? planStages(jobs, opts.canary === undefined ? 0 : nonNegativeInt(opts.canary, '--canary'), parseWaves(opts.waves ?? '100%')) : [{ name: 'all', jobs }];
   const maxFailures = opts.maxFailures === undefined ? 0 : nonNegativeInt(opts.maxFailures, '--max-failures');
-  await runStages(stages, runSettings(opts, inv), opts, { action: 'ship', inv, staged, maxFailures });
+  await runStages(stages, runSettings(opts, inv), opts, { action: 'ship', inv, staged, maxFailures }, fx);
 }
 
 /** `fwgen rollback --host H [--to TS]` or `--wave last`: restore backups with the same test, dead-man switch and confirmation. */
@@ -105,14 +115,19 @@ export async function rollbackCommand(opts: RollbackOptions): Promise<void> {
   if (opts.to !== undefined && !/^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?$/.test(opts.to)) throw new UsageError(`--to ${opts.to} is not a backup timestamp (expected e.g. 20261121T183000Z, as \`fwgen backups\` lists)`);
   const inv = loadChecked(opts.inventory);
   const hosts = selectHosts(inv, undefined, opts.host);
-  const fx = realEffects();
+  const fx = realEffects(opts, hosts);
   const jobs: HostJob[] = [];
-  for (const host of hosts) {
-    const to = opts.to ?? (await listBackups(fx, host, inv, opts))[0]?.ts;
-    if (!to) throw new WorkFailedError(`host ${host.name} has no backups to roll back to`);
-    jobs.push({ host, paths: remotePaths(inv), v4: Buffer.alloc(0), v6: inv.hasIpv6 ? Buffer.alloc(0) : undefined, fromBackup: to, preserve: preserveMatcher(inv.preserve) });
+  try {
+    for (const host of hosts) {
+      const to = opts.to ?? (await listBackups(fx, host, inv, opts))[0]?.ts;
+      if (!to) throw new WorkFailedError(`host ${host.name} has no backups to roll back to`);
+      jobs.push({ host, paths: remotePaths(inv), v4: Buffer.alloc(0), v6: inv.hasIpv6 ? Buffer.alloc(0) : undefined, fromBackup: to, preserve: preserveMatcher(inv.preserve) });
+    }
+  } catch (err) {
+    fx.transport.close?.();
+    throw err;
   }
-  await runStages([{ name: 'all', jobs }], { ...runSettings(opts, inv), force: true }, opts, { action: 'rollback', inv, staged: false, maxFailures: 0 });
+  await runStages([{ name: 'all', jobs }], { ...runSettings(opts, inv), force: true }, opts, { action: 'rollback', inv, staged: false, maxFailures: 0 }, fx);
 }
 
 /** Undoes the hosts the last ship (or the shipped part of a halted rollout) changed, from the audit log. */
@@ -129,7 +144,7 @@ async function rollbackLastShip(opts: RollbackOptions): Promise<void> {
   process.stderr.write(`rolling back run ${last.run}: ${applied.length} host(s) to the backups it made\n`);
   const preserve = preserveMatcher(inv.preserve);
   const jobs: HostJob[] = hosts.map((host) => ({ host, paths: remotePaths(inv), v4: Buffer.alloc(0), v6: inv.hasIpv6 ? Buffer.alloc(0) : undefined, fromBackup: backupOf.get(host.name), preserve }));
-  await runStages([{ name: 'all', jobs }], { ...runSettings(opts, inv), force: true }, opts, { action: 'rollback', inv, staged: false, maxFailures: 0 });
+  await runStages([{ name: 'all', jobs }], { ...runSettings(opts, inv), force: true }, opts, { action: 'rollback', inv, staged: false, maxFailures: 0 }, realEffects(opts, hosts));
 }
 
 /** `fwgen backups`: the backups each selected host keeps, newest first. */
@@ -137,10 +152,11 @@ export async function backupsCommand(opts: BackupsOptions): Promise<void> {
   if (!opts.role && !opts.host?.length) throw new UsageError('say which hosts: --role ROLE or --host NAME');
   const inv = loadChecked(opts.inventory);
   const roles = selectRoles(opts.role ?? 'all', inv.roles.map((r) => r.name));
-  const fx = realEffects();
+  const hosts = selectHosts(inv, roles, opts.host ?? []);
+  const fx = realEffects(opts, hosts);
   const rows: { host: string; ts: string; size: string }[] = [];
   let failed = 0;
-  for (const host of selectHosts(inv, roles, opts.host ?? [])) {
+  for (const host of hosts) {
     try {
       for (const b of await listBackups(fx, host, inv, opts)) rows.push({ host: host.name, ...b });
     } catch (err) {
@@ -148,6 +164,7 @@ export async function backupsCommand(opts: BackupsOptions): Promise<void> {
       process.stderr.write(`${host.name}: ${(err as Error).message}\n`);
     }
   }
+  fx.transport.close?.();
   if (opts.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
   else for (const r of rows) process.stdout.write(`${r.host.padEnd(20)} ${r.ts.padEnd(20)} ${r.size === '-' ? '(live snapshot only)' : `${r.size} bytes`}\n`);
   if (failed > 0) throw new WorkFailedError(`${failed} host(s) could not be reached`);
@@ -167,9 +184,16 @@ async function listBackups(fx: Effects, host: HostJob['host'], inv: Inventory, o
 }
 
 /** Runs the stages in order; in a staged rollout, checks every host after its stage and halts on too many failures. */
-async function runStages(stages: readonly Stage[], settings: RunSettings, opts: RunOptions, ctx: RunContext): Promise<void> {
+async function runStages(stages: readonly Stage[], settings: RunSettings, opts: RunOptions, ctx: RunContext, fx: Effects): Promise<void> {
+  try {
+    await runAllStages(stages, settings, opts, ctx, fx);
+  } finally {
+    fx.transport.close?.();
+  }
+}
+
+async function runAllStages(stages: readonly Stage[], settings: RunSettings, opts: RunOptions, ctx: RunContext, fx: Effects): Promise<void> {
   const concurrency = positiveInt(opts.concurrency, '--concurrency');
-  const fx = realEffects();
   const total = stages.reduce((n, st) => n + st.jobs.length, 0);
   process.stderr.write(`${opts.dryRun ? 'checking' : 'shipping'} ${total} host(s), ${concurrency} at a time (run ${settings.id})\n`);
   const results: (HostResult & { stage: string })[] = [];
@@ -241,31 +265,41 @@ function printSummary(results: readonly HostResult[]): void {
   process.stderr.write(`\n${results.length} host(s): ${['applied', 'unchanged', 'would-apply', 'rolled-back', 'failed'].map((o) => `${count(o)} ${o}`).join(', ')}\n`);
 }
 
-/** Refuses (exit 2) a ruleset that would not admit this machine's SSH connection to a host. */
-async function checkLockout(jobs: readonly HostJob[]): Promise<void> {
+/** Refuses (exit 2) a ruleset that would not admit SSH from where each host sees it come from (here or a jump host). */
+async function checkLockout(jobs: readonly HostJob[], inv: Inventory, reaches: Map<string, Reach>, from?: string): Promise<void> {
+  if (from !== undefined && !ipaddr.isValid(from)) throw new UsageError(`--from ${from} is not an IP address`);
   const problems: string[] = [];
+  let viaJump = false;
   // Hosts of a role share one file: evaluate it once per role, family, source and port.
   const verdicts = new Map<string, ReturnType<typeof evaluateInput>>();
   await Promise.all(
     jobs.map(async (job) => {
-      const { host, port } = job.host.ssh;
-      let source: string;
+      const reach = reaches.get(job.host.name)!;
+      const port = reach.target.port;
+      let source: Awaited<ReturnType<typeof sshSourceFor>>;
       try {
-        source = await sourceAddressFor(host, port);
+        source = await sshSourceFor(job.host, reach, inv, from);
       } catch {
         return; // no route or no name: the connection itself will fail and say why.
       }
-      const v6 = ipaddr.IPv6.isValid(source) && source.includes(':') && !source.startsWith('::ffff:');
+      const v6 = ipaddr.process(source.address).kind() === 'ipv6';
       const rules = v6 ? job.v6 : job.v4;
       if (!rules) return;
-      const key = `${job.host.role}|${v6 ? 6 : 4}|${source}|${port}`;
+      const key = `${job.host.role}|${v6 ? 6 : 4}|${source.address}|${port}`;
       let verdict = verdicts.get(key);
-      if (!verdict) verdicts.set(key, (verdict = evaluateInput(rules.toString('utf8'), { source, dport: port })));
-      if (!verdict.admitted) problems.push(`${job.host.name}: the new rules would not admit SSH from ${source} to port ${port} (decided by: ${verdict.rule})`);
+      if (!verdict) verdicts.set(key, (verdict = evaluateInput(rules.toString('utf8'), { source: source.address, dport: port })));
+      if (!verdict.admitted) {
+        viaJump ||= reach.jumps.length > 0;
+        const why = source.why === 'this machine' ? '' : ` (${source.why})`;
+        problems.push(`${job.host.name}: the new rules would not admit SSH from ${source.address}${why} to port ${port} (decided by: ${verdict.rule})`);
+      }
     }),
   );
   if (problems.length > 0) {
-    throw new LockoutError(`refusing to ship: it would lock this machine out\n${problems.sort().join('\n')}`, 'add this machine\'s network to `management` (or ship from a management host); nothing was shipped');
+    const hint = viaJump
+      ? 'add the jump host\'s address to `management` (hosts behind a jump host see SSH come from it); nothing was shipped'
+      : 'add this machine\'s network to `management` (or ship from a management host; behind NAT, say the address with --from); nothing was shipped';
+    throw new LockoutError(`refusing to ship: it would lock this machine out\n${problems.sort().join('\n')}`, hint);
   }
 }
 

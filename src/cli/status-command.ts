@@ -1,8 +1,7 @@
 import { WorkFailedError } from '../errors.js';
 import { planShip, selectHosts } from '../ship/plan.js';
-import { SshTransport } from '../ship/ssh-transport.js';
 import { allInSync, statusFleet, type HostStatus } from '../status/host-status.js';
-import { positiveInt, type HostOptions } from './options.js';
+import { positiveInt, sshForRun, type HostOptions } from './options.js';
 import { printWarnings, renderProject } from './project.js';
 
 export interface StatusOptions extends HostOptions {
@@ -23,7 +22,8 @@ export async function statusCommand(opts: StatusOptions): Promise<void> {
   const concurrency = positiveInt(opts.concurrency, '--concurrency');
   const settings = { acceptNew: !!opts.acceptNew, connectTimeoutMs: positiveInt(opts.connectTimeout, '--connect-timeout') * 1000 };
   process.stderr.write(`checking ${jobs.length} host(s), ${concurrency} at a time\n`);
-  const results = await statusFleet(jobs, new SshTransport(), settings, concurrency);
+  const { transport } = sshForRun(opts, jobs.map((j) => j.host));
+  const results = await statusFleet(jobs, transport, settings, concurrency).finally(() => transport.close());
   const report = formatStatus(results, !!opts.diff);
   // The table is the result; with --json, JSON takes stdout and the table goes to stderr.
   if (opts.json) {

@@ -1,15 +1,18 @@
 import { knownHostsName } from '../ship/known-hosts.js';
 import { expandHome } from '../ship/ssh-transport.js';
-import type { TransportError } from '../ship/transport.js';
+import type { Reached, TransportError } from '../ship/transport.js';
 import type { Host } from '../inventory/model.js';
 import type { Check } from './checks.js';
 
 /** The checks a successful connection proves: reachable, host key known and matching, authenticated. */
-export function connectedChecks(h: Host): Check[] {
+export function connectedChecks(h: Host, reached?: Reached): Check[] {
+  const where = reached ? knownHostsName(reached.host, reached.port) : knownHostsName(h.ssh.host, h.ssh.port);
+  const alias = reached?.alias ? ` (ssh_config alias ${reached.alias})` : '';
+  const via = reached?.via.length ? ` via ${reached.via.join(' → ')}` : '';
   return [
-    { host: h.name, name: 'ssh', level: 'ok', detail: `reachable at ${knownHostsName(h.ssh.host, h.ssh.port)}` },
+    { host: h.name, name: 'ssh', level: 'ok', detail: `reachable at ${where}${alias}${via}` },
     { host: h.name, name: 'host key', level: 'ok', detail: `matches ${h.ssh.knownHosts}` },
-    { host: h.name, name: 'authentication', level: 'ok', detail: `logged in as ${h.ssh.user}` },
+    { host: h.name, name: 'authentication', level: 'ok', detail: `logged in as ${reached?.user ?? h.ssh.user}${reached ? ` with ${reached.key}` : ''}` },
   ];
 }
 
@@ -21,7 +24,8 @@ export function transportFailureChecks(h: Host, err: TransportError): Check[] {
   const [ssh, key, auth] = connectedChecks(h);
   const kh = expandHome(h.ssh.knownHosts);
   const name = knownHostsName(h.ssh.host, h.ssh.port);
-  const fail = (c: Check, fix: string): Check => ({ ...c, level: 'fail', detail: err.message, fix });
+  // Through a jump host, say which hop failed: the fix is on that hop.
+  const fail = (c: Check, fix: string): Check => ({ ...c, level: 'fail', detail: err.message, fix: err.hop?.startsWith('jump host') ? `on ${err.hop}: ${fix}` : fix });
   switch (err.kind) {
     case 'unreachable':
     case 'timeout':

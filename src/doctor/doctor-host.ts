@@ -1,4 +1,5 @@
 import type { Host, Inventory } from '../inventory/model.js';
+import type { Reach } from '../ship/reach.js';
 import { parseStatus, type RemotePaths } from '../ship/remote-scripts.js';
 import { TransportError, type Session, type Transport } from '../ship/transport.js';
 import { evaluateFacts, type Check } from './checks.js';
@@ -11,11 +12,13 @@ export interface DoctorDeps {
   readonly transport: Transport;
   readonly resolver: Resolver;
   readonly connectTimeoutMs: number;
+  /** How each host is reached (ssh_config, jump hosts), by host name. */
+  readonly reaches?: ReadonlyMap<string, Reach>;
 }
 
 /** Checks one host: names from here, then one SSH connection running one read-only script. */
 export async function doctorHost(host: Host, inv: Inventory, paths: RemotePaths, deps: DoctorDeps): Promise<Check[]> {
-  const [names, remote] = await Promise.all([nameChecks(host, deps.resolver), remoteChecks(host, inv, paths, deps)]);
+  const [names, remote] = await Promise.all([nameChecks(host, deps.resolver, deps.reaches?.get(host.name)), remoteChecks(host, inv, paths, deps)]);
   // A name that does not resolve explains a failed connection, so it goes first; PTR (a warning at most) last.
   return [...names.filter((c) => c.name !== 'PTR'), ...remote, ...names.filter((c) => c.name === 'PTR')];
 }
@@ -31,9 +34,9 @@ async function remoteChecks(host: Host, inv: Inventory, paths: RemotePaths, deps
     const r = await session.run({ name: 'doctor-facts', script: factsScript({ paths, id: 'doctor', ipv6: inv.hasIpv6 }), args: [] });
     if (parseStatus(r.stdout).status !== 'facts') {
       const why = r.stderr.trim().split('\n').at(-1) || `exit ${r.code}`;
-      return [...connectedChecks(host), { host: host.name, name: 'facts', level: 'fail', detail: `the checking script failed on the host: ${why}`, fix: 'the host needs a POSIX sh, coreutils and iproute2' }];
+      return [...connectedChecks(host, session.reached), { host: host.name, name: 'facts', level: 'fail', detail: `the checking script failed on the host: ${why}`, fix: 'the host needs a POSIX sh, coreutils and iproute2' }];
     }
-    return [...connectedChecks(host), ...evaluateFacts(parseFacts(r.stdout), { host, inventory: inv, paths })];
+    return [...connectedChecks(host, session.reached), ...evaluateFacts(parseFacts(r.stdout), { host, inventory: inv, paths })];
   } catch (err) {
     return failure(host, err);
   } finally {

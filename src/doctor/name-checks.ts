@@ -1,6 +1,7 @@
 import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
 import type { Host } from '../inventory/model.js';
+import type { Reach } from '../ship/reach.js';
 import type { Check } from './checks.js';
 
 /** Name lookups doctor makes from this machine; injectable so tests never ask a real DNS server. */
@@ -37,19 +38,27 @@ export function staticResolver(table: { names?: Record<string, string[]>; ptr?: 
   return { lookup: (name) => answer(table.names, name), reverse: (address) => answer(table.ptr, address) };
 }
 
-/** `ssh.host` resolves (skipped for an address) and every inventory address has a PTR record (warn only). */
-export async function nameChecks(h: Host, resolver: Resolver): Promise<Check[]> {
+/**
+ * `ssh.host` resolves (skipped for an address; an ssh_config alias is checked as its HostName, and
+ * behind a jump host the jump host resolves it) and every inventory address has a PTR record (warn only).
+ */
+export async function nameChecks(h: Host, resolver: Resolver, reach?: Reach): Promise<Check[]> {
   const checks: Check[] = [];
-  if (!isIP(h.ssh.host)) {
+  const name = reach?.target.host ?? h.ssh.host;
+  if (isIP(name)) {
+    // An address: nothing to resolve.
+  } else if (reach && reach.jumps.length > 0) {
+    checks.push({ host: h.name, name: 'ssh.host resolves', level: 'ok', detail: `${name} is resolved by the jump host` });
+  } else {
     try {
-      const found = await resolver.lookup(h.ssh.host);
-      checks.push({ host: h.name, name: 'ssh.host resolves', level: 'ok', detail: `${h.ssh.host} → ${found.join(', ')}` });
+      const found = await resolver.lookup(name);
+      checks.push({ host: h.name, name: 'ssh.host resolves', level: 'ok', detail: `${name} → ${found.join(', ')}` });
     } catch (err) {
       checks.push({
         host: h.name,
         name: 'ssh.host resolves',
         level: 'fail',
-        detail: `${h.ssh.host} does not resolve (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+        detail: `${name} does not resolve (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
         fix: `fix its DNS record or /etc/hosts, or set ssh.host of ${h.name} to an address`,
       });
     }

@@ -11,7 +11,10 @@ import { checkSchema } from './schema-check.js';
 import { formatPath, YamlLocator, type PathSegment } from './yaml-positions.js';
 
 /** The inventory as written, after the schema has accepted its shape. */
-interface RawSsh { host?: string; user?: string; port?: number; identity?: string; known_hosts?: string; sudo?: boolean }
+interface RawSsh {
+  host?: string; user?: string; port?: number; identity?: string; known_hosts?: string; sudo?: boolean;
+  jump?: string; source?: string; config?: string;
+}
 interface RawRule { from: string[]; ports: string[] }
 interface RawHost { address: string | string[]; ssh?: RawSsh }
 interface RawRole { public?: boolean; forward?: ForwardMode; ports?: string[]; allow?: RawRule[]; template?: string; hosts: Record<string, string | string[] | RawHost> | null }
@@ -30,7 +33,7 @@ export interface LoadedInventory {
   warnings: Problem[];
 }
 
-const DEFAULT_SSH: SshSettings = { host: '', user: 'root', port: 22, knownHosts: '~/.ssh/known_hosts', sudo: false };
+const DEFAULT_SSH: SshSettings = { host: '', user: 'root', port: 22, knownHosts: '~/.ssh/known_hosts', sudo: false, written: [] };
 
 /** Reads, validates and normalizes an inventory file; throws InputError listing every problem. */
 export function loadInventory(file: string): LoadedInventory {
@@ -284,10 +287,15 @@ function looksLikeRulesFile(path: string): boolean {
   return path.startsWith('/etc/') && /^[A-Za-z0-9][A-Za-z0-9._@+-]*\.(rules|v4|v6)$/.test(name);
 }
 
+const WRITTEN = [['host', 'host'], ['user', 'user'], ['port', 'port'], ['identity', 'identity'], ['known_hosts', 'knownHosts']] as const;
+
 function mergeSsh(base: SshSettings, raw: RawSsh | undefined, path: PathSegment[], report: Reporter): SshSettings {
   if (!raw) return base;
   if (raw.host !== undefined && !isHostName(raw.host) && 'error' in parseNet(raw.host, { allowPrefix: false })) {
     report.error([...path, 'host'], `ssh.host "${raw.host}" is neither an IP address nor a DNS name (expected e.g. web2.example.net or 198.51.100.12)`);
+  }
+  if (raw.source !== undefined && 'error' in parseNet(raw.source, { allowPrefix: false })) {
+    report.error([...path, 'source'], `ssh.source "${raw.source}" is not an IP address (expected the address hosts see SSH come from, e.g. 203.0.113.5)`);
   }
   return {
     host: raw.host ?? base.host,
@@ -296,6 +304,10 @@ function mergeSsh(base: SshSettings, raw: RawSsh | undefined, path: PathSegment[
     identity: raw.identity ?? base.identity,
     knownHosts: raw.known_hosts ?? base.knownHosts,
     sudo: raw.sudo ?? base.sudo,
+    jump: raw.jump ?? base.jump,
+    source: raw.source ?? base.source,
+    config: raw.config ?? base.config,
+    written: [...new Set([...(base.written ?? []), ...WRITTEN.filter(([k]) => raw[k] !== undefined).map(([, v]) => v)])],
   };
 }
 

@@ -31,6 +31,14 @@ export interface SshSettings {
   readonly identity?: string;
   readonly knownHosts: string;
   readonly sudo: boolean;
+  /** Jump hosts, `[user@]host[:port][,next...]`, or `none`; unset: ssh_config's ProxyJump. */
+  readonly jump?: string;
+  /** The address the host sees SSH come from, when it cannot be found out (NAT, a jump host). */
+  readonly source?: string;
+  /** ssh_config file to read, or `none`; unset: ~/.ssh/config. */
+  readonly config?: string;
+  /** Settings written in the inventory (per host or defaults): they win over ssh_config. */
+  readonly written?: readonly ('host' | 'user' | 'port' | 'identity' | 'knownHosts')[];
 }
 
 export interface Host {

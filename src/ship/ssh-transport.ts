@@ -1,10 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { NodeSSH } from 'node-ssh';
-import type { ClientChannel } from 'ssh2';
+import type { Duplex } from 'node:stream';
+import ssh2, { type AnyAuthMethod, type ClientChannel, type ParsedKey } from 'ssh2';
 import { fingerprint, knownHostsName, knownKeyTypes, readKnownHosts, recordHostKey, verifyHostKey } from './known-hosts.js';
 import type { RemoteCall } from './remote-scripts.js';
-import { TransportError, type ConnectTarget, type ExecResult, type Session, type Transport } from './transport.js';
+import { hopLabel, resolveReach, type Hop, type Reach } from './reach.js';
+import { NO_SSH_CONFIG } from './ssh-config.js';
+import { TransportError, type ConnectTarget, type ExecResult, type Reached, type Session, type Transport } from './transport.js';
 
 /** Expands a leading `~/` to the home directory of the user running fwgen. */
 export function expandHome(path: string): string {
@@ -16,114 +18,312 @@ export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-const SUDO_REFUSED = /sudo: (a password is required|a terminal is required)|may not run sudo|is not in the sudoers|not allowed to execute/;
-const DEFAULT_KEYS = ['~/.ssh/id_ed25519', '~/.ssh/id_ecdsa', '~/.ssh/id_rsa'];
+// ssh2 is CommonJS: its classes come from the default export.
+const { Client, OpenSSHAgent, utils } = ssh2;
+type Client = InstanceType<typeof Client>;
 
-/** SSH through node-ssh, with host keys verified against known_hosts. */
+const SUDO_REFUSED = /sudo: (a password is required|a terminal is required)|may not run sudo|is not in the sudoers|not allowed to execute/;
+
+/** Resolves a host's inventory settings into hops; the default ignores ssh_config. */
+export type ReachResolver = (ssh: ConnectTarget['ssh']) => Reach;
+
+/**
+ * SSH through ssh2, host keys verified against known_hosts, through jump hosts when configured.
+ * Each jump host gets one connection per run, shared by every host behind it (one forwarded
+ * channel per target connection); `close()` ends them.
+ */
 export class SshTransport implements Transport {
   // Read once per run, not once per connection (a run may open hundreds).
   private readonly knownHosts = new Map<string, ReturnType<typeof readKnownHosts>>();
-  private readonly keys = new Map<string, string | undefined>();
+  private readonly jumps = new Map<string, Promise<Client>>();
+
+  constructor(
+    private readonly reachOf: ReachResolver = (ssh) => resolveReach(ssh, NO_SSH_CONFIG),
+    /** A silent peer is declared lost after `keepaliveMs` × `keepaliveCount` ms. */
+    private readonly keepalive = { keepaliveMs: 5000, keepaliveCount: 3 },
+  ) {}
 
   async connect(target: ConnectTarget): Promise<Session> {
-    const { ssh } = target;
-    const knownHostsPath = expandHome(ssh.knownHosts);
+    let reach: Reach;
+    try {
+      reach = this.reachOf(target.ssh);
+    } catch (err) {
+      throw new TransportError('unreachable', (err as Error).message);
+    }
+    let via: Client | undefined;
+    for (let i = 0; i < reach.jumps.length; i++) {
+      via = await this.jumpClient(reach.jumps.slice(0, i + 1), via, target);
+    }
+    const sock = via ? await forward(via, reach.target, reach.jumps.at(-1)!, target.timeoutMs) : undefined;
+    const t = reach.target;
+    const { client, auth } = await this.open(t, target, sock, reach.jumps.length > 0 ? 'target' : undefined);
+    const alias = t.name !== t.host ? t.name : undefined;
+    const reached: Reached = { host: t.host, port: t.port, user: t.user, alias, via: reach.jumps.map(hopLabel), key: auth };
+    return new SshSession(client, target.ssh.sudo, reached);
+  }
+
+  /** Ends the shared jump host connections. */
+  close(): void {
+    for (const p of this.jumps.values()) p.then((c) => c.end(), () => undefined);
+    this.jumps.clear();
+  }
+
+  private jumpClient(chain: readonly Hop[], via: Client | undefined, target: ConnectTarget): Promise<Client> {
+    const key = chain.map((h) => `${h.user}@${h.host}:${h.port}`).join('>');
+    let p = this.jumps.get(key);
+    if (!p) {
+      const hop = chain.at(-1)!;
+      const label = `jump host ${hopLabel(hop)}`;
+      p = (async () => {
+        const sock = via ? await forward(via, hop, chain.at(-2)!, target.timeoutMs) : undefined;
+        const { client } = await this.open(hop, target, sock, label);
+        // A lost jump connection is opened again by the next host that needs it.
+        client.on('close', () => this.jumps.get(key) === p && this.jumps.delete(key));
+        return client;
+      })();
+      this.jumps.set(key, p);
+      // Hosts waiting on a failed jump host all fail with its reason; a later connection tries again.
+      p.catch(() => this.jumps.get(key) === p && this.jumps.delete(key));
+    }
+    return p;
+  }
+
+  /** One SSH connection to `hop` (over `sock` when through a jump host); `role` prefixes errors with the hop. */
+  private async open(hop: Hop, target: ConnectTarget, sock: Duplex | undefined, role: string | undefined): Promise<Opened> {
+    const knownHostsPath = expandHome(hop.knownHosts);
     if (!this.knownHosts.has(knownHostsPath)) this.knownHosts.set(knownHostsPath, readKnownHosts(knownHostsPath));
     const entries = this.knownHosts.get(knownHostsPath)!;
-    const keyId = ssh.identity ?? '';
-    if (!this.keys.has(keyId)) this.keys.set(keyId, readPrivateKey(ssh.identity));
+    const auth = authMethods(hop, process.env.SSH_AUTH_SOCK || undefined);
+    const fail = (e: TransportError) => (role ? new TransportError(e.kind, `${role}: ${e.message}`, role) : e);
+    if (auth.methods.length === 0) {
+      const why = auth.problems.join('; ') || 'no identity file found and no ssh-agent';
+      throw fail(new TransportError('auth-failed', `no usable key for ${hopLabel(hop)}: ${why}`));
+    }
     // An ssh-rsa key is used with rsa-sha2-* signatures by modern servers (plain ssh-rsa is SHA-1).
-    const keyTypes = knownKeyTypes(entries, ssh.host, ssh.port).flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', t] : [t]));
+    const keyTypes = knownKeyTypes(entries, hop.host, hop.port).flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', t] : [t]));
     let verdict: 'match' | 'mismatch' | 'unknown' | 'accepted' = 'unknown';
     let presented = '';
-    const client = new NodeSSH();
+    let tried = 'none';
+    const client = new Client();
     try {
-      await client.connect({
-        host: ssh.host,
-        port: ssh.port,
-        username: ssh.user,
-        privateKey: this.keys.get(keyId),
-        agent: process.env.SSH_AUTH_SOCK || undefined,
-        readyTimeout: target.timeoutMs,
-        keepaliveInterval: 5000,
-        // Ask for a key type known_hosts has for this host, as OpenSSH does.
-        algorithms: keyTypes.length > 0 ? { serverHostKey: keyTypes as never } : undefined,
-        hostVerifier: (key: Buffer) => {
-          presented = fingerprint(key);
-          verdict = verifyHostKey(entries, ssh.host, ssh.port, key);
-          if (verdict === 'unknown' && target.acceptNew) {
-            recordHostKey(knownHostsPath, ssh.host, ssh.port, key);
-            this.knownHosts.delete(knownHostsPath);
-            verdict = 'accepted';
-          }
-          return verdict === 'match' || verdict === 'accepted';
-        },
+      await new Promise<void>((resolve, reject) => {
+        // Registered for the client's whole life: an ssh2 'error' with no listener would crash the run.
+        client.on('error', (err) => reject(err));
+        client.on('close', () => reject(new Error('connection closed during the SSH handshake')));
+        client.on('ready', () => resolve());
+        const queue = [...auth.methods];
+        client.connect({
+          host: sock ? undefined : hop.host,
+          port: sock ? undefined : hop.port,
+          sock,
+          username: hop.user,
+          readyTimeout: target.timeoutMs,
+          keepaliveInterval: this.keepalive.keepaliveMs,
+          keepaliveCountMax: this.keepalive.keepaliveCount,
+          authHandler: (_left, _partial, next) => {
+            const m = queue.shift();
+            if (!m) return next(false as never);
+            tried = m.label;
+            next(m.method);
+          },
+          // Ask for a key type known_hosts has for this host, as OpenSSH does.
+          algorithms: keyTypes.length > 0 ? { serverHostKey: keyTypes as never } : undefined,
+          hostVerifier: (key: Buffer) => {
+            presented = fingerprint(key);
+            verdict = verifyHostKey(entries, hop.host, hop.port, key);
+            if (verdict === 'unknown' && target.acceptNew) {
+              recordHostKey(knownHostsPath, hop.host, hop.port, key);
+              this.knownHosts.delete(knownHostsPath);
+              verdict = 'accepted';
+            }
+            return verdict === 'match' || verdict === 'accepted';
+          },
+        });
       });
     } catch (err) {
-      client.dispose();
-      throw classify(err as Error, verdict, presented, target, knownHostsPath);
+      client.end();
+      client.destroy();
+      throw fail(classify(err as Error, verdict, presented, hop, knownHostsPath, auth.problems));
     }
     // Small request/response exchanges: without this, Nagle and delayed ACKs add ~40 ms stalls.
-    (client.connection as unknown as { _sock?: { setNoDelay?: (v: boolean) => void } } | null)?._sock?.setNoDelay?.(true);
-    return new SshSession(client, ssh.sudo);
+    (client as unknown as { _sock?: { setNoDelay?: (v: boolean) => void } })._sock?.setNoDelay?.(true);
+    return { client, auth: tried };
   }
 }
 
-function readPrivateKey(identity: string | undefined): string | undefined {
-  for (const candidate of identity ? [identity] : DEFAULT_KEYS) {
-    const path = expandHome(candidate);
-    if (existsSync(path)) return readFileSync(path, 'utf8');
-  }
-  return undefined;
+/** A TCP connection from a jump host to the next hop, as a stream (one channel of the shared connection). */
+function forward(via: Client, to: Hop, jump: Hop, timeoutMs: number): Promise<Duplex> {
+  const hopName = `jump host ${hopLabel(jump)}`;
+  return new Promise((resolve, reject) => {
+    // A dropped SYN would keep the jump host trying for minutes: bound it like a direct connection.
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      reject(new TransportError('timeout', `${hopName} timed out connecting to ${hopLabel(to)}`, hopName));
+    }, timeoutMs);
+    try {
+      via.forwardOut('127.0.0.1', 0, to.host, to.port, (err, stream) => {
+        clearTimeout(timer);
+        if (late) return stream?.close();
+        if (err) return reject(new TransportError('unreachable', `${hopName} could not connect to ${hopLabel(to)}: ${err.message}`, hopName));
+        resolve(stream);
+      });
+    } catch (err) {
+      clearTimeout(timer);
+      reject(new TransportError('unreachable', `${hopName} connection lost: ${(err as Error).message}`, hopName));
+    }
+  });
 }
 
-function classify(err: Error, verdict: string, presented: string, target: ConnectTarget, knownHostsPath: string): TransportError {
-  const where = `${target.ssh.user}@${knownHostsName(target.ssh.host, target.ssh.port)}`;
+interface Opened {
+  readonly client: Client;
+  /** What authenticated: an identity file or the agent. */
+  readonly auth: string;
+}
+
+interface AuthPlan {
+  readonly methods: { readonly method: AnyAuthMethod; readonly label: string }[];
+  /** Identities that cannot be used, and why. */
+  readonly problems: string[];
+}
+
+/**
+ * As OpenSSH: agent keys first (only those matching an identity file with IdentitiesOnly), then each
+ * identity file. An encrypted key is only usable through the agent: no passphrase prompt in a parallel run.
+ */
+export function authMethods(hop: Hop, agentSock: string | undefined): AuthPlan {
+  const problems: string[] = [];
+  const files: { method: AnyAuthMethod; label: string }[] = [];
+  const publics: Buffer[] = [];
+  for (const id of hop.identities) {
+    const path = expandHome(id);
+    if (!existsSync(path)) continue;
+    const text = readFileSync(path);
+    const key = utils.parseKey(text);
+    const pub = existsSync(`${path}.pub`) ? utils.parseKey(readFileSync(`${path}.pub`)) : undefined;
+    if (pub && !(pub instanceof Error)) publics.push(pub.getPublicSSH());
+    if (key instanceof Error) {
+      if (/encrypt|passphrase/i.test(key.message)) {
+        problems.push(
+          agentSock
+            ? `${id} is encrypted: used only through the agent`
+            : `${id} is encrypted and no ssh-agent is running (SSH_AUTH_SOCK is unset): run ssh-agent and ssh-add ${id}`,
+        );
+      } else problems.push(`${id} is not a private key fwgen can read (${key.message})`);
+      continue;
+    }
+    const parsed = Array.isArray(key) ? (key[0] as ParsedKey) : key;
+    publics.push(parsed.getPublicSSH());
+    files.push({ method: { type: 'publickey', username: hop.user, key: text }, label: id });
+  }
+  if (!agentSock) return { methods: files, problems };
+  const agent = hop.identitiesOnly ? new FilteredAgent(agentSock, publics) : agentSock;
+  const viaAgent = { method: { type: 'agent', username: hop.user, agent } as AnyAuthMethod, label: 'ssh-agent (SSH_AUTH_SOCK)' };
+  return { methods: [viaAgent, ...files], problems };
+}
+
+/** The agent's keys that match one of the identity files (IdentitiesOnly). */
+export class FilteredAgent extends OpenSSHAgent {
+  constructor(
+    socketPath: string,
+    private readonly allowed: readonly Buffer[],
+  ) {
+    super(socketPath);
+  }
+
+  override getIdentities(cb: Parameters<InstanceType<typeof OpenSSHAgent>['getIdentities']>[0]): void {
+    super.getIdentities((err, keys) => {
+      if (err || !keys) return cb(err, keys);
+      cb(undefined, keys.filter((k) => this.allowed.some((a) => a.equals((k as ParsedKey).getPublicSSH()))));
+    });
+  }
+}
+
+function classify(
+  err: Error,
+  verdict: string,
+  presented: string,
+  hop: Hop,
+  knownHostsPath: string,
+  problems: readonly string[],
+): TransportError {
+  const where = hopLabel(hop);
+  const name = knownHostsName(hop.host, hop.port);
   if (verdict === 'mismatch') {
-    return new TransportError('host-key-changed', `host key for ${knownHostsName(target.ssh.host, target.ssh.port)} does not match ${knownHostsPath} (presented ${presented}); if the host was reinstalled, remove the old key with ssh-keygen -R`);
+    return new TransportError('host-key-changed', `host key for ${name} does not match ${knownHostsPath} (presented ${presented}); if the host was reinstalled, remove the old key with ssh-keygen -R`);
   }
   if (verdict === 'unknown' && presented) {
-    return new TransportError('host-key-unknown', `host key for ${knownHostsName(target.ssh.host, target.ssh.port)} is not in ${knownHostsPath} (presented ${presented}); verify it and add it, or run with --accept-new`);
+    return new TransportError('host-key-unknown', `host key for ${name} is not in ${knownHostsPath} (presented ${presented}); verify it and add it, or run with --accept-new`);
   }
+  if (err instanceof TransportError) return err;
   const msg = err.message || String(err);
   if (/authentication methods failed|All configured authentication/i.test(msg)) {
-    return new TransportError('auth-failed', `authentication failed for ${where} (check ssh.user, ssh.identity or the agent)`);
+    const extra = problems.length > 0 ? `; ${problems.join('; ')}` : '';
+    const check = '(check ssh.user, ssh.identity, IdentityFile or the agent)';
+    return new TransportError('auth-failed', `authentication failed for ${where} ${check}${extra}`);
   }
   if (/Timed out/i.test(msg)) return new TransportError('timeout', `connection to ${where} timed out`);
   return new TransportError('unreachable', `cannot connect to ${where}: ${msg}`);
 }
 
 class SshSession implements Session {
+  private lost: string | undefined;
+  private readonly pending = new Set<(e: TransportError) => void>();
+
   constructor(
-    private readonly client: NodeSSH,
+    private readonly client: Client,
     private readonly sudo: boolean,
-  ) {}
+    readonly reached: Reached,
+  ) {
+    // A network fault (reset, keepalive timeout, half-closed socket) fails the commands in flight.
+    const lose = (why: string) => {
+      this.lost ??= why;
+      for (const reject of this.pending) reject(new TransportError('unreachable', `connection lost: ${this.lost}`));
+      this.pending.clear();
+    };
+    client.on('error', (e: Error) => lose(e.message));
+    client.on('end', () => lose('the server closed the connection'));
+    client.on('close', () => lose('the connection closed'));
+  }
 
   async run(call: RemoteCall, stdin?: Buffer): Promise<ExecResult> {
     // `sh -c SCRIPT NAME ARGS...`: the values reach the script as $1..$n, never as code.
     const words = [shq(call.script), `fwgen-${call.name}`, ...call.args.map(shq)].join(' ');
     const command = this.sudo ? `sudo -n sh -c ${words}` : `sh -c ${words}`;
-    const conn = this.client.connection;
-    if (!conn) throw new TransportError('unreachable', 'connection closed');
+    if (this.lost) throw new TransportError('unreachable', `connection lost: ${this.lost}`);
     const result = await new Promise<ExecResult>((resolve, reject) => {
-      conn.exec(command, (err: Error | undefined, stream: ClientChannel) => {
-        if (err) return reject(new TransportError('unreachable', err.message));
-        const out: Buffer[] = [];
-        const errOut: Buffer[] = [];
-        let exitCode: number | undefined;
-        stream.on('data', (d: Buffer) => out.push(d));
-        stream.stderr.on('data', (d: Buffer) => errOut.push(d));
-        stream.on('exit', (code: number | null) => {
-          if (typeof code === 'number') exitCode = code;
+      this.pending.add(reject);
+      const done = () => this.pending.delete(reject);
+      try {
+        this.client.exec(command, (err: Error | undefined, stream: ClientChannel) => {
+          if (err) {
+            done();
+            return reject(new TransportError('unreachable', err.message));
+          }
+          const out: Buffer[] = [];
+          const errOut: Buffer[] = [];
+          let exitCode: number | undefined;
+          stream.on('data', (d: Buffer) => out.push(d));
+          stream.stderr.on('data', (d: Buffer) => errOut.push(d));
+          stream.on('exit', (code: number | null) => {
+            if (typeof code === 'number') exitCode = code;
+          });
+          stream.on('close', () => {
+            done();
+            // No exit status means the connection went away mid-command: that is not a command failure.
+            if (exitCode === undefined) return reject(new TransportError('unreachable', 'connection lost while a command was running'));
+            resolve({ code: exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8') });
+          });
+          stream.on('error', (e: Error) => {
+            done();
+            reject(new TransportError('unreachable', e.message));
+          });
+          stream.end(stdin ?? undefined);
         });
-        stream.on('close', () => {
-          // No exit status means the connection went away mid-command: that is not a command failure.
-          if (exitCode === undefined) return reject(new TransportError('unreachable', 'connection lost while a command was running'));
-          resolve({ code: exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8') });
-        });
-        stream.on('error', (e: Error) => reject(new TransportError('unreachable', e.message)));
-        stream.end(stdin ?? undefined);
-      });
+      } catch (err) {
+        done();
+        reject(new TransportError('unreachable', (err as Error).message));
+      }
     });
     const refusal = this.sudo && result.code !== 0 ? result.stderr.split('\n').find((l) => SUDO_REFUSED.test(l)) : undefined;
     if (refusal) throw new TransportError('sudo-password', `sudo -n refused: ${refusal.trim()} (ssh.sudo needs passwordless sudo for this user)`);
@@ -131,6 +331,6 @@ class SshSession implements Session {
   }
 
   close(): void {
-    this.client.dispose();
+    this.client.end();
   }
 }

@@ -13,6 +13,21 @@ export interface Session {
   /** Runs a step's script with its arguments (as root, or under `sudo -n` when configured), feeding `stdin`. */
   run(call: RemoteCall, stdin?: Buffer): Promise<ExecResult>;
   close(): void;
+  /** How the host was reached, when the transport knows (for doctor). */
+  readonly reached?: Reached;
+}
+
+/** Where a session ended up and how: the resolved address, the ssh_config alias, jump hosts, the key. */
+export interface Reached {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  /** The name given to ssh when it is an ssh_config alias (a HostName differs). */
+  readonly alias?: string;
+  /** Jump hosts, `user@host[:port]`, first to last. */
+  readonly via: readonly string[];
+  /** The key that authenticated: an identity file, or the agent. */
+  readonly key: string;
 }
 
 /** How to reach a host: the inventory's SSH settings, plus options of this run. */
@@ -27,6 +42,8 @@ export interface ConnectTarget {
 export interface Transport {
   /** Opens a new connection; rejects with a TransportError when it cannot. */
   connect(target: ConnectTarget): Promise<Session>;
+  /** Ends what the transport shares between connections (jump host connections) at the end of a run. */
+  close?(): void;
 }
 
 export type TransportFailure = 'unreachable' | 'host-key-unknown' | 'host-key-changed' | 'auth-failed' | 'sudo-password' | 'timeout';
@@ -36,6 +53,8 @@ export class TransportError extends Error {
   constructor(
     readonly kind: TransportFailure,
     message: string,
+    /** The hop that failed (`jump host root@bastion`), when not the target reached directly. */
+    readonly hop?: string,
   ) {
     super(message);
     this.name = 'TransportError';
