@@ -1,4 +1,4 @@
-import { mergeCidr, parseCidr } from 'cidr-tools';
+import { mergeCidr } from 'cidr-tools';
 import { parseNet } from '../inventory/addresses.js';
 import type { Net } from '../inventory/model.js';
 
@@ -30,19 +30,23 @@ export function aggregateNets(nets: readonly Net[]): Net[] {
 /** Merges the members' networks (one family) and says which members each resulting CIDR covers. */
 export function aggregate(members: readonly Member[]): Aggregate[] {
   if (members.length === 0) return [];
-  const merged = mergeCidr(members.map((m) => m.net.cidr)).map(canonicalNet).sort(compareNets);
-  const ranges = merged.map((net) => parseCidr(net.cidr));
-  const covered = merged.map((): Member[] => []);
-  // Merged CIDRs are disjoint and sorted, so one sweep over members sorted by start finds each one's CIDR.
-  const starts = members.map((m, i) => ({ m, i, start: parseCidr(m.net.cidr).start }));
-  starts.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.i - b.i));
+  // Most merged CIDRs are a member's own network: reuse its canonical Net rather than parse the text again.
+  const known = new Map(members.map((m) => [m.net.cidr, m.net]));
+  const merged = mergeCidr(members.map((m) => m.net.cidr))
+    .map((cidr) => known.get(cidr) ?? canonicalNet(cidr))
+    .sort(compareNets);
+  const starts = merged.map(startOf);
+  const covered = merged.map((): { m: Member; i: number }[] => []);
+  // Merged CIDRs are disjoint, sorted and cover every member, so a member belongs to the last CIDR starting
+  // at or before it: one sweep over members sorted by start. Keys hold fixed-width hex, so strings compare.
+  const sorted = members.map((m, i) => ({ m, i, start: startOf(m.net) }));
+  sorted.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.i - b.i));
   let at = 0;
-  for (const { m, start } of starts) {
-    while (ranges[at]!.end < start) at++;
-    covered[at]!.push(m);
+  for (const entry of sorted) {
+    while (at + 1 < merged.length && starts[at + 1]! <= entry.start) at++;
+    covered[at]!.push(entry);
   }
-  const order = new Map(members.map((m, i) => [m, i]));
-  return merged.map((net, i) => ({ net, members: covered[i]!.sort((a, b) => order.get(a)! - order.get(b)!) }));
+  return merged.map((net, k) => ({ net, members: covered[k]!.sort((a, b) => a.i - b.i).map((e) => e.m) }));
 }
 
 /**
@@ -68,6 +72,11 @@ function canonicalNet(cidr: string): Net {
   const net = parseNet(cidr, { allowPrefix: true });
   if ('error' in net) throw new Error(`bug: cidr-tools returned ${cidr}: ${net.error}`);
   return net;
+}
+
+/** The start address part of a Net's sort key: family and fixed-width hex bytes, e.g. `4:c6336405`. */
+function startOf(net: Net): string {
+  return net.key.slice(0, net.key.indexOf('/'));
 }
 
 function compareNets(a: Net, b: Net): number {
