@@ -19,14 +19,14 @@ const policy = (all: RolePolicy[], role: string, family = 'ipv4'): RolePolicy =>
   all.find((p) => p.role === role && p.family === family)!;
 
 describe('aggregate labels', () => {
-  it('keeps a lone host as role/host, and counts merged hosts with their roles sorted', () => {
+  it('keeps a lone host as role/host, and counts merged hosts with their roles sorted, space-separated', () => {
     const merged = aggregate([
       host('10.0.0.5/32', 'web', 'web1'),
       host('10.0.0.2/32', 'web', 'web2'),
       host('10.0.0.3/32', 'db', 'db1'),
     ]);
     expect(merged.map((a) => [a.net.cidr, describeAggregate(a.members)])).toEqual([
-      ['10.0.0.2/31', '2 hosts of db, web'],
+      ['10.0.0.2/31', '2 hosts of db web'],
       ['10.0.0.5/32', 'web/web1'],
     ]);
   });
@@ -35,7 +35,7 @@ describe('aggregate labels', () => {
     const netMember: Member = { net: net('10.0.0.0/31'), via: '10.0.0.0/31', group: '10.0.0.0/31', isHost: false };
     const [a] = aggregate([netMember, host('10.0.0.2/31', 'web', 'w'), host('10.0.0.2/31', 'web', 'w')]);
     expect(a!.net.cidr).toBe('10.0.0.0/30');
-    expect(describeAggregate(a!.members)).toBe('2 sources of 10.0.0.0/31, web');
+    expect(describeAggregate(a!.members)).toBe('2 sources of 10.0.0.0/31 web');
     const twice = [host('10.0.0.9/32', 'web', 'web1'), { ...host('10.0.0.9/32', 'web', 'web1'), via: 'web1' }];
     expect(describeAggregate(twice)).toBe('web/web1');
   });
@@ -54,6 +54,8 @@ describe('aggregate labels', () => {
     expect(label).toBe(`256 hosts of ${long(0)} and 255 more`);
     const comment = `fwgen ${'r'.repeat(63)} monitoring#999 from ${label}`;
     expect(comment.length).toBeLessThanOrEqual(256);
+    // Only characters of fwgen's comment grammar (test/hostile-values.test.ts): no commas.
+    expect(describeAggregate([host('10.0.0.2/32', 'a', 'x'), host('10.0.0.3/32', 'b', 'y')])).toMatch(/^[A-Za-z0-9 ./:#_-]+$/);
   });
 });
 
@@ -84,9 +86,9 @@ describe('resolvePolicies with aggregation', () => {
     expect(db.fleet).toEqual([
       { cidr: '198.51.100.10/31', label: '2 hosts of web' },
       { cidr: '198.51.100.12/31', label: '2 hosts of web' },
-      { cidr: '198.51.100.20/30', label: '4 hosts of db, metrics' },
+      { cidr: '198.51.100.20/30', label: '4 hosts of db metrics' },
     ]);
-    expect(policy(all, 'db', 'ipv6').fleet).toEqual([{ cidr: '2001:db8::12/127', label: '2 hosts of metrics, web' }]);
+    expect(policy(all, 'db', 'ipv6').fleet).toEqual([{ cidr: '2001:db8::12/127', label: '2 hosts of metrics web' }]);
     // Shared by every role of the family (the renderer renders it once).
     expect(policy(all, 'web').fleet).toBe(db.fleet);
   });
@@ -103,9 +105,9 @@ describe('resolvePolicies with aggregation', () => {
       'tcp/5432 198.51.100.12/31 allow#1 from 2 hosts of web',
       'tcp/6432 198.51.100.10/31 allow#1 from 2 hosts of web',
       'tcp/6432 198.51.100.12/31 allow#1 from 2 hosts of web',
-      'tcp/8080 198.51.100.10/31 allow#3 from 2 sources of 198.51.100.11/32, web1',
+      'tcp/8080 198.51.100.10/31 allow#3 from 2 sources of 198.51.100.11/32 web1',
       'tcp/9100 198.51.100.22/31 monitoring#1 from 2 hosts of metrics',
-      'udp/161 192.0.2.0/24 allow#4 from 2 sources of 192.0.2.0/25, 192.0.2.128/25',
+      'udp/161 192.0.2.0/24 allow#4 from 2 sources of 192.0.2.0/25 192.0.2.128/25',
     ]);
     expect(policy(all, 'db', 'ipv6').allow.map((a) => `${a.port.text} ${a.cidr} ${a.label} from ${a.via}`)).toEqual([
       'tcp/5432 2001:db8::12/128 allow#1 from web/web3',

@@ -51,8 +51,10 @@ export function aggregate(members: readonly Member[]): Aggregate[] {
 
 /**
  * Comment text for an aggregate: the member's own text when it is alone (`web/web1`), else a count and
- * the groups it came from, sorted (`12 hosts of db, web`; `3 sources of 192.0.2.0/24, web` when networks
- * are among them). Distinct addresses are counted, so a host named twice counts once.
+ * the groups it came from, sorted (`12 hosts of db web`; `3 sources of 192.0.2.0/24 web` when networks
+ * are among them). Distinct addresses are counted, so a host named twice counts once. Groups are
+ * separated by spaces, not commas: names never hold a space, and comments keep to the characters
+ * fwgen's rule grammar allows (letters, digits, ` ./:#_-`).
  */
 export function describeAggregate(members: readonly Member[]): string {
   const distinct = new Map(members.map((m) => [m.net.cidr, m]));
@@ -63,9 +65,9 @@ export function describeAggregate(members: readonly Member[]): string {
 
 function listGroups(groups: readonly string[]): string {
   let shown = 1;
-  while (shown < groups.length && groups.slice(0, shown + 1).join(', ').length <= GROUP_TEXT_BUDGET) shown++;
+  while (shown < groups.length && groups.slice(0, shown + 1).join(' ').length <= GROUP_TEXT_BUDGET) shown++;
   const rest = groups.length - shown;
-  return groups.slice(0, shown).join(', ') + (rest > 0 ? ` and ${rest} more` : '');
+  return groups.slice(0, shown).join(' ') + (rest > 0 ? ` and ${rest} more` : '');
 }
 
 function canonicalNet(cidr: string): Net {

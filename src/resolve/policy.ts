@@ -3,7 +3,7 @@ import type { Family, PortSpec } from '../inventory/model.js';
 /** A fleet-trust source: inventory addresses merged into one CIDR. */
 export interface FleetSource {
   readonly cidr: string;
-  /** Comment text: `web/web1` for one host, `12 hosts of db, web` for a merged CIDR. */
+  /** Comment text: `web/web1` for one host, `12 hosts of db web` for a merged CIDR. */
   readonly label: string;
 }
 
@@ -12,7 +12,7 @@ export interface AllowEntry {
   readonly cidr: string;
   /**
    * What the source was written as: `web/web1` for a role, `web1` for a host, the CIDR itself; for a CIDR
-   * merged from several sources, a count and where they came from: `5 hosts of web, worker`.
+   * merged from several sources, a count and where they came from: `5 hosts of web worker`.
    */
   readonly via: string;
   readonly label: string;
