@@ -32,9 +32,8 @@ export function aggregate(members: readonly Member[]): Aggregate[] {
   if (members.length === 0) return [];
   // Most merged CIDRs are a member's own network: reuse its canonical Net rather than parse the text again.
   const known = new Map(members.map((m) => [m.net.cidr, m.net]));
-  const merged = mergeCidr(members.map((m) => m.net.cidr))
-    .map((cidr) => known.get(cidr) ?? canonicalNet(cidr))
-    .sort(compareNets);
+  const merged = mergeCidr(members.map((m) => m.net.cidr)).map((cidr) => known.get(cidr) ?? canonicalNet(cidr));
+  if (!isSorted(merged)) merged.sort(compareNets);
   const starts = merged.map(startOf);
   const covered = merged.map((): { m: Member; i: number }[] => []);
   // Merged CIDRs are disjoint, sorted and cover every member, so a member belongs to the last CIDR starting
@@ -46,7 +45,10 @@ export function aggregate(members: readonly Member[]): Aggregate[] {
     while (at + 1 < merged.length && starts[at + 1]! <= entry.start) at++;
     covered[at]!.push(entry);
   }
-  return merged.map((net, k) => ({ net, members: covered[k]!.sort((a, b) => a.i - b.i).map((e) => e.m) }));
+  return merged.map((net, k) => {
+    const entries = covered[k]!;
+    return { net, members: entries.length === 1 ? [entries[0]!.m] : entries.sort((a, b) => a.i - b.i).map((e) => e.m) };
+  });
 }
 
 /**
@@ -57,6 +59,7 @@ export function aggregate(members: readonly Member[]): Aggregate[] {
  * fwgen's rule grammar allows (letters, digits, ` ./:#_-`).
  */
 export function describeAggregate(members: readonly Member[]): string {
+  if (members.length === 1) return members[0]!.via;
   const distinct = new Map(members.map((m) => [m.net.cidr, m]));
   if (distinct.size === 1) return members[0]!.via;
   const noun = [...distinct.values()].every((m) => m.isHost) ? 'hosts' : 'sources';
@@ -79,6 +82,11 @@ function canonicalNet(cidr: string): Net {
 /** The start address part of a Net's sort key: family and fixed-width hex bytes, e.g. `4:c6336405`. */
 function startOf(net: Net): string {
   return net.key.slice(0, net.key.indexOf('/'));
+}
+
+function isSorted(nets: readonly Net[]): boolean {
+  for (let i = 1; i < nets.length; i++) if (nets[i - 1]!.key > nets[i]!.key) return false;
+  return true;
 }
 
 function compareNets(a: Net, b: Net): number {
