@@ -34,21 +34,32 @@ export function aggregate(members: readonly Member[]): Aggregate[] {
   const known = new Map(members.map((m) => [m.net.cidr, m.net]));
   const merged = mergeCidr(members.map((m) => m.net.cidr)).map((cidr) => known.get(cidr) ?? canonicalNet(cidr));
   if (!isSorted(merged)) merged.sort(compareNets);
-  const starts = merged.map(startOf);
-  const covered = merged.map((): { m: Member; i: number }[] => []);
-  // Merged CIDRs are disjoint, sorted and cover every member, so a member belongs to the last CIDR starting
-  // at or before it: one sweep over members sorted by start. Keys hold fixed-width hex, so strings compare.
-  const sorted = members.map((m, i) => ({ m, i, start: startOf(m.net) }));
-  sorted.sort((a, b) => (a.start < b.start ? -1 : a.start > b.start ? 1 : a.i - b.i));
-  let at = 0;
-  for (const entry of sorted) {
-    while (at + 1 < merged.length && starts[at + 1]! <= entry.start) at++;
-    covered[at]!.push(entry);
-  }
-  return merged.map((net, k) => {
-    const entries = covered[k]!;
-    return { net, members: entries.length === 1 ? [entries[0]!.m] : entries.sort((a, b) => a.i - b.i).map((e) => e.m) };
+  const owner = assignMembers(members, merged);
+  const covered = merged.map((): Member[] => []);
+  members.forEach((m, i) => covered[owner[i]!]!.push(m));
+  return merged.map((net, k) => ({ net, members: covered[k]! }));
+}
+
+/** Index of the merged CIDR that holds each member. */
+function assignMembers(members: readonly Member[], merged: readonly Net[]): Int32Array {
+  const exact = new Map(merged.map((net, k) => [net.cidr, k]));
+  const owner = new Int32Array(members.length);
+  const rest: number[] = [];
+  members.forEach((m, i) => {
+    const k = exact.get(m.net.cidr);
+    if (k === undefined) rest.push(i);
+    else owner[i] = k;
   });
+  // The others were merged or nested: merged CIDRs are disjoint, sorted and cover every member, so a member
+  // belongs to the last CIDR whose key is at or before its own (keys: family, fixed-width hex, prefix).
+  const key = (i: number): string => members[i]!.net.key;
+  rest.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
+  let at = 0;
+  for (const i of rest) {
+    while (at + 1 < merged.length && merged[at + 1]!.key <= key(i)) at++;
+    owner[i] = at;
+  }
+  return owner;
 }
 
 /**
@@ -77,11 +88,6 @@ function canonicalNet(cidr: string): Net {
   const net = parseNet(cidr, { allowPrefix: true });
   if ('error' in net) throw new Error(`bug: cidr-tools returned ${cidr}: ${net.error}`);
   return net;
-}
-
-/** The start address part of a Net's sort key: family and fixed-width hex bytes, e.g. `4:c6336405`. */
-function startOf(net: Net): string {
-  return net.key.slice(0, net.key.indexOf('/'));
 }
 
 function isSorted(nets: readonly Net[]): boolean {
