@@ -58,7 +58,7 @@ describe('fwgen init in an empty folder, then npm install of the packed fwgen', 
     }
     expect(files.filter((f) => f.startsWith('templates/'))).toEqual(['templates/README.md']);
     expect(files.filter((f) => /^rendered\/[^/]+\/iptables\.up\.rules$/.test(f)).length).toBeGreaterThan(0);
-    expect(readFileSync(join(repo, 'templates/README.md'), 'utf8')).toContain('overrides');
+    expect(readFileSync(join(repo, 'templates/README.md'), 'utf8')).toContain('{% block extra %}');
     expect(readFileSync(join(repo, '.gitignore'), 'utf8').split('\n')).toContain('.fwgen/');
     const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
     expect(pkg.dependencies.fwgen).toBe(`file:${ROOT.replace(/\/$/, '')}`);

@@ -68,10 +68,13 @@ describe('example inventory', () => {
     expect(text(project.files, 'db/iptables.up.rules')).not.toContain('--dport 2222');
   });
 
-  it('resolves group rules into one rule per source address and port', () => {
+  it('resolves group rules into one rule per merged source CIDR and port', () => {
     const db = rules(text(project.files, 'db/iptables.up.rules'));
     const pg = db.filter((l) => l.includes('--dport 5432'));
-    expect(pg.map((l) => l.split(' ')[3])).toEqual(['198.51.100.11/32', '198.51.100.12/32', '198.51.100.13/32', '198.51.100.31/32', '198.51.100.32/32']);
+    // web2 and web3 (.12, .13) merge into one /31; .11 and .31/.32 cannot merge with a neighbour.
+    expect(pg.map((l) => l.split(' ')[3])).toEqual(['198.51.100.11/32', '198.51.100.12/31', '198.51.100.31/32', '198.51.100.32/32']);
+    expect(pg).toContain('-A FWGEN-INPUT -s 198.51.100.12/31 -p tcp -m tcp --dport 5432 -m comment --comment "fwgen db allow#1 from 2 hosts of web" -j ACCEPT');
+    expect(pg).toContain('-A FWGEN-INPUT -s 198.51.100.31/32 -p tcp -m tcp --dport 5432 -m comment --comment "fwgen db allow#1 from worker/w1" -j ACCEPT');
     expect(db).toContain('-A FWGEN-INPUT -s 192.0.2.0/24 -p udp -m udp --dport 161 -m comment --comment "fwgen db allow#2 from 192.0.2.0/24" -j ACCEPT');
     expect(rules(text(project.files, 'worker/iptables.up.rules'))).toContain('-A FWGEN-INPUT -p tcp -m tcp --dport 8080 -m comment --comment "fwgen worker ports tcp/8080" -j ACCEPT');
   });
@@ -82,10 +85,13 @@ describe('example inventory', () => {
     }
   });
 
-  it('trusts every inventory address of the family on the interface, once each', () => {
+  it('trusts every inventory address of the family on the interface, merged into the fewest CIDRs', () => {
     const fleet = rules(text(project.files, 'worker/iptables.up.rules')).filter((l) => l.includes('fwgen fleet'));
-    expect(fleet).toHaveLength(8);
-    expect(new Set(fleet).size).toBe(8);
+    // 8 IPv4 hosts; web2 and web3 share 198.51.100.12/31.
+    expect(fleet).toHaveLength(7);
+    expect(new Set(fleet).size).toBe(7);
+    expect(fleet).toContain('-A FWGEN-INPUT -s 198.51.100.12/31 -i eth1 -m comment --comment "fwgen fleet 2 hosts of web" -j ACCEPT');
+    expect(fleet).toContain('-A FWGEN-INPUT -s 198.51.100.21/32 -i eth1 -m comment --comment "fwgen fleet db/db1" -j ACCEPT');
     expect(fleet.every((l) => l.includes(' -i eth1 '))).toBe(true);
   });
 

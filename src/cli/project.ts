@@ -52,7 +52,7 @@ export function selectRoles(spec: string | undefined, known: readonly string[]):
 
 /** Every `template:` must name a template that exists; all missing ones are reported at once. */
 function checkRoleTemplates(roles: readonly Role[], templates: TemplateSet): void {
-  const known = [...templates.sources.keys()].filter((n) => n !== 'fleet.rules.njk').sort();
+  const known = [...templates.sources.keys()].sort();
   const problems: Problem[] = roles.flatMap((role) =>
     role.template && role.templateAt && !templates.sources.has(role.template)
       ? [{ ...role.templateAt, severity: 'error' as const, message: missingTemplate(role.name, role.template, known) }]

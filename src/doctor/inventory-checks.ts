@@ -33,7 +33,8 @@ function sourceText(s: SourceRef): string {
 function allowRules(inv: Inventory, policies: readonly RolePolicy[]): Check[] {
   const hosts = new Map(inv.hosts.map((h) => [h.name, h]));
   const roles = new Map(inv.roles.map((r) => [r.name, r]));
-  const fleet = new Set(policies.flatMap((p) => p.fleet.map((f) => f.cidr)));
+  // Host addresses, not the merged fleet CIDRs: "shadowed" means every source is an inventory host.
+  const fleet = new Set(inv.hosts.flatMap((h) => h.addresses.map((a) => a.cidr)));
   const checks: Check[] = [];
   // Monitoring rules go into every role: check their sources once, their ports per role.
   const rules: [AllowRule, string][] = [...inv.roles.flatMap((r) => r.allow.map((a): [AllowRule, string] => [a, `role ${r.name}`])), ...inv.monitoring.map((m): [AllowRule, string] => [m, ''])];

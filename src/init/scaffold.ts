@@ -51,7 +51,8 @@ export function existingFiles(dir: string, files: readonly ScaffoldFile[]): stri
 
 const TEMPLATES_README = `# templates/
 
-A \`.njk\` file here overrides fwgen's built-in template of the same name (\`base.rules.njk\`,
-\`fleet.rules.njk\`); \`roles/<role>.njk\` is used for that role, or name a file with the role's
-\`template:\` key. Start a role template with \`{% extends "base.rules.njk" %}\` and override blocks.
+fwgen builds every rule itself. For what the inventory cannot say, \`roles/<role>.njk\` is used for that
+role (or name a file with the role's \`template:\` key): start it with \`{% extends "base.rules.njk" %}\`
+and put verbatim rules for fwgen's chains in \`{% block extra %}\`, one per line, as iptables-save prints
+them, e.g. \`-A FWGEN-INPUT -s 192.0.2.7/32 -p tcp -m tcp --dport 9000 -j ACCEPT\`.
 `;

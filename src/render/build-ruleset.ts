@@ -27,7 +27,7 @@ function fleetBlock(policy: RolePolicy): RuleBlock {
   let block = fleetBlocks.get(policy.fleet);
   if (!block) {
     const iface = policy.interface ? ['-i', policy.interface] : [];
-    const rules = policy.fleet.map((f) => accept(FWGEN_CHAINS.INPUT, ['-s', f.cidr, ...iface], `fleet ${f.role}/${f.host}`));
+    const rules = policy.fleet.map((f) => accept(FWGEN_CHAINS.INPUT, ['-s', f.cidr, ...iface], `fleet ${f.label}`));
     block = { chain: FWGEN_CHAINS.INPUT, rules };
     fleetBlocks.set(policy.fleet, block);
   }

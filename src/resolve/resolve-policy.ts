@@ -1,5 +1,6 @@
-import type { AllowRule, Family, Host, Inventory, Net, PortSpec, Role } from '../inventory/model.js';
+import type { AllowRule, Family, Host, Inventory, PortSpec, Role } from '../inventory/model.js';
 import { parsePort } from '../inventory/ports.js';
+import { aggregate, aggregateNets, describeAggregate, type Aggregate, type Member } from './aggregate.js';
 import type { AllowEntry, FleetSource, RolePolicy } from './policy.js';
 
 const PUBLIC_PORTS = ['tcp/80', 'tcp/443'].map((t) => parsePort(t) as PortSpec);
@@ -9,11 +10,30 @@ const LOOPBACK: Record<Family, string> = { ipv4: '127.0.0.0/8', ipv6: '::1/128' 
 export type TemplateChooser = (role: Role) => string;
 
 /** Resolves the inventory into one policy per role and family (IPv6 only when the inventory uses it). */
-export function resolvePolicies(inv: Inventory, chooseTemplate: TemplateChooser, onlyRoles?: ReadonlySet<string>): RolePolicy[] {
+export function resolvePolicies(
+  inv: Inventory,
+  chooseTemplate: TemplateChooser,
+  onlyRoles?: ReadonlySet<string>,
+): RolePolicy[] {
   const families: Family[] = inv.hasIpv6 ? ['ipv4', 'ipv6'] : ['ipv4'];
   const hostsByName = new Map(inv.hosts.map((h) => [h.name, h]));
   const rolesByName = new Map(inv.roles.map((r) => [r.name, r]));
   const fleet = new Map(families.map((f) => [f, inv.trust === 'fleet' ? fleetSources(inv.hosts, f) : []]));
+  const management = new Map(
+    families.map((f) => [f, aggregateNets(inv.management.filter((n) => n.family === f)).map((n) => n.cidr)]),
+  );
+  // Monitoring rules go into every role: their sources are merged once per family, not once per role.
+  const merged = new Map(families.map((f) => [f, new Map<AllowRule, Aggregate[]>()]));
+  const mergeRule = (rule: AllowRule, family: Family): Aggregate[] => {
+    const cache = merged.get(family)!;
+    let aggregates = cache.get(rule);
+    if (!aggregates) {
+      const members = rule.from.flatMap((src) => expandSource(src, hostsByName, rolesByName));
+      aggregates = aggregate(members.filter((m) => m.net.family === family));
+      cache.set(rule, aggregates);
+    }
+    return aggregates;
+  };
   const out: RolePolicy[] = [];
   for (const role of inv.roles) {
     if (onlyRoles && !onlyRoles.has(role.name)) continue;
@@ -24,13 +44,13 @@ export function resolvePolicies(inv: Inventory, chooseTemplate: TemplateChooser,
         hosts: role.hosts.map((h) => h.name),
         interface: inv.interface,
         loopback: LOOPBACK[family],
-        management: inv.management.filter((n) => n.family === family).map((n) => n.cidr),
+        management: management.get(family) ?? [],
         sshPorts: sshPorts(role),
         fleet: fleet.get(family) ?? [],
         public: role.public,
         publicPorts: role.public ? PUBLIC_PORTS : [],
         ports: role.ports,
-        allow: allowEntries([...role.allow, ...inv.monitoring], family, hostsByName, rolesByName),
+        allow: allowEntries([...role.allow, ...inv.monitoring], (rule) => mergeRule(rule, family)),
         forward: role.forward,
         template: chooseTemplate(role),
       });
@@ -39,11 +59,14 @@ export function resolvePolicies(inv: Inventory, chooseTemplate: TemplateChooser,
   return out;
 }
 
+/** Every inventory address of the family, merged into the fewest CIDRs, each labelled with the hosts it covers. */
 function fleetSources(hosts: readonly Host[], family: Family): FleetSource[] {
-  return hosts
-    .flatMap((h) => h.addresses.filter((a) => a.family === family).map((a) => ({ key: a.key, cidr: a.cidr, host: h.name, role: h.role })))
-    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
-    .map(({ cidr, host, role }) => ({ cidr, host, role }));
+  const members = hosts.flatMap((h) =>
+    h.addresses
+      .filter((a) => a.family === family)
+      .map((net): Member => ({ net, via: `${h.role}/${h.name}`, group: h.role, isHost: true })),
+  );
+  return aggregate(members).map((a) => ({ cidr: a.net.cidr, label: describeAggregate(a.members) }));
 }
 
 /** The SSH ports that ship connects to on this role's hosts: management must reach every one. */
@@ -53,38 +76,40 @@ function sshPorts(role: Role): number[] {
   return [...ports].sort((a, b) => a - b);
 }
 
-/** Expands every rule's sources into addresses of one family; one entry per source and port, sorted, de-duplicated. */
-function allowEntries(rules: readonly AllowRule[], family: Family, hosts: Map<string, Host>, roles: Map<string, Role>): AllowEntry[] {
-  const seen = new Map<string, AllowEntry & { sortKey: string }>();
+/**
+ * One entry per merged source CIDR of each rule and port, sorted by port then address, de-duplicated:
+ * a CIDR and port that two rules both yield keeps the first rule written, so comments stay stable.
+ */
+function allowEntries(rules: readonly AllowRule[], mergeRule: (rule: AllowRule) => Aggregate[]): AllowEntry[] {
+  const seen = new Map<string, AllowEntry & { netKey: string }>();
   for (const rule of rules) {
-    for (const src of rule.from) {
-      for (const { net, via } of expandSource(src, hosts, roles)) {
-        if (net.family !== family) continue;
-        for (const port of rule.ports) {
-          // Same source and port from two rules: the first rule written keeps it, so comments stay stable.
-          const id = `${port.proto}|${port.from}|${port.to}|${net.key}`;
-          if (!seen.has(id)) seen.set(id, { cidr: net.cidr, via, label: rule.label, port, sortKey: id });
-        }
+    for (const { net, members } of mergeRule(rule)) {
+      const via = describeAggregate(members);
+      for (const port of rule.ports) {
+        const id = `${port.proto}|${port.from}|${port.to}|${net.key}`;
+        if (!seen.has(id)) seen.set(id, { cidr: net.cidr, via, label: rule.label, port, netKey: net.key });
       }
     }
   }
-  return [...seen.values()]
-    .sort((a, b) => comparePortThenNet(a, b))
-    .map(({ cidr, via, label, port }) => ({ cidr, via, label, port }));
+  return [...seen.values()].sort(comparePortThenNet).map(({ cidr, via, label, port }) => ({ cidr, via, label, port }));
 }
 
-function comparePortThenNet(a: { port: PortSpec; sortKey: string }, b: { port: PortSpec; sortKey: string }): number {
+function comparePortThenNet(a: { port: PortSpec; netKey: string }, b: { port: PortSpec; netKey: string }): number {
   if (a.port.proto !== b.port.proto) return a.port.proto < b.port.proto ? -1 : 1;
-  return a.port.from - b.port.from || a.port.to - b.port.to || (a.sortKey < b.sortKey ? -1 : a.sortKey > b.sortKey ? 1 : 0);
+  return a.port.from - b.port.from || a.port.to - b.port.to || (a.netKey < b.netKey ? -1 : a.netKey > b.netKey ? 1 : 0);
 }
 
-function expandSource(src: AllowRule['from'][number], hosts: Map<string, Host>, roles: Map<string, Role>): { net: Net; via: string }[] {
+function expandSource(src: AllowRule['from'][number], hosts: Map<string, Host>, roles: Map<string, Role>): Member[] {
   switch (src.kind) {
     case 'net':
-      return [{ net: src.net, via: src.net.cidr }];
+      return [{ net: src.net, via: src.net.cidr, group: src.net.cidr, isHost: false }];
     case 'host':
-      return (hosts.get(src.name)?.addresses ?? []).map((net) => ({ net, via: src.name }));
+      return (hosts.get(src.name)?.addresses ?? []).map((net) => ({
+        net, via: src.name, group: src.name, isHost: true,
+      }));
     case 'role':
-      return (roles.get(src.name)?.hosts ?? []).flatMap((h) => h.addresses.map((net) => ({ net, via: `${src.name}/${h.name}` })));
+      return (roles.get(src.name)?.hosts ?? []).flatMap((h) =>
+        h.addresses.map((net) => ({ net, via: `${src.name}/${h.name}`, group: src.name, isHost: true })),
+      );
   }
 }

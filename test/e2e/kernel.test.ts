@@ -159,3 +159,62 @@ roles:
     expect(await lab.probe('outside', '198.18.2.21', 22)).toBe('refused');
   });
 });
+
+describe('kernel: aggregated fleet, allow and management rules admit exactly the merged addresses', () => {
+  let lab: Lab;
+  let db: string;
+
+  beforeAll(async () => {
+    lab = await createLab({
+      prefix: 'fwa',
+      hosts: [
+        { name: 'web1', ipv4: '198.18.3.12', prefix4: 16 },
+        { name: 'web2', ipv4: '198.18.3.13', prefix4: 16 },
+        { name: 'db1', ipv4: '198.18.3.21', prefix4: 16, listen: PORTS },
+        // Neighbours of every merged CIDR, inside and just outside it.
+        {
+          name: 'outside',
+          ipv4: '198.18.9.9',
+          prefix4: 16,
+          extraIpv4: ['198.18.3.14', '198.18.5.9', '198.18.5.16', '198.18.7.7', '198.18.7.200', '198.18.6.7'],
+        },
+      ],
+      controller: false,
+    });
+    const files = renderInventory(`
+defaults: { interface: eth1 }
+management: [198.18.5.0/29, 198.18.5.8/29]
+trust: fleet
+roles:
+  web: { hosts: { web1: 198.18.3.12, web2: 198.18.3.13 } }
+  db:
+    allow: [{ from: [198.18.7.0/25, 198.18.7.128/25], ports: [tcp/9100] }]
+    hosts: { db1: 198.18.3.21 }
+`);
+    db = files.get('db/iptables.up.rules')!;
+    expect(normalize(await load(lab, 'db1', db))).toEqual(normalize(db));
+  }, 120_000);
+
+  afterAll(async () => lab?.destroy(), 60_000);
+
+  it('renders one rule per merged CIDR', () => {
+    expect(db).toContain('-A FWGEN-INPUT -s 198.18.3.12/31 -i eth1 -m comment --comment "fwgen fleet 2 hosts of web" -j ACCEPT');
+    expect(db).toContain('-A FWGEN-INPUT -s 198.18.5.0/28 -p tcp -m tcp --dport 22 -m comment --comment "fwgen management ssh" -j ACCEPT');
+    expect(db).toContain('-A FWGEN-INPUT -s 198.18.7.0/24 -p tcp -m tcp --dport 9100 -m comment --comment "fwgen db allow#1 from 2 sources of 198.18.7.0/25 198.18.7.128/25" -j ACCEPT');
+  });
+
+  it('both hosts of a merged fleet CIDR get in; the next address does not', async () => {
+    expect(await lab.probe('web1', '198.18.3.21', 8080)).toBe('open');
+    expect(await lab.probe('web2', '198.18.3.21', 8080)).toBe('open');
+    expect(await lab.probe('outside', '198.18.3.21', 8080, { source: '198.18.3.14' })).toBe('refused');
+  });
+
+  it('both halves of merged allow and management networks get in, on their ports only', async () => {
+    expect(await lab.probe('outside', '198.18.3.21', 9100, { source: '198.18.7.7' })).toBe('open');
+    expect(await lab.probe('outside', '198.18.3.21', 9100, { source: '198.18.7.200' })).toBe('open');
+    expect(await lab.probe('outside', '198.18.3.21', 9100, { source: '198.18.6.7' })).toBe('refused');
+    expect(await lab.probe('outside', '198.18.3.21', 5432, { source: '198.18.7.7' })).toBe('refused');
+    expect(await lab.probe('outside', '198.18.3.21', 22, { source: '198.18.5.9' })).toBe('open');
+    expect(await lab.probe('outside', '198.18.3.21', 22, { source: '198.18.5.16' })).toBe('refused');
+  });
+});
