@@ -194,6 +194,13 @@ describe('evaluating a host\'s facts', () => {
     expect(one(evaluateFacts({ ...healthy, ufwChains: 2 }, ctx()), 'other firewall').detail).toContain('ufw is active');
   });
 
+  it('accepts Docker next to fwgen when the role leaves FORWARD to it; says how otherwise', () => {
+    const rejecting = one(evaluateFacts({ ...healthy, dockerChains: 4 }, ctx()), 'other firewall');
+    expect(rejecting).toMatchObject({ level: 'fail', fix: expect.stringContaining('forward: leave') });
+    const leaving = one(evaluateFacts({ ...healthy, dockerChains: 4 }, { ...ctx(), forward: 'leave' }), 'other firewall');
+    expect(leaving).toMatchObject({ level: 'ok', detail: expect.stringContaining("Docker's chains kept") });
+  });
+
   it('warns when the inventory address is not on the host; compares IPv6 canonically', () => {
     const c = one(evaluateFacts({ ...healthy, addresses: [{ ifname: 'eth1', address: '198.18.80.99' }] }, ctx()), 'addresses');
     expect(c).toMatchObject({ level: 'warn', detail: expect.stringMatching(/^198\.18\.80\.11 not on the host \(it has 198\.18\.80\.99\)/) });

@@ -1,5 +1,5 @@
 import ipaddr from 'ipaddr.js';
-import type { Host, Inventory } from '../inventory/model.js';
+import type { ForwardMode, Host, Inventory } from '../inventory/model.js';
 import type { RemotePaths } from '../ship/remote-scripts.js';
 import { whyInactive, type BootMechanism } from './boot-hook.js';
 import type { HostFacts, LiveState, Tool } from './host-facts.js';
@@ -19,6 +19,8 @@ export interface Check {
 /** What evaluating a host's facts needs to know besides the facts. */
 export interface HostContext {
   readonly host: Host;
+  /** The host's role's `forward:` (reject when unknown). */
+  readonly forward?: ForwardMode;
   readonly inventory: Pick<Inventory, 'interface' | 'trust' | 'hasIpv6'>;
   readonly paths: RemotePaths;
 }
@@ -33,7 +35,7 @@ export function evaluateFacts(f: HostFacts, c: HostContext): Check[] {
   const checks: (Omit<Check, 'host'> | undefined)[] = [
     privileges(f, c),
     tools(f, c),
-    ...(f.uid === 0 ? [backend(f), rulesFile(f, c), boot(f, c), ...otherManagers(f)] : [rulesFile(f, c), boot(f, c)]),
+    ...(f.uid === 0 ? [backend(f), rulesFile(f, c), boot(f, c), ...otherManagers(f, c)] : [rulesFile(f, c), boot(f, c)]),
     addresses(f, c),
     internalInterface(f, c),
     ...leftovers(f, c),
@@ -148,24 +150,26 @@ function boot(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefined {
   return evaluateBoot(f.boot, c.paths.rules, fwgenShip(c, ' --persist'));
 }
 
-function otherManagers(f: HostFacts): Omit<Check, 'host'>[] {
+function otherManagers(f: HostFacts, c: HostContext): Omit<Check, 'host'>[] {
   const found: Omit<Check, 'host'>[] = [];
   if (f.ufwEnabled || f.ufwChains > 0) {
     found.push({ name: 'other firewall', level: 'fail', detail: `ufw is ${f.ufwEnabled ? 'enabled' : 'active'}: it rewrites the same tables as fwgen`, fix: '`ufw disable` on the host' });
   }
   if (f.firewalldActive) found.push({ name: 'other firewall', level: 'fail', detail: 'firewalld is running: it rewrites the rules fwgen applies', fix: '`systemctl disable --now firewalld` on the host' });
-  if (f.dockerChains > 0) {
+  // fwgen keeps Docker's chains (preserve:), but with forward: reject its FWGEN-FORWARD rejects what Docker forwards.
+  if (f.dockerChains > 0 && (c.forward ?? 'reject') === 'reject') {
     found.push({
       name: 'other firewall',
       level: 'fail',
-      detail: `Docker's chains are loaded (${f.dockerChains} DOCKER* chains): applying fwgen's rules deletes them and REJECTs forwarded traffic, cutting off containers`,
-      fix: 'keep Docker off fwgen-managed hosts, or run it with `"iptables": false` in /etc/docker/daemon.json',
+      detail: `Docker's chains are loaded (${f.dockerChains} DOCKER* chains), and role ${c.host.role} has forward: reject: fwgen's FWGEN-FORWARD rejects the forwarded traffic of published ports and containers`,
+      fix: `set \`forward: leave\` on role ${c.host.role} (fwgen then leaves FORWARD to Docker), render and ship`,
     });
   }
   if (f.nftablesEnabled) {
     found.push({ name: 'other firewall', level: 'warn', detail: 'nftables.service is enabled: it loads /etc/nftables.conf at boot, beside fwgen\'s rules', fix: '`systemctl disable nftables` on the host' });
   }
-  return found.length > 0 ? found : [{ name: 'other firewall', level: 'ok', detail: 'no ufw, firewalld, Docker chains or nftables.service' }];
+  const docker = f.dockerChains > 0 ? `Docker's chains kept, FORWARD left to Docker (forward: leave)` : 'no Docker chains';
+  return found.length > 0 ? found : [{ name: 'other firewall', level: 'ok', detail: `no ufw, firewalld or nftables.service; ${docker}` }];
 }
 
 function canonical(address: string): string {

@@ -36,7 +36,7 @@ async function remoteChecks(host: Host, inv: Inventory, paths: RemotePaths, deps
       const why = r.stderr.trim().split('\n').at(-1) || `exit ${r.code}`;
       return [...connectedChecks(host, session.reached), { host: host.name, name: 'facts', level: 'fail', detail: `the checking script failed on the host: ${why}`, fix: 'the host needs a POSIX sh, coreutils and iproute2' }];
     }
-    return [...connectedChecks(host, session.reached), ...evaluateFacts(parseFacts(r.stdout), { host, inventory: inv, paths })];
+    return [...connectedChecks(host, session.reached), ...evaluateFacts(parseFacts(r.stdout), { host, inventory: inv, paths, forward: inv.roles?.find((x) => x.name === host.role)?.forward })];
   } catch (err) {
     return failure(host, err);
   } finally {
