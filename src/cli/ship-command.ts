@@ -287,11 +287,13 @@ async function checkLockout(jobs: readonly HostJob[], inv: Inventory, reaches: M
       if (!rules) return;
       const key = `${job.host.role}|${v6 ? 6 : 4}|${source.address}|${port}`;
       let verdict = verdicts.get(key);
-      if (!verdict) verdicts.set(key, (verdict = checkRulesText(rules.toString('utf8'), { source: source.address, dport: port })));
+      const probe = { source: source.address, dport: port };
+      if (!verdict) verdicts.set(key, (verdict = checkRulesText(rules.toString('utf8'), probe)));
       if (!verdict.admitted) {
         viaJump ||= reach.jumps.length > 0;
         const why = source.why === 'this machine' ? '' : ` (${source.why})`;
-        problems.push(`${job.host.name}: the new rules would not admit SSH from ${source.address}${why} to port ${port} (decided by ${describeVerdict(verdict)})`);
+        const what = `the new rules would not admit SSH from ${source.address}${why} to port ${port}`;
+        problems.push(`${job.host.name}: ${what} (decided by ${describeVerdict(verdict)})`);
       }
     }),
   );

@@ -148,7 +148,8 @@ function addressIn(cidr: string, end: Endpoint): Match {
   if (end.address === undefined) return LOOPBACK.test(cidr) ? 'no' : 'unknown';
   try {
     const addr = ipaddr.process(end.address);
-    const [net, len] = cidr.includes('/') ? ipaddr.parseCIDR(cidr) : [ipaddr.parse(cidr), addr.kind() === 'ipv4' ? 32 : 128];
+    const full = addr.kind() === 'ipv4' ? 32 : 128;
+    const [net, len] = cidr.includes('/') ? ipaddr.parseCIDR(cidr) : [ipaddr.parse(cidr), full];
     return addr.kind() === net.kind() && addr.match(net, len) ? 'yes' : 'no';
   } catch {
     return 'unknown';

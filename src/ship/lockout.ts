@@ -3,7 +3,7 @@ import { lookup } from 'node:dns/promises';
 import { emitRule } from '../model/emit.js';
 import { parseRuleset } from '../model/parse.js';
 import { rulesOf, tableOf, type Ruleset, type TableName } from '../model/ruleset.js';
-import { CLIENT_PORTS, matchRule, type Endpoint, type Packet } from './lockout-match.js';
+import { CLIENT_PORTS, matchRule, type Endpoint, type Match, type Packet } from './lockout-match.js';
 
 /** A new TCP connection to SSH: where the host sees it come from, and the port it connects to. */
 export interface Probe {
@@ -131,7 +131,10 @@ function packetsOf(probe: Probe): { packet: Packet; path: readonly Hook[] }[] {
     { packet: { label: 'new connection', state: 'NEW', ...request }, path: REQUEST_PATH },
     { packet: { label: 'client packets', state: 'ESTABLISHED', ...request }, path: REQUEST_PATH },
     // conntrack marks every packet in the reply direction ESTABLISHED, the SYN-ACK included.
-    { packet: { label: 'replies', state: 'ESTABLISHED', dir: 'REPLY', src: server, dst: client, iface: '-o' }, path: REPLY_PATH },
+    {
+      packet: { label: 'replies', state: 'ESTABLISHED', dir: 'REPLY', src: server, dst: client, iface: '-o' },
+      path: REPLY_PATH,
+    },
   ];
 }
 
@@ -163,7 +166,8 @@ function chainsOf(table: NonNullable<ReturnType<typeof tableOf>>): Chains {
     if (!rules.has(rule.chain)) rules.set(rule.chain, []);
     rules.get(rule.chain)!.push({ text: emitRule(rule), args: rule.args });
   }
-  return { table: table.name as TableName, rules, declared: new Set([...table.chains.map((c) => c.name), ...rules.keys()]) };
+  const declared = new Set([...table.chains.map((c) => c.name), ...rules.keys()]);
+  return { table: table.name as TableName, rules, declared };
 }
 
 /** `trusted`: the path to this chain is certain, so an ACCEPT here accepts. Undefined: fell off the chain. */
@@ -188,12 +192,17 @@ function walk(t: Chains, chain: string, packet: Packet, depth: number, trusted: 
       if (goto && certain) return undefined;
       continue;
     }
-    const why = target === 'DROP' || target === 'REJECT' ? undefined : (WHY[target] ?? `target ${target} is not known to leave it alone`);
-    const guess = match === 'unknown' ? 'assumed to match: not every match of it is understood' : undefined;
-    const both = [why, guess].filter(Boolean).join('; ');
-    return { accepted: false, rule: rule.text, ...(both ? { why: both } : {}) };
+    return { accepted: false, rule: rule.text, ...whyRefused(target, match) };
   }
   return undefined;
+}
+
+function whyRefused(target: string, match: Match): { why?: string } {
+  const blocks = target === 'DROP' || target === 'REJECT';
+  const why = blocks ? undefined : (WHY[target] ?? `target ${target} is not known to leave it alone`);
+  const guess = match === 'unknown' ? 'assumed to match: not every match of it is understood' : undefined;
+  const both = [why, guess].filter(Boolean).join('; ');
+  return both ? { why: both } : {};
 }
 
 /** The local address the kernel would use to reach `host`, resolved as the SSH client resolves it (a UDP connect sends no packet). */
