@@ -139,7 +139,6 @@ function packetsOf(probe: Probe): { packet: Packet; path: readonly Hook[] }[] {
 }
 
 interface Chains {
-  readonly table: TableName;
   readonly rules: ReadonlyMap<string, readonly { text: string; args: readonly string[] }[]>;
   readonly declared: ReadonlySet<string>;
 }
@@ -167,7 +166,7 @@ function chainsOf(table: NonNullable<ReturnType<typeof tableOf>>): Chains {
     rules.get(rule.chain)!.push({ text: emitRule(rule), args: rule.args });
   }
   const declared = new Set([...table.chains.map((c) => c.name), ...rules.keys()]);
-  return { table: table.name as TableName, rules, declared };
+  return { rules, declared };
 }
 
 /** `trusted`: the path to this chain is certain, so an ACCEPT here accepts. Undefined: fell off the chain. */
