@@ -5,7 +5,7 @@ import { hostname, userInfo } from 'node:os';
 import ipaddr from 'ipaddr.js';
 import { LockoutError, UsageError, WorkFailedError } from '../errors.js';
 import type { Host, Inventory } from '../inventory/model.js';
-import { evaluateInput } from '../ship/lockout.js';
+import { checkRulesText, describeVerdict, type SshVerdict } from '../ship/lockout.js';
 import { sshSourceFor } from '../ship/lockout-source.js';
 import type { Reach } from '../ship/reach.js';
 import { planShip, remotePaths, selectHosts } from '../ship/plan.js';
@@ -271,7 +271,7 @@ async function checkLockout(jobs: readonly HostJob[], inv: Inventory, reaches: M
   const problems: string[] = [];
   let viaJump = false;
   // Hosts of a role share one file: evaluate it once per role, family, source and port.
-  const verdicts = new Map<string, ReturnType<typeof evaluateInput>>();
+  const verdicts = new Map<string, SshVerdict>();
   await Promise.all(
     jobs.map(async (job) => {
       const reach = reaches.get(job.host.name)!;
@@ -287,11 +287,13 @@ async function checkLockout(jobs: readonly HostJob[], inv: Inventory, reaches: M
       if (!rules) return;
       const key = `${job.host.role}|${v6 ? 6 : 4}|${source.address}|${port}`;
       let verdict = verdicts.get(key);
-      if (!verdict) verdicts.set(key, (verdict = evaluateInput(rules.toString('utf8'), { source: source.address, dport: port })));
+      const probe = { source: source.address, dport: port };
+      if (!verdict) verdicts.set(key, (verdict = checkRulesText(rules.toString('utf8'), probe)));
       if (!verdict.admitted) {
         viaJump ||= reach.jumps.length > 0;
         const why = source.why === 'this machine' ? '' : ` (${source.why})`;
-        problems.push(`${job.host.name}: the new rules would not admit SSH from ${source.address}${why} to port ${port} (decided by: ${verdict.rule})`);
+        const what = `the new rules would not admit SSH from ${source.address}${why} to port ${port}`;
+        problems.push(`${job.host.name}: ${what} (decided by ${describeVerdict(verdict)})`);
       }
     }),
   );
