@@ -5,7 +5,9 @@
  * for /etc. Each step's logic and every fault of issue 8 that a script handles is checked here.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -140,7 +142,13 @@ describe('remote/*.sh under dash with stub iptables', () => {
       { name: 'file4', bytes: b(o.file4 ?? 'new file v4\n') },
       { name: 'change4', bytes: b(NEW4) },
       { name: 'undo4', bytes: b(OLD4.replace('# old4', '# undo4')) },
-      ...(ipv6 ? [{ name: 'file6', bytes: b('new file v6\n') }, { name: 'change6', bytes: b(NEW6) }, { name: 'undo6', bytes: b(OLD6.replace('# old6', '# undo6')) }] : []),
+      ...(ipv6
+        ? [
+          { name: 'file6', bytes: b('new file v6\n') },
+          { name: 'change6', bytes: b(NEW6) },
+          { name: 'undo6', bytes: b(OLD6.replace('# old6', '# undo6')) },
+        ]
+        : []),
       deadmanPart(),
     ];
     const settings = {
@@ -418,7 +426,11 @@ describe('remote/*.sh under dash with stub iptables', () => {
       expect(a.code, a.stderr).toBe(0);
       const backup = parseStatus(a.stdout).backup;
       const live = readdirSync(etc).filter((n) => n.endsWith('.live')).sort();
-      expect(live).toEqual(['iptables.up.rules.bak.20200104T000000Z.live', 'iptables.up.rules.bak.20200105T000000Z.live', `iptables.up.rules.bak.${backup}.live`]);
+      expect(live).toEqual([
+        'iptables.up.rules.bak.20200104T000000Z.live',
+        'iptables.up.rules.bak.20200105T000000Z.live',
+        `iptables.up.rules.bak.${backup}.live`,
+      ]);
       // Every file of a pruned backup goes with it, the IPv6 ones too.
       expect(readdirSync(etc).filter((n) => /2020010[123]/.test(n))).toEqual([]);
       const listed = (await script('backups.sh', [rules])).stdout.split('\n').filter(Boolean);

@@ -101,18 +101,22 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
       if (!read.ok) return result('failed', read.reason);
       const plan = planHost(job, read.status, s.force);
       if (s.dryRun) return await dryRun(job, read.status, plan, result);
-      if (plan.unchanged) return result('unchanged', withNote('fwgen rules and rules file already match', await persist(s, first, vars)));
+      if (plan.unchanged) {
+        return result('unchanged', withNote('fwgen rules and rules file already match', await persist(s, first, vars)));
+      }
       removed = plan.removed;
       armedAt = fx.now();
       try {
-        applied = await first.run(applyCall(job.paths, applySettings(s, vars.ipv6, read.status), parts(plan)), payload(plan));
+        const call = applyCall(job.paths, applySettings(s, vars.ipv6, read.status), parts(plan));
+        applied = await first.run(call, payload(plan));
       } catch (err) {
         if (err instanceof TransportError && err.kind === 'sudo-password') return result('failed', err.message);
         // Lost during the apply step: the switch may be armed and the rules applied. The new
         // connection below finds out, and either commits or reports what the host did.
         return await confirm(job, s, fx, target, vars, armedAt, undefined, removed, result);
       }
-      if (attempt === 0 && applied.code === EXIT.changed && /fired the dead-man switch of run/.test(applied.stderr)) applied = undefined;
+      const firedOld = /fired the dead-man switch of run/.test(applied.stderr);
+      if (attempt === 0 && applied.code === EXIT.changed && firedOld) applied = undefined;
     }
     if (applied === undefined) return result('failed', 'the live rules kept changing after the lock was broken; ship again');
     const status = parseStatus(applied.stdout);
@@ -185,7 +189,8 @@ async function confirm(job: HostJob, s: RunSettings, fx: Effects, target: Connec
       const note = notes.filter(Boolean).join('; ') || undefined;
       return result('applied', withNote(backup ? `previous rules backed up as ${backup}` : 'applied', note), { backup, ...(removed.length > 0 ? { removed } : {}) });
     }
-    if (c.code === EXIT.rolledBack && parseStatus(c.stdout).status === 'rollback-failed') return result('failed', rollbackFailed(job, s));
+    const claimed = parseStatus(c.stdout).status;
+    if (c.code === EXIT.rolledBack && claimed === 'rollback-failed') return result('failed', rollbackFailed(job, s));
     if (c.code === EXIT.rolledBack) return result('rolled-back', `the dead-man switch fired before confirmation (timeout ${s.timeoutS}s)`);
     if (c.code === EXIT.fileNotReplaced) return result('rolled-back', scriptError(c, 'commit'));
     if (c.code === EXIT.neverArmed) return result('failed', 'connection lost during the apply step, before anything was applied; the host is as before');
@@ -255,7 +260,8 @@ function lockMessage(r: ExecResult): string {
 }
 
 function rollbackFailed(job: HostJob, s: RunSettings): string {
-  return `the dead-man switch fired (timeout ${s.timeoutS}s) but could not restore the previous rules (see ${job.paths.rules}.fwgen-rollbacks on the host)`;
+  const log = `${job.paths.rules}.fwgen-rollbacks`;
+  return `the dead-man switch fired (timeout ${s.timeoutS}s) but could not restore the previous rules (see ${log} on the host)`;
 }
 
 function scriptError(r: ExecResult, phase: string): string {
