@@ -185,8 +185,12 @@ roles:
       expect(by.h1.reason).toMatch(/unreachable|connection lost|timed out/);
       expect(r.stderr).toMatch(/HOST\s+ROLE\s+OUTCOME/);
       expect(r.stderr).not.toMatch(/Unhandled|TypeError|at .*\.js:\d+/);
-      const audit = readFileSync(join(project, '.fwgen/deploy.log'), 'utf8').trim().split('\n').pop()!;
-      expect(JSON.parse(audit).hosts.map((h: Result) => `${h.host} ${h.outcome}`).sort()).toEqual(['h1 failed', 'h2 applied']);
+      const log = readFileSync(join(project, '.fwgen/deploy.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const audit = log.pop();
+      expect(audit.hosts.map((h: Result) => `${h.host} ${h.outcome}`).sort()).toEqual(['h1 failed', 'h2 applied']);
+      // Each host's line was written as it finished, before the run's closing line.
+      const perHost = log.filter((e) => e.action === 'host' && e.run === audit.run).map((e) => `${e.hosts[0].host} ${e.hosts[0].outcome}`);
+      expect(perHost.sort()).toEqual(['h1 failed', 'h2 applied']);
       await lab.execOk('h1', ['ip', 'link', 'set', 'eth1', 'up']);
       // The switch fired on its own: the host is old again, and unlocked.
       await waitHost('h1', `grep -q 'rolled back ship' ${RULES}.fwgen-rollbacks && ! ls ${RULES}.fwgen-lock`, 30_000);
