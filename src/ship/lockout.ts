@@ -9,6 +9,8 @@ import { rulesOf } from '../model/ruleset.js';
 export interface Probe {
   readonly source: string;
   readonly dport: number;
+  /** ipset mode: the rendered members of each set (`-m set --match-set NAME src` looks the source up). */
+  readonly sets?: ReadonlyMap<string, readonly string[]>;
 }
 
 /** Whether a ruleset admits a probe, and the rule that decided. */
@@ -144,6 +146,14 @@ function matchRule(args: string[], probe: Probe): { match: 'yes' | 'no' | 'unkno
         if (!flip(val.split(',').includes('NEW'))) worse('no');
         i++;
         break;
+      case '--match-set': {
+        // Only a source match against a set whose members were rendered is understood.
+        const members = args[i + 2] === 'src' ? probe.sets?.get(val) : undefined;
+        if (members === undefined) worse('unknown');
+        else if (!flip(members.some((m) => contains(m, probe.source)))) worse('no');
+        i += 2;
+        break;
+      }
       case '--comment':
       case '--limit':
       case '--limit-burst':
