@@ -19,7 +19,7 @@ export interface Check {
 /** What evaluating a host's facts needs to know besides the facts. */
 export interface HostContext {
   readonly host: Host;
-  readonly inventory: Pick<Inventory, 'interface' | 'trust' | 'hasIpv6'>;
+  readonly inventory: Pick<Inventory, 'interface' | 'trust' | 'hasIpv6'> & { readonly sets?: Inventory['sets'] };
   readonly paths: RemotePaths;
 }
 
@@ -55,6 +55,10 @@ function tools(f: HostFacts, c: HostContext): Omit<Check, 'host'> {
   const needed: Tool[] = ['iptables-restore', 'iptables-save', ...(c.inventory.hasIpv6 ? (['ip6tables-restore', 'ip6tables-save'] as const) : [])];
   const missing = needed.filter((t) => !f.tools.has(t));
   if (missing.length > 0) return { name: 'tools', level: 'fail', detail: `missing on the host: ${missing.join(', ')}`, fix: 'install iptables (`apt-get install iptables`)' };
+  if (c.inventory.sets === 'ipset' && !f.tools.has('ipset')) {
+    return { name: 'tools', level: 'fail', detail: 'ipset missing on the host (the inventory says sets: ipset)', fix: 'install ipset (`apt-get install ipset`)' };
+  }
+  if (c.inventory.sets === 'ipset') needed.push('ipset');
   return { name: 'tools', level: 'ok', detail: `${needed.join(', ')} present` };
 }
 

@@ -82,7 +82,7 @@ export function parseStatusOutput(stdout: string, ipv6: boolean, withBackup = fa
       fp4: tail.fp4 ?? '-',
       fp6: tail.fp6 ?? '-',
       ...(withBackup ? { backup4, backup6, backupSets } : {}),
-      hasIpset: tail.ipset === '1',
+      ...(tail.ipset !== undefined ? { hasIpset: tail.ipset === '1' } : {}),
       liveSets: liveSets ?? '',
       setsFile,
     },

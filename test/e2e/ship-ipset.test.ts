@@ -102,6 +102,11 @@ roles:
   it('a second ship is unchanged; a set member removed by hand is drift, and the next ship puts it back', async () => {
     expect(outcomes(await ship('--role', 'all'))).toEqual({ db1: 'unchanged', web1: 'unchanged', web2: 'unchanged' });
     await lab.execOk('db1', ['ipset', 'del', 'fwgen-db-a1-4', `${NET}.11`]);
+    const st = await fwgen(project, ['status', '--json', '--connect-timeout', '3', '--host', 'db1']);
+    expect(st.code).toBe(1);
+    const row = JSON.parse(st.stdout)[0] as { state: string; drift: string[]; reason: string };
+    expect(row).toMatchObject({ state: 'drifted', drift: [`-add fwgen-db-a1-4 ${NET}.11`] });
+    expect(row.reason).toMatch(/live ipset members differ from rendered\/sets\/ipset\.rules/);
     const r = await ship('--role', 'db');
     expect(outcomes(r)).toEqual({ db1: 'applied' });
     expect(members(await liveSets('db1'))['fwgen-db-a1-4']).toEqual([`${NET}.11`, `${NET}.12`]);
@@ -119,6 +124,22 @@ roles:
     expect(await liveSets('db1')).not.toContain('fwgen~');
     const backup = await lab.execOk('db1', ['cat', `/etc/iptables.up.rules.bak.${r.results[0]!.backup}.sets`]);
     expect(members(backup)['fwgen-db-a1-4']).toEqual([`${NET}.11`, `${NET}.12`]);
+  }, 60_000);
+
+  it('--persist installs a boot hook that loads the sets before the rules, and it restores both', async () => {
+    const r = await ship('--host', 'db1', '--persist');
+    expect(r.code, r.stderr).toBe(0);
+    const hook = await lab.execOk('db1', ['cat', '/etc/network/if-pre-up.d/fwgen-iptables']);
+    expect(hook.indexOf('ipset restore -exist < /etc/iptables.up.rules.ipset')).toBeGreaterThan(0);
+    expect(hook.indexOf('ipset restore')).toBeLessThan(hook.indexOf('iptables-restore'));
+    // A reboot, as the kernel sees it: no rules, no sets; then the hook runs (once per interface).
+    await lab.execOk('db1', ['sh', '-c', 'iptables -F; iptables -X; ipset destroy']);
+    expect(await liveSets('db1')).toBe('');
+    await lab.execOk('db1', ['sh', '/etc/network/if-pre-up.d/fwgen-iptables']);
+    await lab.execOk('db1', ['sh', '/etc/network/if-pre-up.d/fwgen-iptables']);
+    expect(members(await liveSets('db1'))['fwgen-db-a1-4']).toEqual([`${NET}.11`, `${NET}.12`, `${NET}.50`]);
+    expect(normalize(await lab.execOk('db1', ['iptables-save', '-t', 'filter']))).toEqual(normalize(rendered('db/iptables.up.rules')));
+    expect(await lab.probe('outside', `${NET}.21`, 5432, { source: `${NET}.50` })).toBe('open');
   }, 60_000);
 
   it('rollback restores the previous sets with the previous rules', async () => {
