@@ -83,9 +83,12 @@ export function bootHookScript(v: ScriptVars): string {
     const list = tool.replace('-restore', '');
     return `if [ -r ${file} ] && ! ${list} -n -L FWGEN-INPUT >/dev/null 2>&1; then ${tool} --noflush < ${file} || logger -t fwgen "${tool} < ${file} failed at boot"; fi`;
   };
-  // ipset mode: the sets go in first, or the rules that match them fail to load. -exist: the hook runs once per interface.
+  // ipset mode: the sets go in first, or the rules that match them fail to load.
+  // -exist: the hook runs once per interface.
   const setsFile = setsPathFor(v.paths.rules);
-  const sets = `if [ -r ${setsFile} ] && command -v ipset >/dev/null 2>&1; then ipset restore -exist < ${setsFile} || logger -t fwgen "ipset restore < ${setsFile} failed at boot"; fi`;
+  const sets =
+    `if [ -r ${setsFile} ] && command -v ipset >/dev/null 2>&1; then ` +
+    `ipset restore -exist < ${setsFile} || logger -t fwgen "ipset restore < ${setsFile} failed at boot"; fi`;
   const hook = `#!/bin/sh
 # Installed by fwgen ship --persist: loads the firewall before the network comes up.
 PATH=/usr/sbin:/usr/bin:/sbin:/bin

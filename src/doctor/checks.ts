@@ -56,7 +56,8 @@ function tools(f: HostFacts, c: HostContext): Omit<Check, 'host'> {
   const missing = needed.filter((t) => !f.tools.has(t));
   if (missing.length > 0) return { name: 'tools', level: 'fail', detail: `missing on the host: ${missing.join(', ')}`, fix: 'install iptables (`apt-get install iptables`)' };
   if (c.inventory.sets === 'ipset' && !f.tools.has('ipset')) {
-    return { name: 'tools', level: 'fail', detail: 'ipset missing on the host (the inventory says sets: ipset)', fix: 'install ipset (`apt-get install ipset`)' };
+    const detail = 'ipset missing on the host (the inventory says sets: ipset)';
+    return { name: 'tools', level: 'fail', detail, fix: 'install ipset (`apt-get install ipset`)' };
   }
   if (c.inventory.sets === 'ipset') needed.push('ipset');
   return { name: 'tools', level: 'ok', detail: `${needed.join(', ')} present` };

@@ -14,8 +14,9 @@ export function emitSet(set: IpSet, name = set.name): string {
 }
 
 /** Sets in `ipset restore` format, after optional header comment lines; `rename` maps each name. */
-export function emitSets(sets: readonly IpSet[], header: readonly string[] = [], rename?: (name: string) => string): string {
-  return header.map((l) => `${l}\n`).join('') + sets.map((s) => emitSet(s, rename ? rename(s.name) : s.name)).join('');
+export function emitSets(sets: readonly IpSet[], header: readonly string[] = [], rename?: (n: string) => string): string {
+  const body = sets.map((s) => emitSet(s, rename ? rename(s.name) : s.name)).join('');
+  return header.map((l) => `${l}\n`).join('') + body;
 }
 
 /** A line of `ipset save` text the parser could not read. */
@@ -60,8 +61,8 @@ export function canonicalMember(cidr: string): string {
 
 /** Sorted by address (IPv4 numerically, IPv6 by expanded text), then prefix: the order fwgen renders. */
 export function sortMembers(members: readonly string[]): string[] {
-  const key = (m: string): string => memberKey(m);
-  return [...new Set(members)].map((m) => [key(m), m] as const).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((x) => x[1]);
+  const keyed = [...new Set(members)].map((m) => [memberKey(m), m] as const);
+  return keyed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((x) => x[1]);
 }
 
 function memberKey(m: string): string {

@@ -10,6 +10,7 @@ export const MAX_SET_NAME = 31;
 const SUFFIX: Record<Family, string> = { ipv4: '4', ipv6: '6' };
 const SET_FAMILY = { ipv4: 'inet', ipv6: 'inet6' } as const;
 const DEFAULT_MAXELEM = 65536;
+const HALVES: Record<string, string[]> = { '0.0.0.0/0': ['0.0.0.0/1', '128.0.0.0/1'], '::/0': ['::/1', '8000::/1'] };
 
 /** What an address list is for, which names its set. */
 export type ListKind =
@@ -45,7 +46,7 @@ export function buildSet(name: string, list: AddressList, family: Family): IpSet
   let set = byName.get(name);
   if (!set) {
     // hash:net cannot hold a /0: its two halves cover the same addresses.
-    const members = list.cidrs.flatMap((c) => (c === '0.0.0.0/0' ? ['0.0.0.0/1', '128.0.0.0/1'] : c === '::/0' ? ['::/1', '8000::/1'] : [c]));
+    const members = list.cidrs.flatMap((c) => HALVES[c] ?? [c]);
     let maxelem = DEFAULT_MAXELEM;
     while (maxelem < members.length) maxelem *= 2;
     set = {

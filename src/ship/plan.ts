@@ -57,7 +57,9 @@ function roleSets(renderedDir: string): (role: string, files: readonly Buffer[])
   return (role, files) => {
     const names = files.flatMap((f) => setsMatched(parseRuleset(f.toString('utf8')).ruleset));
     const missing = names.filter((n) => !all.has(n));
-    if (missing.length > 0) throw new UsageError(`${path} has no set ${missing.join(', ')}, matched by role ${role}`, 'run `fwgen render`');
+    if (missing.length > 0) {
+      throw new UsageError(`${path} has no set ${missing.join(', ')}, matched by role ${role}`, 'run `fwgen render`');
+    }
     const header = [`# fwgen ipsets of role ${role}, from rendered/${SETS_FILE}.`];
     return Buffer.from(emitSets([...new Set(names)].sort().map((n) => all.get(n)!), header), 'utf8');
   };

@@ -79,7 +79,8 @@ interface Plan {
 }
 
 /** The host needs the ipset command for this job, and does not have it. */
-const NO_IPSET = 'the ipset command is missing on the host (the inventory says sets: ipset); install it (apt-get install ipset), then ship again';
+const NO_IPSET =
+  'the ipset command is missing on the host (the inventory says sets: ipset); install it (apt-get install ipset), then ship again';
 
 /**
  * Ships one host: read what it runs (one command), compute fwgen's change; if any, lock, verify the
@@ -141,7 +142,8 @@ function planHost(job: HostJob, remote: RemoteStatus, force: boolean): Plan {
   const change4 = change(want4, remote.live4);
   const change6 = want6 ? change(want6, remote.live6 ?? '') : undefined;
   const filesMatch = remote.file4 === want4.toString('utf8') && (!want6 || remote.file6 === want6.toString('utf8'));
-  const wantSets = rollbackTo ? (remote.backupSets === undefined ? undefined : Buffer.from(remote.backupSets, 'utf8')) : job.sets;
+  const backupSets = remote.backupSets === undefined ? undefined : Buffer.from(remote.backupSets, 'utf8');
+  const wantSets = rollbackTo ? backupSets : job.sets;
   const setsMatch = !wantSets || (remote.setsFile === wantSets.toString('utf8') && setsLive(wantSets, remote.liveSets ?? ''));
   const unchanged = !force && filesMatch && setsMatch && isEmptyChange(change4) && (!change6 || isEmptyChange(change6));
   const removed = [change4, ...(change6 ? [change6] : [])].flatMap((c) => removedLeftovers(c, job.preserve));
@@ -153,7 +155,8 @@ function setsLive(want: Buffer, liveSave: string): boolean {
   const live = new Map(parseSets(liveSave).sets.map((x) => [x.name, x]));
   return parseSets(want.toString('utf8')).sets.every((w) => {
     const l = live.get(w.name);
-    return l !== undefined && l.family === w.family && l.type === w.type && l.members.join('\n') === w.members.join('\n');
+    if (l === undefined || l.family !== w.family || l.type !== w.type) return false;
+    return l.members.join('\n') === w.members.join('\n');
   });
 }
 

@@ -109,7 +109,11 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
   const shipped = recorded ? parseShipped(remote.stateJson!) : undefined;
   const state: HostState = inSync ? 'in-sync' : recorded ? 'drifted' : 'never-shipped';
   const reasons = [
-    inSync ? (recorded ? undefined : 'live rules match rendered/, but fwgen has no record of shipping them') : rulesInSync ? `the live ipset members differ from rendered/${SETS_FILE} (${setDrift.length} difference(s))` : whyDifferent(families, recorded, job.preserve),
+    inSync
+      ? recorded ? undefined : 'live rules match rendered/, but fwgen has no record of shipping them'
+      : rulesInSync
+        ? `the live ipset members differ from rendered/${SETS_FILE} (${setDrift.length} difference(s))`
+        : whyDifferent(families, recorded, job.preserve),
     recorded && !shipped ? `${job.paths.rules}.fwgen-state.json is unreadable` : undefined,
     remote.armed || remote.locked ? 'a ship is in flight on this host (lock held or dead-man switch armed)' : undefined,
   ].filter((r): r is string => r !== undefined);

@@ -64,7 +64,8 @@ export function parseStatusOutput(stdout: string, ipv6: boolean, withBackup = fa
   const sets = 2 + (withBackup ? 1 : 0);
   const { sections, rest } = splitSections(Buffer.from(stdout, 'utf8'), rules + sets);
   const tail = parseStatus(rest);
-  if (tail.status !== 'read' || (sections.length !== rules && sections.length !== rules + sets)) return { ok: false, reason: 'could not read the rules: the status output was cut short' };
+  const complete = sections.length === rules || sections.length === rules + sets;
+  if (tail.status !== 'read' || !complete) return { ok: false, reason: 'could not read the rules: the status output was cut short' };
   const [stateJson, file4, live4] = sections;
   const [file6, live6] = ipv6 ? sections.slice(3, 5) : [];
   const [backup4, backup6] = sections.slice(ipv6 ? 5 : 3, rules);
