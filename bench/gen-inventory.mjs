@@ -12,7 +12,7 @@ function mulberry32(seed) {
   };
 }
 
-export function generateInventory(path, { hosts = 10000, roles = 200, seed = 42 } = {}) {
+export function generateInventory(path, { hosts = 10000, roles = 200, seed = 42, sets = 'none' } = {}) {
   const rand = mulberry32(seed);
   const used = new Set();
   const address = () => {
@@ -23,7 +23,7 @@ export function generateInventory(path, { hosts = 10000, roles = 200, seed = 42 
       return `198.${18 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
     }
   };
-  const lines = ['defaults:', '  interface: eth1', 'management:', '  - 203.0.113.0/28', 'trust: fleet', 'roles:'];
+  const lines = ['defaults:', '  interface: eth1', 'management:', '  - 203.0.113.0/28', 'trust: fleet', ...(sets === 'none' ? [] : [`sets: ${sets}`]), 'roles:'];
   const perRole = Math.ceil(hosts / roles);
   let h = 0;
   for (let r = 0; r < roles; r++) {

@@ -7,18 +7,19 @@
 //   fresh     the output folder is deleted before every run, so every file is written
 //   re-render nothing changed since the previous run, so nothing is written
 // Prints median/min/max wall time, peak RSS (via `/usr/bin/time -f %M` when available), files and MB written,
-// and the target (median <= 1.0 s) as PASS/OVER. It is a report: exits 0 unless a render run fails.
+// and the target (median <= 1.0 s) as PASS/OVER. Then the same inventory with `sets: ipset` (targets: median
+// <= 0.25 s, rendered/ <= 3 MB). It is a report: exits 0 unless a render run fails.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateInventory } from './gen-inventory.mjs';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const OUT = join(ROOT, 'bench/out');
+let OUT = join(ROOT, 'bench/out');
 const CLI = join(ROOT, 'dist/cli/main.js');
-const TARGET_S = 1.0;
+const TARGETS = { none: { seconds: 1.0 }, ipset: { seconds: 0.25, mb: 3 } };
 const RSS_MARK = 'FWGEN_BENCH_MAXRSS_KB=';
 
 function parseArgs(argv) {
@@ -116,35 +117,41 @@ function table(rows) {
 
 const opts = parseArgs(process.argv.slice(2));
 ensureBuilt();
-const inventory = join(OUT, 'inventory/inventory.yaml');
-generateInventory(inventory, { hosts: opts.hosts, roles: opts.roles, seed: 42 });
 const timeBin = findGnuTime();
-const rendered = join(OUT, 'rendered');
-
-const fresh = scenario('fresh', opts.runs, timeBin, () => rmSync(rendered, { recursive: true, force: true }));
-const output = folderSize(rendered);
-const again = scenario('re-render', opts.runs, timeBin, () => {});
-const bytesWritten = { [fresh.name]: output.bytes, [again.name]: again.written === 0 ? 0 : undefined };
-
 const cpu = cpus();
 process.stdout.write(
-  `fwgen render benchmark: ${opts.hosts} hosts in ${opts.roles} roles (${(statSync(inventory).size / 1024).toFixed(0)} KB inventory), ` +
-    `${opts.runs} runs per scenario\nnode ${process.version}, ${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n\n`,
+  `fwgen render benchmark: ${opts.hosts} hosts in ${opts.roles} roles, ${opts.runs} runs per scenario\n` +
+    `node ${process.version}, ${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`,
 );
-const rows = [['scenario', 'median s', 'min s', 'max s', 'peak RSS MB', 'files written', 'MB written', `target <= ${TARGET_S.toFixed(1)} s`]];
-for (const s of [fresh, again]) {
-  const mb = bytesWritten[s.name];
-  rows.push([
-    s.name,
-    s.median.toFixed(3),
-    s.min.toFixed(3),
-    s.max.toFixed(3),
-    s.rssMb === undefined ? 'n/a' : s.rssMb.toFixed(1),
-    String(s.written),
-    mb === undefined ? '?' : (mb / 1024 / 1024).toFixed(3),
-    s.median <= TARGET_S ? 'PASS' : 'OVER',
-  ]);
-}
-process.stdout.write(`${table(rows)}\n\n`);
-process.stdout.write(`output: ${output.files} files, ${(output.bytes / 1024 / 1024).toFixed(3)} MB in ${join('bench/out', 'rendered')}/\n`);
+for (const sets of ['none', 'ipset']) benchMode(sets, TARGETS[sets]);
 if (!timeBin) process.stdout.write('peak RSS not measured: GNU /usr/bin/time not found\n');
+
+function benchMode(sets, target) {
+  OUT = join(ROOT, sets === 'none' ? 'bench/out' : `bench/out-${sets}`);
+  const inventory = join(OUT, 'inventory/inventory.yaml');
+  generateInventory(inventory, { hosts: opts.hosts, roles: opts.roles, seed: 42, sets });
+  const rendered = join(OUT, 'rendered');
+  const fresh = scenario('fresh', opts.runs, timeBin, () => rmSync(rendered, { recursive: true, force: true }));
+  const output = folderSize(rendered);
+  const again = scenario('re-render', opts.runs, timeBin, () => {});
+  const bytesWritten = { [fresh.name]: output.bytes, [again.name]: again.written === 0 ? 0 : undefined };
+  process.stdout.write(`\nsets: ${sets} (${(statSync(inventory).size / 1024).toFixed(0)} KB inventory)\n`);
+  const rows = [['scenario', 'median s', 'min s', 'max s', 'peak RSS MB', 'files written', 'MB written', `target <= ${target.seconds} s`]];
+  for (const s of [fresh, again]) {
+    const mb = bytesWritten[s.name];
+    rows.push([
+      s.name,
+      s.median.toFixed(3),
+      s.min.toFixed(3),
+      s.max.toFixed(3),
+      s.rssMb === undefined ? 'n/a' : s.rssMb.toFixed(1),
+      String(s.written),
+      mb === undefined ? '?' : (mb / 1024 / 1024).toFixed(3),
+      s.median <= target.seconds ? 'PASS' : 'OVER',
+    ]);
+  }
+  process.stdout.write(`${table(rows)}\n`);
+  const size = `${output.files} files, ${(output.bytes / 1024 / 1024).toFixed(3)} MB in ${relative(ROOT, rendered)}/`;
+  const sizeVerdict = target.mb === undefined ? '' : ` (target <= ${target.mb} MB: ${output.bytes <= target.mb * 1024 * 1024 ? 'PASS' : 'OVER'})`;
+  process.stdout.write(`output: ${size}${sizeVerdict}\n`);
+}

@@ -3,9 +3,12 @@
 # fwgen's live rules are still those the change was computed from, test, back up, arm the dead-man
 # switch, and apply the change with `iptables-restore --noflush` (one transaction per family).
 # Arguments: RULES RULES6 ID HAS6 OWNER TIMEOUT KEEP BREAK_LOCK FP4 FP6, then NAME SIZE SHA256 for each
-# part of stdin in order: file4 change4 undo4 [file6 change6 undo6] deadman.
+# part of stdin in order: file4 change4 undo4 [file6 change6 undo6] [sets] deadman. With `sets` (ipset
+# mode) the sets are loaded under staging names before the rules' test, and swapped in before the rules.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
+# shellcheck source-path=SCRIPTDIR source=sets.sh
+command -v fwgen_sets >/dev/null 2>&1 || . "$(dirname "$0")/sets.sh"
 set_paths "$1" "$2" "$3"
 HAS6=$4 OWNER=$5 TIMEOUT=$6 KEEP=$7 BREAK=$8 FP4=$9
 shift 9
@@ -17,7 +20,7 @@ if [ "$HAS6" = 1 ]; then need ip6tables-restore ip6tables-save; fi
 trap '' HUP PIPE
 mkdir -p "$(dirname "$RULES")" || fail 1 "cannot create the folder of $RULES"
 take_lock "$OWNER" "$TIMEOUT" "$BREAK"
-abort() { code=$1; shift; rm -rf "$STAGE"; release_lock; fail "$code" "$@"; }
+abort() { code=$1; shift; if [ -n "${SETS_LOADED:-}" ]; then sets_drop "$STAGE"; fi; rm -rf "$STAGE"; release_lock; fail "$code" "$@"; }
 err() { head -c 400 "$STAGE/err" 2>/dev/null | tr '\n' ' '; }
 
 mkdir "$STAGE" || abort 1 "cannot create $STAGE (read-only file system?)"
@@ -40,6 +43,11 @@ if [ "$HAS6" = 1 ] && [ "$(ip6tables-save -t filter | fingerprint)" != "$FP6" ];
   abort "$E_CHANGED" "fwgen's live IPv6 rules changed since they were read (another run?); nothing changed, ship again"
 fi
 
+if [ -f "$STAGE/sets" ]; then
+  command -v ipset >/dev/null 2>&1 || abort "$E_TOOL" "ipset not found on the host (the inventory says sets: ipset); install it (apt-get install ipset)"
+  sets_load "$STAGE" || abort "$E_TEST" "ipset restore rejected the sets: $(err)"
+  SETS_LOADED=1
+fi
 iptables-restore --test < "$STAGE/file4" 2> "$STAGE/err" || abort "$E_TEST" "iptables-restore --test rejected the new rules: $(err)"
 iptables-restore --test --noflush < "$STAGE/change4" 2> "$STAGE/err" || abort "$E_TEST" "iptables-restore --test rejected the change: $(err)"
 if [ "$HAS6" = 1 ]; then
@@ -56,10 +64,11 @@ if [ "$HAS6" = 1 ]; then
   if [ -e "$RULES6" ]; then cp -p "$RULES6" "$RULES6.bak.$BTS" || abort 1 "cannot back up $RULES6"; fi
   { ip6tables-save > "$BAK.live6" && cp "$STAGE/undo6" "$BAK.undo6"; } || abort 1 "cannot back up the live IPv6 rules"
 fi
+if [ -f "$STAGE/sets" ]; then save_fwgen_sets > "$BAK.sets" || abort 1 "cannot back up the live sets"; fi
 for f in "$RULES".bak.*.live; do [ -e "$f" ] && [ "$f" != "$BAK.live" ] && printf '%s\n' "$f"; done |
   sort -r | tail -n +"$KEEP" | while read -r f; do
   t=${f%.live} t=${t#"$RULES.bak."}
-  rm -f "$RULES.bak.$t" "$RULES.bak.$t.live" "$RULES.bak.$t.live6" "$RULES.bak.$t.undo4" "$RULES.bak.$t.undo6" "$RULES6.bak.$t"
+  rm -f "$RULES.bak.$t" "$RULES.bak.$t.live" "$RULES.bak.$t.live6" "$RULES.bak.$t.undo4" "$RULES.bak.$t.undo6" "$RULES6.bak.$t" "$RULES.bak.$t.sets"
 done
 
 # Arm: the switch undoes this change unless the commit step, over a new connection, claims it first.
@@ -79,7 +88,11 @@ else
 fi
 
 ok=1 what=
-iptables-restore -w --noflush < "$STAGE/change4" 2> "$STAGE/err" || { ok=0 what="iptables-restore failed: $(err)"; }
+SETS_LOADED=
+if [ -f "$STAGE/sets" ]; then sets_swap "$STAGE" "$BAK.setundo" || { ok=0 what="ipset swap failed: $(err)"; }; fi
+if [ "$ok" = 1 ]; then
+  iptables-restore -w --noflush < "$STAGE/change4" 2> "$STAGE/err" || { ok=0 what="iptables-restore failed: $(err)"; }
+fi
 if [ "$ok" = 1 ] && [ "$HAS6" = 1 ] && [ -e "$ARMED" ]; then
   ip6tables-restore -w --noflush < "$STAGE/change6" 2> "$STAGE/err" || { ok=0 what="ip6tables-restore failed: $(err)"; }
 fi
@@ -97,6 +110,8 @@ if [ "$ok" = 0 ]; then
     ip6tables-restore -w --noflush < "$BAK.undo6" 2>/dev/null
     [ "$(ip6tables-save -t filter | fingerprint)" = "$FP6" ] || back=0
   fi
+  sets_undo "$BAK.setundo"
+  if [ -f "$STAGE/sets" ]; then sets_drop "$STAGE"; fi
   rm -f "$ARMED.fired" "$DM"
   [ "$back" = 1 ] || abort 1 "$what; the previous rules could NOT be restored (undo in $BAK.undo4)"
   abort "$E_APPLY" "$what; previous rules restored"

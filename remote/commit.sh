@@ -5,6 +5,8 @@
 # Arguments: RULES RULES6 ID HAS6 BACKUP_TS STATE_JSON
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
+# shellcheck source=sets.sh
+command -v fwgen_sets >/dev/null 2>&1 || . "$(dirname "$0")/sets.sh"
 set_paths "$1" "$2" "$3"
 HAS6=$4 STATE_JSON=$6 BAK="$RULES.bak.$5"
 trap '' HUP PIPE
@@ -33,13 +35,19 @@ if [ "$moved" = 0 ]; then
   why=$(head -c 300 "$STAGE/err" | tr '\n' ' ')
   iptables-restore -w --noflush < "$BAK.undo4" 2>/dev/null
   if [ "$HAS6" = 1 ]; then ip6tables-restore -w --noflush < "$BAK.undo6" 2>/dev/null; fi
+  sets_undo "$BAK.setundo"
   printf '%s rolled back ship %s: the rules file could not be replaced\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ID" >> "$LOG"
   rm -rf "$STAGE" "$ARMED.commit" "$DM"
   release_lock
   fail "$E_FILE" "cannot replace $RULES ($why); previous rules restored"
 fi
 warning=
-{ printf '%s\n' "$STATE_JSON" > "$STATE.tmp" && mv -f "$STATE.tmp" "$STATE"; } 2>/dev/null || warning=" warning=no-state"
+# ipset mode: the sets file goes beside the rules (loaded at boot first); the old members are dropped.
+if [ -f "$STAGE/sets" ]; then
+  mv -f "$STAGE/sets" "$(sets_file)" 2>/dev/null || warning=" warning=no-sets-file"
+  sets_commit "$STAGE" "$BAK.setundo"
+fi
+{ printf '%s\n' "$STATE_JSON" > "$STATE.tmp" && mv -f "$STATE.tmp" "$STATE"; } 2>/dev/null || warning="$warning warning=no-state"
 rm -rf "$STAGE"
 rm -f "$ARMED.commit" "$DM"
 release_lock

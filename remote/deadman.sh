@@ -20,6 +20,17 @@ if [ -f "$BAK.undo6" ]; then
   ip6tables-restore -w --noflush < "$BAK.undo6" 2>/dev/null
   [ "$(fp ip6tables-save)" = "$FP6" ] || ok=0
 fi
+# ipset mode: after the rules' undo nothing matches a set this ship created; swap the old members back.
+if [ -f "$BAK.setundo" ]; then
+  while read -r w n; do
+    t="fwgen~${n#fwgen-}"
+    case $w in
+      swap) { ipset swap "$t" "$n" && ipset destroy "$t"; } 2>/dev/null || ok=0 ;;
+      new) ipset destroy "$n" 2>/dev/null || ok=0 ;;
+    esac
+  done < "$BAK.setundo"
+  rm -f "$BAK.setundo"
+fi
 if [ "$ok" = 1 ]; then what="rolled back"; else what="ROLLBACK FAILED"; fi
 printf '%s %s ship %s: not confirmed within %ss\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$what" "$ID" "$8" >> "$RULES.fwgen-rollbacks"
 rm -rf "$RULES.fwgen-stage.$ID"

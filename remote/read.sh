@@ -1,10 +1,14 @@
 #!/bin/sh
 # fwgen remote step "read": what the host holds, changing nothing. Used by ship (before it acts),
 # status and rollback. Prints sections (byte count, bytes): state file, IPv4 rules file, live IPv4
-# filter table, [IPv6 file, live IPv6 table], [the backup FROM's files], then a status line.
+# filter table, [IPv6 file, live IPv6 table], [the backup FROM's files], fwgen's live ipsets (`ipset
+# save` of the sets named fwgen-*; -1 without the ipset command), the sets file, [the backup FROM's
+# sets], then a status line.
 # Arguments: RULES RULES6 HAS6 [FROM]
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
+# shellcheck source=sets.sh
+command -v fwgen_sets >/dev/null 2>&1 || . "$(dirname "$0")/sets.sh"
 set_paths "$1" "$2"
 HAS6=$3 FROM=${4:-}
 T=$(mktemp) || fail 1 "mktemp failed"
@@ -25,8 +29,18 @@ if [ -n "$FROM" ]; then
   section "$RULES.bak.$FROM"
   if [ "$HAS6" = 1 ]; then section "$RULES6.bak.$FROM"; fi
 fi
+if command -v ipset >/dev/null 2>&1; then
+  has_ipset=1
+  save_fwgen_sets > "$T"
+  section "$T"
+else
+  has_ipset=0
+  echo -1
+fi
+section "$(sets_file)"
+if [ -n "$FROM" ]; then section "$RULES.bak.$FROM.sets"; fi
 count() { n=0; for f in "$@"; do [ -e "$f" ] && n=$((n + 1)); done; echo "$n"; }
 backups=$(count "$RULES".bak.*.live)
 armed=$(count "$RULES".fwgen-armed.*)
 if [ -d "$LOCK" ]; then locked=1; else locked=0; fi
-echo "status=read backups=$backups armed=$armed locked=$locked fp4=$fp4 fp6=$fp6"
+echo "status=read backups=$backups armed=$armed locked=$locked fp4=$fp4 fp6=$fp6 ipset=$has_ipset"

@@ -172,6 +172,13 @@ describe('evaluating a host\'s facts', () => {
     expect(one(evaluateFacts(noSave, ctx()), 'tools').level).toBe('fail');
   });
 
+  it('in ipset mode, a host without the ipset command fails the tools check, saying how to install it', () => {
+    const noIpset = { ...healthy, tools: new Set(TOOLS.filter((t) => t !== 'ipset')) };
+    expect(one(evaluateFacts(noIpset, ctx({ sets: 'ipset' })), 'tools')).toMatchObject({ level: 'fail', fix: 'install ipset (`apt-get install ipset`)' });
+    expect(one(evaluateFacts(noIpset, ctx()), 'tools').level).toBe('ok');
+    expect(one(evaluateFacts(healthy, ctx({ sets: 'ipset' })), 'tools').detail).toContain('ipset present');
+  });
+
   it('warns when the live rules differ from the file', () => {
     expect(one(evaluateFacts({ ...healthy, live4: 'differ' }, ctx()), 'rules file')).toMatchObject({ level: 'warn', detail: expect.stringContaining('live rules differ') });
   });

@@ -93,6 +93,25 @@ describe('ship fleet logic (fake transport)', () => {
     expect(hosts.a.scripts).toEqual(['read']);
   });
 
+  it('ipset mode: a host without the ipset command fails clearly, before anything is uploaded', async () => {
+    const section = (t?: string) => (t === undefined ? '-1\n' : `${Buffer.byteLength(t)}\n${t}`);
+    const read = ok(`-1\n${section('*filter\nCOMMIT\n')}${section('')}-1\n-1\nstatus=read backups=0 armed=0 locked=0 fp4=abc fp6=- ipset=0\n`);
+    const hosts = { a: fake({ read }) };
+    const sets = Buffer.from('create fwgen-fleet-4 hash:net family inet\nadd fwgen-fleet-4 198.18.0.1\n');
+    const [r] = await shipFleet([{ ...job('a'), sets }], settings, effects(hosts), 4);
+    expect(r).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('apt-get install ipset') });
+    expect(hosts.a.scripts).toEqual(['read']);
+  });
+
+  it('ipset mode: the sets are one more verified part of the upload, before the switch', async () => {
+    const hosts = { a: fake() };
+    const sets = Buffer.from('create fwgen-fleet-4 hash:net family inet\nadd fwgen-fleet-4 198.18.0.1\n');
+    const [r] = await shipFleet([{ ...job('a'), sets }], settings, effects(hosts), 4);
+    expect(r, r!.reason).toMatchObject({ outcome: 'applied' });
+    const upload = hosts.a.stdin[1]!.toString('utf8');
+    expect(upload.indexOf('add fwgen-fleet-4 198.18.0.1')).toBeLessThan(upload.indexOf('fwgen dead-man switch'));
+  });
+
   it('uploads every part the apply step verifies: files, change, undo, the switch', async () => {
     const hosts = { a: fake() };
     await shipFleet([job('a')], settings, effects(hosts), 4);

@@ -285,7 +285,7 @@ describe('the status script, run by a local shell against stub iptables-save', (
     writeFileSync(`${paths.rules}.bak.20261121T000000Z`, '');
     const r = await readHostStatus(new LocalShell(bin), { paths, ipv6: true });
     const fp = expect.stringMatching(/^[0-9a-f]{64}$/);
-    expect(r).toEqual({ ok: true, status: { stateJson: `${STATE}\n`, file4: RENDERED, live4, file6: RENDERED6, live6: saved(RENDERED6), backups: 2, armed: false, locked: false, fp4: fp, fp6: fp } });
+    expect(r).toEqual({ ok: true, status: { stateJson: `${STATE}\n`, file4: RENDERED, live4, file6: RENDERED6, live6: saved(RENDERED6), backups: 2, armed: false, locked: false, fp4: fp, fp6: fp, hasIpset: false, liveSets: '', setsFile: undefined } });
   });
 
   it('notices an armed dead-man switch and a held lock; without IPv6 it reads only IPv4', async () => {
@@ -301,7 +301,7 @@ describe('the status script, run by a local shell against stub iptables-save', (
   it('reports absent files as absent (a host never shipped)', async () => {
     const fresh = { rules: join(etc, 'other.rules'), rules6: join(etc, 'other6.rules') };
     const r = await readHostStatus(new LocalShell(bin), { paths: fresh, ipv6: false });
-    expect(r).toEqual({ ok: true, status: { stateJson: undefined, file4: undefined, live4, backups: 0, armed: false, locked: false, fp4: expect.stringMatching(/^[0-9a-f]{64}$/), fp6: '-' } });
+    expect(r).toEqual({ ok: true, status: { stateJson: undefined, file4: undefined, live4, backups: 0, armed: false, locked: false, fp4: expect.stringMatching(/^[0-9a-f]{64}$/), fp6: '-', hasIpset: false, liveSets: '', setsFile: undefined } });
   });
 
   it('fails clearly when a tool is missing or iptables-save fails', async () => {

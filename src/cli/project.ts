@@ -34,8 +34,12 @@ export function renderProject(opts: ProjectOptions): RenderedProject {
   const roles = selectRoles(opts.role, inv.roles.map((r) => r.name));
   const templates = loadTemplates(findUserTemplatesDir(inv.dir, opts.templates));
   checkRoleTemplates(inv.roles, templates);
-  const policies = resolvePolicies(inv, (role) => chooseTemplate(role, templates), roles);
-  const files = renderPolicies(policies, templates, { inventory: inventoryLabel(opts.inventory, opts.out), version: VERSION });
+  // The sets file holds the sets of every role: in ipset mode every role is rendered, the others' files dropped.
+  const only = inv.sets === 'ipset' ? undefined : roles;
+  const policies = resolvePolicies(inv, (role) => chooseTemplate(role, templates), only);
+  const meta = { inventory: inventoryLabel(opts.inventory, opts.out), version: VERSION };
+  const all = renderPolicies(policies, templates, meta);
+  const files = roles && !only ? all.filter((f) => f.role === '' || roles.has(f.role)) : all;
   return { loaded, roles, files, changes: planOutput(files, opts.out, roles) };
 }
 

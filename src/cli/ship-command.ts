@@ -3,6 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
 import ipaddr from 'ipaddr.js';
+import { parseSets } from '../model/sets.js';
 import { LockoutError, UsageError, WorkFailedError } from '../errors.js';
 import type { Host, Inventory } from '../inventory/model.js';
 import { checkRulesText, describeVerdict, type SshVerdict } from '../ship/lockout.js';
@@ -304,7 +305,8 @@ async function checkLockout(jobs: readonly HostJob[], inv: Inventory, reaches: M
       if (!rules) return;
       const key = `${job.host.role}|${v6 ? 6 : 4}|${source.address}|${port}`;
       let verdict = verdicts.get(key);
-      const probe = { source: source.address, dport: port };
+      const sets = job.sets ? setMembers(job.sets) : undefined;
+      const probe = { source: source.address, dport: port, ...(sets ? { sets } : {}) };
       if (!verdict) verdicts.set(key, (verdict = checkRulesText(rules.toString('utf8'), probe)));
       if (!verdict.admitted) {
         viaJump ||= reach.jumps.length > 0;
@@ -364,4 +366,13 @@ function loadChecked(file: string): Inventory {
   const loaded = loadInventory(file);
   printWarnings(loaded.warnings);
   return loaded.inventory;
+}
+
+const membersCache = new WeakMap<Buffer, Map<string, readonly string[]>>();
+
+/** The members of each set of a host's sets text (shared by the role's hosts), for the lockout check. */
+function setMembers(text: Buffer): Map<string, readonly string[]> {
+  let m = membersCache.get(text);
+  if (!m) membersCache.set(text, (m = new Map(parseSets(text.toString('utf8')).sets.map((s) => [s.name, s.members]))));
+  return m;
 }

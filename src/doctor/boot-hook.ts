@@ -1,3 +1,4 @@
+import { setsPathFor } from '../ship/remote-scripts.js';
 import { prologue, type ScriptVars } from './prologue.js';
 
 /** Where fwgen's own boot hook goes: the Debian ifupdown hook, or a systemd unit where ifupdown is absent. */
@@ -82,9 +83,16 @@ export function bootHookScript(v: ScriptVars): string {
     const list = tool.replace('-restore', '');
     return `if [ -r ${file} ] && ! ${list} -n -L FWGEN-INPUT >/dev/null 2>&1; then ${tool} --noflush < ${file} || logger -t fwgen "${tool} < ${file} failed at boot"; fi`;
   };
+  // ipset mode: the sets go in first, or the rules that match them fail to load.
+  // -exist: the hook runs once per interface.
+  const setsFile = setsPathFor(v.paths.rules);
+  const sets =
+    `if [ -r ${setsFile} ] && command -v ipset >/dev/null 2>&1; then ` +
+    `ipset restore -exist < ${setsFile} || logger -t fwgen "ipset restore < ${setsFile} failed at boot"; fi`;
   const hook = `#!/bin/sh
 # Installed by fwgen ship --persist: loads the firewall before the network comes up.
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
+${sets}
 ${restore('iptables-restore', v.paths.rules)}
 ${restore('ip6tables-restore', v.paths.rules6)}
 exit 0
@@ -100,6 +108,7 @@ Conflicts=shutdown.target
 [Service]
 Type=oneshot
 RemainAfterExit=yes
+ExecStart=/bin/sh -c '${sets}'
 ExecStart=/bin/sh -c '${restore('iptables-restore', v.paths.rules)}'
 ExecStart=/bin/sh -c '${restore('ip6tables-restore', v.paths.rules6)}'
 

@@ -21,7 +21,7 @@ export interface HostContext {
   readonly host: Host;
   /** The host's role's `forward:` (reject when unknown). */
   readonly forward?: ForwardMode;
-  readonly inventory: Pick<Inventory, 'interface' | 'trust' | 'hasIpv6'>;
+  readonly inventory: Pick<Inventory, 'interface' | 'trust' | 'hasIpv6'> & { readonly sets?: Inventory['sets'] };
   readonly paths: RemotePaths;
 }
 
@@ -57,6 +57,11 @@ function tools(f: HostFacts, c: HostContext): Omit<Check, 'host'> {
   const needed: Tool[] = ['iptables-restore', 'iptables-save', ...(c.inventory.hasIpv6 ? (['ip6tables-restore', 'ip6tables-save'] as const) : [])];
   const missing = needed.filter((t) => !f.tools.has(t));
   if (missing.length > 0) return { name: 'tools', level: 'fail', detail: `missing on the host: ${missing.join(', ')}`, fix: 'install iptables (`apt-get install iptables`)' };
+  if (c.inventory.sets === 'ipset' && !f.tools.has('ipset')) {
+    const detail = 'ipset missing on the host (the inventory says sets: ipset)';
+    return { name: 'tools', level: 'fail', detail, fix: 'install ipset (`apt-get install ipset`)' };
+  }
+  if (c.inventory.sets === 'ipset') needed.push('ipset');
   return { name: 'tools', level: 'ok', detail: `${needed.join(', ')} present` };
 }
 

@@ -12,6 +12,7 @@ export const TOOLS = [
   'ip6tables-legacy-save',
   'iptables-nft-save',
   'ip6tables-nft-save',
+  'ipset',
 ] as const;
 export type Tool = (typeof TOOLS)[number];
 

@@ -4,7 +4,7 @@ import { createRequire } from 'node:module';
 import jsYaml from 'js-yaml';
 import { InputError, UsageError, type Problem } from '../errors.js';
 import { parseNet, sortNets } from './addresses.js';
-import { DEFAULT_PRESERVE, type AllowRule, type ForwardMode, type Host, type Inventory, type Net, type PortSpec, type Role, type SourceRef, type SshSettings, type Trust } from './model.js';
+import { DEFAULT_PRESERVE, type AllowRule, type ForwardMode, type Host, type Inventory, type Net, type PortSpec, type Role, type SourceRef, type SetsMode, type SshSettings, type Trust } from './model.js';
 import { parsePort, sortPorts } from './ports.js';
 import { globMatcher } from '../util/glob.js';
 import { checkSchema } from './schema-check.js';
@@ -24,6 +24,7 @@ interface RawInventory {
   preserve?: string[];
   monitoring?: RawRule[];
   trust?: Trust;
+  sets?: SetsMode;
   roles: Record<string, RawRole>;
 }
 
@@ -190,6 +191,7 @@ function normalize(raw: RawInventory, file: string, report: Reporter): Inventory
     management,
     monitoring,
     trust: raw.trust ?? 'fleet',
+    sets: raw.sets ?? 'none',
     preserve: preservePatterns(raw.preserve, report),
     roles,
     hosts,

@@ -81,6 +81,9 @@ export interface Role {
 
 export type Trust = 'fleet' | 'none';
 
+/** How address lists reach the rules: one rule per CIDR (`none`), or named ipsets matched by one rule each. */
+export type SetsMode = 'none' | 'ipset';
+
 /**
  * Chains of other tools kept, with the jumps into them, when `preserve:` is not set (or says
  * `default`): Docker, fail2ban, Kubernetes (kube-proxy), Calico, Cilium, libvirt, flannel, Weave,
@@ -111,6 +114,8 @@ export interface Inventory {
   readonly management: readonly Net[];
   readonly monitoring: readonly AllowRule[];
   readonly trust: Trust;
+  /** `ipset`: address lists become named sets (rendered once, in rendered/sets/ipset.rules). */
+  readonly sets: SetsMode;
   /** Chain name patterns of other tools whose chains, and jumps into them, fwgen keeps. */
   readonly preserve: readonly string[];
   /** Sorted by name. */

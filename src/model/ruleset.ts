@@ -43,6 +43,8 @@ export interface Table {
 
 export interface Ruleset {
   readonly tables: readonly Table[];
+  /** The sets its rules match, when built in ipset mode (the emitter of rules leaves them out). */
+  readonly sets?: readonly IpSet[];
 }
 
 export const BUILTIN_CHAINS: Readonly<Record<string, readonly string[]>> = {
@@ -92,4 +94,39 @@ export function targetOf(rule: Rule): { target: string; goto: boolean } | undefi
 export function commentOf(rule: Rule): string | undefined {
   const i = rule.args.indexOf('--comment');
   return i >= 0 ? rule.args[i + 1] : undefined;
+}
+
+/** An ipset's family, as `ipset` spells it. */
+export type SetFamily = 'inet' | 'inet6';
+
+/**
+ * A named ipset (`hash:net`): a list of networks one rule matches with `-m set --match-set NAME src`.
+ * Built from a resolved address list (render), or parsed from `ipset save` text (a host's live sets).
+ */
+export interface IpSet {
+  readonly name: string;
+  readonly type: string;
+  readonly family: SetFamily;
+  /** Create options after the family, as written: `['hashsize', '1024', 'maxelem', '65536']`. */
+  readonly options: readonly string[];
+  /** Networks as `ipset save` prints them: a single address without its `/32` (`/128`), sorted by address. */
+  readonly members: readonly string[];
+}
+
+/** The set a rule matches (`-m set --match-set NAME src`), if any. */
+export function matchSetOf(rule: Rule): string | undefined {
+  const i = rule.args.indexOf('--match-set');
+  return i >= 0 ? rule.args[i + 1] : undefined;
+}
+
+/** Every set name the rules of a ruleset match, sorted, once each. */
+export function setsMatched(rs: Ruleset): string[] {
+  const names = new Set<string>();
+  for (const t of rs.tables) {
+    for (const r of rulesOf(t)) {
+      const n = matchSetOf(r);
+      if (n !== undefined) names.add(n);
+    }
+  }
+  return [...names].sort();
 }

@@ -3,7 +3,7 @@ import { mkdir, open, rename, unlink } from 'node:fs/promises';
 import { mapPool } from '../util/map-pool.js';
 import { dirname, join } from 'node:path';
 import type { RenderedFile } from '../render/render-role.js';
-import { RULES_FILE, renderedText } from '../render/render-role.js';
+import { RULES_FILE, SETS_FILE, renderedText } from '../render/render-role.js';
 
 export type ChangeStatus = 'added' | 'updated' | 'removed' | 'unchanged';
 
@@ -15,7 +15,7 @@ export interface FileChange {
   readonly file?: RenderedFile;
 }
 
-const OWNED = new Set(Object.values(RULES_FILE));
+const OWNED = new Set([...Object.values(RULES_FILE), SETS_FILE.split('/')[1]!]);
 
 /** Compares rendered files with the output folder. `roles` limits removals to those roles' folders. */
 export function planOutput(files: readonly RenderedFile[], outDir: string, roles?: ReadonlySet<string>): FileChange[] {

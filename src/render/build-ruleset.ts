@@ -1,6 +1,7 @@
 import type { Family } from '../inventory/model.js';
-import type { Rule, RuleBlock, Ruleset } from '../model/ruleset.js';
-import type { FleetSource, RolePolicy } from '../resolve/policy.js';
+import type { IpSet, Rule, RuleBlock, Ruleset } from '../model/ruleset.js';
+import type { AddressList, FleetSource, RolePolicy, SetLists } from '../resolve/policy.js';
+import { buildSet, setName } from './build-sets.js';
 
 /** fwgen's chains, one per built-in chain of the filter table it hooks into. */
 export const FWGEN_CHAINS = { INPUT: 'FWGEN-INPUT', FORWARD: 'FWGEN-FORWARD', OUTPUT: 'FWGEN-OUTPUT' } as const;
@@ -34,6 +35,56 @@ function fleetBlock(policy: RolePolicy): RuleBlock {
   return block;
 }
 
+const matchSet = (name: string): string[] => ['-m', 'set', '--match-set', name, 'src'];
+
+/** The rules that match address lists (management, fleet, allow), per CIDR or, in ipset mode, per set. */
+interface ListRules {
+  readonly management: Rule[];
+  readonly fleet: Rule | RuleBlock;
+  readonly allow: Rule[];
+  readonly sets: IpSet[];
+}
+
+function listRules(p: RolePolicy): ListRules {
+  const IN = FWGEN_CHAINS.INPUT;
+  // iptables-save prints -s before -p, and matches (-m set) after it.
+  const ssh = (src: string[], match: string[] = []): Rule[] =>
+    p.sshPorts.map((sp) => accept(IN, [...src, ...port({ proto: 'tcp', dport: String(sp) }), ...match], 'management ssh'));
+  if (!p.lists) {
+    return {
+      management: p.management.flatMap((net) => ssh(['-s', net])),
+      fleet: fleetBlock(p),
+      allow: p.allow.map((a) => accept(IN, ['-s', a.cidr, ...port(a.port)], `${p.role} ${a.label} from ${a.via}`)),
+      sets: [],
+    };
+  }
+  return setRules(p, p.lists, ssh);
+}
+
+/** ipset mode: one rule per list (per port), matching the list's set; lists without members have neither. */
+function setRules(p: RolePolicy, lists: SetLists, ssh: (src: string[], match: string[]) => Rule[]): ListRules {
+  const IN = FWGEN_CHAINS.INPUT;
+  const sets: IpSet[] = [];
+  const use = (name: string, list: AddressList): string | undefined => {
+    if (list.cidrs.length === 0) return undefined;
+    sets.push(buildSet(name, list, p.family));
+    return name;
+  };
+  const mgmt = use(setName({ kind: 'management' }, p.family), lists.management);
+  const fleet = use(setName({ kind: 'fleet' }, p.family), lists.fleet);
+  const iface = p.interface ? ['-i', p.interface] : [];
+  const allow = lists.allow.flatMap((l) => {
+    const name = use(setName({ kind: 'allow', role: p.role, label: l.label }, p.family), l)!;
+    return l.ports.map((pp) => accept(IN, [...port(pp), ...matchSet(name)], `${p.role} ${l.label} from ${l.via}`));
+  });
+  return {
+    management: mgmt ? ssh([], matchSet(mgmt)) : [],
+    fleet: { chain: IN, rules: fleet ? [accept(IN, [...iface, ...matchSet(fleet)], `fleet ${lists.fleet.via}`)] : [] },
+    allow,
+    sets,
+  };
+}
+
 /**
  * Builds a role's ruleset for one family: fwgen's chains, and one jump into each from its built-in
  * chain (FORWARD only with `forward: reject`). Pure; the order of rules is the baseline policy's.
@@ -42,16 +93,17 @@ export function buildRuleset(p: RolePolicy, extra: ExtraRules = []): Ruleset {
   const IN = FWGEN_CHAINS.INPUT;
   const reject = ['-j', 'REJECT', '--reject-with', REJECT_WITH[p.family]];
   const extraFor = (chain: string): Rule[] => extra.filter((r) => r.chain === chain);
+  const lists = listRules(p);
   const input: (Rule | RuleBlock)[] = [
     accept(IN, ['-i', 'lo'], 'loopback'),
     { chain: IN, args: ['-d', p.loopback, '!', '-i', 'lo', ...comment('loopback address off lo'), ...reject] },
     accept(IN, ['-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED'], 'established'),
-    ...p.management.flatMap((net) => p.sshPorts.map((sp) => accept(IN, ['-s', net, ...port({ proto: 'tcp', dport: String(sp) })], 'management ssh'))),
+    ...lists.management,
     ...NDP_TYPES[p.family].map((t) => accept(IN, ['-p', 'ipv6-icmp', '-m', 'icmp6', '--icmpv6-type', String(t), '-m', 'hl', '--hl-eq', '255'], 'neighbour discovery')),
-    fleetBlock(p),
+    lists.fleet,
     ...p.publicPorts.map((pp) => accept(IN, port(pp), `${p.role} public`)),
     ...p.ports.map((pp) => accept(IN, port(pp), `${p.role} ports ${pp.text}`)),
-    ...p.allow.map((a) => accept(IN, ['-s', a.cidr, ...port(a.port)], `${p.role} ${a.label} from ${a.via}`)),
+    ...lists.allow,
     ...extraFor(IN),
     accept(IN, PING[p.family], 'ping'),
     { chain: IN, args: ['-m', 'limit', '--limit', '5/min', ...comment('log denied'), '-j', 'LOG', '--log-prefix', 'fwgen denied: ', '--log-level', '7'] },
@@ -72,6 +124,7 @@ export function buildRuleset(p: RolePolicy, extra: ExtraRules = []): Ruleset {
         rules: [...jumps, ...own.flatMap((c) => rulesOf[c])],
       },
     ],
+    ...(p.lists ? { sets: lists.sets } : {}),
   };
 }
 

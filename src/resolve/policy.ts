@@ -1,4 +1,4 @@
-import type { Family, ForwardMode, PortSpec } from '../inventory/model.js';
+import type { Family, ForwardMode, PortSpec, SetsMode } from '../inventory/model.js';
 
 /** A fleet-trust source: inventory addresses merged into one CIDR. */
 export interface FleetSource {
@@ -17,6 +17,28 @@ export interface AllowEntry {
   readonly via: string;
   readonly label: string;
   readonly port: PortSpec;
+}
+
+/** A merged address list that becomes one ipset (`sets: ipset`), with what it stands for in comments. */
+export interface AddressList {
+  /** Merged CIDRs, sorted by address. */
+  readonly cidrs: readonly string[];
+  /** Comment text for the whole list: `web/web1`, `12 hosts of db web`. */
+  readonly via: string;
+}
+
+/** One `allow` or `monitoring` rule's sources as a list (merged over the rule, not per port), and its ports. */
+export interface AllowList extends AddressList {
+  /** `allow#1` or `monitoring#1`. */
+  readonly label: string;
+  readonly ports: readonly PortSpec[];
+}
+
+/** The address lists of a role's rules in ipset mode; fleet, management and monitoring lists are shared by roles. */
+export interface SetLists {
+  readonly fleet: AddressList;
+  readonly management: AddressList;
+  readonly allow: readonly AllowList[];
 }
 
 /** Everything one role's rules file for one family needs, resolved, sorted and de-duplicated. */
@@ -38,6 +60,10 @@ export interface RolePolicy {
   readonly allow: readonly AllowEntry[];
   /** `reject`: fwgen's FORWARD chain rejects; `leave`: fwgen has no FORWARD chain and leaves FORWARD alone. */
   readonly forward: ForwardMode;
+  /** `ipset`: rules match the address lists of `lists` as named sets. */
+  readonly sets: SetsMode;
+  /** The address lists as sets: present in ipset mode. */
+  readonly lists?: SetLists;
   /** Template file to render with. */
   readonly template: string;
 }

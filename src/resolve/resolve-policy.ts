@@ -1,7 +1,7 @@
 import type { AllowRule, Family, Host, Inventory, PortSpec, Role } from '../inventory/model.js';
 import { parsePort } from '../inventory/ports.js';
 import { aggregate, aggregateNets, describeAggregate, type Aggregate, type Member } from './aggregate.js';
-import type { AllowEntry, FleetSource, RolePolicy } from './policy.js';
+import type { AddressList, AllowEntry, AllowList, FleetSource, RolePolicy, SetLists } from './policy.js';
 
 const PUBLIC_PORTS = ['tcp/80', 'tcp/443'].map((t) => parsePort(t) as PortSpec);
 const LOOPBACK: Record<Family, string> = { ipv4: '127.0.0.0/8', ipv6: '::1/128' };
@@ -18,7 +18,8 @@ export function resolvePolicies(
   const families: Family[] = inv.hasIpv6 ? ['ipv4', 'ipv6'] : ['ipv4'];
   const hostsByName = new Map(inv.hosts.map((h) => [h.name, h]));
   const rolesByName = new Map(inv.roles.map((r) => [r.name, r]));
-  const fleet = new Map(families.map((f) => [f, inv.trust === 'fleet' ? fleetSources(inv.hosts, f) : []]));
+  const fleetAggs = new Map(families.map((f) => [f, inv.trust === 'fleet' ? fleetAggregates(inv.hosts, f) : []]));
+  const fleet = new Map(families.map((f) => [f, fleetSources(fleetAggs.get(f)!)]));
   const management = new Map(
     families.map((f) => [f, aggregateNets(inv.management.filter((n) => n.family === f)).map((n) => n.cidr)]),
   );
@@ -34,6 +35,7 @@ export function resolvePolicies(
     }
     return aggregates;
   };
+  const lists = inv.sets === 'ipset' ? listMaker(families, fleetAggs, management, inv.monitoring, mergeRule) : undefined;
   const out: RolePolicy[] = [];
   for (const role of inv.roles) {
     if (onlyRoles && !onlyRoles.has(role.name)) continue;
@@ -52,6 +54,8 @@ export function resolvePolicies(
         ports: role.ports,
         allow: allowEntries([...role.allow, ...inv.monitoring], (rule) => mergeRule(rule, family)),
         forward: role.forward,
+        sets: inv.sets,
+        ...(lists ? { lists: lists(role, family) } : {}),
         template: chooseTemplate(role),
       });
     }
@@ -59,15 +63,58 @@ export function resolvePolicies(
   return out;
 }
 
-/** Every inventory address of the family, merged into the fewest CIDRs, each labelled with the hosts it covers. */
-function fleetSources(hosts: readonly Host[], family: Family): FleetSource[] {
+/** Every inventory address of the family, merged into the fewest CIDRs. */
+function fleetAggregates(hosts: readonly Host[], family: Family): Aggregate[] {
   const members = hosts.flatMap((h) =>
     h.addresses
       .filter((a) => a.family === family)
       .map((net): Member => ({ net, via: `${h.role}/${h.name}`, group: h.role, isHost: true })),
   );
-  return aggregate(members).map((a) => ({ cidr: a.net.cidr, label: describeAggregate(a.members) }));
+  return aggregate(members);
 }
+
+/** Each merged fleet CIDR, labelled with the hosts it covers. */
+function fleetSources(aggregates: readonly Aggregate[]): FleetSource[] {
+  return aggregates.map((a) => ({ cidr: a.net.cidr, label: describeAggregate(a.members) }));
+}
+
+/**
+ * The address lists of ipset mode, per role and family. Fleet, management and each monitoring rule's
+ * list are built once per family and shared, so the renderer writes their sets once.
+ */
+function listMaker(
+  families: readonly Family[],
+  fleetAggs: ReadonlyMap<Family, Aggregate[]>,
+  management: ReadonlyMap<Family, string[]>,
+  monitoring: readonly AllowRule[],
+  mergeRule: (rule: AllowRule, family: Family) => Aggregate[],
+): (role: Role, family: Family) => SetLists {
+  const asList = (aggs: readonly Aggregate[]): AddressList => ({
+    cidrs: aggs.map((a) => a.net.cidr),
+    via: aggs.length === 0 ? '' : describeAggregate(aggs.flatMap((a) => a.members)),
+  });
+  const fleet = new Map(families.map((f) => [f, asList(fleetAggs.get(f) ?? [])]));
+  const mgmt = new Map(families.map((f): [Family, AddressList] => [f, { cidrs: management.get(f) ?? [], via: 'management' }]));
+  const ruleLists = new Map<string, AllowList>();
+  const allowList = (rule: AllowRule, family: Family, owner: string): AllowList => {
+    const key = `${owner}|${rule.label}|${family}`;
+    let list = ruleLists.get(key);
+    if (!list) {
+      list = { ...asList(mergeRule(rule, family)), label: rule.label, ports: rule.ports };
+      ruleLists.set(key, list);
+    }
+    return list;
+  };
+  return (role, family) => ({
+    fleet: fleet.get(family)!,
+    management: mgmt.get(family)!,
+    allow: [
+      ...role.allow.map((r) => allowList(r, family, role.name)),
+      ...monitoring.map((r) => allowList(r, family, '')),
+    ].filter((l) => l.cidrs.length > 0),
+  });
+}
+
 
 /** The SSH ports that ship connects to on this role's hosts: management must reach every one. */
 function sshPorts(role: Role): number[] {

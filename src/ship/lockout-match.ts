@@ -27,6 +27,8 @@ export interface Packet {
   readonly dst: Endpoint;
   /** Which interface option means the network side: `-i` for packets coming in, `-o` for going out. */
   readonly iface: '-i' | '-o';
+  /** ipset mode: the rendered members of each set, for `-m set --match-set NAME src|dst`. */
+  readonly sets?: ReadonlyMap<string, readonly string[]>;
 }
 
 export type Match = 'yes' | 'no' | 'unknown';
@@ -126,6 +128,15 @@ export function matchRule(args: readonly string[], p: Packet): Matched {
         worse(flip(val === p.dir ? 'yes' : 'no'));
         i++;
         break;
+      case '--match-set': {
+        // Only a set whose members were rendered, matched against a known address, is understood.
+        const members = p.sets?.get(val);
+        const end = args[i + 2] === 'src' ? p.src : args[i + 2] === 'dst' ? p.dst : undefined;
+        if (members === undefined || end === undefined) worse('unknown');
+        else worse(flip(anyOf(members.map((m) => addressIn(m, end)))));
+        i += 2;
+        break;
+      }
       case '--comment':
         i++;
         break;
@@ -144,6 +155,11 @@ function either(a: Match, b: Match): Match {
 }
 
 /** Whether an endpoint's address is in a CIDR: for the host's own address, only loopback is known (never). */
+/** `yes` if any is, else `unknown` if any is, else `no`. */
+function anyOf(matches: readonly Match[]): Match {
+  return matches.includes('yes') ? 'yes' : matches.includes('unknown') ? 'unknown' : 'no';
+}
+
 function addressIn(cidr: string, end: Endpoint): Match {
   if (end.address === undefined) return LOOPBACK.test(cidr) ? 'no' : 'unknown';
   try {

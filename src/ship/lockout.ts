@@ -9,6 +9,8 @@ import { CLIENT_PORTS, matchRule, type Endpoint, type Match, type Packet } from 
 export interface Probe {
   readonly source: string;
   readonly dport: number;
+  /** ipset mode: the rendered members of each set (`-m set --match-set NAME src` looks the source up). */
+  readonly sets?: ReadonlyMap<string, readonly string[]>;
 }
 
 /** Whether a ruleset admits a probe, and the rule that decided. */
@@ -126,13 +128,14 @@ export function describeVerdict(v: SshVerdict): string {
 function packetsOf(probe: Probe): { packet: Packet; path: readonly Hook[] }[] {
   const client: Endpoint = { address: probe.source, port: CLIENT_PORTS };
   const server: Endpoint = { port: [probe.dport, probe.dport] };
-  const request = { dir: 'ORIGINAL', src: client, dst: server, iface: '-i' } as const;
+  const sets = probe.sets ? { sets: probe.sets } : {};
+  const request = { dir: 'ORIGINAL', src: client, dst: server, iface: '-i', ...sets } as const;
   return [
     { packet: { label: 'new connection', state: 'NEW', ...request }, path: REQUEST_PATH },
     { packet: { label: 'client packets', state: 'ESTABLISHED', ...request }, path: REQUEST_PATH },
     // conntrack marks every packet in the reply direction ESTABLISHED, the SYN-ACK included.
     {
-      packet: { label: 'replies', state: 'ESTABLISHED', dir: 'REPLY', src: server, dst: client, iface: '-o' },
+      packet: { label: 'replies', state: 'ESTABLISHED', dir: 'REPLY', src: server, dst: client, iface: '-o', ...sets },
       path: REPLY_PATH,
     },
   ];

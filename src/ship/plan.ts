@@ -3,7 +3,10 @@ import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { Host, Inventory } from '../inventory/model.js';
 import { preserveMatcher } from '../model/ownership.js';
-import { RULES_FILE } from '../render/render-role.js';
+import { parseRuleset } from '../model/parse.js';
+import { setsMatched } from '../model/ruleset.js';
+import { emitSets, parseSets } from '../model/sets.js';
+import { RULES_FILE, SETS_FILE } from '../render/render-role.js';
 import { rules6PathFor, type RemotePaths } from './remote-scripts.js';
 import type { HostJob } from './ship-host.js';
 
@@ -27,18 +30,37 @@ export function remotePaths(inv: Inventory): RemotePaths {
 /** One job per host, with the files rendered/ holds for its role (read once per role, shared by its hosts). */
 export function planShip(inv: Inventory, hosts: readonly Host[], renderedDir: string): HostJob[] {
   const paths = remotePaths(inv);
-  const files = new Map<string, Pick<HostJob, 'v4' | 'v6'>>();
-  const filesOf = (role: string): Pick<HostJob, 'v4' | 'v6'> => {
+  const files = new Map<string, Pick<HostJob, 'v4' | 'v6' | 'sets'>>();
+  const setsOf = inv.sets === 'ipset' ? roleSets(renderedDir) : undefined;
+  const filesOf = (role: string): Pick<HostJob, 'v4' | 'v6' | 'sets'> => {
     let f = files.get(role);
     if (!f) {
       const v4Path = join(renderedDir, role, RULES_FILE.ipv4);
       const v6Path = join(renderedDir, role, RULES_FILE.ipv6);
       if (!existsSync(v4Path)) throw new UsageError(`${v4Path} is missing`, 'run `fwgen render`');
-      f = { v4: readFileSync(v4Path), v6: inv.hasIpv6 && existsSync(v6Path) ? readFileSync(v6Path) : undefined };
+      const v4 = readFileSync(v4Path);
+      const v6 = inv.hasIpv6 && existsSync(v6Path) ? readFileSync(v6Path) : undefined;
+      f = { v4, v6, ...(setsOf ? { sets: setsOf(role, [v4, ...(v6 ? [v6] : [])]) } : {}) };
       files.set(role, f);
     }
     return f;
   };
   const preserve = preserveMatcher(inv.preserve);
   return hosts.map((host) => ({ host, paths, preserve, ...filesOf(host.role) }));
+}
+
+/** ipset mode: the sets of rendered/sets/ipset.rules that a role's rules match, as the host gets them. */
+function roleSets(renderedDir: string): (role: string, files: readonly Buffer[]) => Buffer {
+  const path = join(renderedDir, SETS_FILE);
+  if (!existsSync(path)) throw new UsageError(`${path} is missing (the inventory says sets: ipset)`, 'run `fwgen render`');
+  const all = new Map(parseSets(readFileSync(path, 'utf8')).sets.map((s) => [s.name, s]));
+  return (role, files) => {
+    const names = files.flatMap((f) => setsMatched(parseRuleset(f.toString('utf8')).ruleset));
+    const missing = names.filter((n) => !all.has(n));
+    if (missing.length > 0) {
+      throw new UsageError(`${path} has no set ${missing.join(', ')}, matched by role ${role}`, 'run `fwgen render`');
+    }
+    const header = [`# fwgen ipsets of role ${role}, from rendered/${SETS_FILE}.`];
+    return Buffer.from(emitSets([...new Set(names)].sort().map((n) => all.get(n)!), header), 'utf8');
+  };
 }

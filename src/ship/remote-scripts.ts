@@ -2,6 +2,11 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
+/** The host's sets file in ipset mode (remote/sets.sh `sets_file`): loaded at boot before the rules. */
+export function setsPathFor(rules: string): string {
+  return `${rules}.ipset`;
+}
+
 /** Where a host keeps its rules and fwgen's bookkeeping: everything sits beside the rules file. */
 export interface RemotePaths {
   readonly rules: string;
@@ -55,8 +60,12 @@ export function remoteFile(file: string): string {
   return s;
 }
 
+/** Steps that handle ipsets get remote/sets.sh after lib.sh. */
+const WITH_SETS = new Set(['read.sh', 'apply.sh', 'commit.sh']);
+
 function step(name: StepName, file: string, args: readonly (string | number)[]): RemoteCall {
-  return { name, script: `${remoteFile('lib.sh')}\n${remoteFile(file)}`, args: args.map(String) };
+  const libs = WITH_SETS.has(file) ? `${remoteFile('lib.sh')}\n${remoteFile('sets.sh')}` : remoteFile('lib.sh');
+  return { name, script: `${libs}\n${remoteFile(file)}`, args: args.map(String) };
 }
 
 /** Reads state, rules files and live filter tables (and a backup's files for a rollback); changes nothing. */

@@ -2,6 +2,7 @@ import type { ScriptVars } from '../doctor/prologue.js';
 import type { Host } from '../inventory/model.js';
 import type { PreserveFn } from '../model/ownership.js';
 import { parseRuleset } from '../model/parse.js';
+import { parseSets } from '../model/sets.js';
 import { changeScript, isEmptyChange, planChange, removedLeftovers, undoScript, type Change } from '../model/transaction.js';
 import { readHostStatus, type RemoteStatus } from '../status/read-host-status.js';
 import { applyCall, commitCall, deadmanPart, EXIT, parseKeyValues, parseStatus, verifyCall, type Part, type RemotePaths } from './remote-scripts.js';
@@ -28,6 +29,8 @@ export interface HostJob {
   readonly paths: RemotePaths;
   readonly v4: Buffer;
   readonly v6?: Buffer;
+  /** `sets: ipset`: the sets the role's rules match, in `ipset restore` format (final names). */
+  readonly sets?: Buffer;
   /** Restore this backup timestamp instead of uploading (`fwgen rollback`). */
   readonly fromBackup?: string;
   /** Other tools' chains that fwgen keeps (the inventory's `preserve:`). */
@@ -71,7 +74,13 @@ interface Plan {
   readonly unchanged: boolean;
   /** Leftover rules (neither fwgen's nor preserved) the change removes. */
   readonly removed: readonly string[];
+  /** The sets to load (ipset mode, or a rollback to a backup that saved sets). */
+  readonly wantSets?: Buffer;
 }
+
+/** The host needs the ipset command for this job, and does not have it. */
+const NO_IPSET =
+  'the ipset command is missing on the host (the inventory says sets: ipset); install it (apt-get install ipset), then ship again';
 
 /**
  * Ships one host: read what it runs (one command), compute fwgen's change; if any, lock, verify the
@@ -100,6 +109,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
       const read = await readHostStatus(first, { paths: job.paths, ipv6: vars.ipv6 }, job.fromBackup);
       if (!read.ok) return result('failed', read.reason);
       const plan = planHost(job, read.status, s.force);
+      if (plan.wantSets && read.status.hasIpset === false) return result('failed', NO_IPSET);
       if (s.dryRun) return await dryRun(job, read.status, plan, result);
       if (plan.unchanged) {
         return result('unchanged', withNote('fwgen rules and rules file already match', await persist(s, first, vars)));
@@ -143,9 +153,22 @@ function planHost(job: HostJob, remote: RemoteStatus, force: boolean): Plan {
   const change4 = change(want4, remote.live4);
   const change6 = want6 ? change(want6, remote.live6 ?? '') : undefined;
   const filesMatch = remote.file4 === want4.toString('utf8') && (!want6 || remote.file6 === want6.toString('utf8'));
-  const unchanged = !force && filesMatch && isEmptyChange(change4) && (!change6 || isEmptyChange(change6));
+  const backupSets = remote.backupSets === undefined ? undefined : Buffer.from(remote.backupSets, 'utf8');
+  const wantSets = rollbackTo ? backupSets : job.sets;
+  const setsMatch = !wantSets || (remote.setsFile === wantSets.toString('utf8') && setsLive(wantSets, remote.liveSets ?? ''));
+  const unchanged = !force && filesMatch && setsMatch && isEmptyChange(change4) && (!change6 || isEmptyChange(change6));
   const removed = [change4, ...(change6 ? [change6] : [])].flatMap((c) => removedLeftovers(c, job.preserve));
-  return { want4, want6, change4, change6, unchanged, removed };
+  return { want4, want6, change4, change6, unchanged, removed, ...(wantSets ? { wantSets } : {}) };
+}
+
+/** Every wanted set is live with exactly the wanted members (create options aside: the kernel adds its own). */
+function setsLive(want: Buffer, liveSave: string): boolean {
+  const live = new Map(parseSets(liveSave).sets.map((x) => [x.name, x]));
+  return parseSets(want.toString('utf8')).sets.every((w) => {
+    const l = live.get(w.name);
+    if (l === undefined || l.family !== w.family || l.type !== w.type) return false;
+    return l.members.join('\n') === w.members.join('\n');
+  });
 }
 
 function fileOr(text: string | undefined, ts: string): Buffer {
@@ -163,7 +186,8 @@ function parts(p: Plan): Part[] {
     { name: `change${n}`, bytes: Buffer.from(changeScript(c), 'utf8') },
     { name: `undo${n}`, bytes: Buffer.from(undoScript(c), 'utf8') },
   ];
-  return [...family(4, p.want4, p.change4), ...(p.want6 && p.change6 ? family(6, p.want6, p.change6) : []), deadmanPart()];
+  const sets: Part[] = p.wantSets ? [{ name: 'sets', bytes: p.wantSets }] : [];
+  return [...family(4, p.want4, p.change4), ...(p.want6 && p.change6 ? family(6, p.want6, p.change6) : []), ...sets, deadmanPart()];
 }
 
 function payload(p: Plan): Buffer {

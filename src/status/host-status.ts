@@ -1,5 +1,6 @@
 import type { Host } from '../inventory/model.js';
-import { RULES_FILE } from '../render/render-role.js';
+import { diffMembers, parseSets } from '../model/sets.js';
+import { RULES_FILE, SETS_FILE } from '../render/render-role.js';
 import type { RemotePaths } from '../ship/remote-scripts.js';
 import { TransportError, type Session, type Transport } from '../ship/transport.js';
 import type { PreserveFn } from '../model/ownership.js';
@@ -55,6 +56,8 @@ export interface StatusJob {
   readonly v6?: Buffer;
   /** Other tools' chains that fwgen keeps (the inventory's `preserve:`). */
   readonly preserve: PreserveFn;
+  /** ipset mode: the sets the role's rules match (`ipset restore` text); live members are compared. */
+  readonly sets?: Buffer;
 }
 
 /** Connection settings of a status run. */
@@ -99,12 +102,18 @@ export function allInSync(results: readonly HostStatus[]): boolean {
 export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
   const families = comparedFamilies(job, remote);
   const vsRendered = families.map((f) => ({ ...f, cmp: compareLive(f.rendered, f.live, job.preserve, { rendered: `rendered/${job.host.role}/${f.file}`, live: `${job.host.name} live ${f.save}` }) }));
-  const inSync = vsRendered.every((f) => f.cmp.inSync);
+  const setDrift = job.sets ? compareSets(job.sets.toString('utf8'), remote) : [];
+  const rulesInSync = vsRendered.every((f) => f.cmp.inSync);
+  const inSync = rulesInSync && setDrift.length === 0;
   const recorded = remote.stateJson !== undefined;
   const shipped = recorded ? parseShipped(remote.stateJson!) : undefined;
   const state: HostState = inSync ? 'in-sync' : recorded ? 'drifted' : 'never-shipped';
   const reasons = [
-    inSync ? (recorded ? undefined : 'live rules match rendered/, but fwgen has no record of shipping them') : whyDifferent(families, recorded, job.preserve),
+    inSync
+      ? recorded ? undefined : 'live rules match rendered/, but fwgen has no record of shipping them'
+      : rulesInSync
+        ? `the live ipset members differ from rendered/${SETS_FILE} (${setDrift.length} difference(s))`
+        : whyDifferent(families, recorded, job.preserve),
     recorded && !shipped ? `${job.paths.rules}.fwgen-state.json is unreadable` : undefined,
     remote.armed || remote.locked ? 'a ship is in flight on this host (lock held or dead-man switch armed)' : undefined,
   ].filter((r): r is string => r !== undefined);
@@ -117,9 +126,24 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
     armed: remote.armed,
     foreign: foreignNames(vsRendered.map((f) => f.cmp)),
     foreignRules: vsRendered.flatMap((f) => f.cmp.foreignRules),
-    drift: vsRendered.flatMap((f) => f.cmp.drift),
+    drift: [...vsRendered.flatMap((f) => f.cmp.drift), ...setDrift],
     ...(reasons.length > 0 ? { reason: reasons.join('; ') } : {}),
   };
+}
+
+/**
+ * Live set members against the rendered ones, as diff lines (rendered → live): `-add NAME M` a member
+ * missing on the host, `+add NAME M` one the host has in addition, `-create NAME` a set it lacks.
+ */
+export function compareSets(rendered: string, remote: RemoteStatus): string[] {
+  if (remote.hasIpset === false) return ['-ipset (the ipset command is missing on the host: apt-get install ipset)'];
+  const live = new Map(parseSets(remote.liveSets ?? '').sets.map((x) => [x.name, x]));
+  return parseSets(rendered).sets.flatMap((want) => {
+    const have = live.get(want.name);
+    if (!have) return [`-create ${want.name} ${want.type} family ${want.family}`];
+    const { missing, extra } = diffMembers(want.members, have.members);
+    return [...missing.map((m) => `-add ${want.name} ${m}`), ...extra.map((m) => `+add ${want.name} ${m}`)];
+  });
 }
 
 interface FamilyTexts {

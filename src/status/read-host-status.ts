@@ -29,6 +29,14 @@ export interface RemoteStatus {
   /** With a backup asked for: that backup's rules files (undefined: the host had none then). */
   readonly backup4?: string;
   readonly backup6?: string;
+  /** The host has the `ipset` command. */
+  readonly hasIpset?: boolean;
+  /** `ipset save` of the live sets named fwgen-* ('' without the ipset command). */
+  readonly liveSets?: string;
+  /** The sets file beside the rules (`<rules_path>.ipset`). */
+  readonly setsFile?: string;
+  /** With a backup asked for: the live sets saved with it (undefined: none were saved). */
+  readonly backupSets?: string;
 }
 
 /** A status read: what the host holds, or why it could not be read. */
@@ -51,13 +59,17 @@ export async function readHostStatus(session: Session, v: StatusVars, fromBackup
 
 /** Splits the status script's output into its sections. */
 export function parseStatusOutput(stdout: string, ipv6: boolean, withBackup = false): RemoteRead {
-  const count = (ipv6 ? 5 : 3) + (withBackup ? (ipv6 ? 2 : 1) : 0);
-  const { sections, rest } = splitSections(Buffer.from(stdout, 'utf8'), count);
+  const rules = (ipv6 ? 5 : 3) + (withBackup ? (ipv6 ? 2 : 1) : 0);
+  // The sets' sections follow the rules' (an older read step has none: no sets then).
+  const sets = 2 + (withBackup ? 1 : 0);
+  const { sections, rest } = splitSections(Buffer.from(stdout, 'utf8'), rules + sets);
   const tail = parseStatus(rest);
-  if (tail.status !== 'read' || sections.length !== count) return { ok: false, reason: 'could not read the rules: the status output was cut short' };
+  const complete = sections.length === rules || sections.length === rules + sets;
+  if (tail.status !== 'read' || !complete) return { ok: false, reason: 'could not read the rules: the status output was cut short' };
   const [stateJson, file4, live4] = sections;
   const [file6, live6] = ipv6 ? sections.slice(3, 5) : [];
-  const [backup4, backup6] = sections.slice(ipv6 ? 5 : 3);
+  const [backup4, backup6] = sections.slice(ipv6 ? 5 : 3, rules);
+  const [liveSets, setsFile, backupSets] = sections.slice(rules);
   return {
     ok: true,
     status: {
@@ -70,7 +82,10 @@ export function parseStatusOutput(stdout: string, ipv6: boolean, withBackup = fa
       locked: tail.locked === '1',
       fp4: tail.fp4 ?? '-',
       fp6: tail.fp6 ?? '-',
-      ...(withBackup ? { backup4, backup6 } : {}),
+      ...(withBackup ? { backup4, backup6, backupSets } : {}),
+      ...(tail.ipset !== undefined ? { hasIpset: tail.ipset === '1' } : {}),
+      liveSets: liveSets ?? '',
+      setsFile,
     },
   };
 }

@@ -160,7 +160,8 @@ roles:
     expect(only(r, 'h3', 'boot')).toMatchObject({ level: 'ok', detail: `${RULES} is loaded at boot by /etc/systemd/system/fwgen-iptables.service (systemd)` });
     // Run the unit's commands as systemd would, on an empty filter table.
     const commands = [...unit.matchAll(/^ExecStart=\/bin\/sh -c '(.*)'$/gm)].map((m) => m[1]);
-    expect(commands).toHaveLength(2);
+    expect(commands).toHaveLength(3); // sets (ipset mode; no file here: nothing), then IPv4, then IPv6 rules
+    expect(commands[0]).toContain('ipset restore');
     await lab.execOk('h3', ['sh', '-c', 'iptables -F && iptables -X']);
     for (const c of commands) await lab.execOk('h3', ['/bin/sh', '-c', c]);
     // Again, as a hook that runs once per interface would: the second run must load nothing.

@@ -1,0 +1,178 @@
+/**
+ * `fwgen ship` in ipset mode against real sshd hosts: sets travel with the rules in one transaction,
+ * are swapped in whole, backed up, restored by rollback and by the dead-man switch.
+ */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseSets } from '../../src/model/sets.js';
+import { CLI_INTERNAL, parseJson, runFwgen } from '../support/run-cli.js';
+import { createLab, labPrereqs, type Lab } from '../support/lab.js';
+
+const NET = '198.18.133';
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+  results: { host: string; outcome: string; reason: string; backup?: string }[];
+}
+
+async function fwgen(cwd: string, args: string[], env: Record<string, string> = {}, entry?: string): Promise<Run> {
+  const r = await runFwgen(cwd, args, env, entry);
+  return { ...r, results: parseJson(r.stdout, [] as Run['results']) };
+}
+
+const outcomes = (r: Run) => Object.fromEntries(r.results.map((x) => [x.host, x.outcome]));
+const normalize = (s: string) => s.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]$/, '[0:0]'));
+const members = (saved: string) => Object.fromEntries(parseSets(saved).sets.map((s) => [s.name, s.members]));
+
+it('has the prerequisites of the end-to-end tests (root, sshd, iptables, ipset, ...)', () => {
+  expect(labPrereqs()).toEqual([]);
+});
+
+describe('fwgen ship with sets: ipset against real sshd hosts', () => {
+  let lab: Lab;
+  let project: string;
+
+  const inventory = (o: { management?: string; trust?: string; dbFrom?: string } = {}) => `
+sets: ipset
+defaults:
+  interface: eth1
+  ssh: { user: root, identity: ${lab.sshKey.privatePath}, known_hosts: ${lab.knownHostsPath} }
+management: [${o.management ?? `${NET}.240/28`}]
+trust: ${o.trust ?? 'fleet'}
+roles:
+  web:
+    hosts: { web1: ${NET}.11, web2: ${NET}.12 }
+  db:
+    allow: [{ from: [${o.dbFrom ?? 'web'}], ports: [tcp/5432] }]
+    hosts: { db1: ${NET}.21 }
+`;
+  const writeInventory = (text: string) => writeFileSync(join(project, 'inventory/inventory.yaml'), text);
+  const render = async () => expect((await fwgen(project, ['render'])).code).toBe(0);
+  const ship = (...args: string[]) => fwgen(project, ['ship', '--json', '--timeout', '4', '--connect-timeout', '3', ...args]);
+  const unsafeShip = (...args: string[]) =>
+    fwgen(project, ['ship', '--json', '--connect-timeout', '3', ...args], { FWGEN_INTERNAL: JSON.stringify({ skipLockoutCheck: true }) }, CLI_INTERNAL);
+  const liveSets = (host: string) => lab.execOk(host, ['ipset', 'save']);
+  const rendered = (path: string) => readFileSync(join(project, 'rendered', path), 'utf8');
+
+  beforeAll(async () => {
+    lab = await createLab({
+      prefix: 'fwip',
+      hosts: [
+        { name: 'web1', ipv4: `${NET}.11`, sshd: true, listen: [5432] },
+        { name: 'web2', ipv4: `${NET}.12`, sshd: true, listen: [5432] },
+        { name: 'db1', ipv4: `${NET}.21`, sshd: true, listen: [5432, 8080] },
+        { name: 'outside', ipv4: `${NET}.99`, extraIpv4: [`${NET}.50`] },
+      ],
+    });
+    project = mkdtempSync(join(tmpdir(), 'fwgen-ship-ipset-'));
+    mkdirSync(join(project, 'inventory'));
+    writeInventory(inventory());
+    await render();
+  }, 180_000);
+
+  afterAll(async () => {
+    await lab?.destroy();
+    if (project) rmSync(project, { recursive: true, force: true });
+  }, 60_000);
+
+  it('a first ship loads the sets before the rules that match them; live sets and rules match rendered/', async () => {
+    const r = await ship('--role', 'all');
+    expect(r.code, r.stderr).toBe(0);
+    expect(outcomes(r)).toEqual({ db1: 'applied', web1: 'applied', web2: 'applied' });
+    const all = members(rendered('sets/ipset.rules'));
+    expect(members(await liveSets('db1'))).toEqual({
+      'fwgen-db-a1-4': all['fwgen-db-a1-4'],
+      'fwgen-fleet-4': all['fwgen-fleet-4'],
+      'fwgen-mgmt-4': all['fwgen-mgmt-4'],
+    });
+    expect(all['fwgen-db-a1-4']).toEqual([`${NET}.11`, `${NET}.12`]);
+    // web's rules match no allow set: its hosts get only the sets they use.
+    expect(Object.keys(members(await liveSets('web1')))).toEqual(['fwgen-fleet-4', 'fwgen-mgmt-4']);
+    expect(normalize(await lab.execOk('db1', ['iptables-save', '-t', 'filter']))).toEqual(normalize(rendered('db/iptables.up.rules')));
+    expect(await lab.execOk('db1', ['cat', '/etc/iptables.up.rules.ipset'])).toContain(`add fwgen-db-a1-4 ${NET}.11\n`);
+    expect(await lab.probe('web1', `${NET}.21`, 5432)).toBe('open');
+    expect(await lab.probe('outside', `${NET}.21`, 5432)).toBe('refused');
+    expect(await lab.probe('outside', `${NET}.21`, 8080)).toBe('refused');
+  }, 60_000);
+
+  it('a second ship is unchanged; a set member removed by hand is drift, and the next ship puts it back', async () => {
+    expect(outcomes(await ship('--role', 'all'))).toEqual({ db1: 'unchanged', web1: 'unchanged', web2: 'unchanged' });
+    await lab.execOk('db1', ['ipset', 'del', 'fwgen-db-a1-4', `${NET}.11`]);
+    const st = await fwgen(project, ['status', '--json', '--connect-timeout', '3', '--host', 'db1']);
+    expect(st.code).toBe(1);
+    const row = JSON.parse(st.stdout)[0] as { state: string; drift: string[]; reason: string };
+    expect(row).toMatchObject({ state: 'drifted', drift: [`-add fwgen-db-a1-4 ${NET}.11`] });
+    expect(row.reason).toMatch(/live ipset members differ from rendered\/sets\/ipset\.rules/);
+    const r = await ship('--role', 'db');
+    expect(outcomes(r)).toEqual({ db1: 'applied' });
+    expect(members(await liveSets('db1'))['fwgen-db-a1-4']).toEqual([`${NET}.11`, `${NET}.12`]);
+    expect(await lab.probe('web1', `${NET}.21`, 5432)).toBe('open');
+  }, 60_000);
+
+  it('a changed set is swapped in whole; the old members are backed up and dropped, no staging set is left', async () => {
+    writeInventory(inventory({ dbFrom: `web, ${NET}.50` }));
+    await render();
+    const r = await ship('--role', 'db');
+    expect(r.code, r.stderr).toBe(0);
+    expect(outcomes(r)).toEqual({ db1: 'applied' });
+    expect(members(await liveSets('db1'))['fwgen-db-a1-4']).toEqual([`${NET}.11`, `${NET}.12`, `${NET}.50`]);
+    expect(await lab.probe('outside', `${NET}.21`, 5432, { source: `${NET}.50` })).toBe('open');
+    expect(await liveSets('db1')).not.toContain('fwgen~');
+    const backup = await lab.execOk('db1', ['cat', `/etc/iptables.up.rules.bak.${r.results[0]!.backup}.sets`]);
+    expect(members(backup)['fwgen-db-a1-4']).toEqual([`${NET}.11`, `${NET}.12`]);
+  }, 60_000);
+
+  it('--persist installs a boot hook that loads the sets before the rules, and it restores both', async () => {
+    const r = await ship('--host', 'db1', '--persist');
+    expect(r.code, r.stderr).toBe(0);
+    const hook = await lab.execOk('db1', ['cat', '/etc/network/if-pre-up.d/fwgen-iptables']);
+    expect(hook.indexOf('ipset restore -exist < /etc/iptables.up.rules.ipset')).toBeGreaterThan(0);
+    expect(hook.indexOf('ipset restore')).toBeLessThan(hook.indexOf('iptables-restore'));
+    // A reboot, as the kernel sees it: no rules, no sets; then the hook runs (once per interface).
+    await lab.execOk('db1', ['sh', '-c', 'iptables -F; iptables -X; ipset destroy']);
+    expect(await liveSets('db1')).toBe('');
+    await lab.execOk('db1', ['sh', '/etc/network/if-pre-up.d/fwgen-iptables']);
+    await lab.execOk('db1', ['sh', '/etc/network/if-pre-up.d/fwgen-iptables']);
+    expect(members(await liveSets('db1'))['fwgen-db-a1-4']).toEqual([`${NET}.11`, `${NET}.12`, `${NET}.50`]);
+    expect(normalize(await lab.execOk('db1', ['iptables-save', '-t', 'filter']))).toEqual(normalize(rendered('db/iptables.up.rules')));
+    expect(await lab.probe('outside', `${NET}.21`, 5432, { source: `${NET}.50` })).toBe('open');
+  }, 60_000);
+
+  it('rollback restores the previous sets with the previous rules', async () => {
+    const r = await fwgen(project, ['rollback', '--host', 'db1', '--json', '--timeout', '4']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(outcomes(r)).toEqual({ db1: 'applied' });
+    expect(members(await liveSets('db1'))['fwgen-db-a1-4']).toEqual([`${NET}.11`, `${NET}.12`]);
+    expect(await lab.probe('outside', `${NET}.21`, 5432, { source: `${NET}.50` })).toBe('refused');
+    expect(await lab.probe('web1', `${NET}.21`, 5432)).toBe('open');
+    expect(await liveSets('db1')).not.toContain('fwgen~');
+  }, 60_000);
+
+  it('sets that lock the deployer out are swapped back by the dead-man switch, with the rules', async () => {
+    writeInventory(inventory({ management: '192.0.2.0/28', dbFrom: `${NET}.50` }));
+    await render();
+    const beforeSets = await liveSets('db1');
+    const beforeRules = await lab.execOk('db1', ['iptables-save', '-t', 'filter']);
+    const r = await unsafeShip('--role', 'db', '--timeout', '4');
+    expect(outcomes(r)).toEqual({ db1: 'rolled-back' });
+    expect(r.results[0]!.reason).toMatch(/restored its previous rules after 4s/);
+    expect(members(await liveSets('db1'))).toEqual(members(beforeSets));
+    expect(await liveSets('db1')).not.toContain('fwgen~');
+    expect(normalize(await lab.execOk('db1', ['iptables-save', '-t', 'filter']))).toEqual(normalize(beforeRules));
+    expect(await lab.probe('web1', `${NET}.21`, 5432)).toBe('open');
+    expect(await lab.execOk('db1', ['cat', '/etc/iptables.up.rules.fwgen-rollbacks'])).toMatch(/rolled back ship .*: not confirmed within 4s/);
+  }, 60_000);
+
+  it('the lockout check looks the deployer up in the management set: the same change is refused up front', async () => {
+    const r = await ship('--role', 'db');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/would not admit SSH from 198\.18\.133\.254 to port 22/);
+    writeInventory(inventory());
+    await render();
+    expect(outcomes(await ship('--role', 'db'))).toEqual({ db1: 'applied' });
+  }, 60_000);
+});
