@@ -33,7 +33,6 @@ if [ "$moved" = 0 ]; then
 fi
 warning=
 { printf '%s\n' "$STATE_JSON" > "$STATE.tmp" && mv -f "$STATE.tmp" "$STATE"; } 2>/dev/null || warning=" warning=no-state"
-rm -rf "$STAGE"
-rm -f "$ARMED.commit" "$DM"
+rm -rf "$STAGE" "$ARMED.commit" "$DM"
 release_lock
 echo "status=committed$warning"
