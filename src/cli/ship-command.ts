@@ -250,7 +250,7 @@ function printProgress(r: HostResult): void {
 }
 
 function record(opts: RunOptions, settings: RunSettings, ctx: RunContext, results: (HostResult & { stage: string })[], stages: readonly Stage[], halted: AuditEntry['halted']): void {
-  const base = { run: settings.id, who: settings.owner.split(' ')[0], inventory: ctx.inv.file, commit: inventoryCommit(ctx.inv.dir) };
+  const base = { run: settings.id, who: settings.owner.split(' ')[0], inventory: ctx.inv.file, commit: inventoryCommit(ctx.inv) };
   const hosts = results.map((r) => ({ host: r.host, role: r.role, outcome: r.outcome, reason: r.reason, backup: r.backup, stage: ctx.staged ? r.stage : undefined }));
   appendAudit(opts.auditLog, { time: new Date().toISOString(), action: ctx.action, ...base, hosts, stages: ctx.staged ? stages.map((s) => s.name) : undefined });
   if (halted) appendAudit(opts.auditLog, { time: new Date().toISOString(), action: 'halt', ...base, hosts: [], halted });
@@ -306,7 +306,7 @@ async function checkLockout(jobs: readonly HostJob[], inv: Inventory, reaches: M
 function runSettings(opts: RunOptions, inv: Inventory): RunSettings {
   const id = `${new Date().toISOString().replace(/[-:.]/g, '').slice(0, 15)}Z-${randomBytes(3).toString('hex')}`;
   const who = `${userInfo().username}@${hostname()}`;
-  const commit = inventoryCommit(inv.dir);
+  const commit = inventoryCommit(inv);
   return {
     id,
     owner: `${who} run ${id} pid ${process.pid} since ${new Date().toISOString()}`,
@@ -330,7 +330,16 @@ async function persistBootHook(session: Session, vars: ScriptVars): Promise<stri
   return res ? describeBootHookResult(res, vars.paths.rules) : `boot hook failed: ${r.stderr.trim().split('\n').at(-1) ?? `exit ${r.code}`}`;
 }
 
-function inventoryCommit(dir: string): string | null {
+// Asked once per run, that is per loaded inventory (the state files and the audit log both name it):
+// git is two processes.
+const commits = new WeakMap<Inventory, string | null>();
+
+function inventoryCommit(inv: Inventory): string | null {
+  if (!commits.has(inv)) commits.set(inv, gitCommit(inv.dir));
+  return commits.get(inv)!;
+}
+
+function gitCommit(dir: string): string | null {
   try {
     const head = execFileSync('git', ['-C', dir, 'rev-parse', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
     const dirty = execFileSync('git', ['-C', dir, 'status', '--porcelain', '--', '.'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() !== '';
