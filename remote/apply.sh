@@ -61,10 +61,16 @@ if [ "$HAS6" = 1 ]; then
   if [ -e "$RULES6" ]; then cp -p "$RULES6" "$RULES6.bak.$BTS" || abort 1 "cannot back up $RULES6"; fi
   { ip6tables-save > "$BAK.live6" && cp "$STAGE/undo6" "$BAK.undo6"; } || abort 1 "cannot back up the live IPv6 rules"
 fi
-for f in "$RULES".bak.*.live; do [ -e "$f" ] && [ "$f" != "$BAK.live" ] && printf '%s\n' "$f"; done |
-  sort -r | tail -n +"$KEEP" | while read -r f; do
+# Keep KEEP backups, this one included: the oldest others go. The glob lists them oldest first (its
+# order is the timestamps'), so no sort | tail.
+n=0
+for f in "$RULES".bak.*.live; do [ -e "$f" ] && [ "$f" != "$BAK.live" ] && n=$((n + 1)); done
+for f in "$RULES".bak.*.live; do
+  [ "$n" -ge "$KEEP" ] || break
+  { [ -e "$f" ] && [ "$f" != "$BAK.live" ]; } || continue
   t=${f%.live} t=${t#"$RULES.bak."}
   rm -f "$RULES.bak.$t" "$RULES.bak.$t.live" "$RULES.bak.$t.live6" "$RULES.bak.$t.undo4" "$RULES.bak.$t.undo6" "$RULES6.bak.$t"
+  n=$((n - 1))
 done
 
 # Arm: the switch undoes this change unless the commit step, over a new connection, claims it first.
