@@ -4,7 +4,7 @@
 # switch, and apply the change with `iptables-restore --noflush` (one transaction per family).
 # Arguments: RULES RULES6 ID HAS6 OWNER TIMEOUT KEEP BREAK_LOCK FP4 FP6, then NAME SIZE SHA256 for each
 # part of stdin in order: file4 change4 undo4 [file6 change6 undo6] deadman.
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
 set_paths "$1" "$2" "$3"
 HAS6=$4 OWNER=$5 TIMEOUT=$6 KEEP=$7 BREAK=$8 FP4=$9
@@ -74,11 +74,15 @@ for f in "$RULES".bak.*.live; do
 done
 
 # Arm: the switch undoes this change unless the commit step, over a new connection, claims it first.
-{ cp "$STAGE/deadman" "$DM" && : > "$ARMED" && mkdir "$APPLYING"; } || abort 1 "cannot arm the dead-man switch"
+# The armed file holds the switch's arguments, for a later run that breaks this run's lock.
+{ cp "$STAGE/deadman" "$DM" && printf '%s %s %s %s\n' "$BTS" "$FP4" "$FP6" "$TIMEOUT" > "$ARMED" && mkdir "$APPLYING"; } ||
+  { rm -rf "$ARMED" "$DM" "$APPLYING"; abort 1 "cannot arm the dead-man switch (disk full?); nothing changed"; }
+# The lock clears (if this run is gone) once the switch has had its time.
+echo "$(($(date +%s) + TIMEOUT + 2))" > "$LOCK/until" 2>/dev/null || :
 if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then
   systemd-run --quiet --unit "fwgen-deadman-$ID" --on-active="$TIMEOUT" --timer-property=AccuracySec=1s \
     /bin/sh "$DM" "$RULES" "$RULES6" "$ID" "$BTS" "$FP4" "$FP6" 0 "$TIMEOUT" >/dev/null 2>&1 ||
-    { rm -rf "$ARMED" "$APPLYING"; abort 1 "systemd-run could not arm the dead-man switch"; }
+    { rm -rf "$ARMED" "$APPLYING" "$DM"; abort 1 "systemd-run could not arm the dead-man switch"; }
   echo systemd > "$DM.pid"
 else
   setsid /bin/sh "$DM" "$RULES" "$RULES6" "$ID" "$BTS" "$FP4" "$FP6" "$TIMEOUT" "$TIMEOUT" < /dev/null > /dev/null 2>&1 &
@@ -91,14 +95,21 @@ if [ "$ok" = 1 ] && [ "$HAS6" = 1 ] && [ -e "$ARMED" ]; then
   ip6tables-restore -w --noflush < "$STAGE/change6" 2> "$STAGE/err" || { ok=0 what="ip6tables-restore failed: $(err)"; }
 fi
 rmdir "$APPLYING"
-# The switch fired while the apply ran: it undoes the change now that the apply is done.
-if [ ! -e "$ARMED" ]; then echo "status=fired backup=$BTS"; exit "$E_ROLLEDBACK"; fi
+# The switch fired while the apply ran: it undoes the change now that the apply is done. Report
+# only once it has, so that what the controller says is what the host runs.
+if [ ! -e "$ARMED" ]; then echo "status=fired backup=$BTS rollback=$(await_switch)"; exit "$E_ROLLEDBACK"; fi
 if [ "$ok" = 0 ]; then
-  mv "$ARMED" "$ARMED.fired" 2>/dev/null || { echo "status=fired backup=$BTS"; exit "$E_ROLLEDBACK"; }
+  mv "$ARMED" "$ARMED.fired" 2>/dev/null || { echo "status=fired backup=$BTS rollback=$(await_switch)"; exit "$E_ROLLEDBACK"; }
   stop_switch
   iptables-restore -w --noflush < "$BAK.undo4" 2>/dev/null
-  if [ "$HAS6" = 1 ]; then ip6tables-restore -w --noflush < "$BAK.undo6" 2>/dev/null; fi
+  back=1
+  [ "$(iptables-save -t filter | fingerprint)" = "$FP4" ] || back=0
+  if [ "$HAS6" = 1 ]; then
+    ip6tables-restore -w --noflush < "$BAK.undo6" 2>/dev/null
+    [ "$(ip6tables-save -t filter | fingerprint)" = "$FP6" ] || back=0
+  fi
   rm -f "$ARMED.fired" "$DM"
+  [ "$back" = 1 ] || abort 1 "$what; the previous rules could NOT be restored (undo in $BAK.undo4)"
   abort "$E_APPLY" "$what; previous rules restored"
 fi
 echo "status=applied backup=$BTS"

@@ -2,7 +2,7 @@
 # fwgen remote step "backups": lists backups newest first as `TS SIZE` (`-` when only the live
 # snapshot exists: the host had no rules file then).
 # Arguments: RULES
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
 set_paths "$1" "$1"
 for f in "$RULES".bak.*.live; do [ -e "$f" ] && printf '%s\n' "$f"; done | sort -r | while read -r f; do

@@ -3,13 +3,17 @@
 # nothing): claim the dead-man switch, move the new rules files into place, record the state, unlock.
 # A file that cannot be replaced undoes the change at once: kernel and disk stay in step.
 # Arguments: RULES RULES6 ID HAS6 BACKUP_TS STATE_JSON
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
 set_paths "$1" "$2" "$3"
 HAS6=$4 STATE_JSON=$6 BAK="$RULES.bak.$5"
 trap '' HUP PIPE
 if ! mv "$ARMED" "$ARMED.commit" 2>/dev/null; then
-  if grep -q "ship $ID:" "$LOG" 2>/dev/null || [ -e "$ARMED.fired" ]; then echo "status=rolled-back"; exit "$E_ROLLEDBACK"; fi
+  if [ -e "$ARMED.fired" ] || grep -q "ship $ID:" "$LOG" 2>/dev/null; then
+    # The switch fired: report once it has undone the change (and released the lock).
+    if [ "$(await_switch)" = failed ]; then echo "status=rollback-failed"; else echo "status=rolled-back"; fi
+    exit "$E_ROLLEDBACK"
+  fi
   # Never armed: the apply step did not get that far, so nothing was applied.
   release_lock
   echo "status=never-armed"
@@ -18,7 +22,10 @@ fi
 stop_switch
 put_back() { if [ -e "$2" ]; then cp -p "$2" "$1"; else rm -f "$1"; fi; }
 moved=0
-if mv -f "$STAGE/file4" "$RULES" 2>"$STAGE/err"; then
+# mv onto a folder would move the file into it and succeed: a folder is not a rules file to replace.
+if [ -d "$RULES" ] || { [ "$HAS6" = 1 ] && [ -d "$RULES6" ]; }; then
+  echo "$RULES or $RULES6 is a folder" > "$STAGE/err"
+elif mv -f "$STAGE/file4" "$RULES" 2>"$STAGE/err"; then
   moved=1
   if [ "$HAS6" = 1 ] && ! mv -f "$STAGE/file6" "$RULES6" 2>"$STAGE/err"; then moved=0; put_back "$RULES" "$BAK"; fi
 fi

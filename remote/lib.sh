@@ -49,11 +49,15 @@ release_lock() { if lock_is_ours; then rm -rf "$LOCK"; fi; }
 # take_lock OWNER CLEAR_AFTER_S BREAK: a lock whose run is gone clears after its dead-man timeout.
 take_lock() {
   if ! mkdir "$LOCK" 2>/dev/null; then
+    # Not there, yet not creatable: not another run's lock, a folder that cannot be written.
+    [ -d "$LOCK" ] || fail 1 "cannot create the lock $LOCK (read-only file system or disk full?); nothing changed"
     now=$(date +%s) run=$(cat "$LOCK/run" 2>/dev/null)
     # A lock without its expiry (an older fwgen, or a run killed while writing it) clears 10 minutes after it was made.
     until=$(cat "$LOCK/until" 2>/dev/null || echo $(($(stat -c %Y "$LOCK" 2>/dev/null || echo "$now") + 600)))
     if [ "$3" = 1 ] || { [ "$now" -ge "$until" ] && [ ! -e "$RULES.fwgen-armed.$run" ]; }; then
       printf 'fwgen: broke the lock of a run that is gone: %s' "$(lock_info)" >&2
+      # Its change was never confirmed: undo it now, as its switch would, before this run goes on.
+      fire_switch "$run"
       rm -rf "$LOCK"
       mkdir "$LOCK" 2>/dev/null || fail "$E_LOCKED" "another fwgen run took the lock $LOCK"
     else
@@ -66,12 +70,34 @@ take_lock() {
     echo "$((now + $2))" > "$LOCK/until"; } || { rm -rf "$LOCK"; fail 1 "cannot write the lock $LOCK"; }
 }
 
-# Stops the dead-man switch of this run (its timer or its sleeping process).
+# Stops the dead-man switch of run $1 (default: this run), its timer or its sleeping process.
 stop_switch() {
-  pid=; read -r pid 2>/dev/null < "$DM.pid"
+  sid=${1:-$ID}
+  pid=; read -r pid 2>/dev/null < "$RULES.fwgen-deadman.$sid.pid"
   case "$pid" in
-    systemd) systemctl stop "fwgen-deadman-$ID.timer" "fwgen-deadman-$ID.service" >/dev/null 2>&1 ;;
+    systemd) systemctl stop "fwgen-deadman-$sid.timer" "fwgen-deadman-$sid.service" >/dev/null 2>&1 ;;
     [0-9]*) kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null ;;
   esac
-  rm -f "$DM.pid"
+  rm -f "$RULES.fwgen-deadman.$sid.pid"
+}
+
+# fire_switch RUN: the armed switch of RUN (a run that is gone) fires now instead of at its time.
+# The armed file holds the switch's arguments; the switch claims it atomically, so a timer that wakes
+# meanwhile does nothing.
+fire_switch() {
+  [ -n "$1" ] && [ -e "$RULES.fwgen-armed.$1" ] && [ -f "$RULES.fwgen-deadman.$1" ] || return 0
+  read -r f_bts f_fp4 f_fp6 f_timeout < "$RULES.fwgen-armed.$1" || return 0
+  stop_switch "$1"
+  printf 'fwgen: fired the dead-man switch of run %s (never confirmed): its change is undone\n' "$1" >&2
+  /bin/sh "$RULES.fwgen-deadman.$1" "$RULES" "$RULES6" "$1" "$f_bts" "$f_fp4" "$f_fp6" 0 "$f_timeout" >/dev/null 2>&1
+}
+
+# After the switch of this run was claimed by its timer: waits until it has undone the change (it
+# removes the .fired mark last), then prints `ok` or `failed` from its log line.
+await_switch() {
+  n=0
+  while [ -e "$ARMED.fired" ] && [ "$n" -lt 1200 ]; do sleep 0.1 2>/dev/null || sleep 1; n=$((n + 1)); done
+  if grep -q "ROLLBACK FAILED ship $ID:" "$LOG" 2>/dev/null; then echo failed
+  elif grep -q "rolled back ship $ID:" "$LOG" 2>/dev/null; then echo ok
+  else echo unknown; fi
 }

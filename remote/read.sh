@@ -3,7 +3,7 @@
 # status and rollback. Prints sections (byte count, bytes): state file, IPv4 rules file, live IPv4
 # filter table, [IPv6 file, live IPv6 table], [the backup FROM's files], then a status line.
 # Arguments: RULES RULES6 HAS6 [FROM]
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
 set_paths "$1" "$2"
 HAS6=$3 FROM=${4:-}

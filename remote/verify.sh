@@ -1,7 +1,7 @@
 #!/bin/sh
 # fwgen remote step "verify", after a failed confirmation: has the dead-man switch fired?
 # Arguments: RULES ID
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
 set_paths "$1" "$1" "$2"
 if [ -e "$ARMED" ] || [ -e "$ARMED.fired" ]; then echo "status=still-armed"; exit 0; fi

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Host } from '../src/inventory/model.js';
-import { formatAudit, type AuditEntry } from '../src/audit/audit-log.js';
+import { completedEntries, formatAudit, type AuditEntry } from '../src/audit/audit-log.js';
 import { parseWaves, planStages } from '../src/ship/rollout.js';
 import type { HostJob } from '../src/ship/ship-host.js';
 
@@ -49,5 +49,19 @@ describe('audit log format', () => {
     expect(text).toContain('stages: canary → wave 1 (100%)');
     expect(text).toContain('HALTED at canary after 1 failure(s); 1 host(s) untouched');
     expect(text).toContain('b (web) failed: locked');
+  });
+});
+
+describe('audit log of a run whose controller was killed', () => {
+  const base = { run: 'r1', who: 'ops', inventory: 'inventory/inventory.yaml', commit: null };
+  const host = (h: string, outcome: string) => ({ time: 't', action: 'host' as const, ...base, hosts: [{ host: h, role: 'web', outcome, reason: '', backup: 'B' }] });
+
+  it('folds host lines into the closing line when there is one, and shows an interrupted run from its host lines', () => {
+    const closed: AuditEntry = { time: 't', action: 'ship', ...base, hosts: [{ host: 'a', role: 'web', outcome: 'applied', reason: '' }] };
+    expect(completedEntries([host('a', 'applied'), closed])).toEqual([closed]);
+    const killed = completedEntries([closed, { ...host('b', 'applied'), run: 'r2' }, { ...host('c', 'failed'), run: 'r2' }]);
+    expect(killed).toHaveLength(2);
+    expect(killed[1]).toMatchObject({ action: 'ship', run: 'r2', interrupted: true, hosts: [{ host: 'b' }, { host: 'c' }] });
+    expect(formatAudit(killed[1])).toContain('INTERRUPTED');
   });
 });

@@ -14,7 +14,8 @@ export interface AuditHost {
 /** One line of the deploy log: who did what, when, from which inventory commit, with what outcome. */
 export interface AuditEntry {
   readonly time: string;
-  readonly action: 'ship' | 'rollback' | 'halt';
+  /** `host`: one host's result, appended as soon as it finishes (before the run's `ship`/`rollback` line). */
+  readonly action: 'ship' | 'rollback' | 'halt' | 'host';
   readonly run: string;
   readonly who: string;
   readonly inventory: string;
@@ -23,6 +24,8 @@ export interface AuditEntry {
   /** For a staged rollout: the stages, and where it halted. */
   readonly stages?: readonly string[];
   readonly halted?: { readonly stage: string; readonly failures: number; readonly untouched: readonly string[] };
+  /** Set when the run never wrote its closing line (the controller was killed): the hosts are those that finished. */
+  readonly interrupted?: boolean;
 }
 
 /** Appends one JSON line (O_APPEND: concurrent runs never interleave within a line). */
@@ -46,12 +49,36 @@ export function readAudit(path: string): AuditEntry[] {
     });
 }
 
+/**
+ * The entries a person reads: a run's `host` lines are folded into its `ship`/`rollback` line; a run
+ * that never wrote one (its controller was killed) shows as the `ship` it was, from its `host` lines.
+ */
+export function completedEntries(entries: readonly AuditEntry[]): AuditEntry[] {
+  const finished = new Set(entries.filter((e) => e.action !== 'host').map((e) => e.run));
+  const out: AuditEntry[] = [];
+  const open = new Map<string, AuditEntry>();
+  for (const e of entries) {
+    if (e.action !== 'host') {
+      out.push(e);
+    } else if (!finished.has(e.run)) {
+      const prev = open.get(e.run);
+      if (prev) (prev.hosts as AuditHost[]).push(...e.hosts);
+      else {
+        const interrupted: AuditEntry = { ...e, action: 'ship', hosts: [...e.hosts], interrupted: true };
+        open.set(e.run, interrupted);
+        out.push(interrupted);
+      }
+    }
+  }
+  return out;
+}
+
 /** One readable paragraph per entry. */
 export function formatAudit(e: AuditEntry): string {
   const count = (o: string) => e.hosts.filter((h) => h.outcome === o).length;
   const tally = ['applied', 'unchanged', 'rolled-back', 'failed'].map((o) => `${count(o)} ${o}`).join(', ');
   const head = `${e.time}  ${e.action.padEnd(8)} run ${e.run} by ${e.who}, inventory ${e.inventory} @ ${e.commit?.slice(0, 12) ?? 'unknown'}: ${tally}`;
-  const lines = [head];
+  const lines = [e.interrupted ? `${head} (INTERRUPTED: no closing line; hosts that finished only)` : head];
   if (e.stages) lines.push(`    stages: ${e.stages.join(' → ')}`);
   if (e.halted) lines.push(`    HALTED at ${e.halted.stage} after ${e.halted.failures} failure(s); ${e.halted.untouched.length} host(s) untouched`);
   for (const h of e.hosts) if (h.outcome !== 'applied' && h.outcome !== 'unchanged') lines.push(`    ${h.host} (${h.role}) ${h.outcome}: ${h.reason}`);

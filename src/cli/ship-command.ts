@@ -5,11 +5,11 @@ import { hostname, userInfo } from 'node:os';
 import ipaddr from 'ipaddr.js';
 import { LockoutError, UsageError, WorkFailedError } from '../errors.js';
 import type { Host, Inventory } from '../inventory/model.js';
-import { evaluateInput } from '../ship/lockout.js';
+import { checkRulesText, describeVerdict, type SshVerdict } from '../ship/lockout.js';
 import { sshSourceFor } from '../ship/lockout-source.js';
 import type { Reach } from '../ship/reach.js';
 import { planShip, remotePaths, selectHosts } from '../ship/plan.js';
-import { appendAudit, readAudit, type AuditEntry } from '../audit/audit-log.js';
+import { appendAudit, completedEntries, readAudit, type AuditEntry } from '../audit/audit-log.js';
 import { bootHookScript, describeBootHookResult, parseBootHookResult } from '../doctor/boot-hook.js';
 import { backupsCall } from '../ship/remote-scripts.js';
 import type { ScriptVars } from '../doctor/prologue.js';
@@ -133,7 +133,7 @@ export async function rollbackCommand(opts: RollbackOptions): Promise<void> {
 /** Undoes the hosts the last ship (or the shipped part of a halted rollout) changed, from the audit log. */
 async function rollbackLastShip(opts: RollbackOptions): Promise<void> {
   if (opts.wave !== 'last') throw new UsageError(`--wave ${opts.wave}: only "last" is supported (the hosts the last ship applied)`);
-  const last = readAudit(opts.auditLog).filter((e) => e.action === 'ship').pop();
+  const last = completedEntries(readAudit(opts.auditLog)).filter((e) => e.action === 'ship').pop();
   if (!last) throw new WorkFailedError(`no ship recorded in ${opts.auditLog}`);
   // Every host the ship changed has a backup, including those that failed the check after their stage.
   const applied = last.hosts.filter((h) => h.backup && h.outcome !== 'rolled-back');
@@ -200,7 +200,11 @@ async function runAllStages(stages: readonly Stage[], settings: RunSettings, opt
   let halted: AuditEntry['halted'];
   for (const [i, stage] of stages.entries()) {
     if (ctx.staged) process.stderr.write(`\n== ${stage.name}: ${stage.jobs.map((j) => j.host.name).join(', ')}\n`);
-    let done = await shipFleet(stage.jobs, settings, fx, concurrency, (r) => printProgress(r));
+    let done = await shipFleet(stage.jobs, settings, fx, concurrency, (r) => {
+      printProgress(r);
+      // Each host's result is on disk as soon as it is known: a controller killed later loses none.
+      if (!opts.dryRun) recordHost(opts, settings, ctx, r, stage.name);
+    });
     if (ctx.staged && !opts.dryRun) done = await verifyStage(stage, done, settings, fx, concurrency);
     results.push(...done.map((r) => ({ ...r, stage: stage.name })));
     const failures = done.filter((r) => !fleetSucceeded([r])).length;
@@ -249,8 +253,18 @@ function printProgress(r: HostResult): void {
   if (r.diff) process.stderr.write(`${r.diff}\n`);
 }
 
+/** The run's part of every audit line; the inventory commit is asked of git once per run. */
+function auditBase(settings: RunSettings, ctx: RunContext) {
+  return { run: settings.id, who: settings.owner.split(' ')[0], inventory: ctx.inv.file, commit: inventoryCommit(ctx.inv) };
+}
+
+function recordHost(opts: RunOptions, settings: RunSettings, ctx: RunContext, r: HostResult, stage: string): void {
+  const host = { host: r.host, role: r.role, outcome: r.outcome, reason: r.reason, backup: r.backup, stage: ctx.staged ? stage : undefined };
+  appendAudit(opts.auditLog, { time: new Date().toISOString(), action: 'host', ...auditBase(settings, ctx), hosts: [host] });
+}
+
 function record(opts: RunOptions, settings: RunSettings, ctx: RunContext, results: (HostResult & { stage: string })[], stages: readonly Stage[], halted: AuditEntry['halted']): void {
-  const base = { run: settings.id, who: settings.owner.split(' ')[0], inventory: ctx.inv.file, commit: inventoryCommit(ctx.inv) };
+  const base = auditBase(settings, ctx);
   const hosts = results.map((r) => ({ host: r.host, role: r.role, outcome: r.outcome, reason: r.reason, backup: r.backup, stage: ctx.staged ? r.stage : undefined }));
   appendAudit(opts.auditLog, { time: new Date().toISOString(), action: ctx.action, ...base, hosts, stages: ctx.staged ? stages.map((s) => s.name) : undefined });
   if (halted) appendAudit(opts.auditLog, { time: new Date().toISOString(), action: 'halt', ...base, hosts: [], halted });
@@ -271,7 +285,7 @@ async function checkLockout(jobs: readonly HostJob[], inv: Inventory, reaches: M
   const problems: string[] = [];
   let viaJump = false;
   // Hosts of a role share one file: evaluate it once per role, family, source and port.
-  const verdicts = new Map<string, ReturnType<typeof evaluateInput>>();
+  const verdicts = new Map<string, SshVerdict>();
   await Promise.all(
     jobs.map(async (job) => {
       const reach = reaches.get(job.host.name)!;
@@ -287,11 +301,13 @@ async function checkLockout(jobs: readonly HostJob[], inv: Inventory, reaches: M
       if (!rules) return;
       const key = `${job.host.role}|${v6 ? 6 : 4}|${source.address}|${port}`;
       let verdict = verdicts.get(key);
-      if (!verdict) verdicts.set(key, (verdict = evaluateInput(rules.toString('utf8'), { source: source.address, dport: port })));
+      const probe = { source: source.address, dport: port };
+      if (!verdict) verdicts.set(key, (verdict = checkRulesText(rules.toString('utf8'), probe)));
       if (!verdict.admitted) {
         viaJump ||= reach.jumps.length > 0;
         const why = source.why === 'this machine' ? '' : ` (${source.why})`;
-        problems.push(`${job.host.name}: the new rules would not admit SSH from ${source.address}${why} to port ${port} (decided by: ${verdict.rule})`);
+        const what = `the new rules would not admit SSH from ${source.address}${why} to port ${port}`;
+        problems.push(`${job.host.name}: ${what} (decided by ${describeVerdict(verdict)})`);
       }
     }),
   );

@@ -1,11 +1,11 @@
 import dgram from 'node:dgram';
 import { lookup } from 'node:dns/promises';
-import ipaddr from 'ipaddr.js';
 import { emitRule } from '../model/emit.js';
 import { parseRuleset } from '../model/parse.js';
-import { rulesOf } from '../model/ruleset.js';
+import { rulesOf, tableOf, type Ruleset, type TableName } from '../model/ruleset.js';
+import { CLIENT_PORTS, matchRule, type Endpoint, type Match, type Packet } from './lockout-match.js';
 
-/** A new TCP connection as the host's INPUT chain will see it. */
+/** A new TCP connection to SSH: where the host sees it come from, and the port it connects to. */
 export interface Probe {
   readonly source: string;
   readonly dport: number;
@@ -17,159 +17,191 @@ export interface Verdict {
   readonly rule: string;
 }
 
-interface Rule {
-  readonly text: string;
-  readonly args: string[];
+/** A verdict with where it was reached: table, built-in chain, which packets, and why a rule refuses. */
+export interface SshVerdict extends Verdict {
+  readonly table?: TableName;
+  readonly chain?: string;
+  readonly packets?: Packet['label'];
+  readonly why?: string;
+}
+
+/** A built-in chain a packet crosses; nat chains see only a connection's first packet. */
+interface Hook {
+  readonly table: TableName;
+  readonly chain: string;
+  readonly newOnly?: boolean;
+}
+
+/** Netfilter's order for a packet to a local socket: PREROUTING (raw, mangle, nat), then INPUT. */
+const REQUEST_PATH: readonly Hook[] = [
+  { table: 'raw', chain: 'PREROUTING' },
+  { table: 'mangle', chain: 'PREROUTING' },
+  { table: 'nat', chain: 'PREROUTING', newOnly: true },
+  { table: 'mangle', chain: 'INPUT' },
+  { table: 'filter', chain: 'INPUT' },
+  { table: 'security', chain: 'INPUT' },
+  { table: 'nat', chain: 'INPUT', newOnly: true },
+];
+
+/**
+ * A locally generated packet: OUTPUT (raw, mangle, nat, filter, security), then POSTROUTING. The
+ * nat chains are listed for completeness only: the kernel consults the nat table for the first
+ * packet of a connection and applies its mapping to the rest, so the replies of an SSH connection
+ * (never a first packet) do not cross nat OUTPUT or POSTROUTING.
+ */
+const REPLY_PATH: readonly Hook[] = [
+  { table: 'raw', chain: 'OUTPUT' },
+  { table: 'mangle', chain: 'OUTPUT' },
+  { table: 'nat', chain: 'OUTPUT', newOnly: true },
+  { table: 'filter', chain: 'OUTPUT' },
+  { table: 'security', chain: 'OUTPUT' },
+  { table: 'mangle', chain: 'POSTROUTING' },
+  { table: 'nat', chain: 'POSTROUTING', newOnly: true },
+];
+
+/**
+ * Targets that never drop, divert, rewrite or reroute a packet. Anything else on the way (MARK and
+ * TOS feed policy routing, TTL can kill the replies, CT --notrack changes conntrack's view, NFQUEUE
+ * hands the verdict to a program, SECMARK to SELinux) cannot be proven safe here and refuses.
+ */
+const HARMLESS = new Set(['LOG', 'NFLOG', 'ULOG', 'TRACE', 'AUDIT', 'TCPMSS', 'CHECKSUM']);
+
+const WHY: Readonly<Record<string, string>> = {
+  DNAT: 'it may rewrite the connection\'s destination',
+  REDIRECT: 'it may redirect the connection to another port',
+  NETMAP: 'it may rewrite the connection\'s addresses',
+  SNAT: 'it may rewrite the source address sshd sees',
+  MASQUERADE: 'it may rewrite the source address sshd sees',
+  TPROXY: 'it may divert the connection to another socket',
+  QUEUE: 'it hands the packet to a program that decides',
+  NFQUEUE: 'it hands the packet to a program that decides',
+};
+
+/**
+ * Whether an iptables-restore text admits SSH from `probe.source`: {@link checkSsh} over its parsed
+ * model, as `{ admitted, rule }`.
+ */
+export function evaluateInput(rulesText: string, probe: Probe): Verdict {
+  const { admitted, rule } = checkRulesText(rulesText, probe);
+  return { admitted, rule };
+}
+
+/** {@link checkSsh} over iptables-restore text; a line the parser does not understand refuses. */
+export function checkRulesText(rulesText: string, probe: Probe): SshVerdict {
+  const { ruleset, problems } = parseRuleset(rulesText);
+  const p = problems[0];
+  if (p) return { admitted: false, rule: `line ${p.line}: ${p.text}`, why: `not understood: ${p.message}` };
+  return checkSsh(ruleset, probe);
 }
 
 /**
- * Walks the filter table's INPUT chain of an iptables-restore file for a new TCP connection.
- * Conservative: an ACCEPT is trusted only when every match is understood, and the interface the
- * connection arrives on is not known here, so an ACCEPT limited to an interface is not trusted;
- * a REJECT or DROP whose matches are not understood is assumed to hit, also inside a chain reached
- * by a jump that may or may not be taken; a DROP or REJECT in the raw or mangle table counts too.
+ * Walks every table and chain an SSH connection crosses, for its first packet, the client's later
+ * packets and the server's replies, and refuses what it cannot prove safe. Conservative: an ACCEPT
+ * counts only when every match is understood and the path to it is certain, and an ACCEPT limited
+ * to an interface does not count (the connection may arrive on another one); a DROP, REJECT or
+ * unknown target that may match is assumed to hit, also inside a chain reached by a jump that may
+ * or may not be taken; in nat, a rule that may rewrite the connection refuses. When admitted, the
+ * rule is the one that accepted the first packet in filter INPUT.
  */
-export function evaluateInput(rulesText: string, probe: Probe): Verdict {
-  const chains = parseFilterTable(rulesText);
-  if (chains.otherBlocks.length > 0) return { admitted: false, rule: chains.otherBlocks[0] };
-  const verdict = walk(chains, 'INPUT', probe, 0, true);
-  return verdict ?? { admitted: chains.policies.get('INPUT') !== 'DROP', rule: `policy ${chains.policies.get('INPUT') ?? 'ACCEPT'}` };
-}
-
-interface Table {
-  rules: Map<string, Rule[]>;
-  policies: Map<string, string>;
-  /** DROP/REJECT rules in the raw or mangle table's PREROUTING/INPUT chains. */
-  otherBlocks: string[];
-}
-
-function parseFilterTable(text: string): Table {
-  const rules = new Map<string, Rule[]>();
-  const policies = new Map<string, string>();
-  const otherBlocks: string[] = [];
-  for (const table of parseRuleset(text).ruleset.tables) {
-    for (const rule of rulesOf(table)) {
-      const line = emitRule(rule);
-      const blocks = rule.args.includes('DROP') || rule.args.includes('REJECT');
-      if ((table.name === 'raw' || table.name === 'mangle') && ['PREROUTING', 'INPUT'].includes(rule.chain) && blocks) otherBlocks.push(line);
-      if (table.name !== 'filter') continue;
-      if (!rules.has(rule.chain)) rules.set(rule.chain, []);
-      rules.get(rule.chain)!.push({ text: line, args: [...rule.args] });
+export function checkSsh(rs: Ruleset, probe: Probe): SshVerdict {
+  let admittedBy: SshVerdict | undefined;
+  for (const { packet, path } of packetsOf(probe)) {
+    for (const hook of path) {
+      // Only a connection's first packet consults the nat table (see REPLY_PATH).
+      if (hook.newOnly && packet.state !== 'NEW') continue;
+      const v = judgeHook(rs, hook, packet);
+      if (!v.admitted) return v;
+      if (!admittedBy && hook.table === 'filter' && hook.chain === 'INPUT') admittedBy = v;
     }
-    if (table.name === 'filter') for (const c of table.chains) policies.set(c.name, c.policy);
   }
-  return { rules, policies, otherBlocks };
+  return admittedBy!;
 }
 
-/** `trusted`: the path to this chain is certain, so an ACCEPT here admits. */
-function walk(t: Table, chain: string, probe: Probe, depth: number, trusted: boolean): Verdict | undefined {
-  if (depth > 16) return { admitted: false, rule: `jump depth exceeded at ${chain}` };
+/** The verdict as a person reads it: `table filter, chain OUTPUT, replies: -A ... (why)`. */
+export function describeVerdict(v: SshVerdict): string {
+  const where = v.table ? `table ${v.table}, chain ${v.chain}, ${v.packets}: ` : '';
+  return `${where}${v.rule}${v.why ? ` (${v.why})` : ''}`;
+}
+
+function packetsOf(probe: Probe): { packet: Packet; path: readonly Hook[] }[] {
+  const client: Endpoint = { address: probe.source, port: CLIENT_PORTS };
+  const server: Endpoint = { port: [probe.dport, probe.dport] };
+  const request = { dir: 'ORIGINAL', src: client, dst: server, iface: '-i' } as const;
+  return [
+    { packet: { label: 'new connection', state: 'NEW', ...request }, path: REQUEST_PATH },
+    { packet: { label: 'client packets', state: 'ESTABLISHED', ...request }, path: REQUEST_PATH },
+    // conntrack marks every packet in the reply direction ESTABLISHED, the SYN-ACK included.
+    {
+      packet: { label: 'replies', state: 'ESTABLISHED', dir: 'REPLY', src: server, dst: client, iface: '-o' },
+      path: REPLY_PATH,
+    },
+  ];
+}
+
+interface Chains {
+  readonly rules: ReadonlyMap<string, readonly { text: string; args: readonly string[] }[]>;
+  readonly declared: ReadonlySet<string>;
+}
+
+/** A rule's decision inside one table: the packet goes on to the next table, or is stopped. */
+interface Outcome {
+  readonly accepted: boolean;
+  readonly rule: string;
+  readonly why?: string;
+}
+
+function judgeHook(rs: Ruleset, hook: Hook, packet: Packet): SshVerdict {
+  const where = { table: hook.table, chain: hook.chain, packets: packet.label };
+  const table = tableOf(rs, hook.table);
+  const policy = table?.chains.find((c) => c.name === hook.chain)?.policy ?? 'ACCEPT';
+  const out = table ? walk(chainsOf(table), hook.chain, packet, 0, true) : undefined;
+  if (out) return { admitted: out.accepted, rule: out.rule, ...where, ...(out.why ? { why: out.why } : {}) };
+  return { admitted: policy === 'ACCEPT', rule: `policy ${policy}`, ...where };
+}
+
+function chainsOf(table: NonNullable<ReturnType<typeof tableOf>>): Chains {
+  const rules = new Map<string, { text: string; args: readonly string[] }[]>();
+  for (const rule of rulesOf(table)) {
+    if (!rules.has(rule.chain)) rules.set(rule.chain, []);
+    rules.get(rule.chain)!.push({ text: emitRule(rule), args: rule.args });
+  }
+  const declared = new Set([...table.chains.map((c) => c.name), ...rules.keys()]);
+  return { rules, declared };
+}
+
+/** `trusted`: the path to this chain is certain, so an ACCEPT here accepts. Undefined: fell off the chain. */
+function walk(t: Chains, chain: string, packet: Packet, depth: number, trusted: boolean): Outcome | undefined {
+  if (depth > 16) return { accepted: false, rule: `jump depth exceeded at ${chain}` };
   for (const rule of t.rules.get(chain) ?? []) {
-    const { match, target, goto } = matchRule(rule.args, probe);
-    if (match === 'no') continue;
+    const { match, target, goto } = matchRule(rule.args, packet);
+    const certain = match === 'yes' && trusted;
+    if (match === 'no' || target === '' || HARMLESS.has(target)) continue;
     if (target === 'ACCEPT') {
-      if (match === 'yes' && trusted) return { admitted: true, rule: rule.text };
+      if (certain) return { accepted: true, rule: rule.text };
       continue;
     }
-    if (target === 'REJECT' || target === 'DROP') return { admitted: false, rule: rule.text };
     if (target === 'RETURN') {
-      if (match === 'yes' && trusted) return undefined;
+      if (certain) return undefined;
       continue;
     }
-    if (t.rules.has(target)) {
-      const inner = walk(t, target, probe, depth + 1, trusted && match === 'yes');
-      if (inner && (!inner.admitted || (trusted && match === 'yes'))) return inner;
+    if (t.declared.has(target)) {
+      const inner = walk(t, target, packet, depth + 1, certain);
+      if (inner && (!inner.accepted || certain)) return inner;
       // A goto that is certainly taken does not come back to this chain.
-      if (goto && match === 'yes' && trusted) return undefined;
+      if (goto && certain) return undefined;
+      continue;
     }
+    return { accepted: false, rule: rule.text, ...whyRefused(target, match) };
   }
   return undefined;
 }
 
-function matchRule(args: string[], probe: Probe): { match: 'yes' | 'no' | 'unknown'; target: string; goto: boolean } {
-  let match: 'yes' | 'no' | 'unknown' = 'yes';
-  let target = '';
-  let goto = false;
-  const worse = (m: 'no' | 'unknown') => {
-    if (match === 'yes' || m === 'no') match = m;
-  };
-  for (let i = 0; i < args.length; i++) {
-    const negate = args[i] === '!';
-    if (negate) i++;
-    const opt = args[i];
-    const val = args[i + 1];
-    const flip = (ok: boolean) => (negate ? !ok : ok);
-    switch (opt) {
-      case '-j':
-      case '-g':
-        target = val;
-        goto = opt === '-g';
-        i++;
-        while (args[i + 1] !== undefined && args[i + 1].startsWith('--')) i += 2;
-        break;
-      case '-s':
-        if (!flip(contains(val, probe.source))) worse('no');
-        i++;
-        break;
-      case '-d':
-        // Loopback destinations never match a connection from the network; others are not known here.
-        if (!negate && /^(127\.|::1\/)/.test(val)) worse('no');
-        else if (!(negate && /^(127\.|::1\/)/.test(val))) worse('unknown');
-        i++;
-        break;
-      case '-i':
-        // Only loopback is known: the SSH connection never arrives on lo, and may arrive on any other.
-        if (flip(val === 'lo')) worse('no');
-        else worse('unknown');
-        i++;
-        break;
-      case '-p':
-        if (!flip(['tcp', '6', 'all', '0'].includes(val))) worse('no');
-        i++;
-        break;
-      case '-m':
-        i++;
-        break;
-      case '--dport':
-      case '--destination-port':
-        if (!flip(portIn(val, probe.dport))) worse('no');
-        i++;
-        break;
-      case '--dports':
-        if (!flip(val.split(',').some((p) => portIn(p, probe.dport)))) worse('no');
-        i++;
-        break;
-      case '--ctstate':
-      case '--state':
-        if (!flip(val.split(',').includes('NEW'))) worse('no');
-        i++;
-        break;
-      case '--comment':
-      case '--limit':
-      case '--limit-burst':
-        i++;
-        break;
-      default:
-        worse('unknown');
-        if (val !== undefined && !val.startsWith('-')) i++;
-    }
-  }
-  return { match, target, goto };
-}
-
-function contains(cidr: string, address: string): boolean {
-  try {
-    const addr = ipaddr.process(address);
-    const [net, len] = cidr.includes('/') ? ipaddr.parseCIDR(cidr) : [ipaddr.parse(cidr), ipaddr.parse(cidr).kind() === 'ipv4' ? 32 : 128];
-    return addr.kind() === net.kind() && addr.match(net, len);
-  } catch {
-    return false;
-  }
-}
-
-function portIn(spec: string, port: number): boolean {
-  const [a, b] = spec.split(':').map(Number);
-  return b === undefined ? port === a : port >= a && port <= b;
+function whyRefused(target: string, match: Match): { why?: string } {
+  const blocks = target === 'DROP' || target === 'REJECT';
+  const why = blocks ? undefined : (WHY[target] ?? `target ${target} is not known to leave it alone`);
+  const guess = match === 'unknown' ? 'assumed to match: not every match of it is understood' : undefined;
+  const both = [why, guess].filter(Boolean).join('; ');
+  return both ? { why: both } : {};
 }
 
 /** The local address the kernel would use to reach `host`, resolved as the SSH client resolves it (a UDP connect sends no packet). */

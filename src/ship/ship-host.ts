@@ -93,25 +93,36 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
   let removed: readonly string[] = [];
   let armedAt = fx.now();
   try {
-    const read = await readHostStatus(first, { paths: job.paths, ipv6: vars.ipv6 }, job.fromBackup);
-    if (!read.ok) return result('failed', read.reason);
-    const plan = planHost(job, read.status, s.force);
-    if (s.dryRun) return await dryRun(job, read.status, plan, result);
-    if (plan.unchanged) return result('unchanged', withNote('fwgen rules and rules file already match', await persist(s, first, vars)));
-    removed = plan.removed;
-    armedAt = fx.now();
-    const upload = parts(plan);
-    let applied: ExecResult;
-    try {
-      applied = await first.run(applyCall(job.paths, applySettings(s, vars.ipv6, read.status), upload), Buffer.concat(upload.map((x) => x.bytes)));
-    } catch (err) {
-      if (err instanceof TransportError && err.kind === 'sudo-password') return result('failed', err.message);
-      // Lost during the apply step: the switch may be armed and the rules applied. The new
-      // connection below finds out, and either commits or reports what the host did.
-      return await confirm(job, s, fx, target, vars, armedAt, undefined, removed, result);
+    let applied: ExecResult | undefined;
+    // A broken lock fires the armed switch of the run that held it, which changes the live rules
+    // this run read: read and apply once more.
+    for (let attempt = 0; attempt < 2 && applied === undefined; attempt++) {
+      const read = await readHostStatus(first, { paths: job.paths, ipv6: vars.ipv6 }, job.fromBackup);
+      if (!read.ok) return result('failed', read.reason);
+      const plan = planHost(job, read.status, s.force);
+      if (s.dryRun) return await dryRun(job, read.status, plan, result);
+      if (plan.unchanged) {
+        return result('unchanged', withNote('fwgen rules and rules file already match', await persist(s, first, vars)));
+      }
+      removed = plan.removed;
+      armedAt = fx.now();
+      try {
+        const upload = parts(plan);
+        const call = applyCall(job.paths, applySettings(s, vars.ipv6, read.status), upload);
+        applied = await first.run(call, Buffer.concat(upload.map((x) => x.bytes)));
+      } catch (err) {
+        if (err instanceof TransportError && err.kind === 'sudo-password') return result('failed', err.message);
+        // Lost during the apply step: the switch may be armed and the rules applied. The new
+        // connection below finds out, and either commits or reports what the host did.
+        return await confirm(job, s, fx, target, vars, armedAt, undefined, removed, result);
+      }
+      const firedOld = /fired the dead-man switch of run/.test(applied.stderr);
+      if (attempt === 0 && applied.code === EXIT.changed && firedOld) applied = undefined;
     }
+    if (applied === undefined) return result('failed', 'the live rules kept changing after the lock was broken; ship again');
     const status = parseStatus(applied.stdout);
     backup = status.backup;
+    if (applied.code === EXIT.rolledBack && status.rollback === 'failed') return result('failed', rollbackFailed(job, s));
     if (applied.code === EXIT.rolledBack) return result('rolled-back', `the dead-man switch fired during the apply (slower than --timeout ${s.timeoutS}s); previous rules restored`);
     if (applied.code === EXIT.applyFailed) return result('rolled-back', scriptError(applied, 'apply'));
     if (applied.code === EXIT.locked) return result('failed', lockMessage(applied));
@@ -202,6 +213,8 @@ async function confirm(job: HostJob, s: RunSettings, fx: Effects, target: Connec
       const note = notes.filter(Boolean).join('; ') || undefined;
       return result('applied', withNote(backup ? `previous rules backed up as ${backup}` : 'applied', note), { backup, ...(removed.length > 0 ? { removed } : {}) });
     }
+    const claimed = parseStatus(c.stdout).status;
+    if (c.code === EXIT.rolledBack && claimed === 'rollback-failed') return result('failed', rollbackFailed(job, s));
     if (c.code === EXIT.rolledBack) return result('rolled-back', `the dead-man switch fired before confirmation (timeout ${s.timeoutS}s)`);
     if (c.code === EXIT.fileNotReplaced) return result('rolled-back', scriptError(c, 'commit'));
     if (c.code === EXIT.neverArmed) return result('failed', 'connection lost during the apply step, before anything was applied; the host is as before');
@@ -268,6 +281,11 @@ function lockMessage(r: ExecResult): string {
   const when = (epoch: string | undefined): string => (epoch && Number(epoch) > 0 ? new Date(Number(epoch) * 1000).toISOString() : 'unknown');
   if (!line) return scriptError(r, 'apply');
   return `locked by another fwgen run: ${kv.owner?.trim() || 'unknown owner'} (run ${kv.run}), since ${when(kv.since)}; it clears by ${when(kv.until)} if that run is gone (or ship with --break-lock)`;
+}
+
+function rollbackFailed(job: HostJob, s: RunSettings): string {
+  const log = `${job.paths.rules}.fwgen-rollbacks`;
+  return `the dead-man switch fired (timeout ${s.timeoutS}s) but could not restore the previous rules (see ${log} on the host)`;
 }
 
 function scriptError(r: ExecResult, phase: string): string {

@@ -167,6 +167,23 @@ ${o.extraRoles ?? ''}`;
     expect(outcomes(await ship('--role', 'db'))).toEqual({ db1: 'applied' });
   });
 
+  it('refuses (exit 2) rules whose template drops the SSH replies in OUTPUT, naming the rule', async () => {
+    writeInventory(inventory());
+    mkdirSync(join(project, 'templates/roles'), { recursive: true });
+    const drop = '-A FWGEN-OUTPUT -p tcp -m tcp --sport 22 -j DROP';
+    const template = `{% extends "base.rules.njk" %}{% block extra %}${drop}\n{% endblock %}`;
+    writeFileSync(join(project, 'templates/roles/db.njk'), template);
+    await render();
+    const before = await rulesFile('db1');
+    const r = await ship('--role', 'db');
+    expect(r.code, r.stderr).toBe(2);
+    const refusal = `db1: the new rules would not admit SSH from ${NET}.254 to port 22`;
+    expect(r.stderr).toContain(`${refusal} (decided by table filter, chain OUTPUT, replies: ${drop})`);
+    expect(await rulesFile('db1')).toBe(before);
+    rmSync(join(project, 'templates'), { recursive: true });
+    await render();
+  });
+
   it('refuses (exit 2) to ship rules that would not admit this machine, touching nothing', async () => {
     writeInventory(inventory({ dbPorts: 'tcp/8080', management: '192.0.2.0/24', trust: 'none' }));
     await render();
