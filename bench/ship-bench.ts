@@ -233,7 +233,8 @@ function check(r: Run, expected: string, hosts: number, what: string): void {
 /** Debian's python3-fabric, importable by the system Python? Else why not. */
 function fabricProblem(): string | undefined {
   const r = spawnSync(PYTHON, ['-c', 'import fabric, paramiko; print(fabric.__version__)'], { encoding: 'utf8' });
-  return r.status === 0 ? undefined : `${PYTHON} cannot import fabric (apt-get install -y python3-fabric): ${r.stderr.trim().split('\n').pop()}`;
+  if (r.status === 0) return undefined;
+  return `${PYTHON} cannot import fabric (apt-get install -y python3-fabric): ${r.stderr.trim().split('\n').pop()}`;
 }
 
 /** A process that prints no JSON (a baseline) succeeded? */
@@ -250,7 +251,9 @@ interface Route {
   readonly knownHosts: string;
 }
 
-it(`fwgen ship: ${HOSTS} sshd hosts, ${RUNS} rounds of fwgen fresh/unchanged, Fabric and the bare client, direct and at ${2 * DELAY_MS} ms RTT`, async () => {
+const TITLE = `fwgen ship: ${HOSTS} sshd hosts, ${RUNS} rounds of fwgen fresh/unchanged, Fabric and the bare client`;
+
+it(`${TITLE}, direct and at ${2 * DELAY_MS} ms RTT`, async () => {
   expect(labPrereqs()).toEqual([]);
   expect(fabricProblem()).toBeUndefined();
   ensureBuilt();
@@ -278,16 +281,32 @@ it(`fwgen ship: ${HOSTS} sshd hosts, ${RUNS} rounds of fwgen fresh/unchanged, Fa
 
     // The latency scenario's proxies (loopback, port 22 as the hosts' own sshd, so the rules are alike)
     // and a known_hosts naming them with each host's key.
-    for (const n of names) proxies.push(await startDelayProxy({ host: proxyOf(n), port: 22 }, { host: addr(n), port: 22 }, DELAY_MS));
+    for (const n of names) {
+      proxies.push(await startDelayProxy({ host: proxyOf(n), port: 22 }, { host: addr(n), port: 22 }, DELAY_MS));
+    }
     const proxyKnownHosts = join(scratch, 'known_hosts.proxy');
-    writeFileSync(proxyKnownHosts, names.map((n) => `${proxyOf(n)} ${lab!.hosts.get(n)!.hostKeyPub!.split(/\s+/).slice(0, 2).join(' ')}\n`).join(''));
+    const hostKey = (n: string): string => lab!.hosts.get(n)!.hostKeyPub!.split(/\s+/).slice(0, 2).join(' ');
+    writeFileSync(proxyKnownHosts, names.map((n) => `${proxyOf(n)} ${hostKey(n)}\n`).join(''));
 
-    const direct: Route = { name: 'direct', project: join(scratch, 'direct'), sshHost: addr, knownHosts: lab.knownHostsPath };
-    const delayed: Route = { name: `${2 * DELAY_MS} ms RTT`, project: join(scratch, 'delayed'), sshHost: proxyOf, knownHosts: proxyKnownHosts };
+    const direct: Route = {
+      name: 'direct',
+      project: join(scratch, 'direct'),
+      sshHost: addr,
+      knownHosts: lab.knownHostsPath,
+    };
+    const delayed: Route = {
+      name: `${2 * DELAY_MS} ms RTT`,
+      project: join(scratch, 'delayed'),
+      sshHost: proxyOf,
+      knownHosts: proxyKnownHosts,
+    };
 
     const inventory = (route: Route, variant: 0 | 1): string => {
       // Through a proxy the hosts see the controller's address: ssh.source says so to the lockout check.
-      const host = (n: string) => (route === direct ? `${n}: ${addr(n)}` : `${n}: { address: ${addr(n)}, ssh: { host: ${proxyOf(n)}, source: ${controller} } }`);
+      const host = (n: string) =>
+        route === direct
+          ? `${n}: ${addr(n)}`
+          : `${n}: { address: ${addr(n)}, ssh: { host: ${proxyOf(n)}, source: ${controller} } }`;
       const hostsOf = (role: string) => names.filter((n) => n.replace(/\d+$/, '') === role).map(host).join(', ');
       return `defaults:
   interface: eth1
@@ -330,12 +349,17 @@ roles:
       fwgen(route.project, ['ship', '--role', 'all', '--json', ...extra], timed && gnuTime, sshdPids);
     const fabric = (route: Route) => {
       // Each host's role file as fwgen rendered it (the current variant), to its own path on the host.
-      const targets = names.map((n) => `${route.sshHost(n)}:22:${join(route.project, 'rendered', n.replace(/\d+$/, ''), 'iptables.up.rules')}`);
-      const argv = [PYTHON, join(ROOT, 'bench/fabric-push.py'), lab!.sshKey.privatePath, route.knownHosts, String(CONCURRENCY), FABRIC_REMOTE_PATH, ...targets];
+      const file = (n: string) => join(route.project, 'rendered', n.replace(/\d+$/, ''), 'iptables.up.rules');
+      const targets = names.map((n) => `${route.sshHost(n)}:22:${file(n)}`);
+      const key = lab!.sshKey.privatePath;
+      const script = join(ROOT, 'bench/fabric-push.py');
+      const argv = [PYTHON, script, key, route.knownHosts, String(CONCURRENCY), FABRIC_REMOTE_PATH, ...targets];
       return command(route.project, argv, gnuTime, sshdPids);
     };
     const bare = (route: Route, conns: number) => {
-      const argv = [process.execPath, join(ROOT, 'bench/bare-client.mjs'), lab!.sshKey.privatePath, String(conns), String(CONCURRENCY), ...names.map(route.sshHost)];
+      const key = lab!.sshKey.privatePath;
+      const script = join(ROOT, 'bench/bare-client.mjs');
+      const argv = [process.execPath, script, key, String(conns), String(CONCURRENCY), ...names.map(route.sshHost)];
       return command(route.project, argv, gnuTime, sshdPids);
     };
 
@@ -383,7 +407,8 @@ roles:
     };
 
     const main = await rounds(direct);
-    const extra = PROFILE ? await profile(direct.project, (timed, ...a) => ship(direct, timed, ...a), flip.bind(null, direct), gnuTime, sshdPids) : [];
+    const shipDirect = (timed: boolean, ...a: string[]) => ship(direct, timed, ...a);
+    const extra = PROFILE ? await profile(direct.project, shipDirect, () => flip(direct), gnuTime, sshdPids) : [];
     const accepted0 = proxies.reduce((n, p) => n + p.accepted(), 0);
     const latency = await rounds(delayed);
     const throughProxies = proxies.reduce((n, p) => n + p.accepted(), 0) - accepted0;
@@ -454,7 +479,8 @@ const med = (xs: (number | undefined)[]): number | undefined => {
   return v.length ? median(v) : undefined;
 };
 const fix = (x: number | undefined, d: number): string => (x === undefined ? 'n/a' : x.toFixed(d));
-const ratio = (a: number | undefined, b: number | undefined): number | undefined => (a === undefined || !b ? undefined : a / b);
+const ratio = (a: number | undefined, b: number | undefined): number | undefined =>
+  a === undefined || !b ? undefined : a / b;
 const times = (r: number | undefined): string => `${fix(r, 2)}x`;
 
 interface Figures {
@@ -526,7 +552,8 @@ const byKind = (list: Summary[]) => {
 function targetLines(m: ReturnType<typeof byKind>): string[] {
   const vsFabric = (f: Figures, limit: number, what: string) => {
     const r = ratio(f.seconds, m.fabric.seconds);
-    return verdict(what, r, limit, `${f.seconds.toFixed(2)} s / ${m.fabric.seconds.toFixed(2)} s = ${times(r)}`, `<= ${limit}x`);
+    const shown = `${f.seconds.toFixed(2)} s / ${m.fabric.seconds.toFixed(2)} s = ${times(r)}`;
+    return verdict(what, r, limit, shown, `<= ${limit}x`);
   };
   const vsBare = (f: Figures, bare: Figures, what: string) => {
     const r = ratio(f.cpuMsPerConn, bare.cpuMsPerConn);
@@ -534,17 +561,20 @@ function targetLines(m: ReturnType<typeof byKind>): string[] {
     return verdict(what, r, TARGET.cpuVsBare, shown, `<= ${TARGET.cpuVsBare}x`);
   };
   // The scripts' own work: the lab's CPU beyond what the bare client's two connections cost it (sshd).
-  const scripts = m.fresh.remoteMsPerHost === undefined ? undefined : m.fresh.remoteMsPerHost - (m.bare2.remoteMsPerHost ?? 0);
-  const remote = `${fix(scripts, 1)} ms (${fix(m.fresh.remoteMsPerHost, 1)} ms in all, bare client ${fix(m.bare2.remoteMsPerHost, 1)})`;
+  const all = m.fresh.remoteMsPerHost;
+  const scripts = all === undefined ? undefined : all - (m.bare2.remoteMsPerHost ?? 0);
+  const remote = `${fix(scripts, 1)} ms (${fix(all, 1)} ms in all, bare client ${fix(m.bare2.remoteMsPerHost, 1)})`;
+  const limit = TARGET.remoteCpuMsPerHost;
   return [
     vsFabric(m.fresh, TARGET.freshVsFabric, 'fresh vs Fabric'),
     vsFabric(m.unchanged, TARGET.unchangedVsFabric, 'unchanged vs Fabric'),
-    verdict('remote CPU per fresh host beyond sshd', scripts, TARGET.remoteCpuMsPerHost, remote, `<= ${TARGET.remoteCpuMsPerHost} ms`),
+    verdict('remote CPU per fresh host beyond sshd', scripts, limit, remote, `<= ${limit} ms`),
     vsBare(m.fresh, m.bare2, 'controller CPU, fresh (2 conn/host)'),
     vsBare(m.unchanged, m.bare1, 'controller CPU, unchanged (1 conn/host)'),
     `floor: fresh = ${times(ratio(m.fresh.seconds, m.bare2.seconds))} the bare client with 2 conn/host, ` +
       `unchanged = ${times(ratio(m.unchanged.seconds, m.bare1.seconds))} with 1; ` +
-      `remote ms/host: Fabric ${fix(m.fabric.remoteMsPerHost, 1)}, bare ${fix(m.bare1.remoteMsPerHost, 1)} / ${fix(m.bare2.remoteMsPerHost, 1)}`,
+      `remote ms/host: Fabric ${fix(m.fabric.remoteMsPerHost, 1)}, ` +
+      `bare ${fix(m.bare1.remoteMsPerHost, 1)} / ${fix(m.bare2.remoteMsPerHost, 1)}`,
   ];
 }
 
@@ -573,22 +603,29 @@ function report(o: ReportInput): string {
     '',
     table([[...HEADER, ...HEADER_END], ...[...o.main, ...o.extra].map((s) => tableRow(s, false))]),
     '',
-    `latency: each host through its own delaying proxy on ${PROXY_NET}.N:22, ${DELAY_MS} ms each way (${rtt} ms RTT); ` +
+    `latency: each host through its own delaying proxy on ${PROXY_NET}.N:22, ` +
+      `${DELAY_MS} ms each way (${rtt} ms RTT); ` +
       'trips/host = client flights through the proxy (round trips, all connections of a host)',
     table([[...HEADER, 'trips/host', ...HEADER_END], ...o.latency.map((s) => tableRow(s, true))]),
     '',
     'targets (issue 8), medians of this run:',
     ...targetLines(m),
-    `at ${rtt} ms RTT: fresh ${l.fresh.seconds.toFixed(2)} s = ${times(ratio(l.fresh.seconds, l.fabric.seconds))} Fabric, ` +
-      `${times(ratio(l.fresh.seconds, l.bare2.seconds))} bare 2 conn; unchanged ${l.unchanged.seconds.toFixed(2)} s = ` +
-      `${times(ratio(l.unchanged.seconds, l.fabric.seconds))} Fabric, ${times(ratio(l.unchanged.seconds, l.bare1.seconds))} bare 1 conn; ` +
-      `round trips per host: fresh ${tripsOf(l.fresh)}, unchanged ${tripsOf(l.unchanged)}, Fabric ${tripsOf(l.fabric)}, ` +
+    `at ${rtt} ms RTT: fresh ${l.fresh.seconds.toFixed(2)} s = ` +
+      `${times(ratio(l.fresh.seconds, l.fabric.seconds))} Fabric, ` +
+      `${times(ratio(l.fresh.seconds, l.bare2.seconds))} bare 2 conn; ` +
+      `unchanged ${l.unchanged.seconds.toFixed(2)} s = ` +
+      `${times(ratio(l.unchanged.seconds, l.fabric.seconds))} Fabric, ` +
+      `${times(ratio(l.unchanged.seconds, l.bare1.seconds))} bare 1 conn; ` +
+      `round trips per host: fresh ${tripsOf(l.fresh)}, unchanged ${tripsOf(l.unchanged)}, ` +
+      `Fabric ${tripsOf(l.fabric)}, ` +
       `bare ${tripsOf(l.bare1)} / ${tripsOf(l.bare2)}`,
     '',
-    `columns (medians over runs): cpu s = user+sys CPU of the process (fwgen, python3 or node); cpu ms/conn = that over ` +
-      `${HOSTS} x conn/host connections; remote ms/host = CPU of the ${HOSTS} lab sshds and all they ran (the "remote" ` +
-      `hosts, on the same ${cpu.length} cores here) per host; other cpu s = the rest of the machine's busy CPU (kernel, ` +
-      `other processes, the proxies); idle % = machine idle during the run; host ms = per-host time fwgen reports`,
+    'columns (medians over runs): cpu s = user+sys CPU of the process (fwgen, python3 or node); ' +
+      `cpu ms/conn = that over ${HOSTS} x conn/host connections; ` +
+      `remote ms/host = CPU of the ${HOSTS} lab sshds and all they ran (the "remote" hosts, ` +
+      `on the same ${cpu.length} cores here) per host; ` +
+      "other cpu s = the rest of the machine's busy CPU (kernel, other processes, the proxies); " +
+      'idle % = machine idle during the run; host ms = per-host time fwgen reports',
     ...(o.gnuTime ? [] : ['peak RSS and CPU not measured: GNU /usr/bin/time not found']),
     '',
     '',
