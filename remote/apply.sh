@@ -25,16 +25,18 @@ mkdir "$STAGE" || abort 1 "cannot create $STAGE (read-only file system?)"
 # make the next part fail its check), then all parts checked by one sha256sum -c. On a mismatch,
 # the first bad part in order is named: its size, else its SHA-256. (A part whose SHA-256 matches
 # has its size.)
-printf '%s\n' "$@" > "$STAGE/manifest" || abort "$E_STAGE" "cannot stage the upload (disk full?)"
+printf '%s\n' "$@" > "$STAGE/manifest" || abort "$E_STAGE" "cannot stage the upload (disk full?); nothing changed"
 while [ "$#" -ge 3 ]; do
-  { head -c "$2" > "$STAGE/$1" && printf '%s  %s\n' "$3" "$STAGE/$1" >> "$STAGE/sums"; } || abort "$E_STAGE" "cannot stage $1 (disk full?)"
+  { head -c "$2" > "$STAGE/$1" && printf '%s  %s\n' "$3" "$STAGE/$1" >> "$STAGE/sums"; } ||
+    abort "$E_STAGE" "cannot stage $1 (disk full?); nothing changed"
   shift 3
 done
 if ! sha256sum -c "$STAGE/sums" > /dev/null 2>&1; then
   while read -r name && read -r size && read -r sum; do
     got=$(wc -c < "$STAGE/$name" | tr -d ' ')
     [ "$got" = "$size" ] || abort "$E_STAGE" "staged $name has $got bytes, expected $size (disk full?); nothing changed"
-    [ "$(sha256sum < "$STAGE/$name" | cut -d' ' -f1)" = "$sum" ] || abort "$E_STAGE" "staged $name does not match its SHA-256; nothing changed"
+    [ "$(sha256sum < "$STAGE/$name" | cut -d' ' -f1)" = "$sum" ] ||
+      abort "$E_STAGE" "staged $name does not match its SHA-256; nothing changed"
   done < "$STAGE/manifest"
   abort "$E_STAGE" "the staged parts do not match their SHA-256; nothing changed"
 fi
