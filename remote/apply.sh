@@ -18,24 +18,31 @@ need iptables-restore iptables-save sha256sum
 if [ "$HAS6" = 1 ]; then need ip6tables-restore ip6tables-save; fi
 # A dropped connection must not stop this script half-way: the dead-man switch covers what follows.
 trap '' HUP PIPE
-mkdir -p "$(dirname "$RULES")" || fail 1 "cannot create the folder of $RULES"
+[ -d "${RULES%/*}" ] || mkdir -p "${RULES%/*}" || fail 1 "cannot create the folder of $RULES"
 take_lock "$OWNER" "$TIMEOUT" "$BREAK"
 abort() { code=$1; shift; if [ -n "${SETS_LOADED:-}" ]; then sets_drop "$STAGE"; fi; rm -rf "$STAGE"; release_lock; fail "$code" "$@"; }
 err() { head -c 400 "$STAGE/err" 2>/dev/null | tr '\n' ' '; }
 
 mkdir "$STAGE" || abort 1 "cannot create $STAGE (read-only file system?)"
-cat > "$STAGE/upload" || abort "$E_STAGE" "the upload could not be written (disk full?)"
-off=0
+# Each part straight from stdin (head -c reads no further than its count; one that did would only
+# make the next part fail its check), then all parts checked by one sha256sum -c. On a mismatch,
+# the first bad part in order is named: its size, else its SHA-256. (A part whose SHA-256 matches
+# has its size.)
+printf '%s\n' "$@" > "$STAGE/manifest" || abort "$E_STAGE" "cannot stage the upload (disk full?); nothing changed"
 while [ "$#" -ge 3 ]; do
-  name=$1 size=$2 sum=$3
+  { head -c "$2" > "$STAGE/$1" && printf '%s  %s\n' "$3" "$STAGE/$1" >> "$STAGE/sums"; } ||
+    abort "$E_STAGE" "cannot stage $1 (disk full?); nothing changed"
   shift 3
-  tail -c +"$((off + 1))" "$STAGE/upload" | head -c "$size" > "$STAGE/$name" || abort "$E_STAGE" "cannot stage $name (disk full?)"
-  got=$(wc -c < "$STAGE/$name" | tr -d ' ')
-  [ "$got" = "$size" ] || abort "$E_STAGE" "staged $name has $got bytes, expected $size (disk full?); nothing changed"
-  [ "$(sha256sum < "$STAGE/$name" | cut -d' ' -f1)" = "$sum" ] || abort "$E_STAGE" "staged $name does not match its SHA-256; nothing changed"
-  off=$((off + size))
 done
-rm -f "$STAGE/upload"
+if ! sha256sum -c "$STAGE/sums" > /dev/null 2>&1; then
+  while read -r name && read -r size && read -r sum; do
+    got=$(wc -c < "$STAGE/$name" | tr -d ' ')
+    [ "$got" = "$size" ] || abort "$E_STAGE" "staged $name has $got bytes, expected $size (disk full?); nothing changed"
+    [ "$(sha256sum < "$STAGE/$name" | cut -d' ' -f1)" = "$sum" ] ||
+      abort "$E_STAGE" "staged $name does not match its SHA-256; nothing changed"
+  done < "$STAGE/manifest"
+  abort "$E_STAGE" "the staged parts do not match their SHA-256; nothing changed"
+fi
 
 [ "$(iptables-save -t filter | fingerprint)" = "$FP4" ] ||
   abort "$E_CHANGED" "fwgen's live IPv4 rules changed since they were read (another run?); nothing changed, ship again"
@@ -65,10 +72,16 @@ if [ "$HAS6" = 1 ]; then
   { ip6tables-save > "$BAK.live6" && cp "$STAGE/undo6" "$BAK.undo6"; } || abort 1 "cannot back up the live IPv6 rules"
 fi
 if [ -f "$STAGE/sets" ]; then save_fwgen_sets > "$BAK.sets" || abort 1 "cannot back up the live sets"; fi
-for f in "$RULES".bak.*.live; do [ -e "$f" ] && [ "$f" != "$BAK.live" ] && printf '%s\n' "$f"; done |
-  sort -r | tail -n +"$KEEP" | while read -r f; do
+# Keep KEEP backups, this one included: the oldest others go. The glob lists them oldest first (its
+# order is the timestamps'), so no sort | tail.
+n=0
+for f in "$RULES".bak.*.live; do [ -e "$f" ] && [ "$f" != "$BAK.live" ] && n=$((n + 1)); done
+for f in "$RULES".bak.*.live; do
+  [ "$n" -ge "$KEEP" ] || break
+  { [ -e "$f" ] && [ "$f" != "$BAK.live" ]; } || continue
   t=${f%.live} t=${t#"$RULES.bak."}
-  rm -f "$RULES.bak.$t" "$RULES.bak.$t.live" "$RULES.bak.$t.live6" "$RULES.bak.$t.undo4" "$RULES.bak.$t.undo6" "$RULES6.bak.$t" "$RULES.bak.$t.sets"
+  rm -f "$RULES.bak.$t" "$RULES.bak.$t.live" "$RULES.bak.$t.live6" "$RULES.bak.$t.undo4" "$RULES.bak.$t.undo6" "$RULES6.bak.$t" "$RULES.bak.$t.sets" "$RULES.bak.$t.setundo"
+  n=$((n - 1))
 done
 
 # Arm: the switch undoes this change unless the commit step, over a new connection, claims it first.

@@ -48,7 +48,6 @@ if [ -f "$STAGE/sets" ]; then
   sets_commit "$STAGE" "$BAK.setundo"
 fi
 { printf '%s\n' "$STATE_JSON" > "$STATE.tmp" && mv -f "$STATE.tmp" "$STATE"; } 2>/dev/null || warning="$warning warning=no-state"
-rm -rf "$STAGE"
-rm -f "$ARMED.commit" "$DM"
+rm -rf "$STAGE" "$ARMED.commit" "$DM"
 release_lock
 echo "status=committed$warning"

@@ -12,7 +12,11 @@ ARMED="$RULES.fwgen-armed.$ID" APPLYING="$RULES.fwgen-applying.$ID" BAK="$RULES.
 mv "$ARMED" "$ARMED.fired" 2>/dev/null || exit 0
 n=0
 while [ -d "$APPLYING" ] && [ "$n" -lt 600 ]; do sleep 0.1 2>/dev/null || sleep 1; n=$((n + 1)); done
-fp() { "$1" -t filter 2>/dev/null | sed 's/ \[[0-9]*:[0-9]*\]$//' | grep -E '^(:FWGEN-|-A FWGEN-|-A [A-Z]+ .*(-j FWGEN-|--comment "?fwgen))' | sha256sum | cut -d' ' -f1; }
+# As fingerprint() in lib.sh (this script runs alone, without it).
+fp() {
+  fp_sum=$("$1" -t filter 2>/dev/null | sed -n -E 's/ \[[0-9]*:[0-9]*\]$//; /^(:FWGEN-|-A FWGEN-|-A [A-Z]+ .*(-j FWGEN-|--comment "?fwgen))/p' | sha256sum) &&
+    printf '%s\n' "${fp_sum%% *}"
+}
 ok=1
 iptables-restore -w --noflush < "$BAK.undo4" 2>/dev/null
 [ "$(fp iptables-save)" = "$FP4" ] || ok=0

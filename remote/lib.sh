@@ -24,12 +24,14 @@ set_paths() {
 }
 
 # A byte count line, then the bytes; -1 when the file does not exist.
-section() { if [ -f "$1" ]; then wc -c < "$1" | tr -d ' '; cat "$1"; else echo -1; fi; }
+section() { if [ -f "$1" ]; then stat -L -c %s "$1" && cat "$1"; else echo -1; fi; }
 
 # What fwgen owns of a live filter table, as one digest: its chains and its hooks. Other tools'
 # chains and rules (fail2ban's bans, Docker's hooks) do not count. Reads iptables-save text on stdin.
+# (One sed and one sha256sum: the same digest as sed | grep -E | sha256sum | cut, two forks fewer.)
 fingerprint() {
-  sed 's/ \[[0-9]*:[0-9]*\]$//' | grep -E '^(:FWGEN-|-A FWGEN-|-A [A-Z]+ .*(-j FWGEN-|--comment "?fwgen))' | sha256sum | cut -d' ' -f1
+  fp_sum=$(sed -n -E 's/ \[[0-9]*:[0-9]*\]$//; /^(:FWGEN-|-A FWGEN-|-A [A-Z]+ .*(-j FWGEN-|--comment "?fwgen))/p' | sha256sum) &&
+    printf '%s\n' "${fp_sum%% *}"
 }
 
 # Lock state for messages: since, until (epoch seconds), run, owner (last: it may hold spaces).
@@ -39,7 +41,8 @@ lock_info() {
     "$(head -c 200 "$LOCK/owner" 2>/dev/null | tr '\n' ' ' || echo unknown)"
 }
 
-lock_is_ours() { [ "$(cat "$LOCK/run" 2>/dev/null)" = "$ID" ]; }
+# (read, not $(cat ...): no fork. stderr first, so that a missing file says nothing.)
+lock_is_ours() { lock_run=; read -r lock_run 2>/dev/null < "$LOCK/run"; [ "$lock_run" = "$ID" ]; }
 
 release_lock() { if lock_is_ours; then rm -rf "$LOCK"; fi; }
 
@@ -70,7 +73,7 @@ take_lock() {
 # Stops the dead-man switch of run $1 (default: this run), its timer or its sleeping process.
 stop_switch() {
   sid=${1:-$ID}
-  pid=$(cat "$RULES.fwgen-deadman.$sid.pid" 2>/dev/null)
+  pid=; read -r pid 2>/dev/null < "$RULES.fwgen-deadman.$sid.pid"
   case "$pid" in
     systemd) systemctl stop "fwgen-deadman-$sid.timer" "fwgen-deadman-$sid.service" >/dev/null 2>&1 ;;
     [0-9]*) kill -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null ;;

@@ -254,12 +254,9 @@ function printProgress(r: HostResult): void {
   if (r.diff) process.stderr.write(`${r.diff}\n`);
 }
 
-const commits = new Map<string, string | null>();
-
 /** The run's part of every audit line; the inventory commit is asked of git once per run. */
 function auditBase(settings: RunSettings, ctx: RunContext) {
-  if (!commits.has(ctx.inv.dir)) commits.set(ctx.inv.dir, inventoryCommit(ctx.inv.dir));
-  return { run: settings.id, who: settings.owner.split(' ')[0], inventory: ctx.inv.file, commit: commits.get(ctx.inv.dir) ?? null };
+  return { run: settings.id, who: settings.owner.split(' ')[0], inventory: ctx.inv.file, commit: inventoryCommit(ctx.inv) };
 }
 
 function recordHost(opts: RunOptions, settings: RunSettings, ctx: RunContext, r: HostResult, stage: string): void {
@@ -327,7 +324,7 @@ async function checkLockout(jobs: readonly HostJob[], inv: Inventory, reaches: M
 function runSettings(opts: RunOptions, inv: Inventory): RunSettings {
   const id = `${new Date().toISOString().replace(/[-:.]/g, '').slice(0, 15)}Z-${randomBytes(3).toString('hex')}`;
   const who = `${userInfo().username}@${hostname()}`;
-  const commit = inventoryCommit(inv.dir);
+  const commit = inventoryCommit(inv);
   return {
     id,
     owner: `${who} run ${id} pid ${process.pid} since ${new Date().toISOString()}`,
@@ -351,7 +348,16 @@ async function persistBootHook(session: Session, vars: ScriptVars): Promise<stri
   return res ? describeBootHookResult(res, vars.paths.rules) : `boot hook failed: ${r.stderr.trim().split('\n').at(-1) ?? `exit ${r.code}`}`;
 }
 
-function inventoryCommit(dir: string): string | null {
+// Asked once per run, that is per loaded inventory (the state files and the audit log both name it):
+// git is two processes.
+const commits = new WeakMap<Inventory, string | null>();
+
+function inventoryCommit(inv: Inventory): string | null {
+  if (!commits.has(inv)) commits.set(inv, gitCommit(inv.dir));
+  return commits.get(inv)!;
+}
+
+function gitCommit(dir: string): string | null {
   try {
     const head = execFileSync('git', ['-C', dir, 'rev-parse', 'HEAD'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
     const dirty = execFileSync('git', ['-C', dir, 'status', '--porcelain', '--', '.'], { stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim() !== '';

@@ -94,7 +94,7 @@ export interface ApplySettings {
 
 /** Locks, stages and verifies `parts` (sent on stdin), tests, backs up, arms the switch and applies. */
 export function applyCall(paths: RemotePaths, s: ApplySettings, parts: readonly Part[]): RemoteCall {
-  const manifest = parts.flatMap((p) => [p.name, p.bytes.length, sha256(p.bytes)]);
+  const manifest = parts.flatMap((p) => [p.name, p.bytes.length, digestOf(p.bytes)]);
   return step('apply', 'apply.sh', [paths.rules, paths.rules6, s.id, s.ipv6 ? 1 : 0, s.owner, s.timeoutS, s.keep, s.breakLock ? 1 : 0, s.fp4, s.fp6, ...manifest]);
 }
 
@@ -113,14 +113,26 @@ export function backupsCall(paths: RemotePaths): RemoteCall {
   return step('backups', 'backups.sh', [paths.rules]);
 }
 
+let deadman: Buffer | undefined;
+
 /** The upload of the apply step: the dead-man switch script is one of its parts. */
 export function deadmanPart(): Part {
-  return { name: 'deadman', bytes: Buffer.from(remoteFile('deadman.sh'), 'utf8') };
+  deadman ??= Buffer.from(remoteFile('deadman.sh'), 'utf8');
+  return { name: 'deadman', bytes: deadman };
 }
 
 /** Hex SHA-256, as `sha256sum` prints it. */
 export function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
+}
+
+// Parts are shared between hosts (a role's file, a plan's change, the switch): one digest each.
+const digests = new WeakMap<Buffer, string>();
+
+function digestOf(bytes: Buffer): string {
+  let d = digests.get(bytes);
+  if (d === undefined) digests.set(bytes, (d = sha256(bytes)));
+  return d;
 }
 
 /** Parses the `status=...` line and `key=value` pairs a script printed last. */

@@ -117,8 +117,9 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
       removed = plan.removed;
       armedAt = fx.now();
       try {
-        const call = applyCall(job.paths, applySettings(s, vars.ipv6, read.status), parts(plan));
-        applied = await first.run(call, payload(plan));
+        const upload = parts(plan);
+        const call = applyCall(job.paths, applySettings(s, vars.ipv6, read.status), upload);
+        applied = await first.run(call, Buffer.concat(upload.map((x) => x.bytes)));
       } catch (err) {
         if (err instanceof TransportError && err.kind === 'sudo-password') return result('failed', err.message);
         // Lost during the apply step: the switch may be armed and the rules applied. The new
@@ -149,7 +150,7 @@ function planHost(job: HostJob, remote: RemoteStatus, force: boolean): Plan {
   const rollbackTo = job.fromBackup;
   const want4 = rollbackTo ? fileOr(remote.backup4, rollbackTo) : job.v4;
   const want6 = job.v6 === undefined ? undefined : rollbackTo ? fileOr(remote.backup6, rollbackTo) : job.v6;
-  const change = (want: Buffer, live: string): Change => planChange(parseRuleset(live).ruleset, parseRuleset(want.toString('utf8')).ruleset, job.preserve);
+  const change = (want: Buffer, live: string): Change => changeOf(want, live, job.preserve);
   const change4 = change(want4, remote.live4);
   const change6 = want6 ? change(want6, remote.live6 ?? '') : undefined;
   const filesMatch = remote.file4 === want4.toString('utf8') && (!want6 || remote.file6 === want6.toString('utf8'));
@@ -171,6 +172,33 @@ function setsLive(want: Buffer, liveSave: string): boolean {
   });
 }
 
+/**
+ * Plans are pure: hosts of a role that run the same rules share one, so a fleet computes a few plans,
+ * not one per host. The key is the live text without its comment lines (iptables-save's header and
+ * footer carry a timestamp; no plan or script reads them), per wanted file and `preserve:`.
+ */
+const plans = new WeakMap<PreserveFn, WeakMap<Buffer, Map<string, Change>>>();
+
+function changeOf(want: Buffer, live: string, preserve: PreserveFn): Change {
+  let byWant = plans.get(preserve);
+  if (!byWant) plans.set(preserve, (byWant = new WeakMap()));
+  let byLive = byWant.get(want);
+  if (!byLive) byWant.set(want, (byLive = new Map()));
+  const key = live.replace(/^#.*\n/gm, '');
+  let c = byLive.get(key);
+  if (!c) byLive.set(key, (c = planChange(parseRuleset(live).ruleset, parseRuleset(want.toString('utf8')).ruleset, preserve)));
+  return c;
+}
+
+/** The change and undo texts of a (shared) plan, made once. */
+const scripts = new WeakMap<Change, { change: Buffer; undo: Buffer }>();
+
+function scriptsOf(c: Change): { change: Buffer; undo: Buffer } {
+  let t = scripts.get(c);
+  if (!t) scripts.set(c, (t = { change: Buffer.from(changeScript(c), 'utf8'), undo: Buffer.from(undoScript(c), 'utf8') }));
+  return t;
+}
+
 function fileOr(text: string | undefined, ts: string): Buffer {
   return text === undefined ? NO_RULES(ts) : Buffer.from(text, 'utf8');
 }
@@ -183,15 +211,11 @@ function applySettings(s: RunSettings, ipv6: boolean, remote: RemoteStatus) {
 function parts(p: Plan): Part[] {
   const family = (n: 4 | 6, file: Buffer, c: Change): Part[] => [
     { name: `file${n}`, bytes: file },
-    { name: `change${n}`, bytes: Buffer.from(changeScript(c), 'utf8') },
-    { name: `undo${n}`, bytes: Buffer.from(undoScript(c), 'utf8') },
+    { name: `change${n}`, bytes: scriptsOf(c).change },
+    { name: `undo${n}`, bytes: scriptsOf(c).undo },
   ];
   const sets: Part[] = p.wantSets ? [{ name: 'sets', bytes: p.wantSets }] : [];
   return [...family(4, p.want4, p.change4), ...(p.want6 && p.change6 ? family(6, p.want6, p.change6) : []), ...sets, deadmanPart()];
-}
-
-function payload(p: Plan): Buffer {
-  return Buffer.concat(parts(p).map((x) => x.bytes));
 }
 
 /** A new connection proves the new rules still admit SSH; if it fails, the host rolls itself back. */

@@ -36,6 +36,8 @@ export class SshTransport implements Transport {
   // Read once per run, not once per connection (a run may open hundreds).
   private readonly knownHosts = new Map<string, ReturnType<typeof readKnownHosts>>();
   private readonly jumps = new Map<string, Promise<Client>>();
+  // Identity files parsed once per run: parsing a key (OpenSSL decoders) costs more than the handshake's signature.
+  private readonly identities: IdentityCache = new Map();
 
   constructor(
     private readonly reachOf: ReachResolver = (ssh) => resolveReach(ssh, NO_SSH_CONFIG),
@@ -93,7 +95,7 @@ export class SshTransport implements Transport {
     const knownHostsPath = expandHome(hop.knownHosts);
     if (!this.knownHosts.has(knownHostsPath)) this.knownHosts.set(knownHostsPath, readKnownHosts(knownHostsPath));
     const entries = this.knownHosts.get(knownHostsPath)!;
-    const auth = authMethods(hop, process.env.SSH_AUTH_SOCK || undefined);
+    const auth = authMethods(hop, process.env.SSH_AUTH_SOCK || undefined, this.identities);
     const fail = (e: TransportError) => (role ? new TransportError(e.kind, `${role}: ${e.message}`, role) : e);
     if (auth.methods.length === 0) {
       const why = auth.problems.join('; ') || 'no identity file found and no ssh-agent';
@@ -187,20 +189,36 @@ interface AuthPlan {
   readonly problems: string[];
 }
 
+/** An identity file as read and parsed: the key (or why not) and its `.pub`, if any. */
+interface Identity {
+  readonly key: ReturnType<typeof utils.parseKey>;
+  readonly pub?: ReturnType<typeof utils.parseKey>;
+}
+
+/** Identity files by path, read and parsed once (per transport, so per run). */
+export type IdentityCache = Map<string, Identity | undefined>;
+
+function readIdentity(path: string, cache: IdentityCache | undefined): Identity | undefined {
+  if (cache?.has(path)) return cache.get(path);
+  const id = existsSync(path)
+    ? { key: utils.parseKey(readFileSync(path)), pub: existsSync(`${path}.pub`) ? utils.parseKey(readFileSync(`${path}.pub`)) : undefined }
+    : undefined;
+  cache?.set(path, id);
+  return id;
+}
+
 /**
  * As OpenSSH: agent keys first (only those matching an identity file with IdentitiesOnly), then each
  * identity file. An encrypted key is only usable through the agent: no passphrase prompt in a parallel run.
  */
-export function authMethods(hop: Hop, agentSock: string | undefined): AuthPlan {
+export function authMethods(hop: Hop, agentSock: string | undefined, cache?: IdentityCache): AuthPlan {
   const problems: string[] = [];
   const files: { method: AnyAuthMethod; label: string }[] = [];
   const publics: Buffer[] = [];
   for (const id of hop.identities) {
-    const path = expandHome(id);
-    if (!existsSync(path)) continue;
-    const text = readFileSync(path);
-    const key = utils.parseKey(text);
-    const pub = existsSync(`${path}.pub`) ? utils.parseKey(readFileSync(`${path}.pub`)) : undefined;
+    const read = readIdentity(expandHome(id), cache);
+    if (!read) continue;
+    const { key, pub } = read;
     if (pub && !(pub instanceof Error)) publics.push(pub.getPublicSSH());
     if (key instanceof Error) {
       if (/encrypt|passphrase/i.test(key.message)) {
@@ -214,7 +232,8 @@ export function authMethods(hop: Hop, agentSock: string | undefined): AuthPlan {
     }
     const parsed = Array.isArray(key) ? (key[0] as ParsedKey) : key;
     publics.push(parsed.getPublicSSH());
-    files.push({ method: { type: 'publickey', username: hop.user, key: text }, label: id });
+    // The parsed key, which ssh2 takes as it is (a fresh method object: ssh2 writes to it).
+    files.push({ method: { type: 'publickey', username: hop.user, key: parsed }, label: id });
   }
   if (!agentSock) return { methods: files, problems };
   const agent = hop.identitiesOnly ? new FilteredAgent(agentSock, publics) : agentSock;
