@@ -28,7 +28,14 @@ const once = (target) =>
       });
     });
     c.on('error', (e) => reject(new Error(`${target}: ${e.message}`)));
-    c.connect({ host, port: Number(port), username: 'root', privateKey, readyTimeout: 20_000, hostVerifier: () => true });
+    c.connect({
+      host,
+      port: Number(port),
+      username: 'root',
+      privateKey,
+      readyTimeout: 20_000,
+      hostVerifier: () => true,
+    });
   });
 
 let next = 0;

@@ -5,7 +5,8 @@ import { dirname } from 'node:path';
 /** Deterministic PRNG so every run measures the same inventory. */
 function mulberry32(seed) {
   return () => {
-    seed |= 0; seed = (seed + 0x6d2b79f5) | 0;
+    seed |= 0;
+    seed = (seed + 0x6d2b79f5) | 0;
     let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
@@ -23,13 +24,26 @@ export function generateInventory(path, { hosts = 10000, roles = 200, seed = 42,
       return `198.${18 + (n >> 16)}.${(n >> 8) & 255}.${n & 255}`;
     }
   };
-  const lines = ['defaults:', '  interface: eth1', 'management:', '  - 203.0.113.0/28', 'trust: fleet', ...(sets === 'none' ? [] : [`sets: ${sets}`]), 'roles:'];
+  const lines = [
+    'defaults:',
+    '  interface: eth1',
+    'management:',
+    '  - 203.0.113.0/28',
+    'trust: fleet',
+    ...(sets === 'none' ? [] : [`sets: ${sets}`]),
+    'roles:',
+  ];
   const perRole = Math.ceil(hosts / roles);
   let h = 0;
   for (let r = 0; r < roles; r++) {
     lines.push(`  role${r}:`);
     if (r % 10 === 0) lines.push('    public: true');
-    if (r % 3 === 0) lines.push(`    allow:`, `      - { from: [role${(r + 1) % roles}, role${(r + 7) % roles}], ports: [tcp/${5000 + r}] }`, `      - { from: [192.0.2.0/24], ports: [udp/161] }`);
+    if (r % 3 === 0)
+      lines.push(
+        `    allow:`,
+        `      - { from: [role${(r + 1) % roles}, role${(r + 7) % roles}], ports: [tcp/${5000 + r}] }`,
+        `      - { from: [192.0.2.0/24], ports: [udp/161] }`,
+      );
     lines.push('    hosts:');
     for (let i = 0; i < perRole && h < hosts; i++, h++) lines.push(`      h${h}: ${address()}`);
   }

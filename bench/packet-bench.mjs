@@ -51,7 +51,8 @@ function parseArgs(argv) {
     const key = flag.replace(/^--/, '');
     if (!(key in opts)) usage(`unknown argument ${argv[i]}`);
     const value = Number(inline ?? argv[++i]);
-    if (!Number.isInteger(value) || value < (key === 'warmup' ? 0 : 1) || value > max[key]) usage(`${flag} needs an integer up to ${max[key]}`);
+    if (!Number.isInteger(value) || value < (key === 'warmup' ? 0 : 1) || value > max[key])
+      usage(`${flag} needs an integer up to ${max[key]}`);
     opts[key] = value;
   }
   if (opts.roles > opts.hosts || opts.roles < 2) usage('--roles must be between 2 and --hosts');
@@ -94,7 +95,12 @@ function run(cmd, args, { input, timeout = 60_000 } = {}) {
       clearTimeout(timer);
       running.delete(child);
       if (code === 0) resolve(stdout);
-      else reject(new Error(`${cmd} ${args.map((a) => (a.includes('\n') ? '<script>' : a)).join(' ')}: ${signal ? `killed (${signal})` : `exit ${code}`}\n${stderr.slice(-2000)}`));
+      else
+        reject(
+          new Error(
+            `${cmd} ${args.map((a) => (a.includes('\n') ? '<script>' : a)).join(' ')}: ${signal ? `killed (${signal})` : `exit ${code}`}\n${stderr.slice(-2000)}`,
+          ),
+        );
     });
     child.stdin.on('error', () => {}); // a child that exits without reading its input
     child.stdin.end(input ?? '');
@@ -156,7 +162,8 @@ function preflight() {
   if (py.status !== 0) fail('python3 not found: the accept loop and the client are small Python programs');
   if (!existsSync(CLI)) {
     process.stderr.write('dist/cli/main.js is missing; running `npm run build`...\n');
-    if (spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' }).status !== 0 || !existsSync(CLI)) fail('`npm run build` failed');
+    if (spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' }).status !== 0 || !existsSync(CLI))
+      fail('`npm run build` failed');
   }
   return py.stdout.trim();
 }
@@ -165,7 +172,12 @@ async function render(opts, mode) {
   const dir = join(OUT, mode);
   rmSync(dir, { recursive: true, force: true });
   const inventory = join(dir, 'inventory/inventory.yaml');
-  generateInventory(inventory, { hosts: opts.hosts, roles: opts.roles, seed: 42, sets: mode === 'ipset' ? 'ipset' : 'none' });
+  generateInventory(inventory, {
+    hosts: opts.hosts,
+    roles: opts.roles,
+    seed: 42,
+    sets: mode === 'ipset' ? 'ipset' : 'none',
+  });
   await run(process.execPath, [CLI, 'render', '-i', inventory, '-o', join(dir, 'rendered')], { timeout: 300_000 });
   return join(dir, 'rendered');
 }
@@ -174,10 +186,13 @@ const ipToInt = (ip) => ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
 
 /** The client's address: the address of the role's last fleet rule in rules mode (its network's first address). */
 function clientAddress(rulesText) {
-  const fleet = [...rulesText.matchAll(/^-A FWGEN-INPUT -s (\S+) -i eth1 .*--comment "fwgen fleet /gm)].map((m) => m[1]);
+  const fleet = [...rulesText.matchAll(/^-A FWGEN-INPUT -s (\S+) -i eth1 .*--comment "fwgen fleet /gm)].map(
+    (m) => m[1],
+  );
   if (fleet.length === 0) fail(`no fleet rule in ${ROLE}'s rules-mode file`);
   const [address, bits] = fleet[fleet.length - 1].split('/');
-  if (bits !== '32' && bits !== undefined) process.stderr.write(`packet-bench: the last fleet rule is ${fleet[fleet.length - 1]}; using ${address}\n`);
+  if (bits !== '32' && bits !== undefined)
+    process.stderr.write(`packet-bench: the last fleet rule is ${fleet[fleet.length - 1]}; using ${address}\n`);
   if (!/^198\.1[89]\./.test(address) || address === SERVER_ADDRESS) fail(`unexpected client address ${address}`);
   return { address, fleetRules: fleet.length };
 }
@@ -243,9 +258,13 @@ print(json.dumps({"src": src, "mean": total / n / 1000, "p50": times[n // 2] / 1
 
 function startServer(python, ns, ports, lifetimeS) {
   return new Promise((resolve, reject) => {
-    const child = spawn('ip', ['netns', 'exec', ns, python, '-c', SERVER_PY, SERVER_ADDRESS, String(lifetimeS), ...ports.map(String)], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', ns, python, '-c', SERVER_PY, SERVER_ADDRESS, String(lifetimeS), ...ports.map(String)],
+      {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
     let err = '';
     const timer = setTimeout(() => reject(new Error('the accept loop did not start within 10 s')), 10_000);
     child.stderr.on('data', (d) => (err += d));
@@ -287,7 +306,12 @@ async function applyOnce(setsFile, rulesFile, i) {
     const script =
       'start=$EPOCHREALTIME; if [ -n "$1" ]; then ipset restore < "$1" || exit 1; fi; mid=$EPOCHREALTIME; ' +
       'iptables-restore "$2" || exit 1; end=$EPOCHREALTIME; echo "$start $mid $end"';
-    const [start, mid, end] = (await inNs(ns, 'bash', ['-c', script, 'apply', setsFile ?? '', rulesFile], { timeout: 120_000 })).trim().split(' ').map(Number);
+    const [start, mid, end] = (
+      await inNs(ns, 'bash', ['-c', script, 'apply', setsFile ?? '', rulesFile], { timeout: 120_000 })
+    )
+      .trim()
+      .split(' ')
+      .map(Number);
     return { sets: (mid - start) * 1000, rules: (end - mid) * 1000, total: (end - start) * 1000 };
   } finally {
     await deleteNamespace(ns);
@@ -296,7 +320,9 @@ async function applyOnce(setsFile, rulesFile, i) {
 
 function table(rows) {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n');
+  return rows
+    .map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  '))
+    .join('\n');
 }
 
 async function main() {
@@ -320,9 +346,14 @@ async function main() {
   const roleSetsFile = join(OUT, `${ROLE}.ipset.rules`);
   writeFileSync(roleSetsFile, roleSets(setsText, ipsetText));
   const client = clientAddress(rulesText);
-  const fleetMembers = setsText.split('\n').filter((l) => l.startsWith('add fwgen-fleet-4 ')).map((l) => l.split(' ')[2]);
-  if (fleetMembers.at(-1)?.split('/')[0] !== client.address) fail(`${client.address} is not the last member of fwgen-fleet-4`);
-  if (fleetMembers.some((m) => ipToInt(m.split('/')[0]) > ipToInt(client.address))) fail('the client address is not the highest of the fleet');
+  const fleetMembers = setsText
+    .split('\n')
+    .filter((l) => l.startsWith('add fwgen-fleet-4 '))
+    .map((l) => l.split(' ')[2]);
+  if (fleetMembers.at(-1)?.split('/')[0] !== client.address)
+    fail(`${client.address} is not the last member of fwgen-fleet-4`);
+  if (fleetMembers.some((m) => ipToInt(m.split('/')[0]) > ipToInt(client.address)))
+    fail('the client address is not the highest of the fleet');
   const ruleCounts = { empty: 0, rules: countRules(rulesText), ipset: countRules(ipsetText) };
   const setEntries = setsText.split('\n').filter((l) => l.startsWith('add ')).length;
 
@@ -344,7 +375,11 @@ async function main() {
   const results = { empty: [], rules: [], ipset: [] };
   const hits = {};
   const connect = async (port, conns, warmup) =>
-    JSON.parse(await inNs(cNs, python, ['-c', CLIENT_PY, SERVER_ADDRESS, String(port), String(conns), String(warmup)], { timeout: 60_000 + (conns + warmup) * 20 }));
+    JSON.parse(
+      await inNs(cNs, python, ['-c', CLIENT_PY, SERVER_ADDRESS, String(port), String(conns), String(warmup)], {
+        timeout: 60_000 + (conns + warmup) * 20,
+      }),
+    );
   await connect(ports[0], Math.min(opts.conns, 1000), 0); // warms up the client, the server and the caches once
   let batch = 1;
   for (let round = 1; round <= opts.rounds; round++) {
@@ -354,11 +389,17 @@ async function main() {
       const r = await connect(ports[batch++], opts.conns, opts.warmup);
       if (r.src !== client.address) fail(`the client connected from ${r.src}, not ${client.address}`);
       results[mode].push(r);
-      process.stderr.write(`round ${round} ${mode.padEnd(5)} mean ${r.mean.toFixed(1)} µs, p50 ${r.p50.toFixed(1)} µs per connection\n`);
+      process.stderr.write(
+        `round ${round} ${mode.padEnd(5)} mean ${r.mean.toFixed(1)} µs, p50 ${r.p50.toFixed(1)} µs per connection\n`,
+      );
       if (!hits[mode] && mode !== 'empty') {
-        const pattern = mode === 'rules' ? new RegExp(` -s ${client.address.replaceAll('.', '\\.')}/32 -i eth1 `) : / --match-set fwgen-fleet-4 src /;
+        const pattern =
+          mode === 'rules'
+            ? new RegExp(` -s ${client.address.replaceAll('.', '\\.')}/32 -i eth1 `)
+            : / --match-set fwgen-fleet-4 src /;
         hits[mode] = await ruleHit(sNs, pattern);
-        if (hits[mode].packets < opts.conns) fail(`${mode}: the client's connections did not go through the fleet rule (${hits[mode].packets} packets)`);
+        if (hits[mode].packets < opts.conns)
+          fail(`${mode}: the client's connections did not go through the fleet rule (${hits[mode].packets} packets)`);
       }
     }
   }
@@ -388,7 +429,20 @@ async function main() {
   // times another process took the CPU, which swing it by 2x from one round to the next.
   const p50 = (mode) => stat(mode, 'p50');
   const mean = (mode) => stat(mode, 'mean');
-  const rows = [['ruleset', 'FWGEN-INPUT rules', 'p50 µs/conn', 'over empty µs', 'x empty', 'mean µs/conn', 'x empty (mean)', 'p90 µs', 'min µs', 'rounds (p50 µs)']];
+  const rows = [
+    [
+      'ruleset',
+      'FWGEN-INPUT rules',
+      'p50 µs/conn',
+      'over empty µs',
+      'x empty',
+      'mean µs/conn',
+      'x empty (mean)',
+      'p90 µs',
+      'min µs',
+      'rounds (p50 µs)',
+    ],
+  ];
   for (const mode of modes) {
     rows.push([
       mode === 'empty' ? 'empty' : `${mode} mode`,
@@ -413,14 +467,28 @@ async function main() {
   );
 
   const ms = (xs, key) => median(xs.map((x) => x[key]));
-  const applyRows = [['apply in a fresh namespace (median of ' + opts['apply-runs'] + ')', 'ipset restore ms', 'iptables-restore ms', 'total ms']];
-  const roleEntries = readFileSync(roleSetsFile, 'utf8').split('\n').filter((l) => l.startsWith('add ')).length;
+  const applyRows = [
+    [
+      'apply in a fresh namespace (median of ' + opts['apply-runs'] + ')',
+      'ipset restore ms',
+      'iptables-restore ms',
+      'total ms',
+    ],
+  ];
+  const roleEntries = readFileSync(roleSetsFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('add ')).length;
   for (const [key, label] of [
     ['all', `ipset mode: sets/ipset.rules (${setEntries} entries) + rules`],
     ['role', `ipset mode: the role's sets (${roleEntries} entries) + rules`],
     ['rules', `rules mode: rules only (${ruleCounts.rules} rules)`],
   ]) {
-    applyRows.push([label, key === 'rules' ? '-' : ms(apply[key], 'sets').toFixed(1), ms(apply[key], 'rules').toFixed(1), ms(apply[key], 'total').toFixed(1)]);
+    applyRows.push([
+      label,
+      key === 'rules' ? '-' : ms(apply[key], 'sets').toFixed(1),
+      ms(apply[key], 'rules').toFixed(1),
+      ms(apply[key], 'total').toFixed(1),
+    ]);
   }
   process.stdout.write(`${table(applyRows)}\n\n`);
 

@@ -37,7 +37,9 @@ function parseArgs(argv) {
 }
 
 function usage(message) {
-  process.stderr.write(`render-bench: ${message}\nusage: node bench/render-bench.mjs [--hosts N] [--roles R] [--runs K]\n`);
+  process.stderr.write(
+    `render-bench: ${message}\nusage: node bench/render-bench.mjs [--hosts N] [--roles R] [--runs K]\n`,
+  );
   process.exit(2);
 }
 
@@ -68,7 +70,9 @@ function renderOnce(timeBin) {
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const stderr = r.stderr ?? '';
   if (r.error || r.status !== 0) {
-    process.stderr.write(`render-bench: fwgen render failed (${r.error ?? `exit ${r.status ?? r.signal}`}):\n${stderr.slice(-4000)}\n`);
+    process.stderr.write(
+      `render-bench: fwgen render failed (${r.error ?? `exit ${r.status ?? r.signal}`}):\n${stderr.slice(-4000)}\n`,
+    );
     process.exit(1);
   }
   const rss = stderr.match(new RegExp(`${RSS_MARK}(\\d+)`));
@@ -107,12 +111,21 @@ function scenario(name, runs, timeBin, before) {
   const secs = results.map((r) => r.seconds);
   const rss = results.map((r) => r.rssKb).filter((x) => x !== undefined);
   const written = Math.max(...results.map((r) => r.written ?? 0));
-  return { name, median: median(secs), min: Math.min(...secs), max: Math.max(...secs), rssMb: rss.length ? Math.max(...rss) / 1024 : undefined, written };
+  return {
+    name,
+    median: median(secs),
+    min: Math.min(...secs),
+    max: Math.max(...secs),
+    rssMb: rss.length ? Math.max(...rss) / 1024 : undefined,
+    written,
+  };
 }
 
 function table(rows) {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ')).join('\n');
+  return rows
+    .map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  '))
+    .join('\n');
 }
 
 const opts = parseArgs(process.argv.slice(2));
@@ -121,7 +134,9 @@ const timeBin = findGnuTime();
 const cpu = cpus();
 process.stdout.write(
   `fwgen render benchmark: ${opts.hosts} hosts in ${opts.roles} roles, ${opts.runs} runs per scenario\n` +
-    `node ${process.version}, ${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`,
+    `node ${process.version}, ${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}, load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}\n`,
 );
 for (const sets of ['none', 'ipset']) benchMode(sets, TARGETS[sets]);
 if (!timeBin) process.stdout.write('peak RSS not measured: GNU /usr/bin/time not found\n');
@@ -136,7 +151,18 @@ function benchMode(sets, target) {
   const again = scenario('re-render', opts.runs, timeBin, () => {});
   const bytesWritten = { [fresh.name]: output.bytes, [again.name]: again.written === 0 ? 0 : undefined };
   process.stdout.write(`\nsets: ${sets} (${(statSync(inventory).size / 1024).toFixed(0)} KB inventory)\n`);
-  const rows = [['scenario', 'median s', 'min s', 'max s', 'peak RSS MB', 'files written', 'MB written', `target <= ${target.seconds} s`]];
+  const rows = [
+    [
+      'scenario',
+      'median s',
+      'min s',
+      'max s',
+      'peak RSS MB',
+      'files written',
+      'MB written',
+      `target <= ${target.seconds} s`,
+    ],
+  ];
   for (const s of [fresh, again]) {
     const mb = bytesWritten[s.name];
     rows.push([
@@ -152,6 +178,9 @@ function benchMode(sets, target) {
   }
   process.stdout.write(`${table(rows)}\n`);
   const size = `${output.files} files, ${(output.bytes / 1024 / 1024).toFixed(3)} MB in ${relative(ROOT, rendered)}/`;
-  const sizeVerdict = target.mb === undefined ? '' : ` (target <= ${target.mb} MB: ${output.bytes <= target.mb * 1024 * 1024 ? 'PASS' : 'OVER'})`;
+  const sizeVerdict =
+    target.mb === undefined
+      ? ''
+      : ` (target <= ${target.mb} MB: ${output.bytes <= target.mb * 1024 * 1024 ? 'PASS' : 'OVER'})`;
   process.stdout.write(`output: ${size}${sizeVerdict}\n`);
 }

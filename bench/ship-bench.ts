@@ -26,7 +26,17 @@
  * test file may use them.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -154,7 +164,8 @@ function ensureBuilt(): void {
   if (existsSync(CLI)) return;
   out('ship-bench: dist/cli/main.js is missing; running `npm run build`...\n');
   const r = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8', timeout: 300_000 });
-  if (r.status !== 0 || !existsSync(CLI)) throw new Error(`ship-bench: \`npm run build\` failed:\n${r.stdout}${r.stderr}`);
+  if (r.status !== 0 || !existsSync(CLI))
+    throw new Error(`ship-bench: \`npm run build\` failed:\n${r.stdout}${r.stderr}`);
 }
 
 /** GNU time (supports -f)? Then RSS and CPU of the fwgen process are measured. */
@@ -217,12 +228,17 @@ const median = (xs: number[]): number => {
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ')).join('\n');
+  return rows
+    .map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  '))
+    .join('\n');
 }
 
 /** Checks a run: exit 0 and every expected host with the expected outcome. */
 function check(r: Run, expected: string, hosts: number, what: string): void {
-  const tally = r.results.reduce<Record<string, number>>((acc, x) => ({ ...acc, [x.outcome]: (acc[x.outcome] ?? 0) + 1 }), {});
+  const tally = r.results.reduce<Record<string, number>>(
+    (acc, x) => ({ ...acc, [x.outcome]: (acc[x.outcome] ?? 0) + 1 }),
+    {},
+  );
   const bad = r.results.filter((x) => x.outcome !== expected).slice(0, 5);
   expect(
     { code: r.code, hosts: r.results.length, tally },
@@ -307,7 +323,11 @@ it(`${TITLE}, direct and at ${2 * DELAY_MS} ms RTT`, async () => {
         route === direct
           ? `${n}: ${addr(n)}`
           : `${n}: { address: ${addr(n)}, ssh: { host: ${proxyOf(n)}, source: ${controller} } }`;
-      const hostsOf = (role: string) => names.filter((n) => n.replace(/\d+$/, '') === role).map(host).join(', ');
+      const hostsOf = (role: string) =>
+        names
+          .filter((n) => n.replace(/\d+$/, '') === role)
+          .map(host)
+          .join(', ');
       return `defaults:
   interface: eth1
   ssh: { user: root, identity: ${lab!.sshKey.privatePath}, known_hosts: ${route.knownHosts} }

@@ -17,7 +17,10 @@ function toText(family: Family, n: bigint): string {
 }
 
 function toNumber(text: string): bigint {
-  return ipaddr.parse(text).toByteArray().reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
+  return ipaddr
+    .parse(text)
+    .toByteArray()
+    .reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
 }
 
 function rangeOf(net: Net): Range {

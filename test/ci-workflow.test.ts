@@ -2,7 +2,18 @@
 // right paths, and its steps do what they claim when run against a copy of this project.
 // dist/ is built once by test/global-setup.ts.
 import { spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +25,14 @@ const WORKFLOW = join(ROOT, '.github/workflows/render.yml');
 const VALIDATOR = join(ROOT, 'node_modules/.bin/action-validator');
 const CLI = join(ROOT, 'dist/cli/main.js');
 const INVENTORY = 'inventory/inventory.yaml';
-const TRIGGER_PATHS = ['inventory/**', 'templates/**', 'rendered/**', '.github/workflows/render.yml', 'package.json', 'package-lock.json'];
+const TRIGGER_PATHS = [
+  'inventory/**',
+  'templates/**',
+  'rendered/**',
+  '.github/workflows/render.yml',
+  'package.json',
+  'package-lock.json',
+];
 
 interface Result {
   code: number | null;
@@ -23,7 +41,12 @@ interface Result {
 }
 
 function run(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Result {
-  const r = spawnSync(cmd, args, { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(cmd, args, {
+    cwd: opts.cwd ?? ROOT,
+    env: opts.env ?? process.env,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   if (r.error) throw r.error;
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -112,7 +135,8 @@ function removePair(text: string, path: string[], key: string): string {
 
 /** An address in 198.51.100.0/24 that the inventory does not use yet. */
 function unusedAddress(text: string, from = 200): string {
-  for (let i = from; i < 255; i++) if (!new RegExp(`198\\.51\\.100\\.${i}(?![0-9])`).test(text)) return `198.51.100.${i}`;
+  for (let i = from; i < 255; i++)
+    if (!new RegExp(`198\\.51\\.100\\.${i}(?![0-9])`).test(text)) return `198.51.100.${i}`;
   throw new Error('no free address in 198.51.100.0/24');
 }
 
@@ -148,9 +172,13 @@ const roleNames = (text: string): string[] => Object.keys((parse(text) as { role
 
 /** For the CLI tests: dist/ is built and the copies start from an up-to-date rendered/ (else nothing below means much). */
 function requireBuiltAndUpToDate(): void {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: dist/ should have been built by test/global-setup.ts (npm run build)`);
+  if (!existsSync(CLI))
+    throw new Error(`${CLI} is missing: dist/ should have been built by test/global-setup.ts (npm run build)`);
   const r = fwgen(ROOT, 'render', '--check');
-  if (r.code !== 0) throw new Error(`the repository's own rendered/ is not up to date with inventory/ (run \`npx fwgen render\`):\n${r.stderr}`);
+  if (r.code !== 0)
+    throw new Error(
+      `the repository's own rendered/ is not up to date with inventory/ (run \`npx fwgen render\`):\n${r.stderr}`,
+    );
 }
 
 // ---- the workflow file ------------------------------------------------------------------------------------
@@ -230,7 +258,10 @@ describe('.github/workflows/render.yml', () => {
     const ci = idx((s) => s.run?.trim() === 'npm ci');
     const check = idx((s) => s.run?.trim() === 'npx fwgen render --check');
     const onFailure = idx((s) => s.if?.includes('failure()') ?? false);
-    expect([checkout, setupNode, ci, check, onFailure].every((i) => i >= 0), JSON.stringify(steps, null, 2)).toBe(true);
+    expect(
+      [checkout, setupNode, ci, check, onFailure].every((i) => i >= 0),
+      JSON.stringify(steps, null, 2),
+    ).toBe(true);
     expect(checkout).toBeLessThan(setupNode);
     expect(setupNode).toBeLessThan(ci);
     expect(ci).toBeLessThan(check);
@@ -287,7 +318,8 @@ describe('fwgen render --check in a copy of the project', () => {
 
     const write = fwgen(dir, 'render');
     expect(write.code, write.stderr).toBe(0);
-    for (const f of staleFiles) expect(readFileSync(join(dir, f), 'utf8')).not.toBe(before[f.slice('rendered/'.length)]);
+    for (const f of staleFiles)
+      expect(readFileSync(join(dir, f), 'utf8')).not.toBe(before[f.slice('rendered/'.length)]);
     expect(staleFiles.some((f) => readFileSync(join(dir, f), 'utf8').includes(address))).toBe(true);
 
     const again = fwgen(dir, 'render', '--check');
@@ -313,7 +345,9 @@ describe('fwgen render --check in a copy of the project', () => {
     const role = roles.find((r) => !referenced.has(r));
     expect(role, `a role that no rule references, among ${roles.join(', ')}`).toBeDefined();
     expect(roles.length).toBeGreaterThan(1);
-    const roleFiles = readdirSync(join(dir, 'rendered', role!)).filter((f) => f.endsWith('.up.rules')).sort();
+    const roleFiles = readdirSync(join(dir, 'rendered', role!))
+      .filter((f) => f.endsWith('.up.rules'))
+      .sort();
     expect(roleFiles).toContain('iptables.up.rules');
     writeFileSync(join(dir, INVENTORY), removePair(inventory, ['roles'], role!));
 
@@ -326,7 +360,8 @@ describe('fwgen render --check in a copy of the project', () => {
     const write = fwgen(dir, 'render');
     expect(write.code, write.stderr).toBe(0);
     expect(existsSync(join(dir, 'rendered', role!)), `rendered/${role}/ is gone`).toBe(false);
-    for (const other of roles.filter((r) => r !== role)) expect(existsSync(join(dir, 'rendered', other, 'iptables.up.rules'))).toBe(true);
+    for (const other of roles.filter((r) => r !== role))
+      expect(existsSync(join(dir, 'rendered', other, 'iptables.up.rules'))).toBe(true);
     expect(fwgen(dir, 'render', '--check').code).toBe(0);
   });
 });
@@ -353,17 +388,28 @@ describe("the workflow's run steps, executed", () => {
     const runnerTemp = join(dir, '.runner-temp');
     mkdirSync(runnerTemp);
     summary = join(runnerTemp, 'step-summary.md');
-    env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, RUNNER_TEMP: runnerTemp, GITHUB_STEP_SUMMARY: summary, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' };
+    env = {
+      ...process.env,
+      PATH: `${bin}:${process.env.PATH}`,
+      RUNNER_TEMP: runnerTemp,
+      GITHUB_STEP_SUMMARY: summary,
+      GIT_CONFIG_NOSYSTEM: '1',
+      GIT_CONFIG_GLOBAL: '/dev/null',
+    };
     // A "checkout": every file tracked (staged; no commit needed for `git diff`).
     writeFileSync(join(dir, '.gitignore'), '.bin/\n.runner-temp/\n');
-    for (const args of [['init', '-q'], ['add', '-A']]) {
+    for (const args of [
+      ['init', '-q'],
+      ['add', '-A'],
+    ]) {
       const r = run('git', args, { cwd: dir, env });
       expect(r.code, r.stderr).toBe(0);
     }
   });
 
   /** Runs a step's script the way GitHub's default `bash` shell does. */
-  const runStep = (step: Step): Result => run('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', step.run!], { cwd: dir, env });
+  const runStep = (step: Step): Result =>
+    run('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', step.run!], { cwd: dir, env });
 
   it('the check step passes on an up-to-date checkout', () => {
     const r = runStep(checkStep());

@@ -1,8 +1,21 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { formatCheck } from '../src/cli/doctor-command.js';
-import { bootHookScript, describeBootHookResult, parseBootHookResult, parseBootMechanisms, type BootMechanism } from '../src/doctor/boot-hook.js';
-import { backendOf, evaluateBoot, evaluateFacts, worstLevel, type Check, type HostContext } from '../src/doctor/checks.js';
+import {
+  bootHookScript,
+  describeBootHookResult,
+  parseBootHookResult,
+  parseBootMechanisms,
+  type BootMechanism,
+} from '../src/doctor/boot-hook.js';
+import {
+  backendOf,
+  evaluateBoot,
+  evaluateFacts,
+  worstLevel,
+  type Check,
+  type HostContext,
+} from '../src/doctor/checks.js';
 import { transportFailureChecks } from '../src/doctor/connection-checks.js';
 import { doctorHost, type DoctorDeps } from '../src/doctor/doctor-host.js';
 import { factsScript, parseFacts, TOOLS, type HostFacts } from '../src/doctor/host-facts.js';
@@ -29,7 +42,12 @@ const ctx = (over: Partial<HostContext['inventory']> = {}, host: Host = web1): H
   paths: PATHS,
 });
 
-const hook: BootMechanism = { kind: 'if-pre-up.d', path: '/etc/network/if-pre-up.d/iptables', loadsRules: true, state: 'ok' };
+const hook: BootMechanism = {
+  kind: 'if-pre-up.d',
+  path: '/etc/network/if-pre-up.d/iptables',
+  loadsRules: true,
+  state: 'ok',
+};
 
 /** A healthy host: every check should be ok. */
 const healthy: HostFacts = {
@@ -66,7 +84,9 @@ describe('facts script and its parser', () => {
     const script = factsScript(VARS);
     expect(spawnSync('sh', ['-n', '-c', script]).status).toBe(0);
     expect(script).toContain("RULES='/etc/iptables.up.rules'");
-    expect(script.slice(prologue(VARS).length)).not.toMatch(/\b(rm|mv|mkdir|touch|chmod|ln) |restore\s*<|tables(-legacy|-nft)? -[ADIFXNPR]\b/);
+    expect(script.slice(prologue(VARS).length)).not.toMatch(
+      /\b(rm|mv|mkdir|touch|chmod|ln) |restore\s*<|tables(-legacy|-nft)? -[ADIFXNPR]\b/,
+    );
     expect(script.trim().endsWith('echo "status=facts"')).toBe(true);
   });
 
@@ -106,24 +126,46 @@ describe('facts script and its parser', () => {
       { kind: 'if-pre-up.d', loadsRules: true, state: 'no-ifupdown', path: '/etc/network/if-pre-up.d/iptables' },
       { kind: 'systemd', loadsRules: false, state: 'disabled', path: '/etc/systemd/system/my fw.service' },
     ]);
-    expect([f.ufwEnabled, f.ufwChains, f.firewalldActive, f.dockerChains, f.nftablesEnabled]).toEqual([true, 3, true, 0, false]);
+    expect([f.ufwEnabled, f.ufwChains, f.firewalldActive, f.dockerChains, f.nftablesEnabled]).toEqual([
+      true,
+      3,
+      true,
+      0,
+      false,
+    ]);
     expect(f.addresses).toEqual([
       { ifname: 'eth1', address: '198.18.80.11' },
       { ifname: 'eth1', address: '2001:db8::11' },
     ]);
     expect(f.links).toEqual(['lo', 'eth1']);
-    expect(f.armed).toEqual([{ ageS: 4000, alive: false, id: '20261121T000000Z-abcdef', path: '/etc/iptables.up.rules.fwgen-armed.20261121T000000Z-abcdef' }]);
+    expect(f.armed).toEqual([
+      {
+        ageS: 4000,
+        alive: false,
+        id: '20261121T000000Z-abcdef',
+        path: '/etc/iptables.up.rules.fwgen-armed.20261121T000000Z-abcdef',
+      },
+    ]);
     expect(f.lock).toEqual({ ageS: 3600, path: '/etc/iptables.up.rules.fwgen-lock', owner: 'me@box run X pid 1' });
     expect(f.staged).toEqual([{ ageS: 3600, path: '/etc/iptables.up.rules.fwgen-new.X' }]);
   });
 });
 
-describe('evaluating a host\'s facts', () => {
+describe("evaluating a host's facts", () => {
   it('finds nothing wrong with a healthy host', () => {
     const checks = evaluateFacts(healthy, ctx());
     expect(checks.filter((c) => c.level !== 'ok')).toEqual([]);
     expect(checks.every((c) => c.host === 'web1')).toBe(true);
-    expect(checks.map((c) => c.name)).toEqual(['tools', 'backend', 'rules file', 'boot', 'other firewall', 'addresses', 'interface', 'leftovers']);
+    expect(checks.map((c) => c.name)).toEqual([
+      'tools',
+      'backend',
+      'rules file',
+      'boot',
+      'other firewall',
+      'addresses',
+      'interface',
+      'leftovers',
+    ]);
     expect(one(checks, 'backend').detail).toBe('iptables uses nf_tables; no rules in legacy');
     expect(one(checks, 'addresses').detail).toBe('198.18.80.11 on eth1');
   });
@@ -139,24 +181,52 @@ describe('evaluating a host\'s facts', () => {
     const c = one(evaluateFacts({ ...healthy, ruleCounts: { legacy4: 1, legacy6: 2, nft4: 14 } }, ctx()), 'backend');
     expect(c).toMatchObject({ level: 'fail', detail: expect.stringContaining('legacy holds 3 more rule(s)') });
     expect(c.fix).toContain('iptables-legacy -F');
-    const legacyHost = { ...healthy, iptablesVersion: 'iptables v1.8.9 (legacy)', ruleCounts: { legacy4: 10, nft4: 5 } };
-    expect(one(evaluateFacts(legacyHost, ctx()), 'backend')).toMatchObject({ level: 'fail', detail: expect.stringContaining('nft holds 5') });
+    const legacyHost = {
+      ...healthy,
+      iptablesVersion: 'iptables v1.8.9 (legacy)',
+      ruleCounts: { legacy4: 10, nft4: 5 },
+    };
+    expect(one(evaluateFacts(legacyHost, ctx()), 'backend')).toMatchObject({
+      level: 'fail',
+      detail: expect.stringContaining('nft holds 5'),
+    });
   });
 
   it('fails a host where nothing loads the rules at boot, pointing at ship --persist', () => {
     const c = one(evaluateFacts({ ...healthy, boot: [] }, ctx()), 'boot');
-    expect(c).toMatchObject({ level: 'fail', detail: 'nothing loads /etc/iptables.up.rules at boot: a reboot drops the firewall' });
+    expect(c).toMatchObject({
+      level: 'fail',
+      detail: 'nothing loads /etc/iptables.up.rules at boot: a reboot drops the firewall',
+    });
     expect(c.fix).toBe('`fwgen ship --host web1 --persist` installs a boot hook');
   });
 
   it('judges boot mechanisms: inactive hooks, other files, netfilter-persistent', () => {
     const fix = '`fwgen ship --host web1 --persist`';
-    expect(evaluateBoot([{ ...hook, state: 'no-ifupdown' }], PATHS.rules, fix)).toMatchObject({ level: 'fail', detail: expect.stringContaining('ifupdown is not installed') });
-    expect(evaluateBoot([{ ...hook, state: 'not-executable' }], PATHS.rules, fix).fix).toBe('chmod 755 /etc/network/if-pre-up.d/iptables');
-    expect(evaluateBoot([{ ...hook, path: '/etc/network/if-pre-up.d/fw.sh', state: 'bad-name' }], PATHS.rules, fix).detail).toContain('run-parts skips it');
-    const nfp: BootMechanism = { kind: 'netfilter-persistent', path: '/etc/iptables/rules.v4', loadsRules: false, state: 'ok' };
-    expect(evaluateBoot([nfp], PATHS.rules, fix)).toMatchObject({ level: 'fail', fix: expect.stringContaining('rules_path: /etc/iptables/rules.v4') });
-    expect(evaluateBoot([hook, nfp], PATHS.rules, fix)).toMatchObject({ level: 'warn', detail: expect.stringContaining('whichever runs last wins') });
+    expect(evaluateBoot([{ ...hook, state: 'no-ifupdown' }], PATHS.rules, fix)).toMatchObject({
+      level: 'fail',
+      detail: expect.stringContaining('ifupdown is not installed'),
+    });
+    expect(evaluateBoot([{ ...hook, state: 'not-executable' }], PATHS.rules, fix).fix).toBe(
+      'chmod 755 /etc/network/if-pre-up.d/iptables',
+    );
+    expect(
+      evaluateBoot([{ ...hook, path: '/etc/network/if-pre-up.d/fw.sh', state: 'bad-name' }], PATHS.rules, fix).detail,
+    ).toContain('run-parts skips it');
+    const nfp: BootMechanism = {
+      kind: 'netfilter-persistent',
+      path: '/etc/iptables/rules.v4',
+      loadsRules: false,
+      state: 'ok',
+    };
+    expect(evaluateBoot([nfp], PATHS.rules, fix)).toMatchObject({
+      level: 'fail',
+      fix: expect.stringContaining('rules_path: /etc/iptables/rules.v4'),
+    });
+    expect(evaluateBoot([hook, nfp], PATHS.rules, fix)).toMatchObject({
+      level: 'warn',
+      detail: expect.stringContaining('whichever runs last wins'),
+    });
     expect(evaluateBoot([{ ...nfp, loadsRules: true }], '/etc/iptables/rules.v4', fix).level).toBe('ok');
   });
 
@@ -167,31 +237,52 @@ describe('evaluating a host\'s facts', () => {
   });
 
   it('does not claim the rules are live when they could not be read', () => {
-    const noSave = { ...healthy, tools: new Set(TOOLS.filter((t) => t !== 'iptables-save')), live4: 'no-tool' as const };
-    expect(one(evaluateFacts(noSave, ctx()), 'rules file')).toMatchObject({ level: 'ok', detail: '/etc/iptables.up.rules present (live rules not compared)' });
+    const noSave = {
+      ...healthy,
+      tools: new Set(TOOLS.filter((t) => t !== 'iptables-save')),
+      live4: 'no-tool' as const,
+    };
+    expect(one(evaluateFacts(noSave, ctx()), 'rules file')).toMatchObject({
+      level: 'ok',
+      detail: '/etc/iptables.up.rules present (live rules not compared)',
+    });
     expect(one(evaluateFacts(noSave, ctx()), 'tools').level).toBe('fail');
   });
 
   it('in ipset mode, a host without the ipset command fails the tools check, saying how to install it', () => {
     const noIpset = { ...healthy, tools: new Set(TOOLS.filter((t) => t !== 'ipset')) };
-    expect(one(evaluateFacts(noIpset, ctx({ sets: 'ipset' })), 'tools')).toMatchObject({ level: 'fail', fix: 'install ipset (`apt-get install ipset`)' });
+    expect(one(evaluateFacts(noIpset, ctx({ sets: 'ipset' })), 'tools')).toMatchObject({
+      level: 'fail',
+      fix: 'install ipset (`apt-get install ipset`)',
+    });
     expect(one(evaluateFacts(noIpset, ctx()), 'tools').level).toBe('ok');
     expect(one(evaluateFacts(healthy, ctx({ sets: 'ipset' })), 'tools').detail).toContain('ipset present');
   });
 
   it('warns when the live rules differ from the file', () => {
-    expect(one(evaluateFacts({ ...healthy, live4: 'differ' }, ctx()), 'rules file')).toMatchObject({ level: 'warn', detail: expect.stringContaining('live rules differ') });
+    expect(one(evaluateFacts({ ...healthy, live4: 'differ' }, ctx()), 'rules file')).toMatchObject({
+      level: 'warn',
+      detail: expect.stringContaining('live rules differ'),
+    });
   });
 
   it('checks the IPv6 tools and file only when the inventory has IPv6', () => {
     const v4only = { ...healthy, tools: new Set(TOOLS.filter((t) => !t.startsWith('ip6'))) };
     expect(one(evaluateFacts(v4only, ctx()), 'tools').level).toBe('ok');
-    expect(one(evaluateFacts(v4only, ctx({ hasIpv6: true })), 'tools')).toMatchObject({ level: 'fail', detail: 'missing on the host: ip6tables-restore, ip6tables-save' });
-    expect(one(evaluateFacts(healthy, ctx({ hasIpv6: true })), 'rules file').detail).toContain('/etc/ip6tables.up.rules missing');
+    expect(one(evaluateFacts(v4only, ctx({ hasIpv6: true })), 'tools')).toMatchObject({
+      level: 'fail',
+      detail: 'missing on the host: ip6tables-restore, ip6tables-save',
+    });
+    expect(one(evaluateFacts(healthy, ctx({ hasIpv6: true })), 'rules file').detail).toContain(
+      '/etc/ip6tables.up.rules missing',
+    );
   });
 
   it('fails each firewall manager that would fight fwgen', () => {
-    const checks = evaluateFacts({ ...healthy, ufwEnabled: true, firewalldActive: true, dockerChains: 4, nftablesEnabled: true }, ctx());
+    const checks = evaluateFacts(
+      { ...healthy, ufwEnabled: true, firewalldActive: true, dockerChains: 4, nftablesEnabled: true },
+      ctx(),
+    );
     expect(byName(checks, 'other firewall').map((c) => [c.level, c.detail.split(' ')[0]])).toEqual([
       ['fail', 'ufw'],
       ['fail', 'firewalld'],
@@ -204,28 +295,51 @@ describe('evaluating a host\'s facts', () => {
   it('accepts Docker next to fwgen when the role leaves FORWARD to it; says how otherwise', () => {
     const rejecting = one(evaluateFacts({ ...healthy, dockerChains: 4 }, ctx()), 'other firewall');
     expect(rejecting).toMatchObject({ level: 'fail', fix: expect.stringContaining('forward: leave') });
-    const leaving = one(evaluateFacts({ ...healthy, dockerChains: 4 }, { ...ctx(), forward: 'leave' }), 'other firewall');
+    const leaving = one(
+      evaluateFacts({ ...healthy, dockerChains: 4 }, { ...ctx(), forward: 'leave' }),
+      'other firewall',
+    );
     expect(leaving).toMatchObject({ level: 'ok', detail: expect.stringContaining("Docker's chains kept") });
   });
 
   it('warns when the inventory address is not on the host; compares IPv6 canonically', () => {
-    const c = one(evaluateFacts({ ...healthy, addresses: [{ ifname: 'eth1', address: '198.18.80.99' }] }, ctx()), 'addresses');
-    expect(c).toMatchObject({ level: 'warn', detail: expect.stringMatching(/^198\.18\.80\.11 not on the host \(it has 198\.18\.80\.99\)/) });
+    const c = one(
+      evaluateFacts({ ...healthy, addresses: [{ ifname: 'eth1', address: '198.18.80.99' }] }, ctx()),
+      'addresses',
+    );
+    expect(c).toMatchObject({
+      level: 'warn',
+      detail: expect.stringMatching(/^198\.18\.80\.11 not on the host \(it has 198\.18\.80\.99\)/),
+    });
     const v6host: Host = { ...web1, addresses: [{ family: 'ipv6', cidr: '2001:db8:0:0::11/128', key: '' }] };
-    expect(one(evaluateFacts({ ...healthy, addresses: [{ ifname: 'eth1', address: '2001:db8::11' }] }, ctx({}, v6host)), 'addresses').level).toBe('ok');
+    expect(
+      one(
+        evaluateFacts({ ...healthy, addresses: [{ ifname: 'eth1', address: '2001:db8::11' }] }, ctx({}, v6host)),
+        'addresses',
+      ).level,
+    ).toBe('ok');
   });
 
   it('checks the internal interface, with + as a prefix, failing only when fleet trust uses it', () => {
-    expect(one(evaluateFacts(healthy, ctx({ interface: 'eth9' })), 'interface')).toMatchObject({ level: 'fail', detail: expect.stringContaining('fleet trust rules never match') });
+    expect(one(evaluateFacts(healthy, ctx({ interface: 'eth9' })), 'interface')).toMatchObject({
+      level: 'fail',
+      detail: expect.stringContaining('fleet trust rules never match'),
+    });
     expect(one(evaluateFacts(healthy, ctx({ interface: 'eth9', trust: 'none' })), 'interface').level).toBe('warn');
-    expect(one(evaluateFacts(healthy, ctx({ interface: 'eth+' })), 'interface')).toMatchObject({ level: 'ok', detail: 'eth1 present' });
+    expect(one(evaluateFacts(healthy, ctx({ interface: 'eth+' })), 'interface')).toMatchObject({
+      level: 'ok',
+      detail: 'eth1 present',
+    });
     expect(byName(evaluateFacts(healthy, ctx({ interface: undefined })), 'interface')).toEqual([]);
   });
 
   it('fails a stale lock, warns a fresh one', () => {
     const lock = { ageS: 3600, path: '/etc/iptables.up.rules.fwgen-lock', owner: 'me@box run X' };
     const stale = one(evaluateFacts({ ...healthy, lock }, ctx()), 'lock');
-    expect(stale).toMatchObject({ level: 'fail', detail: expect.stringContaining('stale lock /etc/iptables.up.rules.fwgen-lock, 60 min old (me@box run X)') });
+    expect(stale).toMatchObject({
+      level: 'fail',
+      detail: expect.stringContaining('stale lock /etc/iptables.up.rules.fwgen-lock, 60 min old (me@box run X)'),
+    });
     expect(stale.fix).toContain('rm -rf /etc/iptables.up.rules.fwgen-lock');
     expect(one(evaluateFacts({ ...healthy, lock: { ...lock, ageS: 20 } }, ctx()), 'lock').level).toBe('warn');
   });
@@ -234,15 +348,26 @@ describe('evaluating a host\'s facts', () => {
     const armed = { ageS: 4000, alive: false, id: 'RUN1', path: '/etc/iptables.up.rules.fwgen-armed.RUN1' };
     const dead = one(evaluateFacts({ ...healthy, armed: [armed] }, ctx()), 'dead-man switch');
     expect(dead).toMatchObject({ level: 'fail', fix: expect.stringContaining('`fwgen ship --host web1 --force`') });
-    const inFlight = evaluateFacts({ ...healthy, armed: [{ ...armed, ageS: 3, alive: true }], lock: { ageS: 900, path: '/l', owner: '' } }, ctx());
+    const inFlight = evaluateFacts(
+      { ...healthy, armed: [{ ...armed, ageS: 3, alive: true }], lock: { ageS: 900, path: '/l', owner: '' } },
+      ctx(),
+    );
     expect(one(inFlight, 'dead-man switch').level).toBe('warn');
     expect(one(inFlight, 'lock').level).toBe('warn');
   });
 
   it('warns about staged files of an interrupted ship, unless a ship is in flight', () => {
     const staged = [{ ageS: 5, path: '/etc/iptables.up.rules.fwgen-new.RUN2' }];
-    expect(one(evaluateFacts({ ...healthy, staged }, ctx()), 'interrupted ship')).toMatchObject({ level: 'warn', fix: expect.stringContaining('rm -f /etc/iptables.up.rules.fwgen-new.RUN2') });
-    expect(byName(evaluateFacts({ ...healthy, staged, lock: { ageS: 5, path: '/l', owner: '' } }, ctx()), 'interrupted ship')).toEqual([]);
+    expect(one(evaluateFacts({ ...healthy, staged }, ctx()), 'interrupted ship')).toMatchObject({
+      level: 'warn',
+      fix: expect.stringContaining('rm -f /etc/iptables.up.rules.fwgen-new.RUN2'),
+    });
+    expect(
+      byName(
+        evaluateFacts({ ...healthy, staged, lock: { ageS: 5, path: '/l', owner: '' } }, ctx()),
+        'interrupted ship',
+      ),
+    ).toEqual([]);
   });
 
   it('fails a non-root login without sudo and skips what needs root; says ok for working sudo', () => {
@@ -263,11 +388,19 @@ describe('SSH failures', () => {
     expect(kinds(new TransportError('host-key-unknown', 'unknown'))).toEqual(['ssh:ok', 'host key:fail']);
     expect(kinds(new TransportError('host-key-changed', 'changed'))).toEqual(['ssh:ok', 'host key:fail']);
     expect(kinds(new TransportError('auth-failed', 'auth'))).toEqual(['ssh:ok', 'host key:ok', 'authentication:fail']);
-    expect(kinds(new TransportError('sudo-password', 'sudo'))).toEqual(['ssh:ok', 'host key:ok', 'authentication:ok', 'sudo:fail']);
+    expect(kinds(new TransportError('sudo-password', 'sudo'))).toEqual([
+      'ssh:ok',
+      'host key:ok',
+      'authentication:ok',
+      'sudo:fail',
+    ]);
   });
 
   it('gives the ssh-keygen -R fix for a changed key, with the known_hosts name for the port', () => {
-    const [, key] = transportFailureChecks({ ...web1, ssh: { ...web1.ssh, port: 2222 } }, new TransportError('host-key-changed', 'host key for ... does not match'));
+    const [, key] = transportFailureChecks(
+      { ...web1, ssh: { ...web1.ssh, port: 2222 } },
+      new TransportError('host-key-changed', 'host key for ... does not match'),
+    );
     expect(key.fix).toContain("ssh-keygen -R '[198.18.80.11]:2222' -f /tmp/kh");
     expect(key.detail).toBe('host key for ... does not match');
   });
@@ -277,24 +410,38 @@ describe('name checks (fake resolver: no DNS query leaves the test)', () => {
   const resolver = staticResolver({ names: { 'web1.lab': ['198.18.80.11'] }, ptr: { '198.18.80.11': ['web1.lab'] } });
 
   it('skips resolving an address, checks the PTR', async () => {
-    expect(await nameChecks(web1, resolver)).toEqual([{ host: 'web1', name: 'PTR', level: 'ok', detail: '198.18.80.11 → web1.lab' }]);
+    expect(await nameChecks(web1, resolver)).toEqual([
+      { host: 'web1', name: 'PTR', level: 'ok', detail: '198.18.80.11 → web1.lab' },
+    ]);
   });
 
   it('fails a name that does not resolve; a missing PTR is only a warning', async () => {
-    const named = (host: string): Host => ({ ...web1, addresses: [{ family: 'ipv4', cidr: '198.18.80.12/32', key: '' }], ssh: { ...web1.ssh, host } });
+    const named = (host: string): Host => ({
+      ...web1,
+      addresses: [{ family: 'ipv4', cidr: '198.18.80.12/32', key: '' }],
+      ssh: { ...web1.ssh, host },
+    });
     const good = await nameChecks(named('web1.lab'), resolver);
     expect(good.map((c) => [c.name, c.level, c.detail])).toEqual([
       ['ssh.host resolves', 'ok', 'web1.lab → 198.18.80.11'],
       ['PTR', 'warn', 'no PTR record for 198.18.80.12 (ENOTFOUND)'],
     ]);
     const bad = await nameChecks(named('nowhere.lab'), resolver);
-    expect(bad[0]).toMatchObject({ name: 'ssh.host resolves', level: 'fail', fix: expect.stringContaining('set ssh.host of web1 to an address') });
+    expect(bad[0]).toMatchObject({
+      name: 'ssh.host resolves',
+      level: 'fail',
+      fix: expect.stringContaining('set ssh.host of web1 to an address'),
+    });
   });
 });
 
 describe('doctorHost (fake transport)', () => {
   const inv = { hasIpv6: false, interface: 'eth1', trust: 'fleet' } as Inventory;
-  const deps = (transport: Transport): DoctorDeps => ({ transport, resolver: staticResolver({ ptr: { '198.18.80.11': ['web1.lab'] } }), connectTimeoutMs: 1000 });
+  const deps = (transport: Transport): DoctorDeps => ({
+    transport,
+    resolver: staticResolver({ ptr: { '198.18.80.11': ['web1.lab'] } }),
+    connectTimeoutMs: 1000,
+  });
   const healthyOutput = [
     'uid=0',
     ...TOOLS.map((t) => `tool=${t}`),
@@ -313,7 +460,10 @@ describe('doctorHost (fake transport)', () => {
     const transport: Transport = {
       connect: async (t) => {
         targets.push(t);
-        return { run: async (s) => (scripts.push(s.script), { code: 0, stdout: healthyOutput, stderr: '' }), close: () => {} } satisfies Session;
+        return {
+          run: async (s) => (scripts.push(s.script), { code: 0, stdout: healthyOutput, stderr: '' }),
+          close: () => {},
+        } satisfies Session;
       },
     };
     const checks = await doctorHost(web1, inv, PATHS, deps(transport));
@@ -326,7 +476,10 @@ describe('doctorHost (fake transport)', () => {
   });
 
   it('turns a connection failure into checks, never an exception', async () => {
-    const transport: Transport = { connect: async () => Promise.reject(new TransportError('unreachable', 'cannot connect to root@198.18.80.11: ECONNREFUSED')) };
+    const transport: Transport = {
+      connect: async () =>
+        Promise.reject(new TransportError('unreachable', 'cannot connect to root@198.18.80.11: ECONNREFUSED')),
+    };
     const checks = await doctorHost(web1, inv, PATHS, deps(transport));
     expect(checks.map((c) => `${c.name}:${c.level}`)).toEqual(['ssh:fail', 'PTR:ok']);
     expect(worstLevel(checks)).toBe('fail');
@@ -335,16 +488,32 @@ describe('doctorHost (fake transport)', () => {
   it('reports a sudo refusal (thrown by the first run) as the sudo check', async () => {
     const sudoHost = { ...web1, ssh: { ...web1.ssh, user: 'deploy', sudo: true } };
     const transport: Transport = {
-      connect: async () => ({ run: async () => Promise.reject(new TransportError('sudo-password', 'sudo -n refused: sudo: a password is required')), close: () => {} }),
+      connect: async () => ({
+        run: async () =>
+          Promise.reject(new TransportError('sudo-password', 'sudo -n refused: sudo: a password is required')),
+        close: () => {},
+      }),
     };
     const checks = await doctorHost(sudoHost, inv, PATHS, deps(transport));
-    expect(one(checks, 'sudo')).toMatchObject({ level: 'fail', detail: 'sudo -n refused: sudo: a password is required', fix: expect.stringContaining('NOPASSWD') });
+    expect(one(checks, 'sudo')).toMatchObject({
+      level: 'fail',
+      detail: 'sudo -n refused: sudo: a password is required',
+      fix: expect.stringContaining('NOPASSWD'),
+    });
   });
 
   it('fails clearly when the script itself fails on the host', async () => {
-    const transport: Transport = { connect: async () => ({ run: async () => ({ code: 127, stdout: '', stderr: 'sh: 1: stat: not found\n' }), close: () => {} }) };
+    const transport: Transport = {
+      connect: async () => ({
+        run: async () => ({ code: 127, stdout: '', stderr: 'sh: 1: stat: not found\n' }),
+        close: () => {},
+      }),
+    };
     const checks = await doctorHost(web1, inv, PATHS, deps(transport));
-    expect(one(checks, 'facts')).toMatchObject({ level: 'fail', detail: 'the checking script failed on the host: sh: 1: stat: not found' });
+    expect(one(checks, 'facts')).toMatchObject({
+      level: 'fail',
+      detail: 'the checking script failed on the host: sh: 1: stat: not found',
+    });
   });
 });
 
@@ -353,18 +522,36 @@ describe('boot hook script', () => {
     const script = bootHookScript(VARS);
     expect(spawnSync('sh', ['-n', '-c', script]).status).toBe(0);
     expect(script).toContain('/etc/network/if-pre-up.d/fwgen-iptables 755');
-    expect(script).toContain('if [ -r /etc/iptables.up.rules ] && ! iptables -n -L FWGEN-INPUT >/dev/null 2>&1; then iptables-restore --noflush < /etc/iptables.up.rules');
-    expect(script).toContain('if [ -r /etc/ip6tables.up.rules ] && ! ip6tables -n -L FWGEN-INPUT >/dev/null 2>&1; then ip6tables-restore --noflush < /etc/ip6tables.up.rules');
+    expect(script).toContain(
+      'if [ -r /etc/iptables.up.rules ] && ! iptables -n -L FWGEN-INPUT >/dev/null 2>&1; then iptables-restore --noflush < /etc/iptables.up.rules',
+    );
+    expect(script).toContain(
+      'if [ -r /etc/ip6tables.up.rules ] && ! ip6tables -n -L FWGEN-INPUT >/dev/null 2>&1; then ip6tables-restore --noflush < /etc/ip6tables.up.rules',
+    );
     // Detection comes first, and every outcome other than "nothing found" exits before writing.
     expect(script.indexOf('status=present')).toBeLessThan(script.indexOf('write /etc'));
   });
 
   it('parses its outcome', () => {
-    const installed = parseBootHookResult('boot=if-pre-up.d 1 no-ifupdown /etc/network/if-pre-up.d/fwgen-iptables\nstatus=installed\n');
-    expect(installed).toEqual({ status: 'installed', mechanism: { kind: 'if-pre-up.d', loadsRules: true, state: 'no-ifupdown', path: '/etc/network/if-pre-up.d/fwgen-iptables' } });
-    expect(describeBootHookResult(installed!, PATHS.rules)).toBe('boot hook installed: /etc/network/if-pre-up.d/fwgen-iptables, but ifupdown is not installed, so if-pre-up.d hooks never run');
+    const installed = parseBootHookResult(
+      'boot=if-pre-up.d 1 no-ifupdown /etc/network/if-pre-up.d/fwgen-iptables\nstatus=installed\n',
+    );
+    expect(installed).toEqual({
+      status: 'installed',
+      mechanism: {
+        kind: 'if-pre-up.d',
+        loadsRules: true,
+        state: 'no-ifupdown',
+        path: '/etc/network/if-pre-up.d/fwgen-iptables',
+      },
+    });
+    expect(describeBootHookResult(installed!, PATHS.rules)).toBe(
+      'boot hook installed: /etc/network/if-pre-up.d/fwgen-iptables, but ifupdown is not installed, so if-pre-up.d hooks never run',
+    );
     const present = parseBootHookResult('boot=systemd 1 ok /etc/systemd/system/fw.service\nstatus=present\n')!;
-    expect(describeBootHookResult(present, PATHS.rules)).toBe('boot: /etc/systemd/system/fw.service already loads /etc/iptables.up.rules');
+    expect(describeBootHookResult(present, PATHS.rules)).toBe(
+      'boot: /etc/systemd/system/fw.service already loads /etc/iptables.up.rules',
+    );
     const conflict = parseBootHookResult('boot=netfilter-persistent 0 ok /etc/iptables/rules.v4\nstatus=conflict\n')!;
     expect(conflict.status).toBe('conflict');
     expect(parseBootHookResult('fwgen: cannot write\n')).toBeUndefined();
@@ -375,7 +562,10 @@ describe('boot hook script', () => {
 describe('inventory checks (offline)', () => {
   const check = (yaml: string) => {
     const inv = parseInventory(yaml, 'inv.yaml').inventory;
-    return inventoryChecks(inv, resolvePolicies(inv, () => 'base.rules.njk'));
+    return inventoryChecks(
+      inv,
+      resolvePolicies(inv, () => 'base.rules.njk'),
+    );
   };
   const base = (o: { iface?: string; trust?: string; management?: string; roles?: string; monitoring?: string }) => `
 defaults: { ${o.iface === undefined ? 'interface: eth1' : o.iface} }
@@ -388,7 +578,11 @@ ${o.roles ?? ''}
 `;
 
   it('passes a sound inventory with only ok checks', () => {
-    const checks = check(base({ roles: '  db: { allow: [{ from: [192.0.2.0/24, web], ports: [tcp/5432] }], hosts: { db1: 198.51.100.21 } }' }));
+    const checks = check(
+      base({
+        roles: '  db: { allow: [{ from: [192.0.2.0/24, web], ports: [tcp/5432] }], hosts: { db1: 198.51.100.21 } }',
+      }),
+    );
     expect(checks).toEqual([{ name: 'management', level: 'ok', detail: '203.0.113.0/28 may always reach SSH' }]);
   });
 
@@ -398,17 +592,30 @@ ${o.roles ?? ''}
   });
 
   it('warns about roles without hosts and rules whose sources have no address', () => {
-    const checks = check(base({ roles: '  empty: { public: true, hosts: {} }\n  db: { allow: [{ from: [empty], ports: [tcp/5432] }], hosts: { db1: 198.51.100.21 } }' }));
+    const checks = check(
+      base({
+        roles:
+          '  empty: { public: true, hosts: {} }\n  db: { allow: [{ from: [empty], ports: [tcp/5432] }], hosts: { db1: 198.51.100.21 } }',
+      }),
+    );
     expect(one(checks, 'role without hosts').detail).toBe('role empty has no hosts: its rules file goes nowhere');
-    expect(one(checks, 'rule never matches').detail).toBe('role db allow#1 (from empty to tcp/5432): its sources have no address (role empty has no hosts)');
+    expect(one(checks, 'rule never matches').detail).toBe(
+      'role db allow#1 (from empty to tcp/5432): its sources have no address (role empty has no hosts)',
+    );
   });
 
   it('warns about allow rules shadowed by fleet trust, saying on which interface', () => {
-    const roles = '  db: { allow: [{ from: [web], ports: [tcp/5432] }, { from: [web1, 198.51.100.12], ports: [tcp/6379] }, { from: [web, 192.0.2.7], ports: [tcp/9000] }], hosts: { db1: 198.51.100.21 } }';
+    const roles =
+      '  db: { allow: [{ from: [web], ports: [tcp/5432] }, { from: [web1, 198.51.100.12], ports: [tcp/6379] }, { from: [web, 192.0.2.7], ports: [tcp/9000] }], hosts: { db1: 198.51.100.21 } }';
     const shadowed = byName(check(base({ roles })), 'rule shadowed');
-    expect(shadowed.map((c) => c.detail.split(' is shadowed')[0])).toEqual(['role db allow#1 (from web to tcp/5432)', 'role db allow#2 (from web1, 198.51.100.12/32 to tcp/6379)']);
+    expect(shadowed.map((c) => c.detail.split(' is shadowed')[0])).toEqual([
+      'role db allow#1 (from web to tcp/5432)',
+      'role db allow#2 (from web1, 198.51.100.12/32 to tcp/6379)',
+    ]);
     expect(shadowed[0].detail).toContain('is shadowed on eth1 by fleet trust');
-    expect(byName(check(base({ roles, iface: '' })), 'rule shadowed')[0].detail).toContain('is shadowed by fleet trust: every source is an inventory host, which already reaches every port');
+    expect(byName(check(base({ roles, iface: '' })), 'rule shadowed')[0].detail).toContain(
+      'is shadowed by fleet trust: every source is an inventory host, which already reaches every port',
+    );
     expect(byName(check(base({ roles, trust: 'none' })), 'rule shadowed')).toEqual([]);
   });
 
@@ -416,7 +623,8 @@ ${o.roles ?? ''}
     const checks = check(
       base({
         monitoring: 'monitoring: [{ from: [192.0.2.9], ports: [tcp/8080] }]',
-        roles: '  db: { ports: [tcp/9000-9100], allow: [{ from: [192.0.2.0/24], ports: [tcp/9010, tcp/5432] }], hosts: { db1: 198.51.100.21 } }\n  web2role: { public: true, allow: [{ from: [192.0.2.0/24], ports: [tcp/443, udp/443] }], hosts: { w3: 198.51.100.13 } }',
+        roles:
+          '  db: { ports: [tcp/9000-9100], allow: [{ from: [192.0.2.0/24], ports: [tcp/9010, tcp/5432] }], hosts: { db1: 198.51.100.21 } }\n  web2role: { public: true, allow: [{ from: [192.0.2.0/24], ports: [tcp/443, udp/443] }], hosts: { w3: 198.51.100.13 } }',
       }),
     );
     expect(byName(checks, 'rule adds nothing').map((c) => c.detail.slice(c.detail.indexOf('): ') + 3))).toEqual([
@@ -429,8 +637,14 @@ ${o.roles ?? ''}
 
 describe('report lines', () => {
   it('formats ok, WARN and FAIL with the fix', () => {
-    expect(formatCheck({ name: 'ssh', level: 'ok', detail: 'reachable at 198.18.80.11' })).toBe('  ok    ssh: reachable at 198.18.80.11');
-    expect(formatCheck({ name: 'boot', level: 'fail', detail: 'nothing loads it', fix: 'do this' })).toBe('  FAIL  boot: nothing loads it  → fix: do this');
-    expect(formatCheck({ name: 'PTR', level: 'warn', detail: 'none', fix: 'add one' })).toBe('  WARN  PTR: none  → fix: add one');
+    expect(formatCheck({ name: 'ssh', level: 'ok', detail: 'reachable at 198.18.80.11' })).toBe(
+      '  ok    ssh: reachable at 198.18.80.11',
+    );
+    expect(formatCheck({ name: 'boot', level: 'fail', detail: 'nothing loads it', fix: 'do this' })).toBe(
+      '  FAIL  boot: nothing loads it  → fix: do this',
+    );
+    expect(formatCheck({ name: 'PTR', level: 'warn', detail: 'none', fix: 'add one' })).toBe(
+      '  WARN  PTR: none  → fix: add one',
+    );
   });
 });

@@ -13,7 +13,9 @@ export default function setup(): void {
   const r = spawnSync(npm, ['run', 'build'], { cwd: ROOT, encoding: 'utf8', timeout: 110_000 });
   if (r.error || r.status !== 0) {
     const why = r.error ? String(r.error) : `exit ${r.status ?? r.signal}`;
-    throw new Error(`test/global-setup.ts: \`npm run build\` failed (${why}); the tests need dist/.\n${r.stdout ?? ''}${r.stderr ?? ''}`);
+    throw new Error(
+      `test/global-setup.ts: \`npm run build\` failed (${why}); the tests need dist/.\n${r.stdout ?? ''}${r.stderr ?? ''}`,
+    );
   }
   if (!existsSync(join(ROOT, 'dist/cli/main.js'))) {
     throw new Error('test/global-setup.ts: `npm run build` succeeded but dist/cli/main.js is missing');

@@ -42,9 +42,25 @@ describe('fwgen --help', () => {
 
   it('rollback and backups list no option they would ignore, and refuse one', () => {
     expect(optionsOf(fwgen('rollback', '--help').out).sort()).toEqual(
-      ['--accept-new', '--audit-log', '--break-lock', '--concurrency', '--connect-timeout', '--host', '--inventory', '--json', '--keep', '--ssh-config', '--timeout', '--to', '--wave'].sort(),
+      [
+        '--accept-new',
+        '--audit-log',
+        '--break-lock',
+        '--concurrency',
+        '--connect-timeout',
+        '--host',
+        '--inventory',
+        '--json',
+        '--keep',
+        '--ssh-config',
+        '--timeout',
+        '--to',
+        '--wave',
+      ].sort(),
     );
-    expect(optionsOf(fwgen('backups', '--help').out).sort()).toEqual(['--accept-new', '--connect-timeout', '--host', '--inventory', '--json', '--role', '--ssh-config'].sort());
+    expect(optionsOf(fwgen('backups', '--help').out).sort()).toEqual(
+      ['--accept-new', '--connect-timeout', '--host', '--inventory', '--json', '--role', '--ssh-config'].sort(),
+    );
     const r = fwgen('rollback', '--role', 'web', '--host', 'web1');
     expect(r.code).toBe(2);
     expect(r.out).toContain("unknown option '--role'");

@@ -106,7 +106,12 @@ function inventoryWith(slot?: string, value?: string): { text: string; line: num
     }),
   );
   // The unknown key in defaults is present only when it is the hostile spot.
-  if (slot !== 'defaults_key') lines.splice(lines.findIndex((l) => l.includes(': ignored')), 1, '');
+  if (slot !== 'defaults_key')
+    lines.splice(
+      lines.findIndex((l) => l.includes(': ignored')),
+      1,
+      '',
+    );
   return { text: lines.join('\n'), line };
 }
 
@@ -152,7 +157,6 @@ const SLOTS = Object.keys(DEFAULTS);
 /** Characters that would break a `FILE:LINE:COL: message` line or drive a terminal. */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 
-
 function show(p: Problem): string {
   return `${p.line}:${p.col}: ${p.message.length > 300 ? `${p.message.slice(0, 300)}…` : p.message}`;
 }
@@ -171,7 +175,8 @@ describe('the slot template', () => {
   });
 });
 
-const label = (v: string): string => (v.length > 40 ? `${JSON.stringify(v.slice(0, 24))}…(${v.length} chars)` : JSON.stringify(v));
+const label = (v: string): string =>
+  v.length > 40 ? `${JSON.stringify(v.slice(0, 24))}…(${v.length} chars)` : JSON.stringify(v);
 
 describe.each(SLOTS)('hostile values in %s', (slot) => {
   it.each(HOSTILE_VALUES.map((v) => [label(v), v]))('rejects %s', (_label, value) => {
@@ -187,7 +192,10 @@ describe.each(SLOTS)('hostile values in %s', (slot) => {
     );
     // A problem is one line of plain text, whatever the value held.
     for (const p of err.problems) {
-      expect(CONTROL.test(p.message), `message contains a control character: ${JSON.stringify(p.message.slice(0, 200))}`).toBe(false);
+      expect(
+        CONTROL.test(p.message),
+        `message contains a control character: ${JSON.stringify(p.message.slice(0, 200))}`,
+      ).toBe(false);
     }
     expect(err.message.split('\n')).toHaveLength(err.problems.length);
   });
@@ -231,11 +239,15 @@ describe('hostile YAML fixtures (test/fixtures/hostile)', () => {
     const unused = [...errors];
     for (const e of expected) {
       const i = unused.findIndex((p) => p.line === e.line && p.col === e.col && p.message.includes(e.text));
-      expect(i, `expected a problem "${e.line}:${e.col}: …${e.text}…"; fwgen reported:\n${errors.map(show).join('\n')}`).toBeGreaterThanOrEqual(0);
+      expect(
+        i,
+        `expected a problem "${e.line}:${e.col}: …${e.text}…"; fwgen reported:\n${errors.map(show).join('\n')}`,
+      ).toBeGreaterThanOrEqual(0);
       unused.splice(i, 1);
     }
     expect(unused.map(show), 'problems that no "# expect:" line accounts for').toEqual([]);
-    for (const p of errors) expect(CONTROL.test(p.message), `message contains a control character: ${JSON.stringify(p.message)}`).toBe(false);
+    for (const p of errors)
+      expect(CONTROL.test(p.message), `message contains a control character: ${JSON.stringify(p.message)}`).toBe(false);
   });
 });
 
@@ -243,7 +255,8 @@ describe('hostile YAML fixtures (test/fixtures/hostile)', () => {
 // 3. Valid inventories render to nothing but rule grammar.
 
 /** A whole rule line, as the brief for fwgen's output states it. */
-const LINE = /^(\*filter|:[A-Z]+ ACCEPT \[0:0\]|:FWGEN-(INPUT|FORWARD|OUTPUT) - \[0:0\]|COMMIT|-A (FWGEN-)?(INPUT|FORWARD|OUTPUT)( [^"\s]+| "[A-Za-z0-9 ./:#_-]*")+)$/;
+const LINE =
+  /^(\*filter|:[A-Z]+ ACCEPT \[0:0\]|:FWGEN-(INPUT|FORWARD|OUTPUT) - \[0:0\]|COMMIT|-A (FWGEN-)?(INPUT|FORWARD|OUTPUT)( [^"\s]+| "[A-Za-z0-9 ./:#_-]*")+)$/;
 
 const CIDR = /^[0-9a-f.:]+\/[0-9]{1,3}$/;
 const IFACE = /^[A-Za-z0-9][A-Za-z0-9_.@-]{0,13}[A-Za-z0-9_.@+-]?$/;
@@ -302,11 +315,13 @@ function outputProblems(files: ReadonlyMap<string, string>): string[] {
     const lines = text.replace(/\n$/, '').split('\n');
     const rules = lines.filter((l) => !l.startsWith('#'));
     if (rules[0] !== '*filter') out.push(`${path}: first non-comment line is not *filter`);
-    if (rules.at(-1) !== 'COMMIT' || rules.filter((l) => l === 'COMMIT').length !== 1) out.push(`${path}: does not end with the only COMMIT`);
+    if (rules.at(-1) !== 'COMMIT' || rules.filter((l) => l === 'COMMIT').length !== 1)
+      out.push(`${path}: does not end with the only COMMIT`);
     if (rules.filter((l) => l === '*filter').length !== 1) out.push(`${path}: more than one table`);
     lines.forEach((l, i) => {
       if (l.startsWith('#')) {
-        if (!/^# [\x20-\x7e]*$/.test(l)) out.push(`${path}:${i + 1}: comment line with unexpected characters: ${JSON.stringify(l)}`);
+        if (!/^# [\x20-\x7e]*$/.test(l))
+          out.push(`${path}:${i + 1}: comment line with unexpected characters: ${JSON.stringify(l)}`);
         return;
       }
       const why = ruleProblem(l);
@@ -332,7 +347,8 @@ function renderFile(inventory: string): Map<string, string> {
 
 describe('rendered output of valid inventories is pure rule grammar', () => {
   it('the grammar check rejects smuggled lines and options', () => {
-    const good = '-A INPUT -s 198.51.100.11/32 -p tcp -m tcp --dport 22 -m comment --comment "fwgen web ports tcp/22" -j ACCEPT';
+    const good =
+      '-A INPUT -s 198.51.100.11/32 -p tcp -m tcp --dport 22 -m comment --comment "fwgen web ports tcp/22" -j ACCEPT';
     expect(ruleProblem(good)).toBeUndefined();
     for (const bad of [
       '-A INPUT -s 198.51.100.11/32 -j ACCEPT -j DROP',

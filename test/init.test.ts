@@ -42,7 +42,13 @@ describe('fwgen init in an empty folder, then npm install of the packed fwgen', 
   beforeAll(() => {
     tmp = mkdtempSync(join(tmpdir(), 'fwgen-init-'));
     repo = join(tmp, 'my-firewall');
-    env = { ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', RUNNER_TEMP: tmp, GITHUB_STEP_SUMMARY: join(tmp, 'summary.md') };
+    env = {
+      ...process.env,
+      GIT_CONFIG_NOSYSTEM: '1',
+      GIT_CONFIG_GLOBAL: '/dev/null',
+      RUNNER_TEMP: tmp,
+      GITHUB_STEP_SUMMARY: join(tmp, 'summary.md'),
+    };
     init = run(process.execPath, [CLI, 'init', 'my-firewall'], tmp);
   }, 60_000);
 
@@ -53,14 +59,22 @@ describe('fwgen init in an empty folder, then npm install of the packed fwgen', 
   it('writes the scaffold, renders rendered/ and prints the next three commands', () => {
     expect(init.code, init.stderr).toBe(0);
     const files = listFiles(repo);
-    for (const f of ['inventory/inventory.yaml', 'templates/README.md', 'package.json', '.github/workflows/render.yml', '.gitignore']) {
+    for (const f of [
+      'inventory/inventory.yaml',
+      'templates/README.md',
+      'package.json',
+      '.github/workflows/render.yml',
+      '.gitignore',
+    ]) {
       expect(files).toContain(f);
     }
     expect(files.filter((f) => f.startsWith('templates/'))).toEqual(['templates/README.md']);
     expect(files.filter((f) => /^rendered\/[^/]+\/iptables\.up\.rules$/.test(f)).length).toBeGreaterThan(0);
     expect(readFileSync(join(repo, 'templates/README.md'), 'utf8')).toContain('{% block extra %}');
     expect(readFileSync(join(repo, '.gitignore'), 'utf8').split('\n')).toContain('.fwgen/');
-    const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
     expect(pkg.dependencies.fwgen).toBe(`file:${ROOT.replace(/\/$/, '')}`);
     const next = init.stderr.slice(init.stderr.indexOf('Next:')).trim().split('\n').slice(1);
     expect(next.map((l) => l.trim().split(/ +#/)[0])).toEqual([
@@ -120,8 +134,13 @@ describe('fwgen init in an empty folder, then npm install of the packed fwgen', 
       };
       const steps = wf.jobs.check.steps.filter((s) => typeof s.run === 'string');
       const step = (pred: (s: { run?: string; if?: string }) => boolean) => steps.find(pred)!;
-      const bash = (script: string) => run('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', script], repo, env);
-      for (const args of [['init', '-q'], ['add', '-A']]) expect(run('git', args, repo, env).code).toBe(0);
+      const bash = (script: string) =>
+        run('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', script], repo, env);
+      for (const args of [
+        ['init', '-q'],
+        ['add', '-A'],
+      ])
+        expect(run('git', args, repo, env).code).toBe(0);
       const normal = steps.filter((s) => !s.if);
       expect(normal.map((s) => s.run!.trim())).toEqual(['npm ci', 'npx fwgen render --check']);
       for (const s of normal) {
@@ -129,7 +148,13 @@ describe('fwgen init in an empty folder, then npm install of the packed fwgen', 
         expect(r.code, `${s.run}\n${r.stderr}`).toBe(0);
       }
       const inv = join(repo, 'inventory/inventory.yaml');
-      writeFileSync(inv, readFileSync(inv, 'utf8').replace('      db1: 198.51.100.21', '      db1: 198.51.100.21\n      db2: 198.51.100.22'));
+      writeFileSync(
+        inv,
+        readFileSync(inv, 'utf8').replace(
+          '      db1: 198.51.100.21',
+          '      db1: 198.51.100.21\n      db2: 198.51.100.22',
+        ),
+      );
       const check = bash(step((s) => s.run!.trim() === 'npx fwgen render --check').run!);
       expect(check.code).toBe(1);
       const shown = bash(step((s) => Boolean(s.if?.includes('failure()'))).run!);
@@ -141,7 +166,9 @@ describe('fwgen init in an empty folder, then npm install of the packed fwgen', 
     it('fwgen init run from the installed package records a version range, not a path', () => {
       const r = run('npx', ['--no-install', 'fwgen', 'init', 'nested'], repo, env);
       expect(r.code, r.stderr).toBe(0);
-      const pkg = JSON.parse(readFileSync(join(repo, 'nested/package.json'), 'utf8')) as { dependencies: Record<string, string> };
+      const pkg = JSON.parse(readFileSync(join(repo, 'nested/package.json'), 'utf8')) as {
+        dependencies: Record<string, string>;
+      };
       const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
       expect(pkg.dependencies.fwgen).toBe(`^${version}`);
       expect(existsSync(join(repo, 'nested/rendered'))).toBe(true);

@@ -9,7 +9,16 @@
  * return the `# warn:` lines as warnings. The CLI tests at the end need `npm run build` first.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,12 +65,14 @@ function matchAll(problems: readonly Problem[], expected: readonly Expectation[]
   const unused = [...problems];
   for (const e of expected) {
     const i = unused.findIndex((p) => p.line === e.line && p.col === e.col && p.message.includes(e.text));
-    expect(i, `expected a problem "${e.line}:${e.col}: …${e.text}…"; fwgen reported:\n${problems.map(show).join('\n') || '(nothing)'}`).toBeGreaterThanOrEqual(0);
+    expect(
+      i,
+      `expected a problem "${e.line}:${e.col}: …${e.text}…"; fwgen reported:\n${problems.map(show).join('\n') || '(nothing)'}`,
+    ).toBeGreaterThanOrEqual(0);
     unused.splice(i, 1);
   }
   expect(unused.map(show), 'problems that no "# expect:" line accounts for').toEqual([]);
 }
-
 
 function byPosition(a: Problem, b: Problem): number {
   return a.line - b.line || a.col - b.col;
@@ -158,10 +169,15 @@ interface Run {
 
 function cli(args: string[]): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { cwd: ROOT, timeout: 30_000, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { cwd: ROOT, timeout: 30_000, encoding: 'utf8' },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -181,7 +197,10 @@ function problemLines(rel: string, stderr: string, strict = false): { line: numb
   for (const l of lines) {
     if (l.startsWith('hint: ')) continue;
     const m = re.exec(l);
-    expect(m, `stderr line is not "${rel}:LINE:COL: message" or "hint: ...":\n${JSON.stringify(l)}\nfull stderr:\n${stderr}`).not.toBeNull();
+    expect(
+      m,
+      `stderr line is not "${rel}:LINE:COL: message" or "hint: ...":\n${JSON.stringify(l)}\nfull stderr:\n${stderr}`,
+    ).not.toBeNull();
     out.push({ line: Number(m![1]), col: Number(m![2]), message: m![3]! });
   }
   return out;
@@ -226,17 +245,24 @@ describe('CLI on invalid inventories', () => {
     'rules-path-not-rules-file.yaml',
   ];
 
-  it.concurrent.each(CLI_CASES)('validate %s: exit 2, one FILE:LINE:COL line per problem, no stack trace', async (name) => {
-    const rel = `${INVALID_DIR}/${name}`;
-    const expected = expectations(readFileSync(join(ROOT, rel), 'utf8'), 'expect');
-    const r = await cli(['validate', '-i', rel]);
-    expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).not.toContain('    at ');
-    expect(r.stderr).not.toContain('internal error');
-    const listed = problemLines(rel, r.stderr);
-    expect(listed.map((p) => `${p.line}:${p.col}`).sort()).toEqual(expected.map((e) => `${e.line}:${e.col}`).sort());
-    for (const e of expected) expect(listed.some((p) => p.line === e.line && p.col === e.col && p.message.includes(e.text)), `${e.line}:${e.col}: …${e.text}…`).toBe(true);
-  });
+  it.concurrent.each(CLI_CASES)(
+    'validate %s: exit 2, one FILE:LINE:COL line per problem, no stack trace',
+    async (name) => {
+      const rel = `${INVALID_DIR}/${name}`;
+      const expected = expectations(readFileSync(join(ROOT, rel), 'utf8'), 'expect');
+      const r = await cli(['validate', '-i', rel]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).not.toContain('    at ');
+      expect(r.stderr).not.toContain('internal error');
+      const listed = problemLines(rel, r.stderr);
+      expect(listed.map((p) => `${p.line}:${p.col}`).sort()).toEqual(expected.map((e) => `${e.line}:${e.col}`).sort());
+      for (const e of expected)
+        expect(
+          listed.some((p) => p.line === e.line && p.col === e.col && p.message.includes(e.text)),
+          `${e.line}:${e.col}: …${e.text}…`,
+        ).toBe(true);
+    },
+  );
 
   it.concurrent.each(['many-problems.yaml', 'yaml-unclosed-quote.yaml'])(
     'validate %s: every stderr line starts with FILE:LINE:COL (nothing before the path), in file order',
@@ -245,7 +271,9 @@ describe('CLI on invalid inventories', () => {
       const expected = expectations(readFileSync(join(ROOT, rel), 'utf8'), 'expect');
       const r = await cli(['validate', '-i', rel]);
       expect(r.code).toBe(2);
-      expect(problemLines(rel, r.stderr, true).map((p) => `${p.line}:${p.col}`)).toEqual(expected.map((e) => `${e.line}:${e.col}`));
+      expect(problemLines(rel, r.stderr, true).map((p) => `${p.line}:${p.col}`)).toEqual(
+        expected.map((e) => `${e.line}:${e.col}`),
+      );
     },
   );
 
@@ -290,7 +318,10 @@ describe('CLI on invalid inventories', () => {
     const dir = join(tmp, 'missing-template');
     mkdirSync(join(dir, 'templates'), { recursive: true });
     const inv = join(dir, 'inventory.yaml');
-    writeFileSync(inv, 'management: [203.0.113.0/28]\nroles:\n  worker:\n    template: worker.rules.njk\n    hosts: { w1: 198.51.100.31 }\n');
+    writeFileSync(
+      inv,
+      'management: [203.0.113.0/28]\nroles:\n  worker:\n    template: worker.rules.njk\n    hosts: { w1: 198.51.100.31 }\n',
+    );
     const r = await cli(['validate', '-i', inv]);
     expect(r.code).toBe(2);
     expect(r.stderr).not.toContain('    at ');

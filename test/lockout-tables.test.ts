@@ -45,7 +45,8 @@ describe.each(FAMILIES)('lockout check over every table, $name', (f) => {
   /** Expects the file (the extra table, then the filter table) to be refused where `expected` says. */
   const refused = (text: string, expected: Record<string, unknown>) =>
     expect(check(text.includes('*filter') ? text : text + filter())).toMatchObject({ admitted: false, ...expected });
-  const admitted = (text: string) => expect(check(text.includes('*filter') ? text : text + filter()).admitted).toBe(true);
+  const admitted = (text: string) =>
+    expect(check(text.includes('*filter') ? text : text + filter()).admitted).toBe(true);
 
   it('admits the deployer through the filter table alone, naming the ACCEPT of filter INPUT', () => {
     const v = check(filter());
@@ -66,27 +67,44 @@ describe.each(FAMILIES)('lockout check over every table, $name', (f) => {
     const dnat = `-A PREROUTING -s ${f.mgmt} -p tcp -m tcp --dport 22 -j DNAT --to-destination ${to}:22\n`;
     refused(nat(dnat), { table: 'nat', why: expect.stringContaining('destination') });
     // A DNAT in a chain reached by a jump that may be taken, whose own matches are not understood.
-    const maybe = ':MAYBE - [0:0]\n-A PREROUTING -m addrtype --dst-type LOCAL -j MAYBE\n' +
+    const maybe =
+      ':MAYBE - [0:0]\n-A PREROUTING -m addrtype --dst-type LOCAL -j MAYBE\n' +
       '-A MAYBE -m recent --rcheck -j DNAT --to-destination 198.18.9.9\n';
-    refused(nat(maybe), { rule: expect.stringContaining('-A MAYBE'), why: expect.stringContaining('assumed to match') });
+    refused(nat(maybe), {
+      rule: expect.stringContaining('-A MAYBE'),
+      why: expect.stringContaining('assumed to match'),
+    });
   });
 
   it('refuses an unknown target and a source rewrite in nat, and admits nat rules that cannot match SSH', () => {
     refused(nat('-A PREROUTING -p tcp -j NETMAP --to 198.18.9.0/24\n'), { chain: 'PREROUTING' });
     refused(nat('-A PREROUTING -p tcp -j FROBNICATE\n'), { why: 'target FROBNICATE is not known to leave it alone' });
-    refused(nat(`-A INPUT -p tcp -m tcp --dport 22 -j SNAT --to-source ${f.other}\n`), { table: 'nat', chain: 'INPUT' });
-    admitted(nat('-A PREROUTING -p tcp -m tcp --dport 8080 -j REDIRECT --to-ports 80\n-A PREROUTING -p udp -j REDIRECT\n'));
+    refused(nat(`-A INPUT -p tcp -m tcp --dport 22 -j SNAT --to-source ${f.other}\n`), {
+      table: 'nat',
+      chain: 'INPUT',
+    });
+    admitted(
+      nat('-A PREROUTING -p tcp -m tcp --dport 8080 -j REDIRECT --to-ports 80\n-A PREROUTING -p udp -j REDIRECT\n'),
+    );
     admitted(nat(`-A PREROUTING -s ${f.stranger} -p tcp -j REDIRECT --to-ports 2222\n`));
   });
 
   it('does not read nat OUTPUT or POSTROUTING for the replies, which never are a first packet', () => {
-    admitted(nat('-A OUTPUT -p tcp -m tcp --sport 22 -j DNAT --to-destination 198.18.9.9\n-A POSTROUTING -j MASQUERADE\n'));
+    admitted(
+      nat('-A OUTPUT -p tcp -m tcp --sport 22 -j DNAT --to-destination 198.18.9.9\n-A POSTROUTING -j MASQUERADE\n'),
+    );
   });
 
   it('refuses a drop or an unknown target in the security table, for the connection and for its replies', () => {
     refused(sec('-A INPUT -p tcp -m tcp --dport 22 -j DROP\n'), { table: 'security', chain: 'INPUT' });
-    refused(sec('-A OUTPUT -p tcp -m tcp --sport 22 -j DROP\n'), { table: 'security', chain: 'OUTPUT', packets: 'replies' });
-    refused(sec('-A INPUT -j SECMARK --selctx system_u:object_r:bogus_t:s0\n'), { why: expect.stringContaining('SECMARK') });
+    refused(sec('-A OUTPUT -p tcp -m tcp --sport 22 -j DROP\n'), {
+      table: 'security',
+      chain: 'OUTPUT',
+      packets: 'replies',
+    });
+    refused(sec('-A INPUT -j SECMARK --selctx system_u:object_r:bogus_t:s0\n'), {
+      why: expect.stringContaining('SECMARK'),
+    });
     refused('*security\n:INPUT DROP [0:0]\nCOMMIT\n', { table: 'security', rule: 'policy DROP' });
     admitted(sec('-A INPUT -p udp -j DROP\n-A OUTPUT -p tcp -m tcp --sport 443 -j DROP\n'));
   });
@@ -121,18 +139,20 @@ describe.each(FAMILIES)('lockout check over every table, $name', (f) => {
     admitted(filter('-A OUTPUT -p tcp -m tcp --sport 22 -j ACCEPT\n', 'DROP'));
     admitted(filter(`-A OUTPUT -d ${f.mgmt} -j ACCEPT\n`, 'DROP'));
     // Clients connect from unprivileged ports: blocking outgoing SMTP does not touch the replies.
-    admitted(filter('-A OUTPUT -p tcp -m tcp --dport 25 -j DROP\n-A OUTPUT -p tcp -m multiport --sports 80,443 -j DROP\n'));
+    admitted(
+      filter('-A OUTPUT -p tcp -m tcp --dport 25 -j DROP\n-A OUTPUT -p tcp -m multiport --sports 80,443 -j DROP\n'),
+    );
     admitted(filter('-A OUTPUT -m conntrack --ctstate NEW -j DROP\n-A OUTPUT -o lo -j DROP\n'));
     // ...but a client port may be 8080.
     refused(filter('-A OUTPUT -p tcp -m tcp --dport 8080 -j DROP\n'), { chain: 'OUTPUT' });
   });
 
-  it('follows jumps from OUTPUT into user chains, as fwgen\'s own FWGEN-OUTPUT', () => {
+  it("follows jumps from OUTPUT into user chains, as fwgen's own FWGEN-OUTPUT", () => {
     const drop = '-A FWGEN-OUTPUT -p tcp -m tcp --sport 22 -j DROP';
     refused(filter(`:FWGEN-OUTPUT - [0:0]\n-A OUTPUT -j FWGEN-OUTPUT\n${drop}\n`), { chain: 'OUTPUT', rule: drop });
   });
 
-  it('refuses rules that accept the first packet but drop the client\'s later ones', () => {
+  it("refuses rules that accept the first packet but drop the client's later ones", () => {
     const onlyNew = `-A INPUT -s ${f.mgmt} -p tcp -m tcp --dport 22 -m conntrack --ctstate NEW -j ACCEPT`;
     const text = `*filter\n:INPUT DROP [0:0]\n${onlyNew}\nCOMMIT\n`;
     refused(text, { chain: 'INPUT', packets: 'client packets', rule: 'policy DROP' });
@@ -160,7 +180,7 @@ describe('lockout check: reading rules', () => {
     expect(v).toMatchObject({ admitted: false, rule: 'line 3: -I INPUT -j ACCEPT' });
   });
 
-  it('admits a real Docker host\'s iptables-save (a nat DNAT of another port), and refuses a DNAT of SSH there', () => {
+  it("admits a real Docker host's iptables-save (a nat DNAT of another port), and refuses a DNAT of SSH there", () => {
     const docker = readFileSync('test/fixtures/iptables-save/docker-full.txt', 'utf8');
     expect(evaluateInput(docker, probe)).toEqual({ admitted: true, rule: 'policy ACCEPT' });
     const dnat = '-A DOCKER ! -i docker0 -p tcp -m tcp --dport 22 -j DNAT --to-destination 198.19.255.2:22';
@@ -170,7 +190,7 @@ describe('lockout check: reading rules', () => {
   });
 });
 
-describe('lockout check on the example inventory\'s rendered files', () => {
+describe("lockout check on the example inventory's rendered files", () => {
   const files = readdirSync('rendered').flatMap((role) =>
     ['iptables.up.rules', 'ip6tables.up.rules'].map((file) => ({
       role,
@@ -184,7 +204,9 @@ describe('lockout check on the example inventory\'s rendered files', () => {
   });
 
   it.each(files)('$role/$file admits SSH from a management address and refuses it from another', ({ file, text }) => {
-    const [mgmt, other] = file.startsWith('ip6') ? ['2001:db8:ffff::5', '2001:db8:1::1'] : ['203.0.113.5', '198.18.0.1'];
+    const [mgmt, other] = file.startsWith('ip6')
+      ? ['2001:db8:ffff::5', '2001:db8:1::1']
+      : ['203.0.113.5', '198.18.0.1'];
     // web2 connects on 2222, so the web role's files open it to management too.
     for (const dport of text.includes('--dport 2222') ? [22, 2222] : [22]) {
       const ok = checkRulesText(text, { source: mgmt, dport });

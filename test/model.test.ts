@@ -20,7 +20,12 @@ function filesUnder(dir: string): string[] {
 }
 
 /** The model without shared blocks, for comparing a built ruleset with a parsed one. */
-const flat = (rs: Ruleset) => rs.tables.map((t) => ({ name: t.name, chains: t.chains.map((c) => ({ name: c.name, policy: c.policy })), rules: rulesOf(t).map((r) => ({ chain: r.chain, args: r.args })) }));
+const flat = (rs: Ruleset) =>
+  rs.tables.map((t) => ({
+    name: t.name,
+    chains: t.chains.map((c) => ({ name: c.name, policy: c.policy })),
+    rules: rulesOf(t).map((r) => ({ chain: r.chain, args: r.args })),
+  }));
 
 const golden = filesUnder('test/golden').filter((f) => f.endsWith('.rules'));
 const captured = filesUnder('test/fixtures/iptables-save').filter((f) => f.endsWith('.txt'));
@@ -58,14 +63,30 @@ describe('parser and emitter', () => {
     expect(quoteWord('a"b', true)).toBe('"a\\"b"');
     expect(quoteWord('198.51.100.1/32', false)).toBe('198.51.100.1/32');
     expect(quoteWord('fwgen:', true)).toBe('"fwgen:"');
-    const rule = { chain: 'FWGEN-INPUT', args: ['-m', 'comment', '--comment', 'odd " quote', '-j', 'LOG', '--log-prefix', 'x: '] };
+    const rule = {
+      chain: 'FWGEN-INPUT',
+      args: ['-m', 'comment', '--comment', 'odd " quote', '-j', 'LOG', '--log-prefix', 'x: '],
+    };
     expect(emitRule(rule)).toBe('-A FWGEN-INPUT -m comment --comment "odd \\" quote" -j LOG --log-prefix "x: "');
     expect(parseRule(emitRule(rule))).toEqual(rule);
   });
 
   it('splits words inside quotes, keeps counters, and reports lines it cannot read', () => {
-    expect(splitWords('-A X -m comment --comment "a -j ACCEPT" -j DROP')).toEqual(['-A', 'X', '-m', 'comment', '--comment', 'a -j ACCEPT', '-j', 'DROP']);
-    expect(parseRule('[12:345] -A INPUT -j ACCEPT')).toEqual({ chain: 'INPUT', args: ['-j', 'ACCEPT'], counters: '[12:345]' });
+    expect(splitWords('-A X -m comment --comment "a -j ACCEPT" -j DROP')).toEqual([
+      '-A',
+      'X',
+      '-m',
+      'comment',
+      '--comment',
+      'a -j ACCEPT',
+      '-j',
+      'DROP',
+    ]);
+    expect(parseRule('[12:345] -A INPUT -j ACCEPT')).toEqual({
+      chain: 'INPUT',
+      args: ['-j', 'ACCEPT'],
+      counters: '[12:345]',
+    });
     const { problems } = parseRuleset('*filter\n:INPUT ACCEPT [0:0]\n-X FOO\nCOMMIT\n-A INPUT -j ACCEPT\n*nat\n');
     expect(problems.map((p) => p.line)).toEqual([3, 5, 6]);
   });
@@ -73,9 +94,11 @@ describe('parser and emitter', () => {
 
 describe('ownership', () => {
   const rule = (args: string[]) => ({ chain: 'INPUT', args });
-  it('tells fwgen\'s hooks and legacy rules, preserved hooks, and leftovers apart', () => {
+  it("tells fwgen's hooks and legacy rules, preserved hooks, and leftovers apart", () => {
     expect(ownerOf(rule(['-j', 'FWGEN-INPUT']), PRESERVE)).toBe('fwgen');
-    expect(ownerOf(rule(['-m', 'comment', '--comment', 'fwgen default reject', '-j', 'REJECT']), PRESERVE)).toBe('fwgen');
+    expect(ownerOf(rule(['-m', 'comment', '--comment', 'fwgen default reject', '-j', 'REJECT']), PRESERVE)).toBe(
+      'fwgen',
+    );
     expect(ownerOf(rule(['-p', 'tcp', '-j', 'f2b-sshd']), PRESERVE)).toBe('preserved');
     expect(ownerOf(rule(['-g', 'KUBE-FIREWALL']), PRESERVE)).toBe('preserved');
     expect(ownerOf(rule(['-o', 'docker0', '-j', 'DOCKER']), PRESERVE)).toBe('preserved');
@@ -88,12 +111,30 @@ describe('ownership', () => {
 describe('planChange: fwgen changes only what it owns', () => {
   const want = readFileSync('test/golden/focused/app/iptables.up.rules', 'utf8');
   const wantRs = parseRuleset(want).ruleset;
-  const live = (lines: string[]) => parseRuleset(['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT ACCEPT [0:0]', ...lines, 'COMMIT', ''].join('\n')).ruleset;
+  const live = (lines: string[]) =>
+    parseRuleset(
+      ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD DROP [0:0]', ':OUTPUT ACCEPT [0:0]', ...lines, 'COMMIT', ''].join(
+        '\n',
+      ),
+    ).ruleset;
   const body = want.split('\n').filter((l) => l.startsWith('-A ') || l.startsWith(':FWGEN'));
 
-  it('is empty when the host runs the file, other tools\' hooks ahead of fwgen\'s', () => {
+  it("is empty when the host runs the file, other tools' hooks ahead of fwgen's", () => {
     const hooks = [':f2b-sshd - [0:0]', '-A INPUT -p tcp -m multiport --dports 22 -j f2b-sshd'];
-    expect(isEmptyChange(planChange(live([...hooks.slice(0, 1), ...body.filter((l) => l.startsWith(':')), hooks[1], ...body.filter((l) => l.startsWith('-A'))]), wantRs, PRESERVE))).toBe(true);
+    expect(
+      isEmptyChange(
+        planChange(
+          live([
+            ...hooks.slice(0, 1),
+            ...body.filter((l) => l.startsWith(':')),
+            hooks[1],
+            ...body.filter((l) => l.startsWith('-A')),
+          ]),
+          wantRs,
+          PRESERVE,
+        ),
+      ),
+    ).toBe(true);
   });
 
   it('on a fresh host: creates the chains, appends the hooks; the undo removes both', () => {
@@ -108,7 +149,16 @@ describe('planChange: fwgen changes only what it owns', () => {
   });
 
   it('removes hand-written leftovers and old fwgen rules from the built-in chains, keeps preserved hooks', () => {
-    const c = planChange(live([':DOCKER-USER - [0:0]', '-A INPUT -s 192.0.2.7/32 -j ACCEPT', '-A INPUT -m comment --comment "fwgen default reject" -j REJECT', '-A FORWARD -j DOCKER-USER']), wantRs, PRESERVE);
+    const c = planChange(
+      live([
+        ':DOCKER-USER - [0:0]',
+        '-A INPUT -s 192.0.2.7/32 -j ACCEPT',
+        '-A INPUT -m comment --comment "fwgen default reject" -j REJECT',
+        '-A FORWARD -j DOCKER-USER',
+      ]),
+      wantRs,
+      PRESERVE,
+    );
     const script = changeScript(c);
     expect(script).toContain('-D INPUT -s 192.0.2.7/32 -j ACCEPT');
     expect(script).toContain('-D INPUT -m comment --comment "fwgen default reject" -j REJECT');
@@ -119,7 +169,12 @@ describe('planChange: fwgen changes only what it owns', () => {
   });
 
   it('moves its hook back to the end when a preserved hook was appended after it', () => {
-    const lines = [...body.filter((l) => l.startsWith(':')), ':f2b-sshd - [0:0]', ...body.filter((l) => l.startsWith('-A')), '-A INPUT -j f2b-sshd'];
+    const lines = [
+      ...body.filter((l) => l.startsWith(':')),
+      ':f2b-sshd - [0:0]',
+      ...body.filter((l) => l.startsWith('-A')),
+      '-A INPUT -j f2b-sshd',
+    ];
     const script = changeScript(planChange(live(lines), wantRs, PRESERVE));
     expect(script).toContain('-D INPUT -m comment --comment "fwgen hook" -j FWGEN-INPUT');
     expect(script).toContain('-A INPUT -m comment --comment "fwgen hook" -j FWGEN-INPUT');

@@ -45,7 +45,11 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = 
 
 describe('README.md code blocks', () => {
   it('every block says what it is (yaml, sh or text), and there are some of each', () => {
-    expect(blocks.filter((b) => !['yaml', 'sh', 'text'].includes(b.lang)).map((b) => `README.md:${b.line} ${b.lang || '(none)'}`)).toEqual([]);
+    expect(
+      blocks
+        .filter((b) => !['yaml', 'sh', 'text'].includes(b.lang))
+        .map((b) => `README.md:${b.line} ${b.lang || '(none)'}`),
+    ).toEqual([]);
     for (const lang of ['yaml', 'sh', 'text']) expect(of(lang).length, lang).toBeGreaterThan(0);
   });
 });
@@ -88,7 +92,8 @@ describe('text block: the command synopsis', () => {
     for (const [cmd, opts] of byCommand) {
       const help = run(process.execPath, [CLI, cmd, '--help'], ROOT);
       expect(help.code, `fwgen ${cmd} --help`).toBe(0);
-      for (const o of opts) expect(help.stdout, `README synopsis: fwgen ${cmd} ${o}`).toMatch(new RegExp(`(^|[ ,])${o}\\b`, 'm'));
+      for (const o of opts)
+        expect(help.stdout, `README synopsis: fwgen ${cmd} ${o}`).toMatch(new RegExp(`(^|[ ,])${o}\\b`, 'm'));
     }
   });
 });
@@ -101,7 +106,13 @@ describe('sh blocks, run in a copy of this checkout', () => {
     copy = mkdtempSync(join(tmpdir(), 'fwgen-readme-sh-'));
     cpSync(ROOT, copy, { recursive: true, filter: (src) => !/\/(node_modules|dist|\.git)$/.test(src) });
     // npm reads these like its command-line flags: no audit, no funding notes, use the cache first.
-    env = { ...process.env, npm_config_audit: 'false', npm_config_fund: 'false', npm_config_prefer_offline: 'true', npm_config_loglevel: 'error' };
+    env = {
+      ...process.env,
+      npm_config_audit: 'false',
+      npm_config_fund: 'false',
+      npm_config_prefer_offline: 'true',
+      npm_config_loglevel: 'error',
+    };
   });
 
   afterAll(() => {
@@ -114,8 +125,12 @@ describe('sh blocks, run in a copy of this checkout', () => {
    */
   const asRun = (script: string) => script.replace(/\bnpm test\b/g, 'npm test -- test/render.test.ts');
 
-  it.each(of('sh').map((b) => [`README.md:${b.line}`, b] as const))('%s runs and exits 0', (_, block) => {
-    const r = run('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', asRun(block.text)], copy, env);
-    expect(r.code, `${block.text}\n--- stderr:\n${r.stderr}\n--- stdout:\n${r.stdout.slice(-3000)}`).toBe(0);
-  }, 600_000);
+  it.each(of('sh').map((b) => [`README.md:${b.line}`, b] as const))(
+    '%s runs and exits 0',
+    (_, block) => {
+      const r = run('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', asRun(block.text)], copy, env);
+      expect(r.code, `${block.text}\n--- stderr:\n${r.stderr}\n--- stdout:\n${r.stdout.slice(-3000)}`).toBe(0);
+    },
+    600_000,
+  );
 });

@@ -6,7 +6,15 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import {
-  chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync,
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,8 +23,29 @@ import { applyCall, deadmanPart, EXIT, parseStatus, remoteDir, type Part } from 
 
 const DASH = ['/usr/bin/dash', '/bin/dash'].find((p) => existsSync(p)) ?? 'dash-not-installed';
 const TOOLS = [
-  'cat', 'mkdir', 'rm', 'rmdir', 'mv', 'cp', 'head', 'tail', 'wc', 'tr', 'cut', 'sed', 'grep', 'sort', 'date',
-  'dirname', 'sha256sum', 'sleep', 'setsid', 'stat', 'mktemp', 'printf', 'ls',
+  'cat',
+  'mkdir',
+  'rm',
+  'rmdir',
+  'mv',
+  'cp',
+  'head',
+  'tail',
+  'wc',
+  'tr',
+  'cut',
+  'sed',
+  'grep',
+  'sort',
+  'date',
+  'dirname',
+  'sha256sum',
+  'sleep',
+  'setsid',
+  'stat',
+  'mktemp',
+  'printf',
+  'ls',
 ];
 
 // One stub for the four commands: the family from its name; `-save` prints the state, `--test` fails
@@ -112,13 +141,19 @@ describe('remote/*.sh under dash with stub iptables', () => {
       child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
     });
   const fingerprint = (text: string): string =>
-    spawnSync(DASH, ['-c', `. "${remoteDir}/lib.sh"; fingerprint`], { input: text, env: env(), encoding: 'utf8' }).stdout.trim();
+    spawnSync(DASH, ['-c', `. "${remoteDir}/lib.sh"; fingerprint`], {
+      input: text,
+      env: env(),
+      encoding: 'utf8',
+    }).stdout.trim();
   const state = (fam: 4 | 6) => readFileSync(join(kernel, `state${fam}`), 'utf8');
-  const log = () => (existsSync(join(kernel, 'log')) ? readFileSync(join(kernel, 'log'), 'utf8').split('\n').filter(Boolean) : []);
+  const log = () =>
+    existsSync(join(kernel, 'log')) ? readFileSync(join(kernel, 'log'), 'utf8').split('\n').filter(Boolean) : [];
   const leftovers = () => readdirSync(etc).filter((n) => /fwgen-(lock|stage|armed|applying|deadman)/.test(n));
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   const waitFor = async (what: string, cond: () => boolean, ms = 10_000) => {
-    for (const end = Date.now() + ms; !cond(); await sleep(50)) if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    for (const end = Date.now() + ms; !cond(); await sleep(50))
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
   };
 
   interface ApplyOpts {
@@ -144,16 +179,22 @@ describe('remote/*.sh under dash with stub iptables', () => {
       { name: 'undo4', bytes: b(OLD4.replace('# old4', '# undo4')) },
       ...(ipv6
         ? [
-          { name: 'file6', bytes: b('new file v6\n') },
-          { name: 'change6', bytes: b(NEW6) },
-          { name: 'undo6', bytes: b(OLD6.replace('# old6', '# undo6')) },
-        ]
+            { name: 'file6', bytes: b('new file v6\n') },
+            { name: 'change6', bytes: b(NEW6) },
+            { name: 'undo6', bytes: b(OLD6.replace('# old6', '# undo6')) },
+          ]
         : []),
       deadmanPart(),
     ];
     const settings = {
-      id, ipv6, owner: 'alice@ctl (fwgen 0.1.0)', timeoutS: o.timeoutS ?? 30, keep: o.keep ?? 10, breakLock: !!o.breakLock,
-      fp4: o.fp4 ?? fingerprint(state(4)), fp6: ipv6 ? fingerprint(state(6)) : '-',
+      id,
+      ipv6,
+      owner: 'alice@ctl (fwgen 0.1.0)',
+      timeoutS: o.timeoutS ?? 30,
+      keep: o.keep ?? 10,
+      breakLock: !!o.breakLock,
+      fp4: o.fp4 ?? fingerprint(state(4)),
+      fp6: ipv6 ? fingerprint(state(6)) : '-',
     };
     const call = applyCall({ rules, rules6 }, settings, parts);
     const upload = Buffer.concat(parts.map((p) => p.bytes));
@@ -171,7 +212,9 @@ describe('remote/*.sh under dash with stub iptables', () => {
   const now = () => Math.floor(Date.now() / 1000);
 
   it('shellcheck -x -s sh finds nothing in remote/*.sh', () => {
-    const files = readdirSync(remoteDir).filter((f) => f.endsWith('.sh')).map((f) => join(remoteDir, f));
+    const files = readdirSync(remoteDir)
+      .filter((f) => f.endsWith('.sh'))
+      .map((f) => join(remoteDir, f));
     expect(files.length).toBeGreaterThanOrEqual(7);
     const r = spawnSync('shellcheck', ['-x', '-s', 'sh', ...files], { encoding: 'utf8' });
     expect(r.error, 'shellcheck is needed: bash scripts/install-test-deps.sh').toBeUndefined();
@@ -184,7 +227,9 @@ describe('remote/*.sh under dash with stub iptables', () => {
       holdLock({ run: 'other', since: now() - 5, until: now() + 60 });
       const r = await apply();
       expect(r.code).toBe(EXIT.locked);
-      expect(r.stdout).toMatch(/^lock=held now=\d+ since=\d+ until=\d+ run=other owner=bob@elsewhere \(fwgen 0\.1\.0\)/m);
+      expect(r.stdout).toMatch(
+        /^lock=held now=\d+ since=\d+ until=\d+ run=other owner=bob@elsewhere \(fwgen 0\.1\.0\)/m,
+      );
       expect(r.stderr).toContain('another fwgen run holds the lock');
       expect(log()).toEqual([]);
       expect(readFileSync(`${rules}.fwgen-lock/run`, 'utf8')).toBe('other\n');
@@ -228,7 +273,7 @@ describe('remote/*.sh under dash with stub iptables', () => {
       expect((await apply({ id: 'run3' })).code).toBe(0);
     });
 
-    it('the lock records when it clears: the switch\'s time after arming', async () => {
+    it("the lock records when it clears: the switch's time after arming", async () => {
       const r = await apply({ timeoutS: 40 });
       expect(r.code, r.stderr).toBe(0);
       const since = Number(readFileSync(`${rules}.fwgen-lock/since`, 'utf8'));
@@ -254,20 +299,24 @@ describe('remote/*.sh under dash with stub iptables', () => {
     });
 
     it('an IPv6 file that came out empty stops at staging', async () => {
-      const r = await apply({ tamper: (u) => Buffer.from(u.toString('latin1').replace('new file v6\n', ''), 'latin1') });
+      const r = await apply({
+        tamper: (u) => Buffer.from(u.toString('latin1').replace('new file v6\n', ''), 'latin1'),
+      });
       expect(r.code).toBe(EXIT.stageFailed);
       expect(r.stderr).toMatch(/staged file6 does not match its SHA-256/);
       untouched();
     });
 
     it('bytes that do not match their SHA-256 stop at staging: 18', async () => {
-      const r = await apply({ tamper: (u) => Buffer.from(u.toString('latin1').replace('new file v4', 'NEW FILE V4'), 'latin1') });
+      const r = await apply({
+        tamper: (u) => Buffer.from(u.toString('latin1').replace('new file v4', 'NEW FILE V4'), 'latin1'),
+      });
       expect(r.code).toBe(EXIT.stageFailed);
       expect(r.stderr).toContain('staged file4 does not match its SHA-256; nothing changed');
       untouched();
     });
 
-    it('fwgen\'s live rules changed since the read: 19, nothing applied', async () => {
+    it("fwgen's live rules changed since the read: 19, nothing applied", async () => {
       const r = await apply({ fp4: 'f'.repeat(64) });
       expect(r.code).toBe(EXIT.changed);
       expect(r.stderr).toContain("fwgen's live IPv4 rules changed since they were read");
@@ -288,7 +337,9 @@ describe('remote/*.sh under dash with stub iptables', () => {
       writeFileSync(join(kernel, 'fail-ip6tables-restore'), '# change6');
       const r = await apply({ timeoutS: 1 });
       expect(r.code).toBe(EXIT.applyFailed);
-      expect(r.stderr).toMatch(/ip6tables-restore failed: ip6tables-restore: line 3 failed\s*; previous rules restored/);
+      expect(r.stderr).toMatch(
+        /ip6tables-restore failed: ip6tables-restore: line 3 failed\s*; previous rules restored/,
+      );
       expect(fingerprint(state(4))).toBe(fingerprint(OLD4));
       expect(fingerprint(state(6))).toBe(fingerprint(OLD6));
       expect(leftovers()).toEqual([]);
@@ -318,7 +369,9 @@ describe('remote/*.sh under dash with stub iptables', () => {
       // When apply.sh exits, the host already runs the old rules again: the report is true.
       expect(fingerprint(state(4))).toBe(fingerprint(OLD4));
       expect(fingerprint(state(6))).toBe(fingerprint(OLD6));
-      expect(readFileSync(`${rules}.fwgen-rollbacks`, 'utf8')).toMatch(/rolled back ship run1: not confirmed within 1s/);
+      expect(readFileSync(`${rules}.fwgen-rollbacks`, 'utf8')).toMatch(
+        /rolled back ship run1: not confirmed within 1s/,
+      );
       expect(leftovers()).toEqual([]);
       expect(readFileSync(rules, 'utf8')).toBe('old file v4\n');
     });
@@ -377,7 +430,9 @@ describe('remote/*.sh under dash with stub iptables', () => {
       expect(fingerprint(state(6))).toBe(fingerprint(OLD6));
       expect(readFileSync(rules, 'utf8')).toBe('old file v4\n');
       expect(readFileSync(rules6, 'utf8')).toBe('old file v6\n');
-      expect(readFileSync(`${rules}.fwgen-rollbacks`, 'utf8')).toMatch(/rolled back ship run1: the rules file could not be replaced/);
+      expect(readFileSync(`${rules}.fwgen-rollbacks`, 'utf8')).toMatch(
+        /rolled back ship run1: the rules file could not be replaced/,
+      );
       expect(leftovers()).toEqual([]);
     });
 
@@ -407,10 +462,17 @@ describe('remote/*.sh under dash with stub iptables', () => {
       writeFileSync(`${rules}.fwgen-armed.run1`, '');
       expect(await verify()).toBe('still-armed');
       rmSync(`${rules}.fwgen-armed.run1`);
-      writeFileSync(`${rules}.fwgen-rollbacks`, '2024-01-01T00:00:00Z rolled back ship run1: not confirmed within 4s\n');
+      writeFileSync(
+        `${rules}.fwgen-rollbacks`,
+        '2024-01-01T00:00:00Z rolled back ship run1: not confirmed within 4s\n',
+      );
       expect(await verify()).toBe('rolled-back');
       expect(await verify('run2')).toBe('committed-or-gone');
-      writeFileSync(`${rules}.fwgen-rollbacks`, '2024-01-01T00:00:00Z ROLLBACK FAILED ship run2: not confirmed within 4s\n', { flag: 'a' });
+      writeFileSync(
+        `${rules}.fwgen-rollbacks`,
+        '2024-01-01T00:00:00Z ROLLBACK FAILED ship run2: not confirmed within 4s\n',
+        { flag: 'a' },
+      );
       expect(await verify('run2')).toBe('rollback-failed');
       rmSync(`${rules}.fwgen-stage.run1`, { recursive: true });
       expect(await verify('run3')).toBe('committed-or-gone');
@@ -419,13 +481,16 @@ describe('remote/*.sh under dash with stub iptables', () => {
     it('apply keeps the newest KEEP backups; backups.sh lists them newest first', async () => {
       for (let i = 1; i <= 5; i++) {
         const ts = `2020010${i}T000000Z`;
-        for (const ext of ['', '.live', '.undo4', '.live6', '.undo6']) writeFileSync(`${rules}.bak.${ts}${ext}`, `old ${i}\n`);
+        for (const ext of ['', '.live', '.undo4', '.live6', '.undo6'])
+          writeFileSync(`${rules}.bak.${ts}${ext}`, `old ${i}\n`);
         writeFileSync(`${rules6}.bak.${ts}`, `old6 ${i}\n`);
       }
       const a = await apply({ keep: 3 });
       expect(a.code, a.stderr).toBe(0);
       const backup = parseStatus(a.stdout).backup;
-      const live = readdirSync(etc).filter((n) => n.endsWith('.live')).sort();
+      const live = readdirSync(etc)
+        .filter((n) => n.endsWith('.live'))
+        .sort();
       expect(live).toEqual([
         'iptables.up.rules.bak.20200104T000000Z.live',
         'iptables.up.rules.bak.20200105T000000Z.live',

@@ -55,7 +55,9 @@ describe('aggregate labels', () => {
     const comment = `fwgen ${'r'.repeat(63)} monitoring#999 from ${label}`;
     expect(comment.length).toBeLessThanOrEqual(256);
     // Only characters of fwgen's comment grammar (test/hostile-values.test.ts): no commas.
-    expect(describeAggregate([host('10.0.0.2/32', 'a', 'x'), host('10.0.0.3/32', 'b', 'y')])).toMatch(/^[A-Za-z0-9 ./:#_-]+$/);
+    expect(describeAggregate([host('10.0.0.2/32', 'a', 'x'), host('10.0.0.3/32', 'b', 'y')])).toMatch(
+      /^[A-Za-z0-9 ./:#_-]+$/,
+    );
   });
 });
 
@@ -121,7 +123,10 @@ describe('resolvePolicies with aggregation', () => {
       '{ web1: 198.51.100.10, web2: 198.51.100.11, web3: [198.51.100.12, "2001:db8::12"], web4: 198.51.100.13 }',
       '{ web4: 198.51.100.13, web3: [198.51.100.12, "2001:db8::12"], web1: 198.51.100.10, web2: 198.51.100.11 }',
     )
-      .replace('[203.0.113.0/29, 203.0.113.8/29, 2001:db8:ffff::/48]', '[2001:db8:ffff::/48, 203.0.113.8/29, 203.0.113.0/29]')
+      .replace(
+        '[203.0.113.0/29, 203.0.113.8/29, 2001:db8:ffff::/48]',
+        '[2001:db8:ffff::/48, 203.0.113.8/29, 203.0.113.0/29]',
+      )
       .replace('[192.0.2.0/25, 192.0.2.128/25]', '[192.0.2.128/25, 192.0.2.0/25]');
     expect(shuffled).not.toBe(INVENTORY);
     expect(resolve(shuffled)).toEqual(all);

@@ -13,7 +13,11 @@ const job = (name: string, role: string): HostJob => ({
 const names = (jobs: readonly HostJob[]) => jobs.map((j) => j.host.name);
 
 describe('staged rollout planning', () => {
-  const fleet = [...['w1', 'w2', 'w3', 'w4', 'w5', 'w6'].map((n) => job(n, 'web')), ...['d1', 'd2'].map((n) => job(n, 'db')), job('c1', 'cache')];
+  const fleet = [
+    ...['w1', 'w2', 'w3', 'w4', 'w5', 'w6'].map((n) => job(n, 'web')),
+    ...['d1', 'd2'].map((n) => job(n, 'db')),
+    job('c1', 'cache'),
+  ];
 
   it('puts canaries on different roles, then cuts cumulative waves of the whole fleet', () => {
     const stages = planStages(fleet, 3, [10, 50, 100]);
@@ -26,7 +30,10 @@ describe('staged rollout planning', () => {
 
   it('without canaries the first wave starts the rollout', () => {
     const stages = planStages(fleet, 0, [34, 100]);
-    expect(stages.map((s) => [s.name, s.jobs.length])).toEqual([['wave 1 (34%)', 4], ['wave 2 (100%)', 5]]);
+    expect(stages.map((s) => [s.name, s.jobs.length])).toEqual([
+      ['wave 1 (34%)', 4],
+      ['wave 2 (100%)', 5],
+    ]);
   });
 
   it('rejects waves that do not grow or do not end at 100%', () => {
@@ -40,12 +47,23 @@ describe('staged rollout planning', () => {
 describe('audit log format', () => {
   it('summarizes an entry and names what went wrong', () => {
     const e: AuditEntry = {
-      time: '2026-11-21T18:00:00.000Z', action: 'ship', run: 'r1', who: 'ops@deploy', inventory: 'inventory/inventory.yaml', commit: '0123456789abcdef',
-      hosts: [{ host: 'a', role: 'web', outcome: 'applied', reason: '', backup: 'T1' }, { host: 'b', role: 'web', outcome: 'failed', reason: 'locked' }],
-      stages: ['canary', 'wave 1 (100%)'], halted: { stage: 'canary', failures: 1, untouched: ['c'] },
+      time: '2026-11-21T18:00:00.000Z',
+      action: 'ship',
+      run: 'r1',
+      who: 'ops@deploy',
+      inventory: 'inventory/inventory.yaml',
+      commit: '0123456789abcdef',
+      hosts: [
+        { host: 'a', role: 'web', outcome: 'applied', reason: '', backup: 'T1' },
+        { host: 'b', role: 'web', outcome: 'failed', reason: 'locked' },
+      ],
+      stages: ['canary', 'wave 1 (100%)'],
+      halted: { stage: 'canary', failures: 1, untouched: ['c'] },
     };
     const text = formatAudit(e);
-    expect(text).toContain('ship     run r1 by ops@deploy, inventory inventory/inventory.yaml @ 0123456789ab: 1 applied, 0 unchanged, 0 rolled-back, 1 failed');
+    expect(text).toContain(
+      'ship     run r1 by ops@deploy, inventory inventory/inventory.yaml @ 0123456789ab: 1 applied, 0 unchanged, 0 rolled-back, 1 failed',
+    );
     expect(text).toContain('stages: canary → wave 1 (100%)');
     expect(text).toContain('HALTED at canary after 1 failure(s); 1 host(s) untouched');
     expect(text).toContain('b (web) failed: locked');
@@ -54,14 +72,33 @@ describe('audit log format', () => {
 
 describe('audit log of a run whose controller was killed', () => {
   const base = { run: 'r1', who: 'ops', inventory: 'inventory/inventory.yaml', commit: null };
-  const host = (h: string, outcome: string) => ({ time: 't', action: 'host' as const, ...base, hosts: [{ host: h, role: 'web', outcome, reason: '', backup: 'B' }] });
+  const host = (h: string, outcome: string) => ({
+    time: 't',
+    action: 'host' as const,
+    ...base,
+    hosts: [{ host: h, role: 'web', outcome, reason: '', backup: 'B' }],
+  });
 
   it('folds host lines into the closing line when there is one, and shows an interrupted run from its host lines', () => {
-    const closed: AuditEntry = { time: 't', action: 'ship', ...base, hosts: [{ host: 'a', role: 'web', outcome: 'applied', reason: '' }] };
+    const closed: AuditEntry = {
+      time: 't',
+      action: 'ship',
+      ...base,
+      hosts: [{ host: 'a', role: 'web', outcome: 'applied', reason: '' }],
+    };
     expect(completedEntries([host('a', 'applied'), closed])).toEqual([closed]);
-    const killed = completedEntries([closed, { ...host('b', 'applied'), run: 'r2' }, { ...host('c', 'failed'), run: 'r2' }]);
+    const killed = completedEntries([
+      closed,
+      { ...host('b', 'applied'), run: 'r2' },
+      { ...host('c', 'failed'), run: 'r2' },
+    ]);
     expect(killed).toHaveLength(2);
-    expect(killed[1]).toMatchObject({ action: 'ship', run: 'r2', interrupted: true, hosts: [{ host: 'b' }, { host: 'c' }] });
+    expect(killed[1]).toMatchObject({
+      action: 'ship',
+      run: 'r2',
+      interrupted: true,
+      hosts: [{ host: 'b' }, { host: 'c' }],
+    });
     expect(formatAudit(killed[1])).toContain('INTERRUPTED');
   });
 });

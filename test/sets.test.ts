@@ -16,9 +16,18 @@ add fwgen-fleet-6 2001:db8:18::/120
 `;
 
 describe('set naming', () => {
-  const roles = ['web', 'db', 'a', 'x'.repeat(64), 'a-very-long-role-name-for-hashing', 'a-very-long-role-name-for-hashinh'];
+  const roles = [
+    'web',
+    'db',
+    'a',
+    'x'.repeat(64),
+    'a-very-long-role-name-for-hashing',
+    'a-very-long-role-name-for-hashinh',
+  ];
   const names = roles.flatMap((role) =>
-    (['ipv4', 'ipv6'] as const).flatMap((f) => [1, 2, 12].map((n) => setName({ kind: 'allow', role, label: `allow#${n}` }, f))),
+    (['ipv4', 'ipv6'] as const).flatMap((f) =>
+      [1, 2, 12].map((n) => setName({ kind: 'allow', role, label: `allow#${n}` }, f)),
+    ),
   );
 
   it('names fleet, management, monitoring and allow sets by what they are for, per family', () => {
@@ -32,11 +41,15 @@ describe('set naming', () => {
     for (const n of names) expect(n.length).toBeLessThanOrEqual(MAX_SET_NAME);
     expect(new Set(names).size).toBe(names.length);
     const again = roles.flatMap((role) =>
-      (['ipv4', 'ipv6'] as const).flatMap((f) => [1, 2, 12].map((n) => setName({ kind: 'allow', role, label: `allow#${n}` }, f))),
+      (['ipv4', 'ipv6'] as const).flatMap((f) =>
+        [1, 2, 12].map((n) => setName({ kind: 'allow', role, label: `allow#${n}` }, f)),
+      ),
     );
     expect(again).toEqual(names);
     // A long name keeps a readable prefix and a hash of the whole role name: a fixed value, stable across releases.
-    expect(setName({ kind: 'allow', role: 'a-very-long-role-name-for-hashing', label: 'allow#1' }, 'ipv4')).toBe('fwgen-a-very-long-r+cc5b70-a1-4');
+    expect(setName({ kind: 'allow', role: 'a-very-long-role-name-for-hashing', label: 'allow#1' }, 'ipv4')).toBe(
+      'fwgen-a-very-long-r+cc5b70-a1-4',
+    );
   });
 
   it('stages a set under a name of the same length that is not fwgen-*', () => {
@@ -52,7 +65,16 @@ describe('set emitter and parser', () => {
     expect(sets.map((s) => s.name)).toEqual(['fwgen-fleet-4', 'fwgen-fleet-6']);
     expect(sets[0]!.members).toEqual(['198.18.0.0/24', '198.18.1.11', '198.18.1.21']);
     expect(sets[1]!.members).toEqual(['2001:db8:18::/120', '2001:db8:18::11', '2001:db8:18::21']);
-    expect(sets[0]!.options).toEqual(['hashsize', '1024', 'maxelem', '65536', 'bucketsize', '12', 'initval', '0xa571bc82']);
+    expect(sets[0]!.options).toEqual([
+      'hashsize',
+      '1024',
+      'maxelem',
+      '65536',
+      'bucketsize',
+      '12',
+      'initval',
+      '0xa571bc82',
+    ]);
   });
 
   it('round-trips: emit, parse, emit gives the same text', () => {
@@ -70,18 +92,28 @@ describe('set emitter and parser', () => {
     expect(canonicalMember('198.51.100.7/32')).toBe('198.51.100.7');
     expect(canonicalMember('2001:db8::/32')).toBe('2001:db8::/32');
     expect(canonicalMember('2001:db8::1/128')).toBe('2001:db8::1');
-    expect(sortMembers(['198.51.100.10', '198.51.100.9', '10.0.0.0/8'])).toEqual(['10.0.0.0/8', '198.51.100.9', '198.51.100.10']);
+    expect(sortMembers(['198.51.100.10', '198.51.100.9', '10.0.0.0/8'])).toEqual([
+      '10.0.0.0/8',
+      '198.51.100.9',
+      '198.51.100.10',
+    ]);
   });
 
   it('builds a hash:net set, a /0 split into halves, maxelem raised for big lists', () => {
     expect(buildSet('s', { cidrs: ['0.0.0.0/0'], via: '' }, 'ipv4').members).toEqual(['0.0.0.0/1', '128.0.0.0/1']);
-    const big = buildSet('b', { cidrs: Array.from({ length: 70_000 }, (_, i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}/32`), via: '' }, 'ipv4');
+    const big = buildSet(
+      'b',
+      { cidrs: Array.from({ length: 70_000 }, (_, i) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}/32`), via: '' },
+      'ipv4',
+    );
     expect(big.options).toEqual(['hashsize', '1024', 'maxelem', '131072']);
     expect(big.family).toBe('inet');
   });
 
   it('lists the sets a ruleset matches', () => {
-    const rs = parseRuleset('*filter\n-A FWGEN-INPUT -m set --match-set fwgen-fleet-4 src -j ACCEPT\n-A FWGEN-INPUT -p tcp -m tcp --dport 22 -m set --match-set fwgen-mgmt-4 src -j ACCEPT\nCOMMIT\n').ruleset;
+    const rs = parseRuleset(
+      '*filter\n-A FWGEN-INPUT -m set --match-set fwgen-fleet-4 src -j ACCEPT\n-A FWGEN-INPUT -p tcp -m tcp --dport 22 -m set --match-set fwgen-mgmt-4 src -j ACCEPT\nCOMMIT\n',
+    ).ruleset;
     expect(setsMatched(rs)).toEqual(['fwgen-fleet-4', 'fwgen-mgmt-4']);
   });
 });

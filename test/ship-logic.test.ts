@@ -4,7 +4,13 @@ import { evaluateInput } from '../src/ship/lockout.js';
 import { fingerprint, knownHostsName, readKnownHosts, verifyHostKey } from '../src/ship/known-hosts.js';
 import { fleetSucceeded, shipFleet } from '../src/ship/ship-fleet.js';
 import type { Effects, HostJob, RunSettings } from '../src/ship/ship-host.js';
-import { TransportError, type ConnectTarget, type ExecResult, type Session, type Transport } from '../src/ship/transport.js';
+import {
+  TransportError,
+  type ConnectTarget,
+  type ExecResult,
+  type Session,
+  type Transport,
+} from '../src/ship/transport.js';
 import { rules6PathFor, type RemoteCall } from '../src/ship/remote-scripts.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,7 +36,8 @@ class FakeTransport implements Transport {
   async connect(t: ConnectTarget): Promise<Session> {
     const h = this.hosts[t.name];
     h.connects++;
-    if (h.refuseFrom !== undefined && h.connects >= h.refuseFrom) throw new TransportError('unreachable', `connect ECONNREFUSED ${t.ssh.host}:22`);
+    if (h.refuseFrom !== undefined && h.connects >= h.refuseFrom)
+      throw new TransportError('unreachable', `connect ECONNREFUSED ${t.ssh.host}:22`);
     return {
       run: async (call: RemoteCall, stdin?: Buffer) => {
         h.scripts.push(call.name);
@@ -49,17 +56,44 @@ class FakeTransport implements Transport {
 /** What remote/read.sh prints: sections (byte count, bytes) then the status line. */
 function readOutput(o: { file4?: string; live4?: string }): ExecResult {
   const section = (t?: string) => (t === undefined ? '-1\n' : `${Buffer.byteLength(t)}\n${t}`);
-  return ok(`${section(undefined)}${section(o.file4)}${section(o.live4 ?? '')}status=read backups=0 armed=0 locked=0 fp4=abc fp6=-\n`);
+  return ok(
+    `${section(undefined)}${section(o.file4)}${section(o.live4 ?? '')}status=read backups=0 armed=0 locked=0 fp4=abc fp6=-\n`,
+  );
 }
 
-const host = (name: string): Host => ({ name, role: 'web', addresses: [], ssh: { host: `198.18.0.${name.length}`, user: 'root', port: 22, knownHosts: '/dev/null', sudo: false } });
-const job = (name: string): HostJob => ({ host: host(name), paths: { rules: '/etc/iptables.up.rules', rules6: '/etc/ip6tables.up.rules' }, v4: Buffer.from('*filter\nCOMMIT\n'), preserve: () => false });
-const settings: RunSettings = { id: 'run1', owner: 'me', timeoutS: 5, keep: 10, force: false, dryRun: false, acceptNew: false, connectTimeoutMs: 1000, stateJson: () => '{}' };
+const host = (name: string): Host => ({
+  name,
+  role: 'web',
+  addresses: [],
+  ssh: { host: `198.18.0.${name.length}`, user: 'root', port: 22, knownHosts: '/dev/null', sudo: false },
+});
+const job = (name: string): HostJob => ({
+  host: host(name),
+  paths: { rules: '/etc/iptables.up.rules', rules6: '/etc/ip6tables.up.rules' },
+  v4: Buffer.from('*filter\nCOMMIT\n'),
+  preserve: () => false,
+});
+const settings: RunSettings = {
+  id: 'run1',
+  owner: 'me',
+  timeoutS: 5,
+  keep: 10,
+  force: false,
+  dryRun: false,
+  acceptNew: false,
+  connectTimeoutMs: 1000,
+  stateJson: () => '{}',
+};
 
 function effects(hosts: Record<string, FakeHost>): Effects & { slept: number[] } {
   let clock = 0;
   const slept: number[] = [];
-  return { transport: new FakeTransport(hosts), now: () => clock, sleep: async (ms) => void (slept.push(ms), (clock += ms)), slept };
+  return {
+    transport: new FakeTransport(hosts),
+    now: () => clock,
+    sleep: async (ms) => void (slept.push(ms), (clock += ms)),
+    slept,
+  };
 }
 const fake = (over: Partial<FakeHost> = {}): FakeHost => ({ connects: 0, scripts: [], stdin: [], ...over });
 
@@ -87,7 +121,9 @@ describe('ship fleet logic (fake transport)', () => {
   });
 
   it('reports unchanged without applying, in one command', async () => {
-    const hosts = { a: fake({ read: readOutput({ file4: '*filter\nCOMMIT\n', live4: '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n' }) }) };
+    const hosts = {
+      a: fake({ read: readOutput({ file4: '*filter\nCOMMIT\n', live4: '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n' }) }),
+    };
     const [r] = await shipFleet([job('a')], settings, effects(hosts), 4);
     expect(r.outcome).toBe('unchanged');
     expect(hosts.a.scripts).toEqual(['read']);
@@ -95,7 +131,9 @@ describe('ship fleet logic (fake transport)', () => {
 
   it('ipset mode: a host without the ipset command fails clearly, before anything is uploaded', async () => {
     const section = (t?: string) => (t === undefined ? '-1\n' : `${Buffer.byteLength(t)}\n${t}`);
-    const read = ok(`-1\n${section('*filter\nCOMMIT\n')}${section('')}-1\n-1\nstatus=read backups=0 armed=0 locked=0 fp4=abc fp6=- ipset=0\n`);
+    const read = ok(
+      `-1\n${section('*filter\nCOMMIT\n')}${section('')}-1\n-1\nstatus=read backups=0 armed=0 locked=0 fp4=abc fp6=- ipset=0\n`,
+    );
     const hosts = { a: fake({ read }) };
     const sets = Buffer.from('create fwgen-fleet-4 hash:net family inet\nadd fwgen-fleet-4 198.18.0.1\n');
     const [r] = await shipFleet([{ ...job('a'), sets }], settings, effects(hosts), 4);
@@ -121,9 +159,20 @@ describe('ship fleet logic (fake transport)', () => {
   });
 
   it('fails a host whose kernel rejects the rules, with the kernel message', async () => {
-    const hosts = { a: fake({ apply: { code: 11, stdout: '', stderr: 'fwgen: iptables-restore --test rejected the new rules: line 3 failed\n' } }) };
+    const hosts = {
+      a: fake({
+        apply: {
+          code: 11,
+          stdout: '',
+          stderr: 'fwgen: iptables-restore --test rejected the new rules: line 3 failed\n',
+        },
+      }),
+    };
     const [r] = await shipFleet([job('a')], settings, effects(hosts), 4);
-    expect(r).toMatchObject({ outcome: 'failed', reason: 'iptables-restore --test rejected the new rules: line 3 failed' });
+    expect(r).toMatchObject({
+      outcome: 'failed',
+      reason: 'iptables-restore --test rejected the new rules: line 3 failed',
+    });
   });
 
   it('waits for the dead-man switch and reports rolled-back when the new connection fails', async () => {
@@ -148,18 +197,32 @@ describe('ship fleet logic (fake transport)', () => {
       t.connect = async (target) => {
         const session = await orig(target);
         const run = session.run;
-        return { ...session, run: async (call: RemoteCall, stdin?: Buffer) => {
-          if (call.name === 'apply') throw new TransportError('unreachable', 'connection lost while a command was running');
-          return run(call, stdin);
-        } };
+        return {
+          ...session,
+          run: async (call: RemoteCall, stdin?: Buffer) => {
+            if (call.name === 'apply')
+              throw new TransportError('unreachable', 'connection lost while a command was running');
+            return run(call, stdin);
+          },
+        };
       };
       return t;
     };
     const applied = fake();
-    const [r1] = await shipFleet([job('a')], settings, { transport: lost(applied), sleep: async () => {}, now: () => 0 }, 1);
+    const [r1] = await shipFleet(
+      [job('a')],
+      settings,
+      { transport: lost(applied), sleep: async () => {}, now: () => 0 },
+      1,
+    );
     expect(r1.outcome).toBe('applied');
     const never = fake({ commit: { code: 17, stdout: 'status=never-armed\n', stderr: '' } });
-    const [r2] = await shipFleet([job('a')], settings, { transport: lost(never), sleep: async () => {}, now: () => 0 }, 1);
+    const [r2] = await shipFleet(
+      [job('a')],
+      settings,
+      { transport: lost(never), sleep: async () => {}, now: () => 0 },
+      1,
+    );
     expect(r2).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('before anything was applied') });
   });
 
@@ -167,13 +230,24 @@ describe('ship fleet logic (fake transport)', () => {
     const hosts = { a: fake({ verify: ok('status=rollback-failed\n') }) };
     const fx = refuseConfirmation(effects(hosts), hosts.a);
     const [r] = await shipFleet([job('a')], settings, fx, 1);
-    expect(r).toMatchObject({ outcome: 'failed', reason: expect.stringContaining('could not restore the previous rules') });
+    expect(r).toMatchObject({
+      outcome: 'failed',
+      reason: expect.stringContaining('could not restore the previous rules'),
+    });
   });
 
   it('one unreachable host fails alone; the others are applied', async () => {
-    const hosts = { a: fake({ refuseFrom: 1 }), b: fake(), c: fake({ read: readOutput({ file4: '*filter\nCOMMIT\n', live4: '' }) }) };
+    const hosts = {
+      a: fake({ refuseFrom: 1 }),
+      b: fake(),
+      c: fake({ read: readOutput({ file4: '*filter\nCOMMIT\n', live4: '' }) }),
+    };
     const results = await shipFleet([job('a'), job('b'), job('c')], settings, effects(hosts), 2);
-    expect(results.map((r) => [r.host, r.outcome])).toEqual([['a', 'failed'], ['b', 'applied'], ['c', 'unchanged']]);
+    expect(results.map((r) => [r.host, r.outcome])).toEqual([
+      ['a', 'failed'],
+      ['b', 'applied'],
+      ['c', 'unchanged'],
+    ]);
     expect(results[0].reason).toContain('ECONNREFUSED');
     expect(fleetSucceeded(results)).toBe(false);
     expect(fleetSucceeded(results.slice(1))).toBe(true);
@@ -201,52 +275,98 @@ describe('ship fleet logic (fake transport)', () => {
 });
 
 describe('lockout check', () => {
-  const rules = (extra: string) => `*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n${extra}-A INPUT -j REJECT --reject-with icmp-port-unreachable\nCOMMIT\n`;
+  const rules = (extra: string) =>
+    `*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -i lo -j ACCEPT\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n${extra}-A INPUT -j REJECT --reject-with icmp-port-unreachable\nCOMMIT\n`;
 
   it('admits a source inside a management network on the SSH port', () => {
-    const v = evaluateInput(rules('-A INPUT -s 203.0.113.0/28 -p tcp -m tcp --dport 22 -m comment --comment "fwgen management ssh" -j ACCEPT\n'), { source: '203.0.113.5', dport: 22 });
+    const v = evaluateInput(
+      rules(
+        '-A INPUT -s 203.0.113.0/28 -p tcp -m tcp --dport 22 -m comment --comment "fwgen management ssh" -j ACCEPT\n',
+      ),
+      { source: '203.0.113.5', dport: 22 },
+    );
     expect(v).toMatchObject({ admitted: true });
     expect(v.rule).toContain('management ssh');
   });
 
   it('refuses a source outside every rule, naming the rule that rejects it', () => {
-    const v = evaluateInput(rules('-A INPUT -s 203.0.113.0/28 -p tcp -m tcp --dport 22 -j ACCEPT\n'), { source: '198.18.0.1', dport: 22 });
+    const v = evaluateInput(rules('-A INPUT -s 203.0.113.0/28 -p tcp -m tcp --dport 22 -j ACCEPT\n'), {
+      source: '198.18.0.1',
+      dport: 22,
+    });
     expect(v).toEqual({ admitted: false, rule: '-A INPUT -j REJECT --reject-with icmp-port-unreachable' });
   });
 
   it('does not count the ESTABLISHED rule, a wrong port or a UDP rule', () => {
-    const v = evaluateInput(rules('-A INPUT -s 198.18.0.1/32 -p tcp -m tcp --dport 2222 -j ACCEPT\n-A INPUT -s 198.18.0.1/32 -p udp -m udp --dport 22 -j ACCEPT\n'), { source: '198.18.0.1', dport: 22 });
+    const v = evaluateInput(
+      rules(
+        '-A INPUT -s 198.18.0.1/32 -p tcp -m tcp --dport 2222 -j ACCEPT\n-A INPUT -s 198.18.0.1/32 -p udp -m udp --dport 22 -j ACCEPT\n',
+      ),
+      { source: '198.18.0.1', dport: 22 },
+    );
     expect(v.admitted).toBe(false);
   });
 
   it('does not count an ACCEPT limited to an interface (the connection may arrive on another)', () => {
-    expect(evaluateInput(rules('-A INPUT -s 198.18.0.1/32 -i eth1 -j ACCEPT\n'), { source: '198.18.0.1', dport: 22 }).admitted).toBe(false);
-    expect(evaluateInput(rules('-A INPUT -s 198.18.0.1/32 ! -i lo -p tcp -m tcp --dport 22 -j ACCEPT\n'), { source: '198.18.0.1', dport: 22 }).admitted).toBe(false);
+    expect(
+      evaluateInput(rules('-A INPUT -s 198.18.0.1/32 -i eth1 -j ACCEPT\n'), { source: '198.18.0.1', dport: 22 })
+        .admitted,
+    ).toBe(false);
+    expect(
+      evaluateInput(rules('-A INPUT -s 198.18.0.1/32 ! -i lo -p tcp -m tcp --dport 22 -j ACCEPT\n'), {
+        source: '198.18.0.1',
+        dport: 22,
+      }).admitted,
+    ).toBe(false);
   });
 
   it('counts a DROP inside a chain reached by a jump it cannot evaluate, a goto, -p all, and DROPs in raw', () => {
     const mgmt = '-A INPUT -s 198.18.0.0/15 -p tcp -m tcp --dport 22 -j ACCEPT\n';
-    const lockdown = (jump: string) => `*filter\n:INPUT ACCEPT [0:0]\n:LOCKDOWN - [0:0]\n${jump}\n-A LOCKDOWN -j DROP\n${mgmt}COMMIT\n`;
-    expect(evaluateInput(lockdown('-A INPUT -d 198.51.100.11/32 -j LOCKDOWN'), { source: '198.18.0.1', dport: 22 })).toEqual({ admitted: false, rule: '-A LOCKDOWN -j DROP' });
+    const lockdown = (jump: string) =>
+      `*filter\n:INPUT ACCEPT [0:0]\n:LOCKDOWN - [0:0]\n${jump}\n-A LOCKDOWN -j DROP\n${mgmt}COMMIT\n`;
+    expect(
+      evaluateInput(lockdown('-A INPUT -d 198.51.100.11/32 -j LOCKDOWN'), { source: '198.18.0.1', dport: 22 }),
+    ).toEqual({ admitted: false, rule: '-A LOCKDOWN -j DROP' });
     expect(evaluateInput(lockdown('-A INPUT -g LOCKDOWN'), { source: '198.18.0.1', dport: 22 }).admitted).toBe(false);
-    expect(evaluateInput(rules('-A INPUT -p all -j DROP\n' + mgmt), { source: '198.18.0.1', dport: 22 }).admitted).toBe(false);
-    expect(evaluateInput(`*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp -j DROP\nCOMMIT\n${rules(mgmt)}`, { source: '198.18.0.1', dport: 22 }).admitted).toBe(false);
+    expect(evaluateInput(rules('-A INPUT -p all -j DROP\n' + mgmt), { source: '198.18.0.1', dport: 22 }).admitted).toBe(
+      false,
+    );
+    expect(
+      evaluateInput(`*raw\n:PREROUTING ACCEPT [0:0]\n-A PREROUTING -p tcp -j DROP\nCOMMIT\n${rules(mgmt)}`, {
+        source: '198.18.0.1',
+        dport: 22,
+      }).admitted,
+    ).toBe(false);
     expect(evaluateInput(rules(mgmt), { source: '198.18.0.1', dport: 22 }).admitted).toBe(true);
   });
 
   it('jumps into user chains', () => {
-    const chained = '*filter\n:INPUT DROP [0:0]\n:mgmt - [0:0]\n-A INPUT -p tcp -j mgmt\n-A mgmt -s 198.18.0.0/15 -j ACCEPT\nCOMMIT\n';
+    const chained =
+      '*filter\n:INPUT DROP [0:0]\n:mgmt - [0:0]\n-A INPUT -p tcp -j mgmt\n-A mgmt -s 198.18.0.0/15 -j ACCEPT\nCOMMIT\n';
     expect(evaluateInput(chained, { source: '198.18.0.1', dport: 22 }).admitted).toBe(true);
-    expect(evaluateInput(chained, { source: '192.0.2.1', dport: 22 })).toEqual({ admitted: false, rule: 'policy DROP' });
+    expect(evaluateInput(chained, { source: '192.0.2.1', dport: 22 })).toEqual({
+      admitted: false,
+      rule: 'policy DROP',
+    });
   });
 
   it('does not trust an ACCEPT with a match it does not understand', () => {
-    expect(evaluateInput(rules('-A INPUT -s 198.18.0.1/32 -m recent --rcheck -j ACCEPT\n'), { source: '198.18.0.1', dport: 22 }).admitted).toBe(false);
+    expect(
+      evaluateInput(rules('-A INPUT -s 198.18.0.1/32 -m recent --rcheck -j ACCEPT\n'), {
+        source: '198.18.0.1',
+        dport: 22,
+      }).admitted,
+    ).toBe(false);
   });
 });
 
 describe('known_hosts', () => {
-  const key = Buffer.concat([Buffer.from([0, 0, 0, 11]), Buffer.from('ssh-ed25519'), Buffer.from([0, 0, 0, 32]), Buffer.alloc(32, 7)]);
+  const key = Buffer.concat([
+    Buffer.from([0, 0, 0, 11]),
+    Buffer.from('ssh-ed25519'),
+    Buffer.from([0, 0, 0, 32]),
+    Buffer.alloc(32, 7),
+  ]);
   const other = Buffer.concat([key.subarray(0, 19), Buffer.alloc(32, 9)]);
 
   it('matches plain, bracketed-port and hashed entries; a different key is a mismatch', () => {
@@ -254,7 +374,10 @@ describe('known_hosts', () => {
     const salt = Buffer.alloc(20, 1);
     const hashed = createHmac('sha1', salt).update('[198.18.0.9]:2222').digest();
     const path = join(dir, 'known_hosts');
-    writeFileSync(path, `# comment\n198.18.0.5,web1 ssh-ed25519 ${key.toString('base64')}\n|1|${salt.toString('base64')}|${hashed.toString('base64')} ssh-ed25519 ${key.toString('base64')}\n`);
+    writeFileSync(
+      path,
+      `# comment\n198.18.0.5,web1 ssh-ed25519 ${key.toString('base64')}\n|1|${salt.toString('base64')}|${hashed.toString('base64')} ssh-ed25519 ${key.toString('base64')}\n`,
+    );
     const entries = readKnownHosts(path);
     expect(verifyHostKey(entries, '198.18.0.5', 22, key)).toBe('match');
     expect(verifyHostKey(entries, 'web1', 22, key)).toBe('match');

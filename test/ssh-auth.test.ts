@@ -17,7 +17,15 @@ describe('authentication methods', () => {
     spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', pass, '-C', name, '-f', path]);
     return path;
   };
-  const hop = (identities: string[], identitiesOnly = false): Hop => ({ name: 'h', host: 'h', port: 22, user: 'root', identities, identitiesOnly, knownHosts: '/dev/null' });
+  const hop = (identities: string[], identitiesOnly = false): Hop => ({
+    name: 'h',
+    host: 'h',
+    port: 22,
+    user: 'root',
+    identities,
+    identitiesOnly,
+    knownHosts: '/dev/null',
+  });
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'fwgen-auth-'));
@@ -41,16 +49,22 @@ describe('authentication methods', () => {
 
   it('an encrypted key is left to the agent; without an agent the reason says what to do', () => {
     const enc = key('enc', 'secret-pass');
-    expect(authMethods(hop([enc]), sock)).toMatchObject({ methods: [{ label: 'ssh-agent (SSH_AUTH_SOCK)' }], problems: [`${enc} is encrypted: used only through the agent`] });
+    expect(authMethods(hop([enc]), sock)).toMatchObject({
+      methods: [{ label: 'ssh-agent (SSH_AUTH_SOCK)' }],
+      problems: [`${enc} is encrypted: used only through the agent`],
+    });
     const none = authMethods(hop([enc]), undefined);
     expect(none.methods).toEqual([]);
-    expect(none.problems[0]).toBe(`${enc} is encrypted and no ssh-agent is running (SSH_AUTH_SOCK is unset): run ssh-agent and ssh-add ${enc}`);
+    expect(none.problems[0]).toBe(
+      `${enc} is encrypted and no ssh-agent is running (SSH_AUTH_SOCK is unset): run ssh-agent and ssh-add ${enc}`,
+    );
   });
 
   it('IdentitiesOnly: only the agent keys matching an identity file (by its .pub) are offered', async () => {
     const mine = key('mine');
     const other = key('other');
-    for (const k of [mine, other]) expect(spawnSync('ssh-add', ['-q', k], { env: { ...process.env, SSH_AUTH_SOCK: sock } }).status).toBe(0);
+    for (const k of [mine, other])
+      expect(spawnSync('ssh-add', ['-q', k], { env: { ...process.env, SSH_AUTH_SOCK: sock } }).status).toBe(0);
     const plan = authMethods(hop([mine], true), sock);
     const agent = (plan.methods[0].method as { agent: unknown }).agent;
     expect(agent).toBeInstanceOf(FilteredAgent);

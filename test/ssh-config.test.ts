@@ -51,7 +51,12 @@ Host *
   });
 
   it('first value wins, IdentityFile accumulates, negated patterns exclude', () => {
-    expect(lookupHost(cfg, 'web1')).toMatchObject({ hostName: '198.51.100.11', user: 'deploy', port: 2222, identitiesOnly: true });
+    expect(lookupHost(cfg, 'web1')).toMatchObject({
+      hostName: '198.51.100.11',
+      user: 'deploy',
+      port: 2222,
+      identitiesOnly: true,
+    });
     expect(lookupHost(cfg, 'web1').identityFiles).toEqual(['~/.ssh/web_key', '~/.ssh/any_key']);
     expect(lookupHost(cfg, 'web2')).toMatchObject({ user: 'ignored', port: 2222, identityFiles: ['~/.ssh/web_key'] });
     expect(lookupHost(cfg, 'web2').identitiesOnly).toBeUndefined();
@@ -76,21 +81,44 @@ Host *
     expect(loadSshConfig('none').blocks).toEqual([]);
   });
 
-  const ssh = (o: Partial<SshSettings>): SshSettings => ({ host: 'web1', user: 'root', port: 22, knownHosts: '~/.ssh/known_hosts', sudo: false, written: [], ...o });
+  const ssh = (o: Partial<SshSettings>): SshSettings => ({
+    host: 'web1',
+    user: 'root',
+    port: 22,
+    knownHosts: '~/.ssh/known_hosts',
+    sudo: false,
+    written: [],
+    ...o,
+  });
 
   it('precedence: inventory (written) > ssh_config > built-in defaults; ssh.host may be an alias', () => {
-    expect(resolveReach(ssh({}), cfg).target).toMatchObject({ name: 'web1', host: '198.51.100.11', user: 'deploy', port: 2222 });
-    const written = resolveReach(ssh({ user: 'admin', port: 22, identity: '~/.ssh/mine', written: ['user', 'port', 'identity'] }), cfg).target;
+    expect(resolveReach(ssh({}), cfg).target).toMatchObject({
+      name: 'web1',
+      host: '198.51.100.11',
+      user: 'deploy',
+      port: 2222,
+    });
+    const written = resolveReach(
+      ssh({ user: 'admin', port: 22, identity: '~/.ssh/mine', written: ['user', 'port', 'identity'] }),
+      cfg,
+    ).target;
     expect(written).toMatchObject({ user: 'admin', port: 22 });
     expect(written.identities).toEqual(['~/.ssh/mine', '~/.ssh/web_key', '~/.ssh/any_key']);
-    expect(resolveReach(ssh({ host: '203.0.113.9' }), loadSshConfig('none')).target).toMatchObject({ host: '203.0.113.9', user: 'root', port: 22 });
+    expect(resolveReach(ssh({ host: '203.0.113.9' }), loadSshConfig('none')).target).toMatchObject({
+      host: '203.0.113.9',
+      user: 'root',
+      port: 22,
+    });
   });
 
   it('ssh.jump wins over ProxyJump; each jump host is looked up in ssh_config; none disables', () => {
     const viaConfig = resolveReach(ssh({ user: 'ops', written: ['user'] }), cfg);
     expect(viaConfig.jumpFrom).toBe('ssh_config');
     expect(viaConfig.jumps.map((j) => j.host)).toEqual(['bastion.example.net']);
-    const viaInventory = resolveReach(ssh({ jump: 'admin@web1:2022,[2001:db8::5]', user: 'ops', written: ['user'] }), cfg);
+    const viaInventory = resolveReach(
+      ssh({ jump: 'admin@web1:2022,[2001:db8::5]', user: 'ops', written: ['user'] }),
+      cfg,
+    );
     expect(viaInventory.jumps).toMatchObject([
       { name: 'web1', host: '198.51.100.11', user: 'admin', port: 2022 },
       { host: '2001:db8::5', user: 'fallback', port: 22 },
@@ -99,7 +127,10 @@ Host *
   });
 
   it('rejects a malformed jump list', () => {
-    expect(parseJumpSpec('a@b:22,c')).toEqual([{ user: 'a', host: 'b', port: 22 }, { user: undefined, host: 'c', port: undefined }]);
+    expect(parseJumpSpec('a@b:22,c')).toEqual([
+      { user: 'a', host: 'b', port: 22 },
+      { user: undefined, host: 'c', port: undefined },
+    ]);
     expect(() => parseJumpSpec('a@b:99999')).toThrow(ConfigError);
     expect(() => parseJumpSpec('a@@b')).toThrow(ConfigError);
   });
@@ -119,27 +150,42 @@ describe('the source address of the lockout check', () => {
 
   it('through a jump host that is an inventory host: its inventory address', async () => {
     const reach = resolveReach({ ...web1.ssh, jump: 'admin@jump.example.net' }, none);
-    expect(await sshSourceFor(web1, reach, inv)).toEqual({ address: '198.51.100.5', why: 'jump host jumpbox (inventory address)' });
+    expect(await sshSourceFor(web1, reach, inv)).toEqual({
+      address: '198.51.100.5',
+      why: 'jump host jumpbox (inventory address)',
+    });
   });
 
   it('through another jump host: its address as resolved; --from and ssh.source win', async () => {
     const reach = resolveReach({ ...web1.ssh, jump: 'first,203.0.113.7:2222' }, none);
     expect((await sshSourceFor(web1, reach, inv)).address).toBe('203.0.113.7');
-    expect(await sshSourceFor(host('web1', '198.51.100.11', { source: '192.0.2.9' }), reach, inv)).toEqual({ address: '192.0.2.9', why: 'ssh.source' });
+    expect(await sshSourceFor(host('web1', '198.51.100.11', { source: '192.0.2.9' }), reach, inv)).toEqual({
+      address: '192.0.2.9',
+      why: 'ssh.source',
+    });
     expect(await sshSourceFor(web1, reach, inv, '192.0.2.10')).toEqual({ address: '192.0.2.10', why: '--from' });
   });
 });
 
 describe('doctor name checks with ssh_config', () => {
-  const web = { name: 'web1', role: 'web', addresses: [], ssh: { host: 'web1-alias', user: 'root', port: 22, knownHosts: '/dev/null', sudo: false } } as Host;
+  const web = {
+    name: 'web1',
+    role: 'web',
+    addresses: [],
+    ssh: { host: 'web1-alias', user: 'root', port: 22, knownHosts: '/dev/null', sudo: false },
+  } as Host;
   const resolver = staticResolver({ names: { 'web1.example.net': ['198.51.100.11'] } });
-  const reach = (hostName: string, jump?: string): Reach => resolveReach({ ...web.ssh, host: hostName, jump }, loadSshConfig('none'));
+  const reach = (hostName: string, jump?: string): Reach =>
+    resolveReach({ ...web.ssh, host: hostName, jump }, loadSshConfig('none'));
 
   it('checks the HostName an alias stands for, and leaves a name behind a jump host to the jump host', async () => {
     expect(await nameChecks(web, resolver, reach('web1.example.net'))).toEqual([
       { host: 'web1', name: 'ssh.host resolves', level: 'ok', detail: 'web1.example.net → 198.51.100.11' },
     ]);
-    expect((await nameChecks(web, resolver, reach('internal.lan', 'bastion')))[0]).toMatchObject({ level: 'ok', detail: 'internal.lan is resolved by the jump host' });
+    expect((await nameChecks(web, resolver, reach('internal.lan', 'bastion')))[0]).toMatchObject({
+      level: 'ok',
+      detail: 'internal.lan is resolved by the jump host',
+    });
     expect((await nameChecks(web, resolver))[0]).toMatchObject({ level: 'fail' });
   });
 });

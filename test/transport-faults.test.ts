@@ -37,7 +37,15 @@ describe('SshTransport under network faults', () => {
 
   const target = (port: number): ConnectTarget => ({
     name: 'h',
-    ssh: { host: '127.0.0.1', user: 'root', port, identity, knownHosts, sudo: false, written: ['user', 'port', 'identity', 'knownHosts'] },
+    ssh: {
+      host: '127.0.0.1',
+      user: 'root',
+      port,
+      identity,
+      knownHosts,
+      sudo: false,
+      written: ['user', 'port', 'identity', 'knownHosts'],
+    },
     acceptNew: false,
     timeoutMs: 3000,
   });

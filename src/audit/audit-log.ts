@@ -80,7 +80,12 @@ export function formatAudit(e: AuditEntry): string {
   const head = `${e.time}  ${e.action.padEnd(8)} run ${e.run} by ${e.who}, inventory ${e.inventory} @ ${e.commit?.slice(0, 12) ?? 'unknown'}: ${tally}`;
   const lines = [e.interrupted ? `${head} (INTERRUPTED: no closing line; hosts that finished only)` : head];
   if (e.stages) lines.push(`    stages: ${e.stages.join(' → ')}`);
-  if (e.halted) lines.push(`    HALTED at ${e.halted.stage} after ${e.halted.failures} failure(s); ${e.halted.untouched.length} host(s) untouched`);
-  for (const h of e.hosts) if (h.outcome !== 'applied' && h.outcome !== 'unchanged') lines.push(`    ${h.host} (${h.role}) ${h.outcome}: ${h.reason}`);
+  if (e.halted)
+    lines.push(
+      `    HALTED at ${e.halted.stage} after ${e.halted.failures} failure(s); ${e.halted.untouched.length} host(s) untouched`,
+    );
+  for (const h of e.hosts)
+    if (h.outcome !== 'applied' && h.outcome !== 'unchanged')
+      lines.push(`    ${h.host} (${h.role}) ${h.outcome}: ${h.reason}`);
   return lines.join('\n');
 }

@@ -24,7 +24,13 @@ export async function doctorCommand(opts: DoctorOptions, internal: InternalOptio
   const inv = project.loaded.inventory;
   // Templates do not matter to any check: resolve with the base one.
   const policies = resolvePolicies(inv, () => 'base.rules.njk');
-  const groups: Group[] = [{ name: 'inventory', title: `inventory ${inv.file}`, checks: [...inventoryChecks(inv, policies), renderedCheck(project.changes, opts.out)] }];
+  const groups: Group[] = [
+    {
+      name: 'inventory',
+      title: `inventory ${inv.file}`,
+      checks: [...inventoryChecks(inv, policies), renderedCheck(project.changes, opts.out)],
+    },
+  ];
   // --offline still rejects unknown --host names, but needs no host at all.
   const hosts = opts.offline && !opts.host?.length ? [] : selectHosts(inv, project.roles, opts.host ?? []);
   if (!opts.offline) {
@@ -32,12 +38,18 @@ export async function doctorCommand(opts: DoctorOptions, internal: InternalOptio
     const { transport, reaches } = sshForRun(opts, hosts);
     const deps = { transport, resolver: internal.resolver ?? systemResolver(), connectTimeoutMs, reaches };
     const results = await doctorFleet(hosts, inv, remotePaths(inv), deps, concurrency).finally(() => transport.close());
-    hosts.forEach((h, i) => groups.push({ name: h.name, title: hostTitle(h, describeReach(reaches.get(h.name)!)), checks: results[i] }));
+    hosts.forEach((h, i) =>
+      groups.push({ name: h.name, title: hostTitle(h, describeReach(reaches.get(h.name)!)), checks: results[i] }),
+    );
   }
   printReport(groups, !!opts.json);
   const failed = groups.filter((g) => g.checks.some((c) => c.level === 'fail'));
   const failures = groups.flatMap((g) => g.checks).filter((c) => c.level === 'fail').length;
-  if (failed.length > 0) throw new WorkFailedError(`${failures} check(s) failed: ${failed.map((g) => g.name).join(', ')}`, 'each failure above says how to fix it');
+  if (failed.length > 0)
+    throw new WorkFailedError(
+      `${failures} check(s) failed: ${failed.map((g) => g.name).join(', ')}`,
+      'each failure above says how to fix it',
+    );
 }
 
 interface Group {
@@ -69,5 +81,10 @@ function hostTitle(h: Host, reach: string): string {
 function renderedCheck(changes: ReturnType<typeof renderProject>['changes'], out: string): Check {
   const stale = changes.filter((c) => c.status !== 'unchanged');
   if (stale.length === 0) return { name: 'rendered', level: 'ok', detail: `${out}/ matches the inventory` };
-  return { name: 'rendered', level: 'warn', detail: `${out}/ is out of date: ${stale.map((c) => `${c.status} ${c.path}`).join(', ')}`, fix: 'run `fwgen render`, review and commit' };
+  return {
+    name: 'rendered',
+    level: 'warn',
+    detail: `${out}/ is out of date: ${stale.map((c) => `${c.status} ${c.path}`).join(', ')}`,
+    fix: 'run `fwgen render`, review and commit',
+  };
 }

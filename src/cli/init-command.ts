@@ -41,7 +41,12 @@ export async function initCommand(dirArg: string | undefined): Promise<void> {
 
 /** npm package names are lower case, without spaces. */
 function packageName(folder: string): string {
-  return folder.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[._-]+/, '') || 'firewall-inventory';
+  return (
+    folder
+      .toLowerCase()
+      .replace(/[^a-z0-9._-]+/g, '-')
+      .replace(/^[._-]+/, '') || 'firewall-inventory'
+  );
 }
 
 function shellWord(s: string): string {

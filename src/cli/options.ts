@@ -16,7 +16,10 @@ export interface HostOptions extends ProjectOptions {
 }
 
 /** The run's ssh_config resolution and an SSH transport using it; prints ssh_config warnings once. */
-export function sshForRun(opts: { sshConfig?: string }, hosts: readonly Host[]): { reach: RunReach; reaches: Map<string, Reach>; transport: SshTransport } {
+export function sshForRun(
+  opts: { sshConfig?: string },
+  hosts: readonly Host[],
+): { reach: RunReach; reaches: Map<string, Reach>; transport: SshTransport } {
   const reach = runReach(opts.sshConfig);
   const reaches = resolveAll(reach, hosts);
   for (const w of reach.warnings()) process.stderr.write(`warning: ${w}\n`);

@@ -57,13 +57,26 @@ const opt = {
   json: (what = 'print the results as JSON on stdout') => new Option('--json', what),
   acceptNew: () => new Option('--accept-new', 'trust and record host keys not yet in known_hosts'),
   auditLog: () =>
-    new Option('--audit-log <path>', 'deploy log (one JSON line per ship, rollback and halt)').default('.fwgen/deploy.log'),
+    new Option('--audit-log <path>', 'deploy log (one JSON line per ship, rollback and halt)').default(
+      '.fwgen/deploy.log',
+    ),
   timeout: () =>
-    new Option('--timeout <s>', 'dead-man switch: seconds before an unconfirmed host restores its previous rules').default('30'),
+    new Option(
+      '--timeout <s>',
+      'dead-man switch: seconds before an unconfirmed host restores its previous rules',
+    ).default('30'),
   keep: () => new Option('--keep <n>', 'backups to keep on each host').default('10'),
-  sshConfig: () => new Option('--ssh-config <path>', 'ssh_config for hosts\' settings and jump hosts, or none (default: ~/.ssh/config)'),
-  from: () => new Option('--from <addr>', 'lockout check: the address hosts see SSH come from (behind NAT); overrides ssh.source'),
-  breakLock: () => new Option('--break-lock', 'take over a host\'s lock even if the run holding it may still be alive'),
+  sshConfig: () =>
+    new Option(
+      '--ssh-config <path>',
+      "ssh_config for hosts' settings and jump hosts, or none (default: ~/.ssh/config)",
+    ),
+  from: () =>
+    new Option(
+      '--from <addr>',
+      'lockout check: the address hosts see SSH come from (behind NAT); overrides ssh.source',
+    ),
+  breakLock: () => new Option('--break-lock', "take over a host's lock even if the run holding it may still be alive"),
 };
 
 function withOptions(cmd: Command, options: readonly Option[]): Command {
@@ -112,13 +125,20 @@ function buildProgram(internal: InternalOptions): Command {
   const ship = async () => import('./ship-command.js');
   const connection = () => [opt.connectTimeout(), opt.json(), opt.acceptNew(), opt.sshConfig()];
   // What ship, status and doctor act on: the rendered roles and hosts.
-  const target = () => [opt.inventory(), opt.out('rendered folder'), opt.templates(), opt.role(), opt.host(), opt.concurrency()];
+  const target = () => [
+    opt.inventory(),
+    opt.out('rendered folder'),
+    opt.templates(),
+    opt.role(),
+    opt.host(),
+    opt.concurrency(),
+  ];
 
   withOptions(program.command('ship'), [
     ...target(),
     ...connection(),
     opt.auditLog(),
-    new Option('--dry-run', 'connect and show each host\'s diff; change nothing'),
+    new Option('--dry-run', "connect and show each host's diff; change nothing"),
     opt.timeout(),
     opt.keep(),
     new Option('--force', 'apply even where the host already runs these rules'),
@@ -129,12 +149,15 @@ function buildProgram(internal: InternalOptions): Command {
     new Option('--waves <list>', 'staged rollout: then cumulative shares of the fleet, e.g. 10%,50%,100%'),
     new Option('--max-failures <k>', 'staged rollout: halt after a stage with more than K failures').default('0'),
   ])
-    .description('push each role\'s rules to its hosts over SSH: test, back up, apply atomically, confirm or roll back')
-    .addHelpText('after', examples(
-      'fwgen ship --role all --dry-run',
-      'fwgen ship --role web --host web1',
-      'fwgen ship --role all --canary 2 --waves 10%,50%,100% --max-failures 0',
-    ))
+    .description("push each role's rules to its hosts over SSH: test, back up, apply atomically, confirm or roll back")
+    .addHelpText(
+      'after',
+      examples(
+        'fwgen ship --role all --dry-run',
+        'fwgen ship --role web --host web1',
+        'fwgen ship --role all --canary 2 --waves 10%,50%,100% --max-failures 0',
+      ),
+    )
     .action(async (opts) => (await ship()).shipCommand(opts, internal));
 
   const backupsOptions = [opt.inventory(), opt.role('roles: ROLE[,ROLE...] or all'), opt.host(), ...connection()];
@@ -144,7 +167,11 @@ function buildProgram(internal: InternalOptions): Command {
     .action(async (opts) => (await ship()).backupsCommand(opts));
 
   withOptions(program.command('rollback'), [
-    opt.inventory(), opt.host(), opt.concurrency(), ...connection(), opt.auditLog(),
+    opt.inventory(),
+    opt.host(),
+    opt.concurrency(),
+    ...connection(),
+    opt.auditLog(),
     new Option('--to <timestamp>', 'the backup to restore (default: the newest)'),
     new Option('--wave <which>', '"last": roll back every host the last ship applied, to the backup it made'),
     opt.timeout(),
@@ -152,11 +179,14 @@ function buildProgram(internal: InternalOptions): Command {
     opt.breakLock(),
   ])
     .description('restore a backup on a host, with the same test, dead-man switch and confirmation as ship')
-    .addHelpText('after', examples(
-      'fwgen rollback --host db1',
-      'fwgen rollback --host db1 --to 20261121T183000Z',
-      'fwgen rollback --wave last',
-    ))
+    .addHelpText(
+      'after',
+      examples(
+        'fwgen rollback --host db1',
+        'fwgen rollback --host db1 --to 20261121T183000Z',
+        'fwgen rollback --wave last',
+      ),
+    )
     .action(async (opts) => (await ship()).rollbackCommand(opts));
 
   withOptions(program.command('status'), [
@@ -175,7 +205,9 @@ function buildProgram(internal: InternalOptions): Command {
   ])
     .description('print the deploy log: every ship, rollback and halt')
     .addHelpText('after', examples('fwgen log --last 5'))
-    .action(async (opts: { auditLog: string; last?: string; json?: boolean }) => (await import('./log-command.js')).logCommand(opts));
+    .action(async (opts: { auditLog: string; last?: string; json?: boolean }) =>
+      (await import('./log-command.js')).logCommand(opts),
+    );
 
   // No --accept-new on doctor: it only looks, and never writes to known_hosts.
   withOptions(program.command('doctor'), [
@@ -185,7 +217,9 @@ function buildProgram(internal: InternalOptions): Command {
     opt.sshConfig(),
     new Option('--offline', 'check the inventory alone; contact no host'),
   ])
-    .description('check the inventory and each host (SSH, iptables backend, boot persistence, other firewalls, leftovers): ok / warn / fail, each with a fix')
+    .description(
+      'check the inventory and each host (SSH, iptables backend, boot persistence, other firewalls, leftovers): ok / warn / fail, each with a fix',
+    )
     .addHelpText('after', examples('fwgen doctor --offline', 'fwgen doctor --host web1'))
     .action(async (opts) => (await import('./doctor-command.js')).doctorCommand(opts, internal));
 
@@ -221,4 +255,3 @@ function reportError(err: unknown): number {
   process.stderr.write(`fwgen: internal error (a bug; please report it):\n${(err as Error)?.stack ?? String(err)}\n`);
   return 1;
 }
-

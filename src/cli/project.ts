@@ -9,7 +9,9 @@ import { resolvePolicies } from '../resolve/resolve-policy.js';
 import { planOutput, type FileChange } from '../output/write-rendered.js';
 
 /** fwgen's own version, from package.json. */
-export const VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export const VERSION: string = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+).version;
 
 export interface ProjectOptions {
   inventory: string;
@@ -31,7 +33,10 @@ export interface RenderedProject {
 export function renderProject(opts: ProjectOptions): RenderedProject {
   const loaded = loadInventory(opts.inventory);
   const inv = loaded.inventory;
-  const roles = selectRoles(opts.role, inv.roles.map((r) => r.name));
+  const roles = selectRoles(
+    opts.role,
+    inv.roles.map((r) => r.name),
+  );
   const templates = loadTemplates(findUserTemplatesDir(inv.dir, opts.templates));
   checkRoleTemplates(inv.roles, templates);
   // The sets file holds the sets of every role: in ipset mode every role is rendered, the others' files dropped.
@@ -46,10 +51,15 @@ export function renderProject(opts: ProjectOptions): RenderedProject {
 /** Parses `--role all|A,B`; unknown names are a usage error. */
 export function selectRoles(spec: string | undefined, known: readonly string[]): ReadonlySet<string> | undefined {
   if (spec === undefined || spec === 'all') return undefined;
-  const wanted = spec.split(',').map((s) => s.trim()).filter(Boolean);
+  const wanted = spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   const unknown = wanted.filter((r) => !known.includes(r));
   if (unknown.length > 0 || wanted.length === 0) {
-    throw new UsageError(`unknown role ${unknown.map((u) => `"${u}"`).join(', ') || '""'} (expected all or one of: ${known.join(', ')})`);
+    throw new UsageError(
+      `unknown role ${unknown.map((u) => `"${u}"`).join(', ') || '""'} (expected all or one of: ${known.join(', ')})`,
+    );
   }
   return new Set(wanted);
 }
@@ -81,7 +91,10 @@ function chooseTemplate(role: Role, templates: TemplateSet): string {
 /** The inventory path as headers show it: relative to the project (the folder holding the output folder). */
 function inventoryLabel(inventory: string, out: string): string {
   // The label goes into a comment line of every file: keep it to characters that cannot end the line.
-  return relative(dirname(resolve(out)), resolve(inventory)).split('\\').join('/').replace(/[^A-Za-z0-9._/@+~ -]/g, '?');
+  return relative(dirname(resolve(out)), resolve(inventory))
+    .split('\\')
+    .join('/')
+    .replace(/[^A-Za-z0-9._/@+~ -]/g, '?');
 }
 
 /** Prints warnings to stderr. */

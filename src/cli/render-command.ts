@@ -13,10 +13,18 @@ export async function renderCommand(opts: RenderOptions): Promise<void> {
   const project = renderProject(opts);
   printWarnings(project.loaded.warnings);
   const { changes } = project;
-  if (opts.json) process.stdout.write(`${JSON.stringify(changes.map(({ path, status }) => ({ path, status })), null, 2)}\n`);
+  if (opts.json)
+    process.stdout.write(
+      `${JSON.stringify(
+        changes.map(({ path, status }) => ({ path, status })),
+        null,
+        2,
+      )}\n`,
+    );
   if (opts.check) return reportCheck(changes, opts.out);
   await applyOutput(changes, opts.out);
-  for (const c of changes) if (c.status !== 'unchanged') process.stderr.write(`${c.status.padEnd(9)} ${opts.out}/${c.path}\n`);
+  for (const c of changes)
+    if (c.status !== 'unchanged') process.stderr.write(`${c.status.padEnd(9)} ${opts.out}/${c.path}\n`);
   process.stderr.write(`rendered ${project.files.length} files into ${opts.out}/: ${summarize(changes)}\n`);
 }
 
@@ -28,7 +36,10 @@ function reportCheck(changes: readonly FileChange[], out: string): void {
   }
   const label = { added: 'missing', updated: 'stale', removed: 'extra', unchanged: '' } as const;
   for (const c of stale) process.stderr.write(`${label[c.status]}: ${out}/${c.path}\n${diffChange(c, out)}\n`);
-  throw new WorkFailedError(`${out}/ is out of date: ${stale.length} file(s) differ from the inventory`, 'run `fwgen render` and commit the result');
+  throw new WorkFailedError(
+    `${out}/ is out of date: ${stale.length} file(s) differ from the inventory`,
+    'run `fwgen render` and commit the result',
+  );
 }
 
 function summarize(changes: readonly FileChange[]): string {

@@ -15,14 +15,22 @@ export async function statusCommand(opts: StatusOptions): Promise<void> {
   printWarnings(project.loaded.warnings);
   const stale = project.changes.filter((c) => c.status !== 'unchanged');
   if (stale.length > 0) {
-    process.stderr.write(`warning: ${opts.out}/ does not match the inventory (${stale.map((c) => `${c.status}: ${c.path}`).join(', ')}); comparing the hosts with what ${opts.out}/ holds\n`);
+    process.stderr.write(
+      `warning: ${opts.out}/ does not match the inventory (${stale.map((c) => `${c.status}: ${c.path}`).join(', ')}); comparing the hosts with what ${opts.out}/ holds\n`,
+    );
   }
   const inv = project.loaded.inventory;
   const jobs = planShip(inv, selectHosts(inv, project.roles, opts.host ?? []), opts.out);
   const concurrency = positiveInt(opts.concurrency, '--concurrency');
-  const settings = { acceptNew: !!opts.acceptNew, connectTimeoutMs: positiveInt(opts.connectTimeout, '--connect-timeout') * 1000 };
+  const settings = {
+    acceptNew: !!opts.acceptNew,
+    connectTimeoutMs: positiveInt(opts.connectTimeout, '--connect-timeout') * 1000,
+  };
   process.stderr.write(`checking ${jobs.length} host(s), ${concurrency} at a time\n`);
-  const { transport } = sshForRun(opts, jobs.map((j) => j.host));
+  const { transport } = sshForRun(
+    opts,
+    jobs.map((j) => j.host),
+  );
   const results = await statusFleet(jobs, transport, settings, concurrency).finally(() => transport.close());
   const report = formatStatus(results, !!opts.diff);
   // The table is the result; with --json, JSON takes stdout and the table goes to stderr.
@@ -34,7 +42,9 @@ export async function statusCommand(opts: StatusOptions): Promise<void> {
   }
   if (!allInSync(results)) {
     const bad = results.filter((r) => r.state !== 'in-sync');
-    throw new WorkFailedError(`${bad.length} of ${results.length} host(s) not in sync: ${bad.map((r) => `${r.host} ${r.state}`).join(', ')}`);
+    throw new WorkFailedError(
+      `${bad.length} of ${results.length} host(s) not in sync: ${bad.map((r) => `${r.host} ${r.state}`).join(', ')}`,
+    );
   }
 }
 
@@ -52,7 +62,10 @@ export function formatStatus(results: readonly HostStatus[], withDiff: boolean):
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => row[i].length))) ?? [];
   return results
     .map((r, i) => {
-      const extras = [r.foreign.length > 0 ? `foreign: ${r.foreign.join(', ')}` : '', r.reason ? `(${r.reason})` : ''].filter(Boolean);
+      const extras = [
+        r.foreign.length > 0 ? `foreign: ${r.foreign.join(', ')}` : '',
+        r.reason ? `(${r.reason})` : '',
+      ].filter(Boolean);
       const line = [...rows[i].map((c, j) => c.padEnd(widths[j])), ...extras].join('  ').trimEnd();
       const details = withDiff ? [...r.drift, ...r.foreignRules.map((f) => `foreign rule: ${f}`)] : [];
       return [line, ...details.map((d) => `    ${d}`)].join('\n');
@@ -65,4 +78,3 @@ function shortCommit(commit: string): string {
   const [sha, ...rest] = commit.split('+');
   return [sha.slice(0, 7), ...rest].join('+');
 }
-

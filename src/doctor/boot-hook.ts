@@ -52,8 +52,17 @@ export const DETECT_BOOT_SH = `detect_boot() {
 export function parseBootMechanisms(stdout: string): BootMechanism[] {
   const out: BootMechanism[] = [];
   for (const line of stdout.split('\n')) {
-    const m = /^boot=(if-pre-up\.d|netfilter-persistent|systemd) ([01]) (ok|no-ifupdown|not-executable|bad-name|disabled) (.+)$/.exec(line);
-    if (m) out.push({ kind: m[1] as BootMechanism['kind'], loadsRules: m[2] === '1', state: m[3] as BootMechanism['state'], path: m[4] });
+    const m =
+      /^boot=(if-pre-up\.d|netfilter-persistent|systemd) ([01]) (ok|no-ifupdown|not-executable|bad-name|disabled) (.+)$/.exec(
+        line,
+      );
+    if (m)
+      out.push({
+        kind: m[1] as BootMechanism['kind'],
+        loadsRules: m[2] === '1',
+        state: m[3] as BootMechanism['state'],
+        path: m[4],
+      });
   }
   return out;
 }
@@ -143,7 +152,8 @@ echo "status=installed"
 
 /** Reads what {@link bootHookScript} printed; undefined when it printed no status (the script failed). */
 export function parseBootHookResult(stdout: string): BootHookResult | undefined {
-  const status = /^status=(installed|present|conflict|inactive)$/m.exec(stdout)?.[1] as BootHookResult['status'] | undefined;
+  const status = /^status=(installed|present|conflict|inactive)$/m.exec(stdout)?.[1] as
+    BootHookResult['status'] | undefined;
   if (!status) return undefined;
   const found = parseBootMechanisms(stdout);
   const pickers: Record<BootHookResult['status'], (m: BootMechanism) => boolean> = {
@@ -162,7 +172,9 @@ export function describeBootHookResult(r: BootHookResult, rules: string): string
   const m = r.mechanism;
   switch (r.status) {
     case 'installed':
-      return m.state === 'ok' ? `boot hook installed: ${m.path}` : `boot hook installed: ${m.path}, but ${whyInactive(m)}`;
+      return m.state === 'ok'
+        ? `boot hook installed: ${m.path}`
+        : `boot hook installed: ${m.path}, but ${whyInactive(m)}`;
     case 'present':
       return `boot: ${m.path} already loads ${rules}`;
     case 'conflict':

@@ -35,7 +35,9 @@ export function evaluateFacts(f: HostFacts, c: HostContext): Check[] {
   const checks: (Omit<Check, 'host'> | undefined)[] = [
     privileges(f, c),
     tools(f, c),
-    ...(f.uid === 0 ? [backend(f), rulesFile(f, c), boot(f, c), ...otherManagers(f, c)] : [rulesFile(f, c), boot(f, c)]),
+    ...(f.uid === 0
+      ? [backend(f), rulesFile(f, c), boot(f, c), ...otherManagers(f, c)]
+      : [rulesFile(f, c), boot(f, c)]),
     addresses(f, c),
     internalInterface(f, c),
     ...leftovers(f, c),
@@ -44,7 +46,8 @@ export function evaluateFacts(f: HostFacts, c: HostContext): Check[] {
 }
 
 function privileges(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefined {
-  if (f.uid === 0) return c.host.ssh.sudo ? { name: 'sudo', level: 'ok', detail: `sudo -n works for ${c.host.ssh.user}` } : undefined;
+  if (f.uid === 0)
+    return c.host.ssh.sudo ? { name: 'sudo', level: 'ok', detail: `sudo -n works for ${c.host.ssh.user}` } : undefined;
   return {
     name: 'privileges',
     level: 'fail',
@@ -54,9 +57,19 @@ function privileges(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefin
 }
 
 function tools(f: HostFacts, c: HostContext): Omit<Check, 'host'> {
-  const needed: Tool[] = ['iptables-restore', 'iptables-save', ...(c.inventory.hasIpv6 ? (['ip6tables-restore', 'ip6tables-save'] as const) : [])];
+  const needed: Tool[] = [
+    'iptables-restore',
+    'iptables-save',
+    ...(c.inventory.hasIpv6 ? (['ip6tables-restore', 'ip6tables-save'] as const) : []),
+  ];
   const missing = needed.filter((t) => !f.tools.has(t));
-  if (missing.length > 0) return { name: 'tools', level: 'fail', detail: `missing on the host: ${missing.join(', ')}`, fix: 'install iptables (`apt-get install iptables`)' };
+  if (missing.length > 0)
+    return {
+      name: 'tools',
+      level: 'fail',
+      detail: `missing on the host: ${missing.join(', ')}`,
+      fix: 'install iptables (`apt-get install iptables`)',
+    };
   if (c.inventory.sets === 'ipset' && !f.tools.has('ipset')) {
     const detail = 'ipset missing on the host (the inventory says sets: ipset)';
     return { name: 'tools', level: 'fail', detail, fix: 'install ipset (`apt-get install ipset`)' };
@@ -74,9 +87,13 @@ export function backendOf(version: string): 'nf_tables' | 'legacy' | undefined {
 
 function backend(f: HostFacts): Omit<Check, 'host'> | undefined {
   const current = backendOf(f.iptablesVersion);
-  if (!current) return f.iptablesVersion ? { name: 'backend', level: 'warn', detail: `cannot tell the backend from "${f.iptablesVersion}"` } : undefined;
+  if (!current)
+    return f.iptablesVersion
+      ? { name: 'backend', level: 'warn', detail: `cannot tell the backend from "${f.iptablesVersion}"` }
+      : undefined;
   const other = current === 'nf_tables' ? 'legacy' : 'nft';
-  const counts = current === 'nf_tables' ? [f.ruleCounts.legacy4, f.ruleCounts.legacy6] : [f.ruleCounts.nft4, f.ruleCounts.nft6];
+  const counts =
+    current === 'nf_tables' ? [f.ruleCounts.legacy4, f.ruleCounts.legacy6] : [f.ruleCounts.nft4, f.ruleCounts.nft6];
   const inOther = counts.reduce<number>((a, n) => a + (n ?? 0), 0);
   if (inOther === 0) return { name: 'backend', level: 'ok', detail: `iptables uses ${current}; no rules in ${other}` };
   return {
@@ -89,12 +106,22 @@ function backend(f: HostFacts): Omit<Check, 'host'> | undefined {
 
 function rulesFile(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefined {
   const { rules, rules6 } = c.paths;
-  const states: [string, LiveState][] = [[rules, f.live4], ...(c.inventory.hasIpv6 ? [[rules6, f.live6] as [string, LiveState]] : [])];
+  const states: [string, LiveState][] = [
+    [rules, f.live4],
+    ...(c.inventory.hasIpv6 ? [[rules6, f.live6] as [string, LiveState]] : []),
+  ];
   const missing = states.filter(([, s]) => s === 'no-file').map(([p]) => p);
-  if (missing.length > 0) return { name: 'rules file', level: 'warn', detail: `${missing.join(', ')} missing: this host has not been shipped yet`, fix: fwgenShip(c) };
+  if (missing.length > 0)
+    return {
+      name: 'rules file',
+      level: 'warn',
+      detail: `${missing.join(', ')} missing: this host has not been shipped yet`,
+      fix: fwgenShip(c),
+    };
   const present = states.map(([p]) => p).join(', ');
   // Without root or without iptables-save the live rules cannot be read; other checks say why.
-  if (f.uid !== 0 || states.some(([, s]) => s === 'no-tool')) return { name: 'rules file', level: 'ok', detail: `${present} present (live rules not compared)` };
+  if (f.uid !== 0 || states.some(([, s]) => s === 'no-tool'))
+    return { name: 'rules file', level: 'ok', detail: `${present} present (live rules not compared)` };
   const differ = states.filter(([, s]) => s === 'differ').map(([p]) => p);
   if (differ.length > 0) {
     return {
@@ -108,11 +135,16 @@ function rulesFile(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefine
 }
 
 /** Is the rules file loaded at boot, by something that will actually run? */
-export function evaluateBoot(mechanisms: readonly BootMechanism[], rules: string, persistFix: string): Omit<Check, 'host'> {
+export function evaluateBoot(
+  mechanisms: readonly BootMechanism[],
+  rules: string,
+  persistFix: string,
+): Omit<Check, 'host'> {
   const ours = mechanisms.filter((m) => m.loadsRules);
   const working = ours.find((m) => m.state === 'ok');
   const others = mechanisms.filter((m) => !m.loadsRules);
-  if (working && others.length === 0) return { name: 'boot', level: 'ok', detail: `${rules} is loaded at boot by ${working.path} (${working.kind})` };
+  if (working && others.length === 0)
+    return { name: 'boot', level: 'ok', detail: `${rules} is loaded at boot by ${working.path} (${working.kind})` };
   if (working) {
     return {
       name: 'boot',
@@ -123,7 +155,12 @@ export function evaluateBoot(mechanisms: readonly BootMechanism[], rules: string
   }
   if (ours.length > 0) {
     const m = ours[0];
-    return { name: 'boot', level: 'fail', detail: `${m.path} would load ${rules} at boot, but ${whyInactive(m)}: a reboot drops the firewall`, fix: bootFix(m) };
+    return {
+      name: 'boot',
+      level: 'fail',
+      detail: `${m.path} would load ${rules} at boot, but ${whyInactive(m)}: a reboot drops the firewall`,
+      fix: bootFix(m),
+    };
   }
   if (others.length > 0) {
     const m = others[0];
@@ -131,10 +168,18 @@ export function evaluateBoot(mechanisms: readonly BootMechanism[], rules: string
       name: 'boot',
       level: 'fail',
       detail: `${m.path} (${m.kind}) loads other rules at boot, not ${rules}: a reboot brings back the old firewall`,
-      fix: m.kind === 'netfilter-persistent' ? `set defaults.rules_path: /etc/iptables/rules.v4 so fwgen ships the file netfilter-persistent loads` : `point ${m.path} at ${rules}, or remove it and run ${persistFix}`,
+      fix:
+        m.kind === 'netfilter-persistent'
+          ? `set defaults.rules_path: /etc/iptables/rules.v4 so fwgen ships the file netfilter-persistent loads`
+          : `point ${m.path} at ${rules}, or remove it and run ${persistFix}`,
     };
   }
-  return { name: 'boot', level: 'fail', detail: `nothing loads ${rules} at boot: a reboot drops the firewall`, fix: `${persistFix} installs a boot hook` };
+  return {
+    name: 'boot',
+    level: 'fail',
+    detail: `nothing loads ${rules} at boot: a reboot drops the firewall`,
+    fix: `${persistFix} installs a boot hook`,
+  };
 }
 
 function bootFix(m: BootMechanism): string {
@@ -146,7 +191,9 @@ function bootFix(m: BootMechanism): string {
     case 'bad-name':
       return `rename ${m.path} to a name of letters, digits, _ and - only`;
     default:
-      return m.kind === 'netfilter-persistent' ? 'systemctl enable netfilter-persistent' : `systemctl enable ${m.path.slice(m.path.lastIndexOf('/') + 1)}`;
+      return m.kind === 'netfilter-persistent'
+        ? 'systemctl enable netfilter-persistent'
+        : `systemctl enable ${m.path.slice(m.path.lastIndexOf('/') + 1)}`;
   }
 }
 
@@ -158,9 +205,20 @@ function boot(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefined {
 function otherManagers(f: HostFacts, c: HostContext): Omit<Check, 'host'>[] {
   const found: Omit<Check, 'host'>[] = [];
   if (f.ufwEnabled || f.ufwChains > 0) {
-    found.push({ name: 'other firewall', level: 'fail', detail: `ufw is ${f.ufwEnabled ? 'enabled' : 'active'}: it rewrites the same tables as fwgen`, fix: '`ufw disable` on the host' });
+    found.push({
+      name: 'other firewall',
+      level: 'fail',
+      detail: `ufw is ${f.ufwEnabled ? 'enabled' : 'active'}: it rewrites the same tables as fwgen`,
+      fix: '`ufw disable` on the host',
+    });
   }
-  if (f.firewalldActive) found.push({ name: 'other firewall', level: 'fail', detail: 'firewalld is running: it rewrites the rules fwgen applies', fix: '`systemctl disable --now firewalld` on the host' });
+  if (f.firewalldActive)
+    found.push({
+      name: 'other firewall',
+      level: 'fail',
+      detail: 'firewalld is running: it rewrites the rules fwgen applies',
+      fix: '`systemctl disable --now firewalld` on the host',
+    });
   // fwgen keeps Docker's chains (preserve:), but with forward: reject its FWGEN-FORWARD rejects what Docker forwards.
   if (f.dockerChains > 0 && (c.forward ?? 'reject') === 'reject') {
     found.push({
@@ -171,10 +229,18 @@ function otherManagers(f: HostFacts, c: HostContext): Omit<Check, 'host'>[] {
     });
   }
   if (f.nftablesEnabled) {
-    found.push({ name: 'other firewall', level: 'warn', detail: 'nftables.service is enabled: it loads /etc/nftables.conf at boot, beside fwgen\'s rules', fix: '`systemctl disable nftables` on the host' });
+    found.push({
+      name: 'other firewall',
+      level: 'warn',
+      detail: "nftables.service is enabled: it loads /etc/nftables.conf at boot, beside fwgen's rules",
+      fix: '`systemctl disable nftables` on the host',
+    });
   }
-  const docker = f.dockerChains > 0 ? `Docker's chains kept, FORWARD left to Docker (forward: leave)` : 'no Docker chains';
-  return found.length > 0 ? found : [{ name: 'other firewall', level: 'ok', detail: `no ufw, firewalld or nftables.service; ${docker}` }];
+  const docker =
+    f.dockerChains > 0 ? `Docker's chains kept, FORWARD left to Docker (forward: leave)` : 'no Docker chains';
+  return found.length > 0
+    ? found
+    : [{ name: 'other firewall', level: 'ok', detail: `no ufw, firewalld or nftables.service; ${docker}` }];
 }
 
 function canonical(address: string): string {
@@ -189,7 +255,8 @@ function addresses(f: HostFacts, c: HostContext): Omit<Check, 'host'> {
   const onHost = new Map(f.addresses.map((a) => [canonical(a.address), a.ifname]));
   const wanted = c.host.addresses.map((n) => canonical(n.cidr.slice(0, n.cidr.indexOf('/'))));
   const missing = wanted.filter((a) => !onHost.has(a));
-  if (missing.length === 0) return { name: 'addresses', level: 'ok', detail: wanted.map((a) => `${a} on ${onHost.get(a)}`).join(', ') };
+  if (missing.length === 0)
+    return { name: 'addresses', level: 'ok', detail: wanted.map((a) => `${a} on ${onHost.get(a)}`).join(', ') };
   return {
     name: 'addresses',
     level: 'warn',
@@ -201,14 +268,16 @@ function addresses(f: HostFacts, c: HostContext): Omit<Check, 'host'> {
 function internalInterface(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefined {
   const iface = c.inventory.interface;
   if (!iface) return undefined;
-  const matches = iface.endsWith('+') ? f.links.filter((l) => l.startsWith(iface.slice(0, -1))) : f.links.filter((l) => l === iface);
+  const matches = iface.endsWith('+')
+    ? f.links.filter((l) => l.startsWith(iface.slice(0, -1)))
+    : f.links.filter((l) => l === iface);
   if (matches.length > 0) return { name: 'interface', level: 'ok', detail: `${matches.join(', ')} present` };
   const used = c.inventory.trust === 'fleet';
   return {
     name: 'interface',
     level: used ? 'fail' : 'warn',
     detail: `no interface ${iface} on the host (it has ${f.links.filter((l) => l !== 'lo').join(', ') || 'none'})${used ? ': fleet trust rules never match here' : ''}`,
-    fix: 'set defaults.interface to the internal interface\'s name (a trailing + matches a prefix)',
+    fix: "set defaults.interface to the internal interface's name (a trailing + matches a prefix)",
   };
 }
 
@@ -217,7 +286,12 @@ function leftovers(f: HostFacts, c: HostContext): Omit<Check, 'host'>[] {
   const inFlight = f.armed.some((a) => a.alive) || (f.lock !== undefined && f.lock.ageS < STALE_AFTER_S);
   for (const a of f.armed) {
     if (a.alive) {
-      out.push({ name: 'dead-man switch', level: 'warn', detail: `ship ${a.id} is in flight: its dead-man switch is armed (${a.ageS}s ago)`, fix: 'wait for it to finish, then run doctor again' });
+      out.push({
+        name: 'dead-man switch',
+        level: 'warn',
+        detail: `ship ${a.id} is in flight: its dead-man switch is armed (${a.ageS}s ago)`,
+        fix: 'wait for it to finish, then run doctor again',
+      });
     } else {
       out.push({
         name: 'dead-man switch',
@@ -235,7 +309,12 @@ function leftovers(f: HostFacts, c: HostContext): Omit<Check, 'host'>[] {
       fix: `make sure no fwgen runs against ${c.host.name}, then on the host: \`rm -rf ${f.lock.path}\``,
     });
   } else if (f.lock) {
-    out.push({ name: 'lock', level: 'warn', detail: `a ship holds ${f.lock.path} (${f.lock.owner || 'unknown owner'}, ${ago(f.lock.ageS)})`, fix: 'wait for it to finish, then run doctor again' });
+    out.push({
+      name: 'lock',
+      level: 'warn',
+      detail: `a ship holds ${f.lock.path} (${f.lock.owner || 'unknown owner'}, ${ago(f.lock.ageS)})`,
+      fix: 'wait for it to finish, then run doctor again',
+    });
   }
   const staged = f.staged.filter((s) => !inFlight || s.ageS >= STALE_AFTER_S);
   if (staged.length > 0) {
@@ -250,7 +329,13 @@ function leftovers(f: HostFacts, c: HostContext): Omit<Check, 'host'>[] {
 }
 
 function ago(s: number): string {
-  return s < 120 ? `${s}s` : s < 7200 ? `${Math.round(s / 60)} min` : s < 172800 ? `${Math.round(s / 3600)} h` : `${Math.round(s / 86400)} days`;
+  return s < 120
+    ? `${s}s`
+    : s < 7200
+      ? `${Math.round(s / 60)} min`
+      : s < 172800
+        ? `${Math.round(s / 3600)} h`
+        : `${Math.round(s / 86400)} days`;
 }
 
 /** The worst level among checks. */

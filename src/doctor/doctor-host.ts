@@ -18,7 +18,10 @@ export interface DoctorDeps {
 
 /** Checks one host: names from here, then one SSH connection running one read-only script. */
 export async function doctorHost(host: Host, inv: Inventory, paths: RemotePaths, deps: DoctorDeps): Promise<Check[]> {
-  const [names, remote] = await Promise.all([nameChecks(host, deps.resolver, deps.reaches?.get(host.name)), remoteChecks(host, inv, paths, deps)]);
+  const [names, remote] = await Promise.all([
+    nameChecks(host, deps.resolver, deps.reaches?.get(host.name)),
+    remoteChecks(host, inv, paths, deps),
+  ]);
   // A name that does not resolve explains a failed connection, so it goes first; PTR (a warning at most) last.
   return [...names.filter((c) => c.name !== 'PTR'), ...remote, ...names.filter((c) => c.name === 'PTR')];
 }
@@ -26,17 +29,43 @@ export async function doctorHost(host: Host, inv: Inventory, paths: RemotePaths,
 async function remoteChecks(host: Host, inv: Inventory, paths: RemotePaths, deps: DoctorDeps): Promise<Check[]> {
   let session: Session;
   try {
-    session = await deps.transport.connect({ name: host.name, ssh: host.ssh, acceptNew: false, timeoutMs: deps.connectTimeoutMs });
+    session = await deps.transport.connect({
+      name: host.name,
+      ssh: host.ssh,
+      acceptNew: false,
+      timeoutMs: deps.connectTimeoutMs,
+    });
   } catch (err) {
     return failure(host, err);
   }
   try {
-    const r = await session.run({ name: 'doctor-facts', script: factsScript({ paths, id: 'doctor', ipv6: inv.hasIpv6 }), args: [] });
+    const r = await session.run({
+      name: 'doctor-facts',
+      script: factsScript({ paths, id: 'doctor', ipv6: inv.hasIpv6 }),
+      args: [],
+    });
     if (parseStatus(r.stdout).status !== 'facts') {
       const why = r.stderr.trim().split('\n').at(-1) || `exit ${r.code}`;
-      return [...connectedChecks(host, session.reached), { host: host.name, name: 'facts', level: 'fail', detail: `the checking script failed on the host: ${why}`, fix: 'the host needs a POSIX sh, coreutils and iproute2' }];
+      return [
+        ...connectedChecks(host, session.reached),
+        {
+          host: host.name,
+          name: 'facts',
+          level: 'fail',
+          detail: `the checking script failed on the host: ${why}`,
+          fix: 'the host needs a POSIX sh, coreutils and iproute2',
+        },
+      ];
     }
-    return [...connectedChecks(host, session.reached), ...evaluateFacts(parseFacts(r.stdout), { host, inventory: inv, paths, forward: inv.roles?.find((x) => x.name === host.role)?.forward })];
+    return [
+      ...connectedChecks(host, session.reached),
+      ...evaluateFacts(parseFacts(r.stdout), {
+        host,
+        inventory: inv,
+        paths,
+        forward: inv.roles?.find((x) => x.name === host.role)?.forward,
+      }),
+    ];
   } catch (err) {
     return failure(host, err);
   } finally {
@@ -46,11 +75,25 @@ async function remoteChecks(host: Host, inv: Inventory, paths: RemotePaths, deps
 
 function failure(host: Host, err: unknown): Check[] {
   if (err instanceof TransportError) return transportFailureChecks(host, err);
-  return [{ host: host.name, name: 'ssh', level: 'fail', detail: `connection lost: ${(err as Error)?.message ?? String(err)}`, fix: 'run doctor again; if it persists, check the host' }];
+  return [
+    {
+      host: host.name,
+      name: 'ssh',
+      level: 'fail',
+      detail: `connection lost: ${(err as Error)?.message ?? String(err)}`,
+      fix: 'run doctor again; if it persists, check the host',
+    },
+  ];
 }
 
 /** Checks hosts in parallel, at most `concurrency` at once; results in the hosts' order. */
-export async function doctorFleet(hosts: readonly Host[], inv: Inventory, paths: RemotePaths, deps: DoctorDeps, concurrency: number): Promise<Check[][]> {
+export async function doctorFleet(
+  hosts: readonly Host[],
+  inv: Inventory,
+  paths: RemotePaths,
+  deps: DoctorDeps,
+  concurrency: number,
+): Promise<Check[][]> {
   const results: Check[][] = new Array(hosts.length);
   let next = 0;
   const worker = async (): Promise<void> => {

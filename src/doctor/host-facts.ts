@@ -32,7 +32,12 @@ export interface HostFacts {
   /** First line of `iptables -V`: `iptables v1.8.9 (nf_tables)`. */
   readonly iptablesVersion: string;
   /** `-A` lines per backend and family, from `iptables-legacy-save` etc.; undefined when the command is missing. */
-  readonly ruleCounts: { readonly legacy4?: number; readonly legacy6?: number; readonly nft4?: number; readonly nft6?: number };
+  readonly ruleCounts: {
+    readonly legacy4?: number;
+    readonly legacy6?: number;
+    readonly nft4?: number;
+    readonly nft6?: number;
+  };
   readonly live4: LiveState;
   readonly live6: LiveState;
   readonly boot: readonly BootMechanism[];
@@ -121,7 +126,12 @@ export function parseFacts(stdout: string): HostFacts {
     uid: num('uid') ?? -1,
     tools: new Set(all('tool').filter((t): t is Tool => (TOOLS as readonly string[]).includes(t))),
     iptablesVersion: one('version') ?? '',
-    ruleCounts: { legacy4: num('count.legacy4'), legacy6: num('count.legacy6'), nft4: num('count.nft4'), nft6: num('count.nft6') },
+    ruleCounts: {
+      legacy4: num('count.legacy4'),
+      legacy6: num('count.legacy6'),
+      nft4: num('count.nft4'),
+      nft6: num('count.nft6'),
+    },
     live4: (one('live4') ?? 'no-tool') as LiveState,
     live6: (one('live6') ?? 'no-tool') as LiveState,
     boot: parseBootMechanisms(stdout),

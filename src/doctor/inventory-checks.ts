@@ -8,11 +8,17 @@ export function inventoryChecks(inv: Inventory, policies: readonly RolePolicy[])
 }
 
 function management(inv: Inventory): Check {
-  if (inv.management.length > 0) return { name: 'management', level: 'ok', detail: `${inv.management.map((n) => n.cidr).join(', ')} may always reach SSH` };
+  if (inv.management.length > 0)
+    return {
+      name: 'management',
+      level: 'ok',
+      detail: `${inv.management.map((n) => n.cidr).join(', ')} may always reach SSH`,
+    };
   return {
     name: 'management',
     level: 'fail',
-    detail: 'no management networks: SSH to the hosts is admitted only through fleet trust and allow rules, and one wrong rule locks you out',
+    detail:
+      'no management networks: SSH to the hosts is admitted only through fleet trust and allow rules, and one wrong rule locks you out',
     fix: 'list the networks you administer from under `management:`',
   };
 }
@@ -20,7 +26,12 @@ function management(inv: Inventory): Check {
 function emptyRoles(inv: Inventory): Check[] {
   return inv.roles
     .filter((r) => r.hosts.length === 0)
-    .map((r) => ({ name: 'role without hosts', level: 'warn', detail: `role ${r.name} has no hosts: its rules file goes nowhere`, fix: `add hosts to ${r.name}, or remove the role` }));
+    .map((r) => ({
+      name: 'role without hosts',
+      level: 'warn',
+      detail: `role ${r.name} has no hosts: its rules file goes nowhere`,
+      fix: `add hosts to ${r.name}, or remove the role`,
+    }));
 }
 
 const describeRule = (rule: AllowRule, owner: string) =>
@@ -37,24 +48,36 @@ function allowRules(inv: Inventory, policies: readonly RolePolicy[]): Check[] {
   const fleet = new Set(inv.hosts.flatMap((h) => h.addresses.map((a) => a.cidr)));
   const checks: Check[] = [];
   // Monitoring rules go into every role: check their sources once, their ports per role.
-  const rules: [AllowRule, string][] = [...inv.roles.flatMap((r) => r.allow.map((a): [AllowRule, string] => [a, `role ${r.name}`])), ...inv.monitoring.map((m): [AllowRule, string] => [m, ''])];
+  const rules: [AllowRule, string][] = [
+    ...inv.roles.flatMap((r) => r.allow.map((a): [AllowRule, string] => [a, `role ${r.name}`])),
+    ...inv.monitoring.map((m): [AllowRule, string] => [m, '']),
+  ];
   for (const [rule, owner] of rules) {
     const addresses = rule.from.flatMap((s) => sourceAddresses(s, hosts, roles));
     if (addresses.length === 0) {
       checks.push({
         name: 'rule never matches',
         level: 'warn',
-        detail: `${describeRule(rule, owner)}: its sources have no address (${rule.from.filter((s) => s.kind === 'role').map((s) => `role ${sourceText(s)} has no hosts`).join(', ') || 'none'})`,
+        detail: `${describeRule(rule, owner)}: its sources have no address (${
+          rule.from
+            .filter((s) => s.kind === 'role')
+            .map((s) => `role ${sourceText(s)} has no hosts`)
+            .join(', ') || 'none'
+        })`,
         fix: `add hosts to the roles it names, or remove ${rule.label}`,
       });
       continue;
     }
-    if (inv.trust === 'fleet' && addresses.every((a) => fleet.has(a))) checks.push(shadowed(rule, owner, inv.interface));
+    if (inv.trust === 'fleet' && addresses.every((a) => fleet.has(a)))
+      checks.push(shadowed(rule, owner, inv.interface));
   }
   for (const role of inv.roles) {
     const open = policies.find((p) => p.role === role.name);
     if (!open) continue;
-    const openToAll: [PortSpec, string][] = [...open.publicPorts.map((p): [PortSpec, string] => [p, 'public']), ...open.ports.map((p): [PortSpec, string] => [p, 'ports'])];
+    const openToAll: [PortSpec, string][] = [
+      ...open.publicPorts.map((p): [PortSpec, string] => [p, 'public']),
+      ...open.ports.map((p): [PortSpec, string] => [p, 'ports']),
+    ];
     for (const rule of [...role.allow, ...inv.monitoring]) {
       for (const port of rule.ports) {
         const by = openToAll.find(([o]) => o.proto === port.proto && o.from <= port.from && port.to <= o.to);
@@ -63,7 +86,10 @@ function allowRules(inv: Inventory, policies: readonly RolePolicy[]): Check[] {
           name: 'rule adds nothing',
           level: 'warn',
           detail: `${describeRule(rule, `role ${role.name}`)}: ${port.text} is already open to everyone on ${role.name} by \`${by[1]}\``,
-          fix: by[1] === 'public' ? `drop ${port.text} from ${rule.label}` : `drop ${port.text} from ${rule.label}, or from \`ports\` of ${role.name} if only these sources should reach it`,
+          fix:
+            by[1] === 'public'
+              ? `drop ${port.text} from ${rule.label}`
+              : `drop ${port.text} from ${rule.label}, or from \`ports\` of ${role.name} if only these sources should reach it`,
         });
       }
     }
@@ -77,7 +103,9 @@ function shadowed(rule: AllowRule, owner: string, iface: string | undefined): Ch
     name: 'rule shadowed',
     level: 'warn',
     detail: `${describeRule(rule, owner)} is shadowed${where} by fleet trust: every source is an inventory host, which already reaches every port${where}${iface ? ` (the rule still counts on other interfaces)` : ''}`,
-    fix: iface ? `remove ${rule.label} unless these hosts also arrive on interfaces other than ${iface}, or set trust: none` : `remove ${rule.label}, or set trust: none to admit only what allow rules say`,
+    fix: iface
+      ? `remove ${rule.label} unless these hosts also arrive on interfaces other than ${iface}, or set trust: none`
+      : `remove ${rule.label}, or set trust: none to admit only what allow rules say`,
   };
 }
 

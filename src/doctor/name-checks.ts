@@ -21,7 +21,10 @@ export function systemResolver(timeoutMs = 2000): Resolver {
       // c-ares' timeout is per server and attempt: bound the whole query too.
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(Object.assign(new Error('no answer in time'), { code: 'ETIMEOUT' })), timeoutMs + 500);
+        timer = setTimeout(
+          () => reject(Object.assign(new Error('no answer in time'), { code: 'ETIMEOUT' })),
+          timeoutMs + 500,
+        );
       });
       return Promise.race([resolver.reverse(address), late]).finally(() => clearTimeout(timer));
     },
@@ -32,7 +35,8 @@ export function systemResolver(timeoutMs = 2000): Resolver {
 export function staticResolver(table: { names?: Record<string, string[]>; ptr?: Record<string, string[]> }): Resolver {
   const answer = (map: Record<string, string[]> | undefined, key: string) => {
     const found = map?.[key];
-    if (!found?.length) return Promise.reject(Object.assign(new Error(`queryA ENOTFOUND ${key}`), { code: 'ENOTFOUND' }));
+    if (!found?.length)
+      return Promise.reject(Object.assign(new Error(`queryA ENOTFOUND ${key}`), { code: 'ENOTFOUND' }));
     return Promise.resolve(found);
   };
   return { lookup: (name) => answer(table.names, name), reverse: (address) => answer(table.ptr, address) };
@@ -48,7 +52,12 @@ export async function nameChecks(h: Host, resolver: Resolver, reach?: Reach): Pr
   if (isIP(name)) {
     // An address: nothing to resolve.
   } else if (reach && reach.jumps.length > 0) {
-    checks.push({ host: h.name, name: 'ssh.host resolves', level: 'ok', detail: `${name} is resolved by the jump host` });
+    checks.push({
+      host: h.name,
+      name: 'ssh.host resolves',
+      level: 'ok',
+      detail: `${name} is resolved by the jump host`,
+    });
   } else {
     try {
       const found = await resolver.lookup(name);

@@ -13,10 +13,17 @@ export interface ScriptVars {
  * quoted; every value passed a strict pattern first) and helpers. The ship steps are files in remote/.
  */
 export function prologue(v: ScriptVars): string {
-  const vars: Record<string, string | number> = { RULES: v.paths.rules, RULES6: v.paths.rules6, ID: v.id, HAS6: v.ipv6 ? 1 : 0 };
+  const vars: Record<string, string | number> = {
+    RULES: v.paths.rules,
+    RULES6: v.paths.rules6,
+    ID: v.id,
+    HAS6: v.ipv6 ? 1 : 0,
+  };
   return `set -u
 umask 077
-${Object.entries(vars).map(([k, val]) => `${k}=${shq(String(val))}`).join('\n')}
+${Object.entries(vars)
+  .map(([k, val]) => `${k}=${shq(String(val))}`)
+  .join('\n')}
 LOCK="$RULES.fwgen-lock"
 fail() { code=$1; shift; printf 'fwgen: %s\\n' "$*" >&2; exit "$code"; }
 norm() { sed -e '/^#/d' -e 's/\\[[0-9]*:[0-9]*\\]$/[0:0]/'; }

@@ -32,4 +32,3 @@ export function ownerOf(rule: Rule, preserve: PreserveFn): RuleOwner {
   if (comment !== undefined && /^fwgen\b/.test(comment)) return 'fwgen';
   return 'leftover';
 }
-

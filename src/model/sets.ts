@@ -14,7 +14,11 @@ export function emitSet(set: IpSet, name = set.name): string {
 }
 
 /** Sets in `ipset restore` format, after optional header comment lines; `rename` maps each name. */
-export function emitSets(sets: readonly IpSet[], header: readonly string[] = [], rename?: (n: string) => string): string {
+export function emitSets(
+  sets: readonly IpSet[],
+  header: readonly string[] = [],
+  rename?: (n: string) => string,
+): string {
   const body = sets.map((s) => emitSet(s, rename ? rename(s.name) : s.name)).join('');
   return header.map((l) => `${l}\n`).join('') + body;
 }
@@ -41,7 +45,10 @@ export function parseSets(text: string): { sets: IpSet[]; problems: SetParseProb
     if (words[0] === 'create' && words.length >= 5 && words[3] === 'family') {
       const family = words[4] as SetFamily;
       if (family !== 'inet' && family !== 'inet6') return problem(`unknown set family ${words[4]}`);
-      drafts.set(words[1]!, { set: { name: words[1]!, type: words[2]!, family, options: words.slice(5) }, members: [] });
+      drafts.set(words[1]!, {
+        set: { name: words[1]!, type: words[2]!, family, options: words.slice(5) },
+        members: [],
+      });
     } else if (words[0] === 'add' && words.length >= 3) {
       const d = drafts.get(words[1]!);
       if (!d) return problem(`add to set ${words[1]} before its create line`);
@@ -68,7 +75,10 @@ export function sortMembers(members: readonly string[]): string[] {
 function memberKey(m: string): string {
   const [addr, prefix] = m.split('/');
   if (!addr!.includes(':')) {
-    const bytes = addr!.split('.').map((o) => Number(o).toString(16).padStart(2, '0')).join('');
+    const bytes = addr!
+      .split('.')
+      .map((o) => Number(o).toString(16).padStart(2, '0'))
+      .join('');
     return `4${bytes}${(prefix ?? '32').padStart(3, '0')}`;
   }
   const [head, tail] = addr!.split('::');

@@ -40,7 +40,10 @@ export function isEmptyChange(c: Change): boolean {
  * undo (the dead-man switch), the unchanged check and `status` all come from this one function.
  */
 export function planChange(live: Ruleset, want: Ruleset, preserve: PreserveFn): Change {
-  const names = new Set([...want.tables.map((t) => t.name), ...live.tables.filter(hasFwgenParts(preserve)).map((t) => t.name)]);
+  const names = new Set([
+    ...want.tables.map((t) => t.name),
+    ...live.tables.filter(hasFwgenParts(preserve)).map((t) => t.name),
+  ]);
   const tables: TableChange[] = [];
   for (const name of names) {
     const l = tableOf(live, name) ?? { ...EMPTY, name };
@@ -52,7 +55,8 @@ export function planChange(live: Ruleset, want: Ruleset, preserve: PreserveFn): 
 }
 
 function hasFwgenParts(preserve: PreserveFn): (t: Table) => boolean {
-  return (t) => t.chains.some((c) => isFwgenChain(c.name)) || chainRulesOfBuiltins(t).some((r) => ownerOf(r, preserve) === 'fwgen');
+  return (t) =>
+    t.chains.some((c) => isFwgenChain(c.name)) || chainRulesOfBuiltins(t).some((r) => ownerOf(r, preserve) === 'fwgen');
 }
 
 function chainRulesOfBuiltins(t: Table): Rule[] {
@@ -62,7 +66,8 @@ function chainRulesOfBuiltins(t: Table): Rule[] {
 function planTable(live: Table, want: Table, preserve: PreserveFn): TableChange {
   const wantChains = want.chains.filter((c) => isFwgenChain(c.name)).map((c) => c.name);
   const liveChains = new Set(live.chains.filter((c) => isFwgenChain(c.name)).map((c) => c.name));
-  const same = (chain: string): boolean => liveChains.has(chain) && sameRules(chainRules(live, chain), chainRules(want, chain));
+  const same = (chain: string): boolean =>
+    liveChains.has(chain) && sameRules(chainRules(live, chain), chainRules(want, chain));
   const refill = wantChains.filter((c) => !same(c));
   const drop = [...liveChains].filter((c) => !wantChains.includes(c));
   const builtins = (BUILTIN_CHAINS[want.name] ?? BUILTIN_CHAINS[live.name] ?? [])
@@ -75,7 +80,12 @@ function planTable(live: Table, want: Table, preserve: PreserveFn): TableChange 
  * A built-in chain fwgen has rules for ends with exactly those rules, after every preserved hook and
  * with no leftover among them; in a chain fwgen has no rules for, only fwgen's own rules go.
  */
-function planBuiltin(chain: string, live: readonly Rule[], want: readonly Rule[], preserve: PreserveFn): ChainChange | undefined {
+function planBuiltin(
+  chain: string,
+  live: readonly Rule[],
+  want: readonly Rule[],
+  preserve: PreserveFn,
+): ChainChange | undefined {
   const owners = live.map((r) => ownerOf(r, preserve));
   if (want.length === 0) {
     const deletes = live.map((rule, i) => ({ rule, position: i + 1 })).filter((_, i) => owners[i] === 'fwgen');
@@ -129,9 +139,11 @@ export function undoScript(c: Change): string {
       for (const chain of touched) lines.push(`:${chain} - [0:0]`);
       for (const b of t.builtins) for (const r of b.appends) lines.push(deleteLine(r));
       for (const b of t.builtins) {
-        for (const d of [...b.deletes].sort((x, y) => x.position - y.position)) lines.push(insertLine(d.rule, d.position));
+        for (const d of [...b.deletes].sort((x, y) => x.position - y.position))
+          lines.push(insertLine(d.rule, d.position));
       }
-      for (const chain of touched.filter((ch) => liveChains.has(ch))) for (const r of chainRules(t.live, chain)) lines.push(emitRule(r));
+      for (const chain of touched.filter((ch) => liveChains.has(ch)))
+        for (const r of chainRules(t.live, chain)) lines.push(emitRule(r));
       for (const chain of created) lines.push(`-X ${chain}`);
       lines.push('COMMIT');
       return lines.join('\n');
@@ -150,5 +162,11 @@ function insertLine(rule: Rule, position: number): string {
 
 /** Rules of other origin that a change deletes from the built-in chains (hand-written leftovers), as text. */
 export function removedLeftovers(c: Change, preserve: PreserveFn): string[] {
-  return c.tables.flatMap((t) => t.builtins.flatMap((b) => b.deletes.filter((d) => ownerOf(d.rule, preserve) === 'leftover').map((d) => emitRule({ chain: d.rule.chain, args: d.rule.args }))));
+  return c.tables.flatMap((t) =>
+    t.builtins.flatMap((b) =>
+      b.deletes
+        .filter((d) => ownerOf(d.rule, preserve) === 'leftover')
+        .map((d) => emitRule({ chain: d.rule.chain, args: d.rule.args })),
+    ),
+  );
 }

@@ -20,7 +20,11 @@ const OWNED = new Set([...Object.values(RULES_FILE), SETS_FILE.split('/')[1]!]);
 /** Compares rendered files with the output folder. `roles` limits removals to those roles' folders. */
 export function planOutput(files: readonly RenderedFile[], outDir: string, roles?: ReadonlySet<string>): FileChange[] {
   const scratch = { buf: Buffer.alloc(0) };
-  const changes: FileChange[] = files.map((file) => ({ path: file.path, status: compareWithDisk(file, join(outDir, file.path), scratch), file }));
+  const changes: FileChange[] = files.map((file) => ({
+    path: file.path,
+    status: compareWithDisk(file, join(outDir, file.path), scratch),
+    file,
+  }));
   const wanted = new Set(files.map((f) => f.path));
   for (const path of listOwnedFiles(outDir)) {
     if (wanted.has(path) || (roles && !roles.has(path.split('/')[0]))) continue;

@@ -15,7 +15,10 @@ const PING: Record<Family, string[]> = {
 const NDP_TYPES: Record<Family, number[]> = { ipv4: [], ipv6: [133, 134, 135, 136] };
 
 const comment = (text: string): string[] => ['-m', 'comment', '--comment', `fwgen ${text}`];
-const accept = (chain: string, args: string[], why: string): Rule => ({ chain, args: [...args, ...comment(why), '-j', 'ACCEPT'] });
+const accept = (chain: string, args: string[], why: string): Rule => ({
+  chain,
+  args: [...args, ...comment(why), '-j', 'ACCEPT'],
+});
 const port = (p: { proto: string; dport: string }): string[] => ['-p', p.proto, '-m', p.proto, '--dport', p.dport];
 
 /** Verbatim rules from a role template's `extra` block, already parsed and checked, per fwgen chain. */
@@ -49,7 +52,9 @@ function listRules(p: RolePolicy): ListRules {
   const IN = FWGEN_CHAINS.INPUT;
   // iptables-save prints -s before -p, and matches (-m set) after it.
   const ssh = (src: string[], match: string[] = []): Rule[] =>
-    p.sshPorts.map((sp) => accept(IN, [...src, ...port({ proto: 'tcp', dport: String(sp) }), ...match], 'management ssh'));
+    p.sshPorts.map((sp) =>
+      accept(IN, [...src, ...port({ proto: 'tcp', dport: String(sp) }), ...match], 'management ssh'),
+    );
   if (!p.lists) {
     return {
       management: p.management.flatMap((net) => ssh(['-s', net])),
@@ -99,23 +104,57 @@ export function buildRuleset(p: RolePolicy, extra: ExtraRules = []): Ruleset {
     { chain: IN, args: ['-d', p.loopback, '!', '-i', 'lo', ...comment('loopback address off lo'), ...reject] },
     accept(IN, ['-m', 'conntrack', '--ctstate', 'RELATED,ESTABLISHED'], 'established'),
     ...lists.management,
-    ...NDP_TYPES[p.family].map((t) => accept(IN, ['-p', 'ipv6-icmp', '-m', 'icmp6', '--icmpv6-type', String(t), '-m', 'hl', '--hl-eq', '255'], 'neighbour discovery')),
+    ...NDP_TYPES[p.family].map((t) =>
+      accept(
+        IN,
+        ['-p', 'ipv6-icmp', '-m', 'icmp6', '--icmpv6-type', String(t), '-m', 'hl', '--hl-eq', '255'],
+        'neighbour discovery',
+      ),
+    ),
     lists.fleet,
     ...p.publicPorts.map((pp) => accept(IN, port(pp), `${p.role} public`)),
     ...p.ports.map((pp) => accept(IN, port(pp), `${p.role} ports ${pp.text}`)),
     ...lists.allow,
     ...extraFor(IN),
     accept(IN, PING[p.family], 'ping'),
-    { chain: IN, args: ['-m', 'limit', '--limit', '5/min', ...comment('log denied'), '-j', 'LOG', '--log-prefix', 'fwgen denied: ', '--log-level', '7'] },
+    {
+      chain: IN,
+      args: [
+        '-m',
+        'limit',
+        '--limit',
+        '5/min',
+        ...comment('log denied'),
+        '-j',
+        'LOG',
+        '--log-prefix',
+        'fwgen denied: ',
+        '--log-level',
+        '7',
+      ],
+    },
     { chain: IN, args: [...comment('default reject'), ...reject] },
   ];
-  const forward: Rule[] = p.forward === 'reject' ? [...extraFor(FWGEN_CHAINS.FORWARD), { chain: FWGEN_CHAINS.FORWARD, args: [...comment('default reject'), ...reject] }] : [];
-  const output: Rule[] = [...extraFor(FWGEN_CHAINS.OUTPUT), { chain: FWGEN_CHAINS.OUTPUT, args: [...comment('all output'), '-j', 'ACCEPT'] }];
+  const forward: Rule[] =
+    p.forward === 'reject'
+      ? [
+          ...extraFor(FWGEN_CHAINS.FORWARD),
+          { chain: FWGEN_CHAINS.FORWARD, args: [...comment('default reject'), ...reject] },
+        ]
+      : [];
+  const output: Rule[] = [
+    ...extraFor(FWGEN_CHAINS.OUTPUT),
+    { chain: FWGEN_CHAINS.OUTPUT, args: [...comment('all output'), '-j', 'ACCEPT'] },
+  ];
   const hooked = (['INPUT', 'FORWARD', 'OUTPUT'] as const).filter((c) => c !== 'FORWARD' || p.forward === 'reject');
   const jumps: Rule[] = hooked.map((c) => ({ chain: c, args: [...comment('hook'), '-j', FWGEN_CHAINS[c]] }));
   // iptables-save order: built-in chains, then user chains by name; rules grouped by chain in that order.
   const own = hooked.map((c) => FWGEN_CHAINS[c]).sort();
-  const rulesOf: Record<string, (Rule | RuleBlock)[]> = { [FWGEN_CHAINS.INPUT]: input, [FWGEN_CHAINS.FORWARD]: forward, [FWGEN_CHAINS.OUTPUT]: output };
+  const rulesOf: Record<string, (Rule | RuleBlock)[]> = {
+    [FWGEN_CHAINS.INPUT]: input,
+    [FWGEN_CHAINS.FORWARD]: forward,
+    [FWGEN_CHAINS.OUTPUT]: output,
+  };
   return {
     tables: [
       {

@@ -40,7 +40,21 @@ export const RULES_FILE: Record<Family, string> = { ipv4: 'iptables.up.rules', i
 const FAMILY_LABEL: Record<Family, string> = { ipv4: 'IPv4', ipv6: 'IPv6' };
 
 /** Blocks of the templates of fwgen before the rule model; a role template overriding one would be ignored silently. */
-const RETIRED_BLOCKS = ['header', 'loopback', 'established', 'management', 'neighbour_discovery', 'fleet', 'public', 'ports', 'allow', 'ping', 'log', 'reject', 'output'];
+const RETIRED_BLOCKS = [
+  'header',
+  'loopback',
+  'established',
+  'management',
+  'neighbour_discovery',
+  'fleet',
+  'public',
+  'ports',
+  'allow',
+  'ping',
+  'log',
+  'reject',
+  'output',
+];
 
 /** Where the sets of ipset mode are rendered, once for every role: `ipset restore` format. */
 export const SETS_FILE = 'sets/ipset.rules';
@@ -49,7 +63,11 @@ export const SETS_FILE = 'sets/ipset.rules';
  * Renders every policy: the rule model built from the policy, plus the template's extra rules; in
  * ipset mode also the one sets file, holding every set any role's rules match. Pure.
  */
-export function renderPolicies(policies: readonly RolePolicy[], templates: TemplateSet, meta: RenderMeta): RenderedFile[] {
+export function renderPolicies(
+  policies: readonly RolePolicy[],
+  templates: TemplateSet,
+  meta: RenderMeta,
+): RenderedFile[] {
   const env = makeEnvironment(templates);
   const sets = new Map<string, IpSet>();
   const files: RenderedFile[] = policies.map((policy) => {
@@ -61,7 +79,13 @@ export function renderPolicies(policies: readonly RolePolicy[], templates: Templ
     const ruleset = buildRuleset(policy, extra);
     for (const set of ruleset.sets ?? []) addSet(sets, set);
     const { parts, size } = emitRuleset(ruleset, header);
-    return { role: policy.role, family: policy.family, path: `${policy.role}/${RULES_FILE[policy.family]}`, parts, size };
+    return {
+      role: policy.role,
+      family: policy.family,
+      path: `${policy.role}/${RULES_FILE[policy.family]}`,
+      parts,
+      size,
+    };
   });
   if (policies.some((p) => p.sets === 'ipset')) files.push(renderSets([...sets.values()], meta));
   return files;
@@ -91,7 +115,10 @@ function extraRules(env: nunjucks.Environment, templates: TemplateSet, policy: R
   const retired = RETIRED_BLOCKS.filter((b) => new RegExp(`{%-?\\s*block\\s+${b}\\b`).test(source?.src ?? ''));
   const where = source?.path ?? policy.template;
   if (retired.length > 0) {
-    throw new TemplateError(`${where}: block ${retired.join(', ')} no longer exists (fwgen builds those rules itself; only "extra" can be filled)`, 'move your verbatim rules into {% block extra %}, written for FWGEN-INPUT, FWGEN-FORWARD or FWGEN-OUTPUT');
+    throw new TemplateError(
+      `${where}: block ${retired.join(', ')} no longer exists (fwgen builds those rules itself; only "extra" can be filled)`,
+      'move your verbatim rules into {% block extra %}, written for FWGEN-INPUT, FWGEN-FORWARD or FWGEN-OUTPUT',
+    );
   }
   const text = run(env, policy, contextOf(policy, meta));
   const allowed = extraChains(policy);
@@ -100,9 +127,16 @@ function extraRules(env: nunjucks.Environment, templates: TemplateSet, policy: R
     if (line === '' || line.startsWith('#')) return [];
     const rule = parseRule(line);
     const at = `${where}: rendered line ${i + 1} for role ${policy.role} (${policy.family})`;
-    if (!rule) throw new TemplateError(`${at}: "${line.slice(0, 80)}" is not a rule (expected -A CHAIN ...)`, 'write one rule per line, as iptables-save prints them');
+    if (!rule)
+      throw new TemplateError(
+        `${at}: "${line.slice(0, 80)}" is not a rule (expected -A CHAIN ...)`,
+        'write one rule per line, as iptables-save prints them',
+      );
     if (!allowed.includes(rule.chain)) {
-      throw new TemplateError(`${at}: rules may only go into ${allowed.join(', ')}, not ${rule.chain}`, 'fwgen owns only its own chains; other chains belong to other tools');
+      throw new TemplateError(
+        `${at}: rules may only go into ${allowed.join(', ')}, not ${rule.chain}`,
+        'fwgen owns only its own chains; other chains belong to other tools',
+      );
     }
     return [rule];
   });
@@ -132,7 +166,10 @@ function run(env: nunjucks.Environment, policy: RolePolicy, ctx: object): string
   try {
     return env.render(policy.template, ctx);
   } catch (err) {
-    throw new TemplateError(`rendering role ${policy.role} (${policy.family}) with ${policy.template}: ${(err as Error).message.replace(/\s+/g, ' ').trim()}`, 'fix the template');
+    throw new TemplateError(
+      `rendering role ${policy.role} (${policy.family}) with ${policy.template}: ${(err as Error).message.replace(/\s+/g, ' ').trim()}`,
+      'fix the template',
+    );
   }
 }
 
@@ -143,5 +180,10 @@ function makeEnvironment(templates: TemplateSet): nunjucks.Environment {
       return t ? { src: t.src, path: t.path, noCache: false } : null;
     },
   } as unknown as nunjucks.ILoader;
-  return new nunjucks.Environment(loader, { autoescape: false, throwOnUndefined: true, trimBlocks: false, lstripBlocks: false });
+  return new nunjucks.Environment(loader, {
+    autoescape: false,
+    throwOnUndefined: true,
+    trimBlocks: false,
+    lstripBlocks: false,
+  });
 }

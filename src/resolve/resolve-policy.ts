@@ -35,7 +35,8 @@ export function resolvePolicies(
     }
     return aggregates;
   };
-  const lists = inv.sets === 'ipset' ? listMaker(families, fleetAggs, management, inv.monitoring, mergeRule) : undefined;
+  const lists =
+    inv.sets === 'ipset' ? listMaker(families, fleetAggs, management, inv.monitoring, mergeRule) : undefined;
   const out: RolePolicy[] = [];
   for (const role of inv.roles) {
     if (onlyRoles && !onlyRoles.has(role.name)) continue;
@@ -94,7 +95,9 @@ function listMaker(
     via: aggs.length === 0 ? '' : describeAggregate(aggs.flatMap((a) => a.members)),
   });
   const fleet = new Map(families.map((f) => [f, asList(fleetAggs.get(f) ?? [])]));
-  const mgmt = new Map(families.map((f): [Family, AddressList] => [f, { cidrs: management.get(f) ?? [], via: 'management' }]));
+  const mgmt = new Map(
+    families.map((f): [Family, AddressList] => [f, { cidrs: management.get(f) ?? [], via: 'management' }]),
+  );
   const ruleLists = new Map<string, AllowList>();
   const allowList = (rule: AllowRule, family: Family, owner: string): AllowList => {
     const key = `${owner}|${rule.label}|${family}`;
@@ -114,7 +117,6 @@ function listMaker(
     ].filter((l) => l.cidrs.length > 0),
   });
 }
-
 
 /** The SSH ports that ship connects to on this role's hosts: management must reach every one. */
 function sshPorts(role: Role): number[] {
@@ -152,7 +154,10 @@ function expandSource(src: AllowRule['from'][number], hosts: Map<string, Host>, 
       return [{ net: src.net, via: src.net.cidr, group: src.net.cidr, isHost: false }];
     case 'host':
       return (hosts.get(src.name)?.addresses ?? []).map((net) => ({
-        net, via: src.name, group: src.name, isHost: true,
+        net,
+        via: src.name,
+        group: src.name,
+        isHost: true,
       }));
     case 'role':
       return (roles.get(src.name)?.hosts ?? []).flatMap((h) =>

@@ -63,7 +63,12 @@ function nameMatches(entry: Entry, name: string): boolean {
 
 function globMatch(pattern: string, name: string): boolean {
   if (!/[*?]/.test(pattern)) return pattern === name;
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  const re = new RegExp(
+    `^${pattern
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replace(/\*/g, '.*')
+      .replace(/\?/g, '.')}$`,
+  );
   return re.test(name);
 }
 
@@ -84,7 +89,8 @@ export function verifyHostKey(entries: readonly Entry[], host: string, port: num
 
 /** Appends a host key (trust on first use, `--accept-new`). */
 export function recordHostKey(path: string, host: string, port: number, key: Buffer): void {
-  const keyType = key.readUInt32BE(0) <= key.length - 4 ? key.subarray(4, 4 + key.readUInt32BE(0)).toString('latin1') : 'ssh-ed25519';
+  const keyType =
+    key.readUInt32BE(0) <= key.length - 4 ? key.subarray(4, 4 + key.readUInt32BE(0)).toString('latin1') : 'ssh-ed25519';
   mkdirSync(dirname(path), { recursive: true });
   appendFileSync(path, `${knownHostsName(host, port)} ${keyType} ${key.toString('base64')}\n`, { mode: 0o600 });
 }

@@ -22,7 +22,9 @@ export async function sshSourceFor(host: Host, reach: Reach, inv: Inventory, fro
   if (!last) return { address: await sourceAddressFor(reach.target.host, reach.target.port), why: 'this machine' };
   const family = await familyOf(reach.target.host);
   const jumpHost = inv.hosts.find(
-    (h) => [last.name, last.host].some((n) => n === h.name || n === h.ssh.host) || h.addresses.some((a) => a.cidr.split('/')[0] === last.host),
+    (h) =>
+      [last.name, last.host].some((n) => n === h.name || n === h.ssh.host) ||
+      h.addresses.some((a) => a.cidr.split('/')[0] === last.host),
   );
   const inventoryAddr = jumpHost?.addresses.find((a) => a.family === family) ?? jumpHost?.addresses[0];
   if (inventoryAddr) {

@@ -69,9 +69,9 @@ const REPLY_PATH: readonly Hook[] = [
 const HARMLESS = new Set(['LOG', 'NFLOG', 'ULOG', 'TRACE', 'AUDIT', 'TCPMSS', 'CHECKSUM']);
 
 const WHY: Readonly<Record<string, string>> = {
-  DNAT: 'it may rewrite the connection\'s destination',
+  DNAT: "it may rewrite the connection's destination",
   REDIRECT: 'it may redirect the connection to another port',
-  NETMAP: 'it may rewrite the connection\'s addresses',
+  NETMAP: "it may rewrite the connection's addresses",
   SNAT: 'it may rewrite the source address sshd sees',
   MASQUERADE: 'it may rewrite the source address sshd sees',
   TPROXY: 'it may divert the connection to another socket',

@@ -11,13 +11,19 @@ import { rules6PathFor, type RemotePaths } from './remote-scripts.js';
 import type { HostJob } from './ship-host.js';
 
 /** The hosts a command acts on: selected roles, narrowed to named hosts if any. */
-export function selectHosts(inv: Inventory, roles: ReadonlySet<string> | undefined, hostNames: readonly string[]): Host[] {
+export function selectHosts(
+  inv: Inventory,
+  roles: ReadonlySet<string> | undefined,
+  hostNames: readonly string[],
+): Host[] {
   const known = new Map(inv.hosts.map((h) => [h.name, h]));
   const unknown = hostNames.filter((n) => !known.has(n));
-  if (unknown.length > 0) throw new UsageError(`unknown host ${unknown.map((u) => `"${u}"`).join(', ')} (expected hosts of the inventory)`);
+  if (unknown.length > 0)
+    throw new UsageError(`unknown host ${unknown.map((u) => `"${u}"`).join(', ')} (expected hosts of the inventory)`);
   const outside = hostNames.filter((n) => roles && !roles.has(known.get(n)!.role));
   if (outside.length > 0) throw new UsageError(`host ${outside.join(', ')} is not in the selected role(s)`);
-  const picked = hostNames.length > 0 ? hostNames.map((n) => known.get(n)!) : inv.hosts.filter((h) => !roles || roles.has(h.role));
+  const picked =
+    hostNames.length > 0 ? hostNames.map((n) => known.get(n)!) : inv.hosts.filter((h) => !roles || roles.has(h.role));
   if (picked.length === 0) throw new UsageError('no hosts selected');
   return picked;
 }
@@ -52,7 +58,8 @@ export function planShip(inv: Inventory, hosts: readonly Host[], renderedDir: st
 /** ipset mode: the sets of rendered/sets/ipset.rules that a role's rules match, as the host gets them. */
 function roleSets(renderedDir: string): (role: string, files: readonly Buffer[]) => Buffer {
   const path = join(renderedDir, SETS_FILE);
-  if (!existsSync(path)) throw new UsageError(`${path} is missing (the inventory says sets: ipset)`, 'run `fwgen render`');
+  if (!existsSync(path))
+    throw new UsageError(`${path} is missing (the inventory says sets: ipset)`, 'run `fwgen render`');
   const all = new Map(parseSets(readFileSync(path, 'utf8')).sets.map((s) => [s.name, s]));
   return (role, files) => {
     const names = files.flatMap((f) => setsMatched(parseRuleset(f.toString('utf8')).ruleset));
@@ -61,6 +68,12 @@ function roleSets(renderedDir: string): (role: string, files: readonly Buffer[])
       throw new UsageError(`${path} has no set ${missing.join(', ')}, matched by role ${role}`, 'run `fwgen render`');
     }
     const header = [`# fwgen ipsets of role ${role}, from rendered/${SETS_FILE}.`];
-    return Buffer.from(emitSets([...new Set(names)].sort().map((n) => all.get(n)!), header), 'utf8');
+    return Buffer.from(
+      emitSets(
+        [...new Set(names)].sort().map((n) => all.get(n)!),
+        header,
+      ),
+      'utf8',
+    );
   };
 }

@@ -27,7 +27,11 @@ export interface RemoteCall {
 export function rules6PathFor(rules: string): string {
   const slash = rules.lastIndexOf('/');
   const base = rules.slice(slash + 1);
-  const v6 = base.includes('iptables') ? base.replace('iptables', 'ip6tables') : base.endsWith('.v4') ? `${base.slice(0, -3)}.v6` : `${base}.v6`;
+  const v6 = base.includes('iptables')
+    ? base.replace('iptables', 'ip6tables')
+    : base.endsWith('.v4')
+      ? `${base.slice(0, -3)}.v6`
+      : `${base}.v6`;
   return `${rules.slice(0, slash + 1)}${v6}`;
 }
 
@@ -95,11 +99,29 @@ export interface ApplySettings {
 /** Locks, stages and verifies `parts` (sent on stdin), tests, backs up, arms the switch and applies. */
 export function applyCall(paths: RemotePaths, s: ApplySettings, parts: readonly Part[]): RemoteCall {
   const manifest = parts.flatMap((p) => [p.name, p.bytes.length, digestOf(p.bytes)]);
-  return step('apply', 'apply.sh', [paths.rules, paths.rules6, s.id, s.ipv6 ? 1 : 0, s.owner, s.timeoutS, s.keep, s.breakLock ? 1 : 0, s.fp4, s.fp6, ...manifest]);
+  return step('apply', 'apply.sh', [
+    paths.rules,
+    paths.rules6,
+    s.id,
+    s.ipv6 ? 1 : 0,
+    s.owner,
+    s.timeoutS,
+    s.keep,
+    s.breakLock ? 1 : 0,
+    s.fp4,
+    s.fp6,
+    ...manifest,
+  ]);
 }
 
 /** Claims the switch, moves the new files into place, records state, unlocks. */
-export function commitCall(paths: RemotePaths, id: string, ipv6: boolean, backup: string, stateJson: string): RemoteCall {
+export function commitCall(
+  paths: RemotePaths,
+  id: string,
+  ipv6: boolean,
+  backup: string,
+  stateJson: string,
+): RemoteCall {
   return step('commit', 'commit.sh', [paths.rules, paths.rules6, id, ipv6 ? 1 : 0, backup, stateJson]);
 }
 
@@ -137,7 +159,12 @@ function digestOf(bytes: Buffer): string {
 
 /** Parses the `status=...` line and `key=value` pairs a script printed last. */
 export function parseStatus(stdout: string): Record<string, string> {
-  const line = stdout.trim().split('\n').reverse().find((l) => l.startsWith('status=')) ?? '';
+  const line =
+    stdout
+      .trim()
+      .split('\n')
+      .reverse()
+      .find((l) => l.startsWith('status=')) ?? '';
   return parseKeyValues(line);
 }
 

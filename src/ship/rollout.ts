@@ -12,10 +12,12 @@ export function parseWaves(spec: string): number[] {
   const waves = spec.split(',').map((w) => w.trim());
   const shares = waves.map((w) => {
     const m = /^([0-9]{1,3})%$/.exec(w);
-    if (!m || Number(m[1]) < 1 || Number(m[1]) > 100) throw new UsageError(`--waves: "${w}" is not a share of the fleet (expected e.g. 10%,50%,100%)`);
+    if (!m || Number(m[1]) < 1 || Number(m[1]) > 100)
+      throw new UsageError(`--waves: "${w}" is not a share of the fleet (expected e.g. 10%,50%,100%)`);
     return Number(m[1]);
   });
-  if (shares.some((s, i) => i > 0 && s <= shares[i - 1])) throw new UsageError(`--waves ${spec}: shares must grow (expected e.g. 10%,50%,100%)`);
+  if (shares.some((s, i) => i > 0 && s <= shares[i - 1]))
+    throw new UsageError(`--waves ${spec}: shares must grow (expected e.g. 10%,50%,100%)`);
   if (shares[shares.length - 1] !== 100) throw new UsageError(`--waves ${spec}: the last wave must be 100%`);
   return shares;
 }

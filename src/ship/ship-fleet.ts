@@ -2,7 +2,13 @@ import { mapPool } from '../util/map-pool.js';
 import { shipHost, type Effects, type HostJob, type HostResult, type RunSettings } from './ship-host.js';
 
 /** Ships hosts in parallel, at most `concurrency` at once; one host's failure never stops the others. */
-export function shipFleet(jobs: readonly HostJob[], s: RunSettings, fx: Effects, concurrency: number, onResult: (r: HostResult) => void = () => {}): Promise<HostResult[]> {
+export function shipFleet(
+  jobs: readonly HostJob[],
+  s: RunSettings,
+  fx: Effects,
+  concurrency: number,
+  onResult: (r: HostResult) => void = () => {},
+): Promise<HostResult[]> {
   const one = (job: HostJob): Promise<HostResult> =>
     shipHost(job, s, fx).catch((err: unknown) => ({
       host: job.host.name,

@@ -3,9 +3,26 @@ import type { Host } from '../inventory/model.js';
 import type { PreserveFn } from '../model/ownership.js';
 import { parseRuleset } from '../model/parse.js';
 import { parseSets } from '../model/sets.js';
-import { changeScript, isEmptyChange, planChange, removedLeftovers, undoScript, type Change } from '../model/transaction.js';
+import {
+  changeScript,
+  isEmptyChange,
+  planChange,
+  removedLeftovers,
+  undoScript,
+  type Change,
+} from '../model/transaction.js';
 import { readHostStatus, type RemoteStatus } from '../status/read-host-status.js';
-import { applyCall, commitCall, deadmanPart, EXIT, parseKeyValues, parseStatus, verifyCall, type Part, type RemotePaths } from './remote-scripts.js';
+import {
+  applyCall,
+  commitCall,
+  deadmanPart,
+  EXIT,
+  parseKeyValues,
+  parseStatus,
+  verifyCall,
+  type Part,
+  type RemotePaths,
+} from './remote-scripts.js';
 import { TransportError, type ConnectTarget, type ExecResult, type Session, type Transport } from './transport.js';
 
 export type Outcome = 'applied' | 'unchanged' | 'rolled-back' | 'failed' | 'would-apply';
@@ -61,7 +78,11 @@ export interface Effects {
 }
 
 /** What a rollback to a backup taken before the first ship restores: no fwgen rules at all. */
-const NO_RULES = (ts: string): Buffer => Buffer.from(`# fwgen: the host had no rules file before ${ts}; fwgen's chains are removed.\n*filter\nCOMMIT\n`, 'utf8');
+const NO_RULES = (ts: string): Buffer =>
+  Buffer.from(
+    `# fwgen: the host had no rules file before ${ts}; fwgen's chains are removed.\n*filter\nCOMMIT\n`,
+    'utf8',
+  );
 
 type ResultFn = (outcome: Outcome, reason: string, extra?: Partial<HostResult>) => HostResult;
 
@@ -88,8 +109,20 @@ const NO_IPSET =
  */
 export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promise<HostResult> {
   const started = fx.now();
-  const result: ResultFn = (outcome, reason, extra = {}) => ({ host: job.host.name, role: job.host.role, outcome, reason, ms: fx.now() - started, ...extra });
-  const target: ConnectTarget = { name: job.host.name, ssh: job.host.ssh, acceptNew: s.acceptNew, timeoutMs: s.connectTimeoutMs };
+  const result: ResultFn = (outcome, reason, extra = {}) => ({
+    host: job.host.name,
+    role: job.host.role,
+    outcome,
+    reason,
+    ms: fx.now() - started,
+    ...extra,
+  });
+  const target: ConnectTarget = {
+    name: job.host.name,
+    ssh: job.host.ssh,
+    acceptNew: s.acceptNew,
+    timeoutMs: s.connectTimeoutMs,
+  };
   const vars: ScriptVars = { paths: job.paths, id: s.id, ipv6: job.v6 !== undefined };
 
   let first: Session;
@@ -129,11 +162,17 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
       const firedOld = /fired the dead-man switch of run/.test(applied.stderr);
       if (attempt === 0 && applied.code === EXIT.changed && firedOld) applied = undefined;
     }
-    if (applied === undefined) return result('failed', 'the live rules kept changing after the lock was broken; ship again');
+    if (applied === undefined)
+      return result('failed', 'the live rules kept changing after the lock was broken; ship again');
     const status = parseStatus(applied.stdout);
     backup = status.backup;
-    if (applied.code === EXIT.rolledBack && status.rollback === 'failed') return result('failed', rollbackFailed(job, s));
-    if (applied.code === EXIT.rolledBack) return result('rolled-back', `the dead-man switch fired during the apply (slower than --timeout ${s.timeoutS}s); previous rules restored`);
+    if (applied.code === EXIT.rolledBack && status.rollback === 'failed')
+      return result('failed', rollbackFailed(job, s));
+    if (applied.code === EXIT.rolledBack)
+      return result(
+        'rolled-back',
+        `the dead-man switch fired during the apply (slower than --timeout ${s.timeoutS}s); previous rules restored`,
+      );
     if (applied.code === EXIT.applyFailed) return result('rolled-back', scriptError(applied, 'apply'));
     if (applied.code === EXIT.locked) return result('failed', lockMessage(applied));
     if (applied.code !== 0) return result('failed', scriptError(applied, 'apply'));
@@ -156,7 +195,8 @@ function planHost(job: HostJob, remote: RemoteStatus, force: boolean): Plan {
   const filesMatch = remote.file4 === want4.toString('utf8') && (!want6 || remote.file6 === want6.toString('utf8'));
   const backupSets = remote.backupSets === undefined ? undefined : Buffer.from(remote.backupSets, 'utf8');
   const wantSets = rollbackTo ? backupSets : job.sets;
-  const setsMatch = !wantSets || (remote.setsFile === wantSets.toString('utf8') && setsLive(wantSets, remote.liveSets ?? ''));
+  const setsMatch =
+    !wantSets || (remote.setsFile === wantSets.toString('utf8') && setsLive(wantSets, remote.liveSets ?? ''));
   const unchanged = !force && filesMatch && setsMatch && isEmptyChange(change4) && (!change6 || isEmptyChange(change6));
   const removed = [change4, ...(change6 ? [change6] : [])].flatMap((c) => removedLeftovers(c, job.preserve));
   return { want4, want6, change4, change6, unchanged, removed, ...(wantSets ? { wantSets } : {}) };
@@ -186,7 +226,11 @@ function changeOf(want: Buffer, live: string, preserve: PreserveFn): Change {
   if (!byLive) byWant.set(want, (byLive = new Map()));
   const key = live.replace(/^#.*\n/gm, '');
   let c = byLive.get(key);
-  if (!c) byLive.set(key, (c = planChange(parseRuleset(live).ruleset, parseRuleset(want.toString('utf8')).ruleset, preserve)));
+  if (!c)
+    byLive.set(
+      key,
+      (c = planChange(parseRuleset(live).ruleset, parseRuleset(want.toString('utf8')).ruleset, preserve)),
+    );
   return c;
 }
 
@@ -195,7 +239,8 @@ const scripts = new WeakMap<Change, { change: Buffer; undo: Buffer }>();
 
 function scriptsOf(c: Change): { change: Buffer; undo: Buffer } {
   let t = scripts.get(c);
-  if (!t) scripts.set(c, (t = { change: Buffer.from(changeScript(c), 'utf8'), undo: Buffer.from(undoScript(c), 'utf8') }));
+  if (!t)
+    scripts.set(c, (t = { change: Buffer.from(changeScript(c), 'utf8'), undo: Buffer.from(undoScript(c), 'utf8') }));
   return t;
 }
 
@@ -204,7 +249,16 @@ function fileOr(text: string | undefined, ts: string): Buffer {
 }
 
 function applySettings(s: RunSettings, ipv6: boolean, remote: RemoteStatus) {
-  return { id: s.id, ipv6, owner: s.owner, timeoutS: s.timeoutS, keep: s.keep, breakLock: !!s.breakLock, fp4: remote.fp4, fp6: remote.fp6 };
+  return {
+    id: s.id,
+    ipv6,
+    owner: s.owner,
+    timeoutS: s.timeoutS,
+    keep: s.keep,
+    breakLock: !!s.breakLock,
+    fp4: remote.fp4,
+    fp6: remote.fp6,
+  };
 }
 
 /** The apply step's upload, in the order remote/apply.sh reads it. */
@@ -215,33 +269,66 @@ function parts(p: Plan): Part[] {
     { name: `undo${n}`, bytes: scriptsOf(c).undo },
   ];
   const sets: Part[] = p.wantSets ? [{ name: 'sets', bytes: p.wantSets }] : [];
-  return [...family(4, p.want4, p.change4), ...(p.want6 && p.change6 ? family(6, p.want6, p.change6) : []), ...sets, deadmanPart()];
+  return [
+    ...family(4, p.want4, p.change4),
+    ...(p.want6 && p.change6 ? family(6, p.want6, p.change6) : []),
+    ...sets,
+    deadmanPart(),
+  ];
 }
 
 /** A new connection proves the new rules still admit SSH; if it fails, the host rolls itself back. */
-async function confirm(job: HostJob, s: RunSettings, fx: Effects, target: ConnectTarget, vars: ScriptVars, armedAt: number, backup: string | undefined, removed: readonly string[], result: ResultFn): Promise<HostResult> {
+async function confirm(
+  job: HostJob,
+  s: RunSettings,
+  fx: Effects,
+  target: ConnectTarget,
+  vars: ScriptVars,
+  armedAt: number,
+  backup: string | undefined,
+  removed: readonly string[],
+  result: ResultFn,
+): Promise<HostResult> {
   let second: Session;
   try {
     second = await fx.transport.connect(target);
   } catch (err) {
-    return awaitRollback(fx, target, vars, armedAt, s.timeoutS, `new SSH connection after applying failed (${describe(err)})`, result);
+    return awaitRollback(
+      fx,
+      target,
+      vars,
+      armedAt,
+      s.timeoutS,
+      `new SSH connection after applying failed (${describe(err)})`,
+      result,
+    );
   }
   try {
     const c = await second.run(commitCall(job.paths, s.id, vars.ipv6, backup ?? '-', s.stateJson(job, backup)));
     if (c.code === 0) {
       const notes = [
-        removed.length > 0 ? `removed ${removed.length} rule(s) that were neither fwgen's nor another tool's hook: ${removed.join(' | ')}` : undefined,
+        removed.length > 0
+          ? `removed ${removed.length} rule(s) that were neither fwgen's nor another tool's hook: ${removed.join(' | ')}`
+          : undefined,
         parseStatus(c.stdout).warning === 'no-state' ? 'the state file could not be written' : undefined,
         await persist(s, second, vars),
       ];
       const note = notes.filter(Boolean).join('; ') || undefined;
-      return result('applied', withNote(backup ? `previous rules backed up as ${backup}` : 'applied', note), { backup, ...(removed.length > 0 ? { removed } : {}) });
+      return result('applied', withNote(backup ? `previous rules backed up as ${backup}` : 'applied', note), {
+        backup,
+        ...(removed.length > 0 ? { removed } : {}),
+      });
     }
     const claimed = parseStatus(c.stdout).status;
     if (c.code === EXIT.rolledBack && claimed === 'rollback-failed') return result('failed', rollbackFailed(job, s));
-    if (c.code === EXIT.rolledBack) return result('rolled-back', `the dead-man switch fired before confirmation (timeout ${s.timeoutS}s)`);
+    if (c.code === EXIT.rolledBack)
+      return result('rolled-back', `the dead-man switch fired before confirmation (timeout ${s.timeoutS}s)`);
     if (c.code === EXIT.fileNotReplaced) return result('rolled-back', scriptError(c, 'commit'));
-    if (c.code === EXIT.neverArmed) return result('failed', 'connection lost during the apply step, before anything was applied; the host is as before');
+    if (c.code === EXIT.neverArmed)
+      return result(
+        'failed',
+        'connection lost during the apply step, before anything was applied; the host is as before',
+      );
     return result('failed', scriptError(c, 'confirm'));
   } catch (err) {
     return awaitRollback(fx, target, vars, armedAt, s.timeoutS, `confirmation failed (${describe(err)})`, result);
@@ -250,7 +337,15 @@ async function confirm(job: HostJob, s: RunSettings, fx: Effects, target: Connec
   }
 }
 
-async function awaitRollback(fx: Effects, target: ConnectTarget, vars: ScriptVars, armedAt: number, timeoutS: number, why: string, result: ResultFn): Promise<HostResult> {
+async function awaitRollback(
+  fx: Effects,
+  target: ConnectTarget,
+  vars: ScriptVars,
+  armedAt: number,
+  timeoutS: number,
+  why: string,
+  result: ResultFn,
+): Promise<HostResult> {
   const deadline = armedAt + timeoutS * 1000 + 2000;
   for (let attempt = 0; attempt < 3; attempt++) {
     await fx.sleep(Math.max(0, deadline - fx.now()) + attempt * 2000);
@@ -258,16 +353,26 @@ async function awaitRollback(fx: Effects, target: ConnectTarget, vars: ScriptVar
       const third = await fx.transport.connect(target);
       try {
         const status = parseStatus((await third.run(verifyCall(vars.paths, vars.id))).stdout).status;
-        if (status === 'rolled-back') return result('rolled-back', `${why}; the host restored its previous rules after ${timeoutS}s`);
+        if (status === 'rolled-back')
+          return result('rolled-back', `${why}; the host restored its previous rules after ${timeoutS}s`);
         if (status === 'still-armed') continue;
-        if (status === 'rollback-failed') return result('failed', `${why}; the dead-man switch fired but could not restore the previous rules (see ${vars.paths.rules}.fwgen-rollbacks on the host)`);
-        if (status === 'committed-or-gone') return result('failed', `${why}; the host shows no armed switch and no rollback for this run (state: ${status}); check it with fwgen status`);
+        if (status === 'rollback-failed')
+          return result(
+            'failed',
+            `${why}; the dead-man switch fired but could not restore the previous rules (see ${vars.paths.rules}.fwgen-rollbacks on the host)`,
+          );
+        if (status === 'committed-or-gone')
+          return result(
+            'failed',
+            `${why}; the host shows no armed switch and no rollback for this run (state: ${status}); check it with fwgen status`,
+          );
         return result('failed', `${why}; could not confirm the rollback (state: ${status ?? 'unknown'})`);
       } finally {
         third.close();
       }
     } catch (err) {
-      if (attempt === 2) return result('failed', `${why}; host still unreachable after the dead-man deadline (${describe(err)})`);
+      if (attempt === 2)
+        return result('failed', `${why}; host still unreachable after the dead-man deadline (${describe(err)})`);
     }
   }
   return result('failed', `${why}; the dead-man switch has not fired`);
@@ -279,19 +384,36 @@ async function dryRun(job: HostJob, remote: RemoteStatus, plan: Plan, result: Re
   const names = [job.paths.rules, job.paths.rules6];
   const { createTwoFilesPatch } = await import('diff');
   const diffs = wanted
-    .map((text, i) => (current[i] === text ? '' : createTwoFilesPatch(names[i], `${names[i]} (new)`, current[i] ?? '', text, '', '', { context: 2 })))
+    .map((text, i) =>
+      current[i] === text
+        ? ''
+        : createTwoFilesPatch(names[i], `${names[i]} (new)`, current[i] ?? '', text, '', '', { context: 2 }),
+    )
     .filter(Boolean);
   const live = [plan.change4, ...(plan.change6 ? [plan.change6] : [])].map(changeScript).filter(Boolean);
-  const liveNote = live.length > 0 ? ['# the change to the live rules (iptables-restore --noflush):', ...live].join('\n') : '';
+  const liveNote =
+    live.length > 0 ? ['# the change to the live rules (iptables-restore --noflush):', ...live].join('\n') : '';
   if (plan.unchanged) return result('unchanged', 'fwgen rules and rules file already match');
-  const reason = current.every((c) => c === undefined) ? 'no rules file on the host yet' : diffs.length > 0 ? 'rules file differs' : 'live rules differ';
-  const removing = plan.removed.length > 0 ? `; would remove ${plan.removed.length} rule(s) that are neither fwgen's nor another tool's hook` : '';
-  return result('would-apply', reason + removing, { diff: [...diffs, liveNote].filter(Boolean).join('\n'), ...(plan.removed.length > 0 ? { removed: plan.removed } : {}) });
+  const reason = current.every((c) => c === undefined)
+    ? 'no rules file on the host yet'
+    : diffs.length > 0
+      ? 'rules file differs'
+      : 'live rules differ';
+  const removing =
+    plan.removed.length > 0
+      ? `; would remove ${plan.removed.length} rule(s) that are neither fwgen's nor another tool's hook`
+      : '';
+  return result('would-apply', reason + removing, {
+    diff: [...diffs, liveNote].filter(Boolean).join('\n'),
+    ...(plan.removed.length > 0 ? { removed: plan.removed } : {}),
+  });
 }
 
 /** A boot-hook problem only adds a note: the rules themselves are in place. */
 async function persist(s: RunSettings, session: Session, vars: ScriptVars): Promise<string | undefined> {
-  return s.persist ? s.persist(session, vars).catch((err: unknown) => `boot hook not installed: ${describe(err)}`) : undefined;
+  return s.persist
+    ? s.persist(session, vars).catch((err: unknown) => `boot hook not installed: ${describe(err)}`)
+    : undefined;
 }
 
 function withNote(reason: string, note: string | undefined): string {
@@ -302,7 +424,8 @@ function withNote(reason: string, note: string | undefined): string {
 function lockMessage(r: ExecResult): string {
   const line = r.stdout.split('\n').find((l) => l.startsWith('lock=held')) ?? '';
   const kv = parseKeyValues(line);
-  const when = (epoch: string | undefined): string => (epoch && Number(epoch) > 0 ? new Date(Number(epoch) * 1000).toISOString() : 'unknown');
+  const when = (epoch: string | undefined): string =>
+    epoch && Number(epoch) > 0 ? new Date(Number(epoch) * 1000).toISOString() : 'unknown';
   if (!line) return scriptError(r, 'apply');
   return `locked by another fwgen run: ${kv.owner?.trim() || 'unknown owner'} (run ${kv.run}), since ${when(kv.since)}; it clears by ${when(kv.until)} if that run is gone (or ship with --break-lock)`;
 }
@@ -313,7 +436,12 @@ function rollbackFailed(job: HostJob, s: RunSettings): string {
 }
 
 function scriptError(r: ExecResult, phase: string): string {
-  const msg = r.stderr.trim().split('\n').filter(Boolean).pop()?.replace(/^fwgen: /, '');
+  const msg = r.stderr
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .pop()
+    ?.replace(/^fwgen: /, '');
   return msg ? msg : `${phase} step exited with ${r.code}`;
 }
 

@@ -72,7 +72,9 @@ function addLines(lines: readonly Line[], file: string, depth: number, out: Bloc
     const values = valuesOf(line.value);
     if (param === 'host' || param === 'match') {
       const block: Block =
-        param === 'host' ? { host: values, directives: [] } : { match: matchCriteria(values, file, warnings), directives: [] };
+        param === 'host'
+          ? { host: values, directives: [] }
+          : { match: matchCriteria(values, file, warnings), directives: [] };
       out.push(block);
       if ('config' in line) addLines(line.config, file, depth, out, warnings);
     } else if (param === 'include') {
@@ -115,7 +117,10 @@ function expandInclude(pattern: string): string[] {
   if (!/[*?]/.test(basename(full))) return existsSync(full) ? [full] : [];
   const dir = dirname(full);
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => globMatch(basename(full), f)).sort().map((f) => join(dir, f));
+  return readdirSync(dir)
+    .filter((f) => globMatch(basename(full), f))
+    .sort()
+    .map((f) => join(dir, f));
 }
 
 /** Evaluates ssh_config for `host` as OpenSSH does: first value wins, IdentityFile accumulates. */
@@ -197,7 +202,10 @@ export function patternListMatches(patterns: readonly string[], name: string): b
 }
 
 function globMatch(pattern: string, name: string): boolean {
-  const re = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const re = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${re}$`, 'i').test(name);
 }
 

@@ -2,11 +2,25 @@ import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import type { Duplex } from 'node:stream';
 import ssh2, { type AnyAuthMethod, type ClientChannel, type ParsedKey } from 'ssh2';
-import { fingerprint, knownHostsName, knownKeyTypes, readKnownHosts, recordHostKey, verifyHostKey } from './known-hosts.js';
+import {
+  fingerprint,
+  knownHostsName,
+  knownKeyTypes,
+  readKnownHosts,
+  recordHostKey,
+  verifyHostKey,
+} from './known-hosts.js';
 import type { RemoteCall } from './remote-scripts.js';
 import { hopLabel, resolveReach, type Hop, type Reach } from './reach.js';
 import { NO_SSH_CONFIG } from './ssh-config.js';
-import { TransportError, type ConnectTarget, type ExecResult, type Reached, type Session, type Transport } from './transport.js';
+import {
+  TransportError,
+  type ConnectTarget,
+  type ExecResult,
+  type Reached,
+  type Session,
+  type Transport,
+} from './transport.js';
 
 /** Expands a leading `~/` to the home directory of the user running fwgen. */
 export function expandHome(path: string): string {
@@ -22,7 +36,8 @@ export function shq(s: string): string {
 const { Client, OpenSSHAgent, utils } = ssh2;
 type Client = InstanceType<typeof Client>;
 
-const SUDO_REFUSED = /sudo: (a password is required|a terminal is required)|may not run sudo|is not in the sudoers|not allowed to execute/;
+const SUDO_REFUSED =
+  /sudo: (a password is required|a terminal is required)|may not run sudo|is not in the sudoers|not allowed to execute/;
 
 /** Resolves a host's inventory settings into hops; the default ignores ssh_config. */
 export type ReachResolver = (ssh: ConnectTarget['ssh']) => Reach;
@@ -60,13 +75,24 @@ export class SshTransport implements Transport {
     const t = reach.target;
     const { client, auth } = await this.open(t, target, sock, reach.jumps.length > 0 ? 'target' : undefined);
     const alias = t.name !== t.host ? t.name : undefined;
-    const reached: Reached = { host: t.host, port: t.port, user: t.user, alias, via: reach.jumps.map(hopLabel), key: auth };
+    const reached: Reached = {
+      host: t.host,
+      port: t.port,
+      user: t.user,
+      alias,
+      via: reach.jumps.map(hopLabel),
+      key: auth,
+    };
     return new SshSession(client, target.ssh.sudo, reached);
   }
 
   /** Ends the shared jump host connections. */
   close(): void {
-    for (const p of this.jumps.values()) p.then((c) => c.end(), () => undefined);
+    for (const p of this.jumps.values())
+      p.then(
+        (c) => c.end(),
+        () => undefined,
+      );
     this.jumps.clear();
   }
 
@@ -91,7 +117,12 @@ export class SshTransport implements Transport {
   }
 
   /** One SSH connection to `hop` (over `sock` when through a jump host); `role` prefixes errors with the hop. */
-  private async open(hop: Hop, target: ConnectTarget, sock: Duplex | undefined, role: string | undefined): Promise<Opened> {
+  private async open(
+    hop: Hop,
+    target: ConnectTarget,
+    sock: Duplex | undefined,
+    role: string | undefined,
+  ): Promise<Opened> {
     const knownHostsPath = expandHome(hop.knownHosts);
     if (!this.knownHosts.has(knownHostsPath)) this.knownHosts.set(knownHostsPath, readKnownHosts(knownHostsPath));
     const entries = this.knownHosts.get(knownHostsPath)!;
@@ -102,7 +133,9 @@ export class SshTransport implements Transport {
       throw fail(new TransportError('auth-failed', `no usable key for ${hopLabel(hop)}: ${why}`));
     }
     // An ssh-rsa key is used with rsa-sha2-* signatures by modern servers (plain ssh-rsa is SHA-1).
-    const keyTypes = knownKeyTypes(entries, hop.host, hop.port).flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', t] : [t]));
+    const keyTypes = knownKeyTypes(entries, hop.host, hop.port).flatMap((t) =>
+      t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', t] : [t],
+    );
     let verdict: 'match' | 'mismatch' | 'unknown' | 'accepted' = 'unknown';
     let presented = '';
     let tried = 'none';
@@ -167,7 +200,14 @@ function forward(via: Client, to: Hop, jump: Hop, timeoutMs: number): Promise<Du
       via.forwardOut('127.0.0.1', 0, to.host, to.port, (err, stream) => {
         clearTimeout(timer);
         if (late) return stream?.close();
-        if (err) return reject(new TransportError('unreachable', `${hopName} could not connect to ${hopLabel(to)}: ${err.message}`, hopName));
+        if (err)
+          return reject(
+            new TransportError(
+              'unreachable',
+              `${hopName} could not connect to ${hopLabel(to)}: ${err.message}`,
+              hopName,
+            ),
+          );
         resolve(stream);
       });
     } catch (err) {
@@ -201,7 +241,10 @@ export type IdentityCache = Map<string, Identity | undefined>;
 function readIdentity(path: string, cache: IdentityCache | undefined): Identity | undefined {
   if (cache?.has(path)) return cache.get(path);
   const id = existsSync(path)
-    ? { key: utils.parseKey(readFileSync(path)), pub: existsSync(`${path}.pub`) ? utils.parseKey(readFileSync(`${path}.pub`)) : undefined }
+    ? {
+        key: utils.parseKey(readFileSync(path)),
+        pub: existsSync(`${path}.pub`) ? utils.parseKey(readFileSync(`${path}.pub`)) : undefined,
+      }
     : undefined;
   cache?.set(path, id);
   return id;
@@ -237,7 +280,10 @@ export function authMethods(hop: Hop, agentSock: string | undefined, cache?: Ide
   }
   if (!agentSock) return { methods: files, problems };
   const agent = hop.identitiesOnly ? new FilteredAgent(agentSock, publics) : agentSock;
-  const viaAgent = { method: { type: 'agent', username: hop.user, agent } as AnyAuthMethod, label: 'ssh-agent (SSH_AUTH_SOCK)' };
+  const viaAgent = {
+    method: { type: 'agent', username: hop.user, agent } as AnyAuthMethod,
+    label: 'ssh-agent (SSH_AUTH_SOCK)',
+  };
   return { methods: [viaAgent, ...files], problems };
 }
 
@@ -253,7 +299,10 @@ export class FilteredAgent extends OpenSSHAgent {
   override getIdentities(cb: Parameters<InstanceType<typeof OpenSSHAgent>['getIdentities']>[0]): void {
     super.getIdentities((err, keys) => {
       if (err || !keys) return cb(err, keys);
-      cb(undefined, keys.filter((k) => this.allowed.some((a) => a.equals((k as ParsedKey).getPublicSSH()))));
+      cb(
+        undefined,
+        keys.filter((k) => this.allowed.some((a) => a.equals((k as ParsedKey).getPublicSSH()))),
+      );
     });
   }
 }
@@ -269,10 +318,16 @@ function classify(
   const where = hopLabel(hop);
   const name = knownHostsName(hop.host, hop.port);
   if (verdict === 'mismatch') {
-    return new TransportError('host-key-changed', `host key for ${name} does not match ${knownHostsPath} (presented ${presented}); if the host was reinstalled, remove the old key with ssh-keygen -R`);
+    return new TransportError(
+      'host-key-changed',
+      `host key for ${name} does not match ${knownHostsPath} (presented ${presented}); if the host was reinstalled, remove the old key with ssh-keygen -R`,
+    );
   }
   if (verdict === 'unknown' && presented) {
-    return new TransportError('host-key-unknown', `host key for ${name} is not in ${knownHostsPath} (presented ${presented}); verify it and add it, or run with --accept-new`);
+    return new TransportError(
+      'host-key-unknown',
+      `host key for ${name} is not in ${knownHostsPath} (presented ${presented}); verify it and add it, or run with --accept-new`,
+    );
   }
   if (err instanceof TransportError) return err;
   const msg = err.message || String(err);
@@ -330,8 +385,13 @@ class SshSession implements Session {
           stream.on('close', () => {
             done();
             // No exit status means the connection went away mid-command: that is not a command failure.
-            if (exitCode === undefined) return reject(new TransportError('unreachable', 'connection lost while a command was running'));
-            resolve({ code: exitCode, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(errOut).toString('utf8') });
+            if (exitCode === undefined)
+              return reject(new TransportError('unreachable', 'connection lost while a command was running'));
+            resolve({
+              code: exitCode,
+              stdout: Buffer.concat(out).toString('utf8'),
+              stderr: Buffer.concat(errOut).toString('utf8'),
+            });
           });
           stream.on('error', (e: Error) => {
             done();
@@ -344,8 +404,13 @@ class SshSession implements Session {
         reject(new TransportError('unreachable', (err as Error).message));
       }
     });
-    const refusal = this.sudo && result.code !== 0 ? result.stderr.split('\n').find((l) => SUDO_REFUSED.test(l)) : undefined;
-    if (refusal) throw new TransportError('sudo-password', `sudo -n refused: ${refusal.trim()} (ssh.sudo needs passwordless sudo for this user)`);
+    const refusal =
+      this.sudo && result.code !== 0 ? result.stderr.split('\n').find((l) => SUDO_REFUSED.test(l)) : undefined;
+    if (refusal)
+      throw new TransportError(
+        'sudo-password',
+        `sudo -n refused: ${refusal.trim()} (ssh.sudo needs passwordless sudo for this user)`,
+      );
     return result;
   }
 

@@ -46,7 +46,8 @@ export interface Transport {
   close?(): void;
 }
 
-export type TransportFailure = 'unreachable' | 'host-key-unknown' | 'host-key-changed' | 'auth-failed' | 'sudo-password' | 'timeout';
+export type TransportFailure =
+  'unreachable' | 'host-key-unknown' | 'host-key-changed' | 'auth-failed' | 'sudo-password' | 'timeout';
 
 /** An expected connection failure, turned into a host result by the fleet loop. */
 export class TransportError extends Error {

@@ -27,15 +27,27 @@ export interface CompareLabels {
  * Compares the live rules (`iptables-save -t filter`) with the rendered file. In sync exactly when a
  * ship would change nothing: the same planner decides both.
  */
-export function compareLive(rendered: string, live: string, preserve: PreserveFn, labels: CompareLabels = { rendered: 'rendered', live: 'live' }): LiveComparison {
+export function compareLive(
+  rendered: string,
+  live: string,
+  preserve: PreserveFn,
+  labels: CompareLabels = { rendered: 'rendered', live: 'live' },
+): LiveComparison {
   return compareRulesets(parseRuleset(rendered).ruleset, parseRuleset(live).ruleset, preserve, labels);
 }
 
 /** {@link compareLive} on parsed rulesets. */
-export function compareRulesets(want: Ruleset, live: Ruleset, preserve: PreserveFn, labels: CompareLabels = { rendered: 'rendered', live: 'live' }): LiveComparison {
+export function compareRulesets(
+  want: Ruleset,
+  live: Ruleset,
+  preserve: PreserveFn,
+  labels: CompareLabels = { rendered: 'rendered', live: 'live' },
+): LiveComparison {
   const inSync = isEmptyChange(planChange(live, want, preserve));
   const liveFilter = tableOf(live, 'filter');
-  const foreignChains = (liveFilter?.chains ?? []).map((c) => c.name).filter((c) => !isBuiltinChain('filter', c) && !isFwgenChain(c));
+  const foreignChains = (liveFilter?.chains ?? [])
+    .map((c) => c.name)
+    .filter((c) => !isBuiltinChain('filter', c) && !isFwgenChain(c));
   const foreignRules = (BUILTIN_CHAINS.filter ?? [])
     .flatMap((c) => (liveFilter ? chainRules(liveFilter, c) : []))
     .filter((r) => ownerOf(r, preserve) === 'preserved')
@@ -61,7 +73,11 @@ function ownedView(rs: Ruleset, want: Ruleset, preserve: PreserveFn): string[] {
       return rules.filter((r) => ownerOf(r, preserve) === 'fwgen');
     });
     const own = fwgenChains(t);
-    const lines = [...own.map((c) => `:${c} -`), ...builtins.map(emitRule), ...own.flatMap((c) => chainRules(t, c).map(emitRule))];
+    const lines = [
+      ...own.map((c) => `:${c} -`),
+      ...builtins.map(emitRule),
+      ...own.flatMap((c) => chainRules(t, c).map(emitRule)),
+    ];
     return lines.length > 0 ? [`*${t.name}`, ...lines] : [];
   });
 }
@@ -71,7 +87,15 @@ function fwgenChains(t: Table): string[] {
 }
 
 function diffLines(wanted: readonly string[], found: readonly string[], labels: CompareLabels): string[] {
-  const patch = structuredPatch(labels.rendered, labels.live, `${wanted.join('\n')}\n`, `${found.join('\n')}\n`, undefined, undefined, { context: 2 });
+  const patch = structuredPatch(
+    labels.rendered,
+    labels.live,
+    `${wanted.join('\n')}\n`,
+    `${found.join('\n')}\n`,
+    undefined,
+    undefined,
+    { context: 2 },
+  );
   return [
     `--- ${labels.rendered}`,
     `+++ ${labels.live}`,

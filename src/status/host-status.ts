@@ -76,9 +76,14 @@ export async function hostStatus(job: StatusJob, session: Session): Promise<Host
 export async function checkHost(job: StatusJob, transport: Transport, s: StatusSettings): Promise<HostStatus> {
   let session: Session;
   try {
-    session = await transport.connect({ name: job.host.name, ssh: job.host.ssh, acceptNew: s.acceptNew, timeoutMs: s.connectTimeoutMs });
+    session = await transport.connect({
+      name: job.host.name,
+      ssh: job.host.ssh,
+      acceptNew: s.acceptNew,
+      timeoutMs: s.connectTimeoutMs,
+    });
   } catch (err) {
-    return unreachable(job, err instanceof TransportError ? err.message : (err as Error)?.message ?? String(err));
+    return unreachable(job, err instanceof TransportError ? err.message : ((err as Error)?.message ?? String(err)));
   }
   try {
     return await hostStatus(job, session);
@@ -88,8 +93,17 @@ export async function checkHost(job: StatusJob, transport: Transport, s: StatusS
 }
 
 /** Checks hosts in parallel, at most `concurrency` at once; results in the order of `jobs`. */
-export function statusFleet(jobs: readonly StatusJob[], transport: Transport, s: StatusSettings, concurrency: number, onResult: (r: HostStatus) => void = () => {}): Promise<HostStatus[]> {
-  const one = (job: StatusJob): Promise<HostStatus> => checkHost(job, transport, s).catch((err: unknown) => unreachable(job, `internal error: ${(err as Error)?.message ?? String(err)}`));
+export function statusFleet(
+  jobs: readonly StatusJob[],
+  transport: Transport,
+  s: StatusSettings,
+  concurrency: number,
+  onResult: (r: HostStatus) => void = () => {},
+): Promise<HostStatus[]> {
+  const one = (job: StatusJob): Promise<HostStatus> =>
+    checkHost(job, transport, s).catch((err: unknown) =>
+      unreachable(job, `internal error: ${(err as Error)?.message ?? String(err)}`),
+    );
   return mapPool(jobs, concurrency, one, onResult);
 }
 
@@ -101,7 +115,13 @@ export function allInSync(results: readonly HostStatus[]): boolean {
 /** Pure: what a host's remote status means against its rendered files. */
 export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
   const families = comparedFamilies(job, remote);
-  const vsRendered = families.map((f) => ({ ...f, cmp: compareLive(f.rendered, f.live, job.preserve, { rendered: `rendered/${job.host.role}/${f.file}`, live: `${job.host.name} live ${f.save}` }) }));
+  const vsRendered = families.map((f) => ({
+    ...f,
+    cmp: compareLive(f.rendered, f.live, job.preserve, {
+      rendered: `rendered/${job.host.role}/${f.file}`,
+      live: `${job.host.name} live ${f.save}`,
+    }),
+  }));
   const setDrift = job.sets ? compareSets(job.sets.toString('utf8'), remote) : [];
   const rulesInSync = vsRendered.every((f) => f.cmp.inSync);
   const inSync = rulesInSync && setDrift.length === 0;
@@ -110,7 +130,9 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
   const state: HostState = inSync ? 'in-sync' : recorded ? 'drifted' : 'never-shipped';
   const reasons = [
     inSync
-      ? recorded ? undefined : 'live rules match rendered/, but fwgen has no record of shipping them'
+      ? recorded
+        ? undefined
+        : 'live rules match rendered/, but fwgen has no record of shipping them'
       : rulesInSync
         ? `the live ipset members differ from rendered/${SETS_FILE} (${setDrift.length} difference(s))`
         : whyDifferent(families, recorded, job.preserve),
@@ -155,9 +177,24 @@ interface FamilyTexts {
 }
 
 function comparedFamilies(job: StatusJob, remote: RemoteStatus): FamilyTexts[] {
-  const v4: FamilyTexts = { file: RULES_FILE.ipv4, save: 'iptables-save', rendered: job.v4.toString('utf8'), live: remote.live4, onHost: remote.file4 };
+  const v4: FamilyTexts = {
+    file: RULES_FILE.ipv4,
+    save: 'iptables-save',
+    rendered: job.v4.toString('utf8'),
+    live: remote.live4,
+    onHost: remote.file4,
+  };
   if (!job.v6) return [v4];
-  return [v4, { file: RULES_FILE.ipv6, save: 'ip6tables-save', rendered: job.v6.toString('utf8'), live: remote.live6 ?? '', onHost: remote.file6 }];
+  return [
+    v4,
+    {
+      file: RULES_FILE.ipv6,
+      save: 'ip6tables-save',
+      rendered: job.v6.toString('utf8'),
+      live: remote.live6 ?? '',
+      onHost: remote.file6,
+    },
+  ];
 }
 
 /** Tells "changed by hand" from "rendered/ moved on": does the host still run its own rules file? */
@@ -182,12 +219,28 @@ function parseShipped(json: string): ShippedRecord | undefined {
     const str = (k: string): string | undefined => (typeof s[k] === 'string' ? (s[k] as string) : undefined);
     const [fwgen, shippedAt, shippedBy] = [str('fwgen'), str('shippedAt'), str('shippedBy')];
     if (!fwgen || !shippedAt || !shippedBy) return undefined;
-    return { fwgen, commit: str('commit') ?? null, shippedAt, shippedBy, ...(str('restoredFrom') ? { restoredFrom: str('restoredFrom') } : {}) };
+    return {
+      fwgen,
+      commit: str('commit') ?? null,
+      shippedAt,
+      shippedBy,
+      ...(str('restoredFrom') ? { restoredFrom: str('restoredFrom') } : {}),
+    };
   } catch {
     return undefined;
   }
 }
 
 function unreachable(job: StatusJob, reason: string): HostStatus {
-  return { host: job.host.name, role: job.host.role, state: 'unreachable', backups: 0, armed: false, foreign: [], foreignRules: [], drift: [], reason };
+  return {
+    host: job.host.name,
+    role: job.host.role,
+    state: 'unreachable',
+    backups: 0,
+    armed: false,
+    foreign: [],
+    foreignRules: [],
+    drift: [],
+    reason,
+  };
 }

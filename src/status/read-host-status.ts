@@ -40,7 +40,8 @@ export interface RemoteStatus {
 }
 
 /** A status read: what the host holds, or why it could not be read. */
-export type RemoteRead = { readonly ok: true; readonly status: RemoteStatus } | { readonly ok: false; readonly reason: string };
+export type RemoteRead =
+  { readonly ok: true; readonly status: RemoteStatus } | { readonly ok: false; readonly reason: string };
 
 /** Reads a host's fwgen state, rules files and live filter tables in one command; never throws for a host's failure. */
 export async function readHostStatus(session: Session, v: StatusVars, fromBackup?: string): Promise<RemoteRead> {
@@ -48,10 +49,19 @@ export async function readHostStatus(session: Session, v: StatusVars, fromBackup
   try {
     r = await session.run(readCall(v.paths, v.ipv6, fromBackup));
   } catch (err) {
-    return { ok: false, reason: err instanceof TransportError ? err.message : `connection lost: ${(err as Error)?.message ?? String(err)}` };
+    return {
+      ok: false,
+      reason:
+        err instanceof TransportError ? err.message : `connection lost: ${(err as Error)?.message ?? String(err)}`,
+    };
   }
   if (r.code !== 0) {
-    const msg = r.stderr.trim().split('\n').filter(Boolean).pop()?.replace(/^fwgen: /, '');
+    const msg = r.stderr
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .pop()
+      ?.replace(/^fwgen: /, '');
     return { ok: false, reason: `could not read the rules: ${msg || `status script exited with ${r.code}`}` };
   }
   return parseStatusOutput(r.stdout, v.ipv6, fromBackup !== undefined);
@@ -65,7 +75,8 @@ export function parseStatusOutput(stdout: string, ipv6: boolean, withBackup = fa
   const { sections, rest } = splitSections(Buffer.from(stdout, 'utf8'), rules + sets);
   const tail = parseStatus(rest);
   const complete = sections.length === rules || sections.length === rules + sets;
-  if (tail.status !== 'read' || !complete) return { ok: false, reason: 'could not read the rules: the status output was cut short' };
+  if (tail.status !== 'read' || !complete)
+    return { ok: false, reason: 'could not read the rules: the status output was cut short' };
   const [stateJson, file4, live4] = sections;
   const [file6, live6] = ipv6 ? sections.slice(3, 5) : [];
   const [backup4, backup6] = sections.slice(ipv6 ? 5 : 3, rules);

@@ -101,7 +101,7 @@ roles:
 
     const published = () => lab.probe('client', `${NET}.10`, 8080);
 
-    it('answers before the ship, and after it; Docker\'s chains, hooks and FORWARD policy are untouched', async () => {
+    it("answers before the ship, and after it; Docker's chains, hooks and FORWARD policy are untouched", async () => {
       expect(await published()).toBe('open');
       const before = dockerPart(await filter('dock'));
       expect(before).toContain(':FORWARD DROP [0:0]');
@@ -135,7 +135,11 @@ roles:
       const before = await filter('dock');
       // Rules that lock this machine out: only the dead-man switch brings the host back.
       await setInventory(inventory({ containerPorts: 'tcp/7000', management: '192.0.2.0/24' }));
-      const r = await fwgen(['ship', '--json', '--timeout', '3', '--connect-timeout', '2', '--host', 'dock'], { FWGEN_INTERNAL: JSON.stringify({ skipLockoutCheck: true }) }, CLI_INTERNAL);
+      const r = await fwgen(
+        ['ship', '--json', '--timeout', '3', '--connect-timeout', '2', '--host', 'dock'],
+        { FWGEN_INTERNAL: JSON.stringify({ skipLockoutCheck: true }) },
+        CLI_INTERNAL,
+      );
       expect(outcome(r, 'dock'), r.stderr).toBe('rolled-back');
       expect(dockerPart(await filter('dock'))).toEqual(dockerPart(before));
       expect(await published()).toBe('open');
@@ -181,20 +185,33 @@ roles:
   });
 
   describe('a host with hand-written rules in INPUT', () => {
-    it('the first ship removes them and lists them; a preserved tool\'s hook stays', async () => {
-      await lab.execOk('hand', ['sh', '-c', [
-        'iptables -A INPUT -s 192.0.2.7/32 -j ACCEPT',
-        'iptables -N MYCHAIN && iptables -A INPUT -j MYCHAIN',
-        'iptables -N f2b-sshd && iptables -I INPUT -p tcp --dport 22 -j f2b-sshd',
-      ].join(' && ')]);
+    it("the first ship removes them and lists them; a preserved tool's hook stays", async () => {
+      await lab.execOk('hand', [
+        'sh',
+        '-c',
+        [
+          'iptables -A INPUT -s 192.0.2.7/32 -j ACCEPT',
+          'iptables -N MYCHAIN && iptables -A INPUT -j MYCHAIN',
+          'iptables -N f2b-sshd && iptables -I INPUT -p tcp --dport 22 -j f2b-sshd',
+        ].join(' && '),
+      ]);
       const dry = await ship('--host', 'hand', '--dry-run');
-      expect(dry.results[0]).toMatchObject({ outcome: 'would-apply', removed: ['-A INPUT -s 192.0.2.7/32 -j ACCEPT', '-A INPUT -j MYCHAIN'] });
+      expect(dry.results[0]).toMatchObject({
+        outcome: 'would-apply',
+        removed: ['-A INPUT -s 192.0.2.7/32 -j ACCEPT', '-A INPUT -j MYCHAIN'],
+      });
       const r = await ship('--host', 'hand');
       expect(r.code, r.stderr).toBe(0);
-      expect(r.results[0]).toMatchObject({ outcome: 'applied', removed: ['-A INPUT -s 192.0.2.7/32 -j ACCEPT', '-A INPUT -j MYCHAIN'] });
+      expect(r.results[0]).toMatchObject({
+        outcome: 'applied',
+        removed: ['-A INPUT -s 192.0.2.7/32 -j ACCEPT', '-A INPUT -j MYCHAIN'],
+      });
       expect(r.results[0].reason).toContain('removed 2 rule(s)');
       const input = (await filter('hand')).split('\n').filter((l) => l.startsWith('-A INPUT '));
-      expect(input).toEqual(['-A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd', '-A INPUT -m comment --comment "fwgen hook" -j FWGEN-INPUT']);
+      expect(input).toEqual([
+        '-A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd',
+        '-A INPUT -m comment --comment "fwgen hook" -j FWGEN-INPUT',
+      ]);
       const rendered = readFileSync(join(project, 'rendered/plain/iptables.up.rules'), 'utf8');
       expect(await lab.execOk('hand', ['cat', '/etc/iptables.up.rules'])).toBe(rendered);
     });

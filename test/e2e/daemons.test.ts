@@ -82,11 +82,17 @@ function expectDockerChains(save: string): void {
   expect(filter).toMatch(/^-A FORWARD -j DOCKER-USER$/m);
   const container = String.raw`198\.19\.255\.\d+`;
   expect(filter).toMatch(
-    new RegExp(String.raw`^-A DOCKER -d ${container}/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT$`, 'm'),
+    new RegExp(
+      String.raw`^-A DOCKER -d ${container}/32 ! -i docker0 -o docker0 -p tcp -m tcp --dport 80 -j ACCEPT$`,
+      'm',
+    ),
   );
   expect(nat).toMatch(/^-A PREROUTING -m addrtype --dst-type LOCAL -j DOCKER$/m);
   expect(nat).toMatch(
-    new RegExp(String.raw`^-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination ${container}:80$`, 'm'),
+    new RegExp(
+      String.raw`^-A DOCKER ! -i docker0 -p tcp -m tcp --dport 8080 -j DNAT --to-destination ${container}:80$`,
+      'm',
+    ),
   );
 }
 

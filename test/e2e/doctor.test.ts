@@ -27,7 +27,8 @@ async function fwgen(cwd: string, args: string[]): Promise<Run> {
   return { ...r, checks: parseJson(r.stdout, [] as Check[]) };
 }
 
-const find = (r: Run, host: string | undefined, name: string): Check[] => r.checks.filter((c) => c.host === host && c.name === name);
+const find = (r: Run, host: string | undefined, name: string): Check[] =>
+  r.checks.filter((c) => c.host === host && c.name === name);
 const only = (r: Run, host: string | undefined, name: string): Check => {
   const found = find(r, host, name);
   expect(found, `${host ?? 'inventory'} ${name}:\n${r.stderr}`).toHaveLength(1);
@@ -47,7 +48,11 @@ describe('fwgen doctor against real sshd hosts', () => {
   const doctor = (...args: string[]) => fwgen(project, ['doctor', '--json', '--connect-timeout', '3', ...args]);
   /** Makes `ifup` exist on one host only: a copy of /usr/local/sbin with it, bind-mounted in the host's own mount namespace. */
   const installIfupdown = (host: string) =>
-    lab.execOk(host, ['sh', '-c', 'mkdir -p /root/sbin && printf "#!/bin/sh\\nexit 0\\n" > /root/sbin/ifup && chmod 755 /root/sbin/ifup && mount --bind /root/sbin /usr/local/sbin']);
+    lab.execOk(host, [
+      'sh',
+      '-c',
+      'mkdir -p /root/sbin && printf "#!/bin/sh\\nexit 0\\n" > /root/sbin/ifup && chmod 755 /root/sbin/ifup && mount --bind /root/sbin /usr/local/sbin',
+    ]);
 
   beforeAll(async () => {
     lab = await createLab({
@@ -95,26 +100,46 @@ roles:
     expect(only(before, 'h1', 'ssh')).toMatchObject({ level: 'ok', detail: `reachable at ${NET}.11` });
     expect(only(before, 'h1', 'host key').level).toBe('ok');
     expect(only(before, 'h1', 'rules file')).toMatchObject({ level: 'ok', detail: `${RULES} present and live` });
-    expect(only(before, 'h1', 'backend')).toMatchObject({ level: 'ok', detail: 'iptables uses nf_tables; no rules in legacy' });
+    expect(only(before, 'h1', 'backend')).toMatchObject({
+      level: 'ok',
+      detail: 'iptables uses nf_tables; no rules in legacy',
+    });
     expect(only(before, 'h1', 'addresses')).toMatchObject({ level: 'ok', detail: `${NET}.11 on eth1` });
     expect(only(before, 'h1', 'interface')).toMatchObject({ level: 'ok', detail: 'eth1 present' });
     expect(only(before, 'h1', 'PTR')).toMatchObject({ level: 'ok', detail: `${NET}.11 → h1.lab.test` });
-    expect(only(before, 'h1', 'boot')).toMatchObject({ level: 'fail', fix: '`fwgen ship --host h1 --persist` installs a boot hook' });
-    expect(before.stderr).toMatch(/^ {2}FAIL {2}boot: nothing loads \/etc\/iptables\.up\.rules at boot: a reboot drops the firewall {2}→ fix: `fwgen ship --host h1 --persist`/m);
+    expect(only(before, 'h1', 'boot')).toMatchObject({
+      level: 'fail',
+      fix: '`fwgen ship --host h1 --persist` installs a boot hook',
+    });
+    expect(before.stderr).toMatch(
+      /^ {2}FAIL {2}boot: nothing loads \/etc\/iptables\.up\.rules at boot: a reboot drops the firewall {2}→ fix: `fwgen ship --host h1 --persist`/m,
+    );
 
-    await lab.execOk('h1', ['sh', '-c', `mkdir -p /etc/network/if-pre-up.d && printf '#!/bin/sh\\n/sbin/iptables-restore < ${RULES}\\n' > /etc/network/if-pre-up.d/iptables && chmod 755 /etc/network/if-pre-up.d/iptables`]);
+    await lab.execOk('h1', [
+      'sh',
+      '-c',
+      `mkdir -p /etc/network/if-pre-up.d && printf '#!/bin/sh\\n/sbin/iptables-restore < ${RULES}\\n' > /etc/network/if-pre-up.d/iptables && chmod 755 /etc/network/if-pre-up.d/iptables`,
+    ]);
     const noIfupdown = await doctor('--host', 'h1');
-    expect(only(noIfupdown, 'h1', 'boot')).toMatchObject({ level: 'fail', detail: expect.stringContaining('ifupdown is not installed, so if-pre-up.d hooks never run') });
+    expect(only(noIfupdown, 'h1', 'boot')).toMatchObject({
+      level: 'fail',
+      detail: expect.stringContaining('ifupdown is not installed, so if-pre-up.d hooks never run'),
+    });
 
     await installIfupdown('h1');
     const after = await doctor('--host', 'h1');
-    expect(only(after, 'h1', 'boot')).toMatchObject({ level: 'ok', detail: `${RULES} is loaded at boot by /etc/network/if-pre-up.d/iptables (if-pre-up.d)` });
+    expect(only(after, 'h1', 'boot')).toMatchObject({
+      level: 'ok',
+      detail: `${RULES} is loaded at boot by /etc/network/if-pre-up.d/iptables (if-pre-up.d)`,
+    });
     expect(after.checks.filter((c) => c.host === 'h1' && c.level !== 'ok')).toEqual([]);
     expect(after.code, after.stderr).toBe(0);
     // Human output: grouped by host, one line per check, on stdout without --json.
     const text = await fwgen(project, ['doctor', '--host', 'h1']);
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/^h1 \(role web, root@198\.18\.80\.11\)\n {2}ok {4}ssh: reachable at 198\.18\.80\.11\n/m);
+    expect(text.stdout).toMatch(
+      /^h1 \(role web, root@198\.18\.80\.11\)\n {2}ok {4}ssh: reachable at 198\.18\.80\.11\n/m,
+    );
     expect(text.stdout).toContain('\n  ok    PTR: 198.18.80.11 → h1.lab.test\n');
   });
 
@@ -122,29 +147,52 @@ roles:
     await lab.execOk('h2', ['iptables-legacy', '-A', 'INPUT', '-j', 'ACCEPT']);
     const r = await doctor('--host', 'h2');
     const backend = only(r, 'h2', 'backend');
-    expect(backend).toMatchObject({ level: 'fail', detail: expect.stringContaining('iptables uses nf_tables, but legacy holds 1 more rule(s)') });
+    expect(backend).toMatchObject({
+      level: 'fail',
+      detail: expect.stringContaining('iptables uses nf_tables, but legacy holds 1 more rule(s)'),
+    });
     expect(backend.fix).toContain('iptables-legacy-save');
-    expect(only(r, 'h2', 'PTR')).toMatchObject({ level: 'warn', detail: expect.stringContaining(`no PTR record for ${NET}.12`) });
+    expect(only(r, 'h2', 'PTR')).toMatchObject({
+      level: 'warn',
+      detail: expect.stringContaining(`no PTR record for ${NET}.12`),
+    });
     expect(r.code).toBe(1);
   });
 
   it('installs a boot hook only when none exists; the hook restores the rules file', async () => {
     const script = bootHookScript({ paths: RULES_PATHS, id: 'persist', ipv6: false });
     const first = parseBootHookResult(await lab.execOk('h2', ['sh', '-c', script]));
-    expect(first).toEqual({ status: 'installed', mechanism: { kind: 'if-pre-up.d', path: '/etc/network/if-pre-up.d/fwgen-iptables', loadsRules: true, state: 'no-ifupdown' } });
-    expect((await lab.execOk('h2', ['stat', '-c', '%a', '/etc/network/if-pre-up.d/fwgen-iptables'])).trim()).toBe('755');
+    expect(first).toEqual({
+      status: 'installed',
+      mechanism: {
+        kind: 'if-pre-up.d',
+        path: '/etc/network/if-pre-up.d/fwgen-iptables',
+        loadsRules: true,
+        state: 'no-ifupdown',
+      },
+    });
+    expect((await lab.execOk('h2', ['stat', '-c', '%a', '/etc/network/if-pre-up.d/fwgen-iptables'])).trim()).toBe(
+      '755',
+    );
     expect(only(await doctor('--host', 'h2'), 'h2', 'boot').level).toBe('fail');
 
     await installIfupdown('h2');
     expect(parseBootHookResult(await lab.execOk('h2', ['sh', '-c', script]))?.status).toBe('present');
-    expect(only(await doctor('--host', 'h2'), 'h2', 'boot')).toMatchObject({ level: 'ok', detail: `${RULES} is loaded at boot by /etc/network/if-pre-up.d/fwgen-iptables (if-pre-up.d)` });
+    expect(only(await doctor('--host', 'h2'), 'h2', 'boot')).toMatchObject({
+      level: 'ok',
+      detail: `${RULES} is loaded at boot by /etc/network/if-pre-up.d/fwgen-iptables (if-pre-up.d)`,
+    });
 
     // As at boot: an empty filter table, then the hook.
     const shipped = readFileSync(join(project, 'rendered/web/iptables.up.rules'), 'utf8');
     await lab.execOk('h2', ['sh', '-c', 'iptables -F && iptables -X']);
     expect(await lab.execOk('h2', ['iptables-save', '-t', 'filter'])).not.toContain('fwgen');
     await lab.execOk('h2', ['/etc/network/if-pre-up.d/fwgen-iptables']);
-    const norm = (s: string) => s.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]$/, '[0:0]'));
+    const norm = (s: string) =>
+      s
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#'))
+        .map((l) => l.replace(/\[\d+:\d+\]$/, '[0:0]'));
     expect(norm(await lab.execOk('h2', ['iptables-save', '-t', 'filter']))).toEqual(norm(shipped));
   });
 
@@ -152,12 +200,20 @@ roles:
     const shipped = readFileSync(join(project, 'rendered/web/iptables.up.rules'), 'utf8');
     // h3 was never shipped: put the file in place by hand, and make it look like systemd runs (its /run is its own).
     await lab.execOk('h3', ['sh', '-c', `cat > ${RULES} && mkdir -p /run/systemd/system`], { input: shipped });
-    const result = parseBootHookResult(await lab.execOk('h3', ['sh', '-c', bootHookScript({ paths: RULES_PATHS, id: 'persist', ipv6: false })]));
-    expect(result).toEqual({ status: 'installed', mechanism: { kind: 'systemd', path: '/etc/systemd/system/fwgen-iptables.service', loadsRules: true, state: 'ok' } });
+    const result = parseBootHookResult(
+      await lab.execOk('h3', ['sh', '-c', bootHookScript({ paths: RULES_PATHS, id: 'persist', ipv6: false })]),
+    );
+    expect(result).toEqual({
+      status: 'installed',
+      mechanism: { kind: 'systemd', path: '/etc/systemd/system/fwgen-iptables.service', loadsRules: true, state: 'ok' },
+    });
     const unit = await lab.execOk('h3', ['cat', '/etc/systemd/system/multi-user.target.wants/fwgen-iptables.service']);
     expect(unit).toContain('Before=network-pre.target');
     const r = await doctor('--host', 'h3');
-    expect(only(r, 'h3', 'boot')).toMatchObject({ level: 'ok', detail: `${RULES} is loaded at boot by /etc/systemd/system/fwgen-iptables.service (systemd)` });
+    expect(only(r, 'h3', 'boot')).toMatchObject({
+      level: 'ok',
+      detail: `${RULES} is loaded at boot by /etc/systemd/system/fwgen-iptables.service (systemd)`,
+    });
     // Run the unit's commands as systemd would, on an empty filter table.
     const commands = [...unit.matchAll(/^ExecStart=\/bin\/sh -c '(.*)'$/gm)].map((m) => m[1]);
     expect(commands).toHaveLength(3); // sets (ipset mode; no file here: nothing), then IPv4, then IPv6 rules
@@ -166,15 +222,30 @@ roles:
     for (const c of commands) await lab.execOk('h3', ['/bin/sh', '-c', c]);
     // Again, as a hook that runs once per interface would: the second run must load nothing.
     for (const c of commands) await lab.execOk('h3', ['/bin/sh', '-c', c]);
-    const norm = (s: string) => s.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]$/, '[0:0]'));
+    const norm = (s: string) =>
+      s
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#'))
+        .map((l) => l.replace(/\[\d+:\d+\]$/, '[0:0]'));
     expect(norm(await lab.execOk('h3', ['iptables-save', '-t', 'filter']))).toEqual(norm(shipped));
   });
 
-  it('flags a stale lock, and an interrupted ship\'s staged file', async () => {
-    await lab.execOk('h2', ['sh', '-c', `mkdir ${RULES}.fwgen-lock && echo 'me@box run X' > ${RULES}.fwgen-lock/owner && touch -d '1 hour ago' ${RULES}.fwgen-lock && : > ${RULES}.fwgen-new.X && touch -d '1 hour ago' ${RULES}.fwgen-new.X`]);
+  it("flags a stale lock, and an interrupted ship's staged file", async () => {
+    await lab.execOk('h2', [
+      'sh',
+      '-c',
+      `mkdir ${RULES}.fwgen-lock && echo 'me@box run X' > ${RULES}.fwgen-lock/owner && touch -d '1 hour ago' ${RULES}.fwgen-lock && : > ${RULES}.fwgen-new.X && touch -d '1 hour ago' ${RULES}.fwgen-new.X`,
+    ]);
     const r = await doctor('--host', 'h2');
-    expect(only(r, 'h2', 'lock')).toMatchObject({ level: 'fail', detail: expect.stringMatching(/^stale lock \/etc\/iptables\.up\.rules\.fwgen-lock, 60 min old \(me@box run X\)/), fix: expect.stringContaining(`rm -rf ${RULES}.fwgen-lock`) });
-    expect(only(r, 'h2', 'interrupted ship')).toMatchObject({ level: 'warn', detail: expect.stringContaining(`${RULES}.fwgen-new.X`) });
+    expect(only(r, 'h2', 'lock')).toMatchObject({
+      level: 'fail',
+      detail: expect.stringMatching(/^stale lock \/etc\/iptables\.up\.rules\.fwgen-lock, 60 min old \(me@box run X\)/),
+      fix: expect.stringContaining(`rm -rf ${RULES}.fwgen-lock`),
+    });
+    expect(only(r, 'h2', 'interrupted ship')).toMatchObject({
+      level: 'warn',
+      detail: expect.stringContaining(`${RULES}.fwgen-new.X`),
+    });
     await lab.execOk('h2', ['sh', '-c', `rm -rf ${RULES}.fwgen-lock ${RULES}.fwgen-new.X`]);
     expect(only(await doctor('--host', 'h2'), 'h2', 'leftovers').level).toBe('ok');
   });
@@ -185,12 +256,19 @@ roles:
       const r = await doctor('--role', 'web');
       expect(r.code).toBe(1);
       expect(find(r, 'h3', 'ssh')).toEqual([
-        expect.objectContaining({ level: 'fail', detail: expect.stringContaining(`cannot connect to root@${NET}.13`), fix: expect.stringContaining('sshd runs on port 22') }),
+        expect.objectContaining({
+          level: 'fail',
+          detail: expect.stringContaining(`cannot connect to root@${NET}.13`),
+          fix: expect.stringContaining('sshd runs on port 22'),
+        }),
       ]);
       expect(find(r, 'h3', 'boot')).toEqual([]);
       expect(only(r, 'h4', 'ssh').level).toBe('ok');
       const key = only(r, 'h4', 'host key');
-      expect(key).toMatchObject({ level: 'fail', detail: expect.stringContaining(`host key for ${NET}.14 does not match`) });
+      expect(key).toMatchObject({
+        level: 'fail',
+        detail: expect.stringContaining(`host key for ${NET}.14 does not match`),
+      });
       expect(key.fix).toContain(`ssh-keygen -R '${NET}.14' -f ${join(project, 'bad_known_hosts')}`);
       expect(only(r, 'h1', 'boot').level).toBe('ok');
       expect(r.stderr).toMatch(/fwgen: \d+ check\(s\) failed: .*h2.*h3.*h4/);
@@ -219,7 +297,10 @@ roles:
     expect(r.code).toBe(1);
     expect(r.checks.every((c) => c.host === undefined)).toBe(true);
     expect(only(r, undefined, 'management').level).toBe('fail');
-    expect(only(r, undefined, 'rule shadowed')).toMatchObject({ level: 'warn', detail: expect.stringContaining('role db allow#1 (from web to tcp/5432) is shadowed on eth1 by fleet trust') });
+    expect(only(r, undefined, 'rule shadowed')).toMatchObject({
+      level: 'warn',
+      detail: expect.stringContaining('role db allow#1 (from web to tcp/5432) is shadowed on eth1 by fleet trust'),
+    });
     expect(r.stderr).not.toContain('checking');
     expect([sshdLog('h1'), sshdLog('h2')]).toEqual(logs);
   });

@@ -62,7 +62,10 @@ roles:
     fwgen(['ship', '--json', '--timeout', String(timeout), '--connect-timeout', '3', ...args]);
   const sh = (host: string, script: string) => lab.execOk(host, ['sh', '-c', script]);
   const fwgenLines = (save: string) =>
-    save.split('\n').filter((l) => /FWGEN|fwgen/.test(l)).map((l) => l.replace(/\[\d+:\d+\]$/, ''));
+    save
+      .split('\n')
+      .filter((l) => /FWGEN|fwgen/.test(l))
+      .map((l) => l.replace(/\[\d+:\d+\]$/, ''));
   /** What the host runs and has on disk, as far as fwgen is concerned. */
   const snapshot = async (host: string) => ({
     live4: fwgenLines(await lab.execOk(host, ['iptables-save', '-t', 'filter'])),
@@ -109,7 +112,8 @@ roles:
   }, 180_000);
 
   afterAll(async () => {
-    for (const h of ['h1', 'h2']) await lab?.exec(h, ['sh', '-c', `chattr -i ${RULES} 2>/dev/null; umount ${DIR} 2>/dev/null; true`]);
+    for (const h of ['h1', 'h2'])
+      await lab?.exec(h, ['sh', '-c', `chattr -i ${RULES} 2>/dev/null; umount ${DIR} 2>/dev/null; true`]);
     await lab?.destroy();
     if (project) rmSync(project, { recursive: true, force: true });
   }, 60_000);
@@ -134,7 +138,11 @@ roles:
       const r = await ship(2, '--host', 'h1');
       expect(r.code).toBe(1);
       expect(r.results).toEqual([
-        expect.objectContaining({ host: 'h1', outcome: 'rolled-back', reason: expect.stringMatching(/dead-man switch fired during the apply/) }),
+        expect.objectContaining({
+          host: 'h1',
+          outcome: 'rolled-back',
+          reason: expect.stringMatching(/dead-man switch fired during the apply/),
+        }),
       ]);
       // The report comes once the host has undone: it is true the moment it is printed.
       expect(await snapshot('h1')).toEqual(old.h1);
@@ -185,11 +193,16 @@ roles:
       expect(by.h1.reason).toMatch(/unreachable|connection lost|timed out/);
       expect(r.stderr).toMatch(/HOST\s+ROLE\s+OUTCOME/);
       expect(r.stderr).not.toMatch(/Unhandled|TypeError|at .*\.js:\d+/);
-      const log = readFileSync(join(project, '.fwgen/deploy.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      const log = readFileSync(join(project, '.fwgen/deploy.log'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
       const audit = log.pop();
       expect(audit.hosts.map((h: Result) => `${h.host} ${h.outcome}`).sort()).toEqual(['h1 failed', 'h2 applied']);
       // Each host's line was written as it finished, before the run's closing line.
-      const perHost = log.filter((e) => e.action === 'host' && e.run === audit.run).map((e) => `${e.hosts[0].host} ${e.hosts[0].outcome}`);
+      const perHost = log
+        .filter((e) => e.action === 'host' && e.run === audit.run)
+        .map((e) => `${e.hosts[0].host} ${e.hosts[0].outcome}`);
       expect(perHost.sort()).toEqual(['h1 failed', 'h2 applied']);
       await lab.execOk('h1', ['ip', 'link', 'set', 'eth1', 'up']);
       // The switch fired on its own: the host is old again, and unlocked.
@@ -239,7 +252,8 @@ roles:
       const killedAt = await killedShip();
       const refused = await ship(timeout, '--host', 'h1');
       expect(refused.results[0]).toMatchObject({ outcome: 'failed' });
-      const lockRe = /locked by another fwgen run: \S+ run \S+ .*\(run \S+\), since (\S+); it clears by (\S+) if that run is gone/;
+      const lockRe =
+        /locked by another fwgen run: \S+ run \S+ .*\(run \S+\), since (\S+); it clears by (\S+) if that run is gone/;
       const m = lockRe.exec(refused.results[0].reason);
       expect(refused.results[0].reason).toContain('(or ship with --break-lock)');
       expect(m, refused.results[0].reason).not.toBeNull();

@@ -34,7 +34,11 @@ function renderInventory(yaml: string, mode: Mode = 'none'): Map<string, string>
   }
 }
 
-const normalize = (s: string): string[] => s.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]$/, '[0:0]'));
+const normalize = (s: string): string[] =>
+  s
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.replace(/\[\d+:\d+\]$/, '[0:0]'));
 
 /** Loads the sets file into a host (ipset mode) and checks that `ipset save` shows the same members. */
 async function loadSets(lab: Lab, host: string, files: Map<string, string>): Promise<void> {
@@ -73,11 +77,18 @@ describe.each([
           { name: 'web1', ipv4: '198.18.1.11', prefix4: 16, ipv6: '2001:db8:18::11', listen: PORTS },
           { name: 'db1', ipv4: '198.18.1.21', prefix4: 16, ipv6: '2001:db8:18::21', listen: PORTS },
           // Not in the inventory; its extra addresses act as the management network and an allowed CIDR.
-          { name: 'outside', ipv4: '198.18.9.9', prefix4: 16, ipv6: '2001:db8:18::99', extraIpv4: ['198.18.5.5', '198.18.7.7'] },
+          {
+            name: 'outside',
+            ipv4: '198.18.9.9',
+            prefix4: 16,
+            ipv6: '2001:db8:18::99',
+            extraIpv4: ['198.18.5.5', '198.18.7.7'],
+          },
         ],
         controller: false,
       });
-      files = renderInventory(`
+      files = renderInventory(
+        `
   defaults: { interface: eth1 }
   management: [198.18.5.0/28]
   trust: fleet
@@ -86,8 +97,13 @@ describe.each([
     db:
       allow: [{ from: [198.18.7.0/24], ports: [tcp/9100] }]
       hosts: { db1: [198.18.1.21, "2001:db8:18::21"] }
-  `, mode);
-      for (const [host, role] of [['web1', 'web'], ['db1', 'db']]) {
+  `,
+        mode,
+      );
+      for (const [host, role] of [
+        ['web1', 'web'],
+        ['db1', 'db'],
+      ]) {
         await loadSets(lab, host, files);
         const saved = await load(lab, host, files.get(`${role}/iptables.up.rules`)!);
         expect(normalize(saved)).toEqual(normalize(files.get(`${role}/iptables.up.rules`)!));
@@ -146,7 +162,8 @@ describe.each([
         ],
         controller: false,
       });
-      const files = renderInventory(`
+      const files = renderInventory(
+        `
   defaults: { interface: eth1 }
   management: [198.18.5.0/28]
   trust: none
@@ -158,7 +175,9 @@ describe.each([
         - { from: [app], ports: [tcp/5432] }
         - { from: [cron1, 198.18.7.0/24], ports: [tcp/9100] }
       hosts: { db1: 198.18.2.21 }
-  `, mode);
+  `,
+        mode,
+      );
       await loadSets(lab, 'db1', files);
       await load(lab, 'db1', files.get('db/iptables.up.rules')!);
     }, 120_000);
@@ -208,7 +227,8 @@ describe.each([
         ],
         controller: false,
       });
-      files = renderInventory(`
+      files = renderInventory(
+        `
   defaults: { interface: eth1 }
   management: [198.18.5.0/29, 198.18.5.8/29]
   trust: fleet
@@ -217,7 +237,9 @@ describe.each([
     db:
       allow: [{ from: [198.18.7.0/25, 198.18.7.128/25], ports: [tcp/9100] }]
       hosts: { db1: 198.18.3.21 }
-  `, mode);
+  `,
+        mode,
+      );
       db = files.get('db/iptables.up.rules')!;
       await loadSets(lab, 'db1', files);
       expect(normalize(await load(lab, 'db1', db))).toEqual(normalize(db));
@@ -227,17 +249,33 @@ describe.each([
 
     it('renders the merged CIDRs: one rule each (sets: none), or one set per list and one rule per set', () => {
       if (mode === 'none') {
-        expect(db).toContain('-A FWGEN-INPUT -s 198.18.3.12/31 -i eth1 -m comment --comment "fwgen fleet 2 hosts of web" -j ACCEPT');
-        expect(db).toContain('-A FWGEN-INPUT -s 198.18.5.0/28 -p tcp -m tcp --dport 22 -m comment --comment "fwgen management ssh" -j ACCEPT');
-        expect(db).toContain('-A FWGEN-INPUT -s 198.18.7.0/24 -p tcp -m tcp --dport 9100 -m comment --comment "fwgen db allow#1 from 2 sources of 198.18.7.0/25 198.18.7.128/25" -j ACCEPT');
+        expect(db).toContain(
+          '-A FWGEN-INPUT -s 198.18.3.12/31 -i eth1 -m comment --comment "fwgen fleet 2 hosts of web" -j ACCEPT',
+        );
+        expect(db).toContain(
+          '-A FWGEN-INPUT -s 198.18.5.0/28 -p tcp -m tcp --dport 22 -m comment --comment "fwgen management ssh" -j ACCEPT',
+        );
+        expect(db).toContain(
+          '-A FWGEN-INPUT -s 198.18.7.0/24 -p tcp -m tcp --dport 9100 -m comment --comment "fwgen db allow#1 from 2 sources of 198.18.7.0/25 198.18.7.128/25" -j ACCEPT',
+        );
         return;
       }
       const sets = files.get(SETS_FILE)!;
-      expect(sets).toContain('create fwgen-fleet-4 hash:net family inet hashsize 1024 maxelem 65536\nadd fwgen-fleet-4 198.18.3.12/31\nadd fwgen-fleet-4 198.18.3.21\n');
-      expect(sets).toContain('create fwgen-mgmt-4 hash:net family inet hashsize 1024 maxelem 65536\nadd fwgen-mgmt-4 198.18.5.0/28\n');
-      expect(sets).toContain('create fwgen-db-a1-4 hash:net family inet hashsize 1024 maxelem 65536\nadd fwgen-db-a1-4 198.18.7.0/24\n');
-      expect(db).toContain('-A FWGEN-INPUT -i eth1 -m set --match-set fwgen-fleet-4 src -m comment --comment "fwgen fleet 3 hosts of db web" -j ACCEPT');
-      expect(db).toContain('-A FWGEN-INPUT -p tcp -m tcp --dport 22 -m set --match-set fwgen-mgmt-4 src -m comment --comment "fwgen management ssh" -j ACCEPT');
+      expect(sets).toContain(
+        'create fwgen-fleet-4 hash:net family inet hashsize 1024 maxelem 65536\nadd fwgen-fleet-4 198.18.3.12/31\nadd fwgen-fleet-4 198.18.3.21\n',
+      );
+      expect(sets).toContain(
+        'create fwgen-mgmt-4 hash:net family inet hashsize 1024 maxelem 65536\nadd fwgen-mgmt-4 198.18.5.0/28\n',
+      );
+      expect(sets).toContain(
+        'create fwgen-db-a1-4 hash:net family inet hashsize 1024 maxelem 65536\nadd fwgen-db-a1-4 198.18.7.0/24\n',
+      );
+      expect(db).toContain(
+        '-A FWGEN-INPUT -i eth1 -m set --match-set fwgen-fleet-4 src -m comment --comment "fwgen fleet 3 hosts of db web" -j ACCEPT',
+      );
+      expect(db).toContain(
+        '-A FWGEN-INPUT -p tcp -m tcp --dport 22 -m set --match-set fwgen-mgmt-4 src -m comment --comment "fwgen management ssh" -j ACCEPT',
+      );
       expect(db).not.toContain(' -s 198.18.');
     });
 

@@ -13,7 +13,11 @@ const NET6 = '2001:db8:250:';
 function run(argv: string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(argv[0]!, argv.slice(1), { timeout: timeoutMs }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+      const code = err
+        ? typeof (err as { code?: unknown }).code === 'number'
+          ? (err as { code: number }).code
+          : 1
+        : 0;
       resolve({ code, stdout, stderr });
     });
   });
@@ -62,7 +66,9 @@ describe('network namespace lab', { timeout: 60_000 }, () => {
     expect(await l.probe('c', 'a', 80)).toBe('refused');
     // ICMP rejections are seen at once (well below the 1s SYN retransmit), also many in parallel
     const t1 = Date.now();
-    const many = await Promise.all(Array.from({ length: 20 }, (_, i) => l.probe(i % 2 ? 'c' : CONTROLLER, 'a', 80, { timeoutMs: 5000 })));
+    const many = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => l.probe(i % 2 ? 'c' : CONTROLLER, 'a', 80, { timeoutMs: 5000 })),
+    );
     expect(many).toEqual(Array(20).fill('refused'));
     expect(Date.now() - t1).toBeLessThan(4000);
     expect(await l.probe('c', 'a', 2222)).toBe('open');
@@ -118,10 +124,14 @@ describe('network namespace lab', { timeout: 60_000 }, () => {
 
     const ssh = await run([
       'ssh',
-      '-i', l.sshKey.privatePath,
-      '-o', `UserKnownHostsFile=${l.knownHostsPath}`,
-      '-o', 'StrictHostKeyChecking=yes',
-      '-o', 'BatchMode=yes',
+      '-i',
+      l.sshKey.privatePath,
+      '-o',
+      `UserKnownHostsFile=${l.knownHostsPath}`,
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      'BatchMode=yes',
       `root@${a.ipv4}`,
       'cat /etc/hostname-lab-marker; hostname',
     ]);
@@ -193,7 +203,23 @@ describe('stale lab cleanup', { timeout: 60_000 }, () => {
       for (const ns of [`${prefix}-${id}`, `${prefix}-${id}-h1`, `${prefix}-${id2}`]) {
         expect((await run(['ip', 'netns', 'add', ns])).code).toBe(0);
       }
-      expect((await run(['ip', 'link', 'add', `${prefix}b-${id}`, 'type', 'veth', 'peer', 'name', 'ctl0', 'netns', `${prefix}-${id}`])).code).toBe(0);
+      expect(
+        (
+          await run([
+            'ip',
+            'link',
+            'add',
+            `${prefix}b-${id}`,
+            'type',
+            'veth',
+            'peer',
+            'name',
+            'ctl0',
+            'netns',
+            `${prefix}-${id}`,
+          ])
+        ).code,
+      ).toBe(0);
       const sleeper = spawn('ip', ['netns', 'exec', `${prefix}-${id}-h1`, 'sleep', '300'], { stdio: 'ignore' });
       await new Promise((r) => setTimeout(r, 200));
       const cleaned = await cleanupStaleLabs(prefix);

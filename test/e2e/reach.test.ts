@@ -49,7 +49,8 @@ roles:
 `;
   const writeInventory = (text: string) => writeFileSync(join(project, 'inventory/inventory.yaml'), text);
   const render = async () => expect((await fwgen(['render'])).code).toBe(0);
-  const accepted = async (host: string) => (readFileSync(join(lab.hosts.get(host)!.root, 'sshd.log'), 'utf8').match(/Accepted publickey/g) ?? []).length;
+  const accepted = async (host: string) =>
+    (readFileSync(join(lab.hosts.get(host)!.root, 'sshd.log'), 'utf8').match(/Accepted publickey/g) ?? []).length;
   const hasRules = async (host: string) => (await lab.exec(host, ['test', '-e', '/etc/iptables.up.rules'])).code === 0;
 
   beforeAll(async () => {
@@ -62,7 +63,22 @@ roles:
     });
     const ctl = lab.controller!.ipv4;
     // In front of each target: SSH from the controller itself never arrives (ship replaces only the filter table).
-    for (const t of TARGETS) await lab.execOk(t, ['iptables', '-t', 'raw', '-A', 'PREROUTING', '-s', ctl, '-p', 'tcp', '--dport', '22', '-j', 'DROP']);
+    for (const t of TARGETS)
+      await lab.execOk(t, [
+        'iptables',
+        '-t',
+        'raw',
+        '-A',
+        'PREROUTING',
+        '-s',
+        ctl,
+        '-p',
+        'tcp',
+        '--dport',
+        '22',
+        '-j',
+        'DROP',
+      ]);
     project = mkdtempSync(join(tmpdir(), 'fwgen-reach-'));
     home = join(project, 'home');
     marker = join(project, 'match-exec-ran');
@@ -147,7 +163,9 @@ Match host ${NET}.13 exec "touch ${marker}"
     // ...while each target got its two (apply, then the new confirmation connection), from the bastion.
     const targetsAfter = await Promise.all(TARGETS.map(accepted));
     expect(targetsAfter.map((n, i) => n - targetsBefore[i])).toEqual([2, 2, 2]);
-    expect(readFileSync(join(lab.hosts.get('t2')!.root, 'sshd.log'), 'utf8')).toContain(`Accepted publickey for root from ${BASTION}`);
+    expect(readFileSync(join(lab.hosts.get('t2')!.root, 'sshd.log'), 'utf8')).toContain(
+      `Accepted publickey for root from ${BASTION}`,
+    );
     expect(existsSync(marker)).toBe(false);
     expect(r.stderr).toMatch(/Match exec .* was not run/);
   }, 90_000);
@@ -159,8 +177,12 @@ Match host ${NET}.13 exec "touch ${marker}"
     const b = await fwgen(['backups', '--host', 't1', '--json']);
     expect(b.code, b.stderr).toBe(0);
     const doc = await fwgen(['doctor', '--host', 't1']);
-    expect(doc.stdout).toContain(`t1 (role web, root@${NET}.11 (web-t1) via root@${BASTION} (bastion) (from ssh_config ProxyJump))`);
-    expect(doc.stdout).toContain(`ok    ssh: reachable at ${NET}.11 (ssh_config alias web-t1) via root@${BASTION} (bastion)`);
+    expect(doc.stdout).toContain(
+      `t1 (role web, root@${NET}.11 (web-t1) via root@${BASTION} (bastion) (from ssh_config ProxyJump))`,
+    );
+    expect(doc.stdout).toContain(
+      `ok    ssh: reachable at ${NET}.11 (ssh_config alias web-t1) via root@${BASTION} (bastion)`,
+    );
     expect(doc.stdout).toMatch(/ok {4}authentication: logged in as root with .*id_ed25519/);
     // web-t1 is an alias, not a DNS name: doctor checks its HostName, not the alias.
     expect(doc.stdout).not.toMatch(/ssh\.host resolves/);
@@ -187,7 +209,11 @@ Match host ${NET}.13 exec "touch ${marker}"
   }, 60_000);
 
   it('ssh.jump in the inventory works without ssh_config; a missing --ssh-config file is bad input', async () => {
-    writeInventory(inventory({ ssh: `{ jump: "root@${BASTION}", identity: ${lab.sshKey.privatePath}, known_hosts: ${lab.knownHostsPath} }` }));
+    writeInventory(
+      inventory({
+        ssh: `{ jump: "root@${BASTION}", identity: ${lab.sshKey.privatePath}, known_hosts: ${lab.knownHostsPath} }`,
+      }),
+    );
     await render();
     const before = await accepted('bastion');
     const r = await fwgen(['ship', '--json', '--ssh-config', 'none', '--host', 't2', 't3']);
@@ -209,7 +235,9 @@ Match host ${NET}.13 exec "touch ${marker}"
       const r = await fwgen(['status', '--json', '--host', 't3', '--connect-timeout', '2']);
       expect(r.code).toBe(1);
       expect(byHost(r, 'state')).toEqual({ t3: 'unreachable' });
-      expect(r.results[0].reason).toContain(`jump host root@${BASTION} (bastion) timed out connecting to root@${NET}.13`);
+      expect(r.results[0].reason).toContain(
+        `jump host root@${BASTION} (bastion) timed out connecting to root@${NET}.13`,
+      );
       expect(Date.now() - started).toBeLessThan(15_000);
     } finally {
       await lab.execOk('t3', ['iptables', '-t', 'raw', '-D', ...rule]);
@@ -220,7 +248,8 @@ Match host ${NET}.13 exec "touch ${marker}"
     const enc = join(project, 'enc_key');
     spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', 'secret-pass', '-C', 'enc', '-f', enc]);
     const pub = readFileSync(`${enc}.pub`, 'utf8');
-    for (const h of ['bastion', ...TARGETS]) appendFileSync(join(lab.hosts.get(h)!.rootHome, '.ssh', 'authorized_keys'), pub);
+    for (const h of ['bastion', ...TARGETS])
+      appendFileSync(join(lab.hosts.get(h)!.rootHome, '.ssh', 'authorized_keys'), pub);
     const cfg = join(project, 'enc.config');
     writeFileSync(
       cfg,
@@ -244,7 +273,10 @@ Host ${NET}.*
     try {
       const askpass = join(project, 'askpass.sh');
       writeFileSync(askpass, '#!/bin/sh\necho secret-pass\n', { mode: 0o700 });
-      const add = spawnSync('ssh-add', [enc], { env: { ...process.env, SSH_AUTH_SOCK: sock, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' }, encoding: 'utf8' });
+      const add = spawnSync('ssh-add', [enc], {
+        env: { ...process.env, SSH_AUTH_SOCK: sock, SSH_ASKPASS: askpass, SSH_ASKPASS_REQUIRE: 'force', DISPLAY: ':0' },
+        encoding: 'utf8',
+      });
       expect(add.status, add.stderr).toBe(0);
       const ok = await fwgen(['status', '--json', '--ssh-config', cfg, '--host', 't2', 't3'], { SSH_AUTH_SOCK: sock });
       expect(ok.code, ok.stderr + ok.stdout).toBe(0);
@@ -267,7 +299,12 @@ Host ${NET}.*
     const r = await fwgen(['status', '--json']);
     expect(r.code).toBe(1);
     expect(byHost(r, 'state')).toEqual({ t1: 'unreachable', t2: 'unreachable', t3: 'unreachable' });
-    for (const x of r.results) expect(x.reason).toMatch(new RegExp(`jump host root@${BASTION.replace(/\./g, '\\.')} \\(bastion\\): host key for ${BASTION.replace(/\./g, '\\.')} does not match`));
+    for (const x of r.results)
+      expect(x.reason).toMatch(
+        new RegExp(
+          `jump host root@${BASTION.replace(/\./g, '\\.')} \\(bastion\\): host key for ${BASTION.replace(/\./g, '\\.')} does not match`,
+        ),
+      );
     const doc = await fwgen(['doctor', '--host', 't2']);
     expect(doc.stdout).toMatch(/FAIL {2}host key: jump host root@.*does not match.*fix: on jump host root@/);
   }, 60_000);

@@ -29,10 +29,14 @@ roles:
     writeFileSync(join(project, 'inventory/inventory.yaml'), inventory(port));
     expect((await fwgen(project, ['render'])).code).toBe(0);
   };
-  const liveHas = async (host: string, port: number) => (await lab.execOk(host, ['iptables-save', '-t', 'filter'])).includes(`--dport ${port} `);
+  const liveHas = async (host: string, port: number) =>
+    (await lab.execOk(host, ['iptables-save', '-t', 'filter'])).includes(`--dport ${port} `);
 
   beforeAll(async () => {
-    lab = await createLab({ prefix: 'fwr', hosts: HOSTS.map((name, i) => ({ name, ipv4: `${NET}.${name.startsWith('a') ? 11 + i : 18 + i}`, sshd: true })) });
+    lab = await createLab({
+      prefix: 'fwr',
+      hosts: HOSTS.map((name, i) => ({ name, ipv4: `${NET}.${name.startsWith('a') ? 11 + i : 18 + i}`, sshd: true })),
+    });
     project = mkdtempSync(join(tmpdir(), 'fwgen-rollout-'));
     mkdirSync(join(project, 'inventory'));
     await setInventory('tcp/7001');
@@ -55,9 +59,15 @@ roles:
     expect(r.stderr).toContain('== canary: a1, b1');
     expect(r.stderr).toContain('== wave 1 (50%): a2');
     expect(r.stderr).not.toContain('== wave 2');
-    expect(r.stderr).toMatch(/rollout halted after wave 1 \(50%\): 1 failure\(s\), more than --max-failures 0\nrun the new rules \(2\): a1, b1\ndo not \(4\): a2, b2, a3, b3/);
+    expect(r.stderr).toMatch(
+      /rollout halted after wave 1 \(50%\): 1 failure\(s\), more than --max-failures 0\nrun the new rules \(2\): a1, b1\ndo not \(4\): a2, b2, a3, b3/,
+    );
     const results = JSON.parse(r.stdout) as { host: string; outcome: string; stage: string }[];
-    expect(results.map((x) => [x.host, x.outcome, x.stage])).toEqual([['a1', 'applied', 'canary'], ['b1', 'applied', 'canary'], ['a2', 'failed', 'wave 1 (50%)']]);
+    expect(results.map((x) => [x.host, x.outcome, x.stage])).toEqual([
+      ['a1', 'applied', 'canary'],
+      ['b1', 'applied', 'canary'],
+      ['a2', 'failed', 'wave 1 (50%)'],
+    ]);
     for (const h of ['a1', 'b1']) expect(await liveHas(h, 7002)).toBe(true);
     for (const h of ['a2', 'a3', 'b2', 'b3']) {
       expect(await liveHas(h, 7001)).toBe(true);
@@ -66,14 +76,23 @@ roles:
     const log = await fwgen(project, ['log', '--last', '2']);
     expect(log.stdout).toMatch(/ship {5}run .*: 2 applied, 0 unchanged, 0 rolled-back, 1 failed/);
     expect(log.stdout).toContain('HALTED at wave 1 (50%) after 1 failure(s); 3 host(s) untouched');
-    const lines = readFileSync(join(project, '.fwgen/deploy.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(lines.at(-1)).toMatchObject({ action: 'halt', halted: { stage: 'wave 1 (50%)', failures: 1, untouched: ['b2', 'a3', 'b3'] } });
+    const lines = readFileSync(join(project, '.fwgen/deploy.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines.at(-1)).toMatchObject({
+      action: 'halt',
+      halted: { stage: 'wave 1 (50%)', failures: 1, untouched: ['b2', 'a3', 'b3'] },
+    });
   }, 120_000);
 
   it('rollback --wave last undoes the shipped part', async () => {
     const r = await fwgen(project, ['rollback', '--wave', 'last', '--timeout', '5', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect((JSON.parse(r.stdout) as { host: string; outcome: string }[]).map((x) => [x.host, x.outcome])).toEqual([['a1', 'applied'], ['b1', 'applied']]);
+    expect((JSON.parse(r.stdout) as { host: string; outcome: string }[]).map((x) => [x.host, x.outcome])).toEqual([
+      ['a1', 'applied'],
+      ['b1', 'applied'],
+    ]);
     for (const h of HOSTS) expect(await liveHas(h, 7002)).toBe(false);
     for (const h of ['a1', 'b1']) expect(await liveHas(h, 7001)).toBe(true);
     const log = await fwgen(project, ['log', '--json', '--last', '1']);
@@ -84,7 +103,14 @@ roles:
     const r = await fwgen(project, ['ship', '--role', 'all', '--canary', '1', '--waves', '50%,100%', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const results = JSON.parse(r.stdout) as { host: string; outcome: string; stage: string }[];
-    expect(results.map((x) => x.stage)).toEqual(['canary', 'wave 1 (50%)', 'wave 1 (50%)', 'wave 2 (100%)', 'wave 2 (100%)', 'wave 2 (100%)']);
+    expect(results.map((x) => x.stage)).toEqual([
+      'canary',
+      'wave 1 (50%)',
+      'wave 1 (50%)',
+      'wave 2 (100%)',
+      'wave 2 (100%)',
+      'wave 2 (100%)',
+    ]);
     expect(results.every((x) => x.outcome === 'applied' || x.outcome === 'unchanged')).toBe(true);
     for (const h of HOSTS) expect(await liveHas(h, 7002)).toBe(true);
   }, 120_000);
@@ -92,22 +118,34 @@ roles:
   it('a host whose rules another tool changes right after the ship fails its check and halts the rollout', async () => {
     await setInventory('tcp/7003');
     // A rogue tool on the canary keeps inserting a rule; the check after the canary stage must see it.
-    await lab.execOk('a1', ['sh', '-c', 'while :; do iptables -C INPUT -s 192.0.2.66/32 -j ACCEPT 2>/dev/null || iptables -I INPUT -s 192.0.2.66/32 -j ACCEPT; sleep 0.05; done </dev/null >/dev/null 2>&1 & echo $! > /tmp/rogue.pid']);
+    await lab.execOk('a1', [
+      'sh',
+      '-c',
+      'while :; do iptables -C INPUT -s 192.0.2.66/32 -j ACCEPT 2>/dev/null || iptables -I INPUT -s 192.0.2.66/32 -j ACCEPT; sleep 0.05; done </dev/null >/dev/null 2>&1 & echo $! > /tmp/rogue.pid',
+    ]);
     try {
       const r = await fwgen(project, ['ship', '--role', 'all', '--canary', '1', '--waves', '100%', '--json']);
       expect(r.code).toBe(1);
       const results = JSON.parse(r.stdout) as { host: string; outcome: string; reason: string; backup?: string }[];
       expect(results).toHaveLength(1);
-      expect(results[0]).toMatchObject({ host: 'a1', outcome: 'failed', reason: expect.stringMatching(/^check after the stage: drifted/) });
+      expect(results[0]).toMatchObject({
+        host: 'a1',
+        outcome: 'failed',
+        reason: expect.stringMatching(/^check after the stage: drifted/),
+      });
       expect(results[0].backup).toMatch(/^\d{8}T\d{6}Z/);
-      expect(r.stderr).toMatch(/took the new rules but failed the check after their stage \(1\): a1\ndo not \(5\): b1, a2, b2, a3, b3/);
+      expect(r.stderr).toMatch(
+        /took the new rules but failed the check after their stage \(1\): a1\ndo not \(5\): b1, a2, b2, a3, b3/,
+      );
       for (const h of ['b1', 'a2', 'b3']) expect(await liveHas(h, 7003)).toBe(false);
     } finally {
       await lab.execOk('a1', ['sh', '-c', 'kill $(cat /tmp/rogue.pid)']);
     }
     const back = await fwgen(project, ['rollback', '--wave', 'last', '--json', '--timeout', '5']);
     expect(back.code, back.stderr).toBe(0);
-    expect((JSON.parse(back.stdout) as { host: string; outcome: string }[]).map((x) => [x.host, x.outcome])).toEqual([['a1', 'applied']]);
+    expect((JSON.parse(back.stdout) as { host: string; outcome: string }[]).map((x) => [x.host, x.outcome])).toEqual([
+      ['a1', 'applied'],
+    ]);
     expect(await liveHas('a1', 7003)).toBe(false);
   }, 120_000);
 });

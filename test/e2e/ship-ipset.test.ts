@@ -25,7 +25,11 @@ async function fwgen(cwd: string, args: string[], env: Record<string, string> = 
 }
 
 const outcomes = (r: Run) => Object.fromEntries(r.results.map((x) => [x.host, x.outcome]));
-const normalize = (s: string) => s.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]$/, '[0:0]'));
+const normalize = (s: string) =>
+  s
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.replace(/\[\d+:\d+\]$/, '[0:0]'));
 const members = (saved: string) => Object.fromEntries(parseSets(saved).sets.map((s) => [s.name, s.members]));
 
 it('has the prerequisites of the end-to-end tests (root, sshd, iptables, ipset, ...)', () => {
@@ -52,9 +56,15 @@ roles:
 `;
   const writeInventory = (text: string) => writeFileSync(join(project, 'inventory/inventory.yaml'), text);
   const render = async () => expect((await fwgen(project, ['render'])).code).toBe(0);
-  const ship = (...args: string[]) => fwgen(project, ['ship', '--json', '--timeout', '4', '--connect-timeout', '3', ...args]);
+  const ship = (...args: string[]) =>
+    fwgen(project, ['ship', '--json', '--timeout', '4', '--connect-timeout', '3', ...args]);
   const unsafeShip = (...args: string[]) =>
-    fwgen(project, ['ship', '--json', '--connect-timeout', '3', ...args], { FWGEN_INTERNAL: JSON.stringify({ skipLockoutCheck: true }) }, CLI_INTERNAL);
+    fwgen(
+      project,
+      ['ship', '--json', '--connect-timeout', '3', ...args],
+      { FWGEN_INTERNAL: JSON.stringify({ skipLockoutCheck: true }) },
+      CLI_INTERNAL,
+    );
   const liveSets = (host: string) => lab.execOk(host, ['ipset', 'save']);
   const rendered = (path: string) => readFileSync(join(project, 'rendered', path), 'utf8');
 
@@ -92,7 +102,9 @@ roles:
     expect(all['fwgen-db-a1-4']).toEqual([`${NET}.11`, `${NET}.12`]);
     // web's rules match no allow set: its hosts get only the sets they use.
     expect(Object.keys(members(await liveSets('web1')))).toEqual(['fwgen-fleet-4', 'fwgen-mgmt-4']);
-    expect(normalize(await lab.execOk('db1', ['iptables-save', '-t', 'filter']))).toEqual(normalize(rendered('db/iptables.up.rules')));
+    expect(normalize(await lab.execOk('db1', ['iptables-save', '-t', 'filter']))).toEqual(
+      normalize(rendered('db/iptables.up.rules')),
+    );
     expect(await lab.execOk('db1', ['cat', '/etc/iptables.up.rules.ipset'])).toContain(`add fwgen-db-a1-4 ${NET}.11\n`);
     expect(await lab.probe('web1', `${NET}.21`, 5432)).toBe('open');
     expect(await lab.probe('outside', `${NET}.21`, 5432)).toBe('refused');
@@ -138,7 +150,9 @@ roles:
     await lab.execOk('db1', ['sh', '/etc/network/if-pre-up.d/fwgen-iptables']);
     await lab.execOk('db1', ['sh', '/etc/network/if-pre-up.d/fwgen-iptables']);
     expect(members(await liveSets('db1'))['fwgen-db-a1-4']).toEqual([`${NET}.11`, `${NET}.12`, `${NET}.50`]);
-    expect(normalize(await lab.execOk('db1', ['iptables-save', '-t', 'filter']))).toEqual(normalize(rendered('db/iptables.up.rules')));
+    expect(normalize(await lab.execOk('db1', ['iptables-save', '-t', 'filter']))).toEqual(
+      normalize(rendered('db/iptables.up.rules')),
+    );
     expect(await lab.probe('outside', `${NET}.21`, 5432, { source: `${NET}.50` })).toBe('open');
   }, 60_000);
 
@@ -164,7 +178,9 @@ roles:
     expect(await liveSets('db1')).not.toContain('fwgen~');
     expect(normalize(await lab.execOk('db1', ['iptables-save', '-t', 'filter']))).toEqual(normalize(beforeRules));
     expect(await lab.probe('web1', `${NET}.21`, 5432)).toBe('open');
-    expect(await lab.execOk('db1', ['cat', '/etc/iptables.up.rules.fwgen-rollbacks'])).toMatch(/rolled back ship .*: not confirmed within 4s/);
+    expect(await lab.execOk('db1', ['cat', '/etc/iptables.up.rules.fwgen-rollbacks'])).toMatch(
+      /rolled back ship .*: not confirmed within 4s/,
+    );
   }, 60_000);
 
   it('the lockout check looks the deployer up in the management set: the same change is refused up front', async () => {

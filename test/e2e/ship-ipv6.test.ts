@@ -37,10 +37,17 @@ roles:
     writeFileSync(join(project, 'inventory/inventory.yaml'), text);
     expect((await runFwgen(project, ['render'])).code).toBe(0);
   };
-  const saved = async (tool: string) => (await lab.execOk('dual', [tool, '-t', 'filter'])).split('\n').filter((l) => l && !l.startsWith('#'));
+  const saved = async (tool: string) =>
+    (await lab.execOk('dual', [tool, '-t', 'filter'])).split('\n').filter((l) => l && !l.startsWith('#'));
 
   beforeAll(async () => {
-    lab = await createLab({ prefix: 'fw6', hosts: [{ name: 'dual', ipv4: `${NET}.10`, ipv6: `${NET6}10`, sshd: true, listen: [8080] }, { name: 'peer', ipv4: `${NET}.20`, ipv6: `${NET6}20` }] });
+    lab = await createLab({
+      prefix: 'fw6',
+      hosts: [
+        { name: 'dual', ipv4: `${NET}.10`, ipv6: `${NET6}10`, sshd: true, listen: [8080] },
+        { name: 'peer', ipv4: `${NET}.20`, ipv6: `${NET6}20` },
+      ],
+    });
     project = mkdtempSync(join(tmpdir(), 'fwgen-ship6-'));
     mkdirSync(join(project, 'inventory'));
     await setInventory(inventory());
@@ -56,8 +63,12 @@ roles:
     expect(r.code, r.stderr).toBe(0);
     expect(r.results.map((x) => x.outcome)).toEqual(['applied']);
     expect(await saved('ip6tables-save')).toContain('-A INPUT -m comment --comment "fwgen hook" -j FWGEN-INPUT');
-    expect(await saved('ip6tables-save')).toContain('-A FWGEN-INPUT -p tcp -m tcp --dport 8080 -m comment --comment "fwgen app ports tcp/8080" -j ACCEPT');
-    expect(await lab.execOk('dual', ['cat', '/etc/ip6tables.up.rules'])).toBe(readFileSync(join(project, 'rendered/app/ip6tables.up.rules'), 'utf8'));
+    expect(await saved('ip6tables-save')).toContain(
+      '-A FWGEN-INPUT -p tcp -m tcp --dport 8080 -m comment --comment "fwgen app ports tcp/8080" -j ACCEPT',
+    );
+    expect(await lab.execOk('dual', ['cat', '/etc/ip6tables.up.rules'])).toBe(
+      readFileSync(join(project, 'rendered/app/ip6tables.up.rules'), 'utf8'),
+    );
     expect(await lab.probe('peer', `${NET6}10`, 8080)).toBe('open');
     expect(await lab.probe('peer', `${NET6}10`, 22)).toBe('refused');
     expect((await fwgen(['ship', '--role', 'all', '--json'])).results.map((x) => x.outcome)).toEqual(['unchanged']);
@@ -67,8 +78,15 @@ roles:
     const before4 = await saved('iptables-save');
     const before6 = await saved('ip6tables-save');
     await setInventory(inventory({ ports: 'tcp/9090', management: '192.0.2.0/24' }));
-    const r = await fwgen(['ship', '--role', 'all', '--json', '--timeout', '3', '--connect-timeout', '2'], { FWGEN_INTERNAL: JSON.stringify({ skipLockoutCheck: true }) }, CLI_INTERNAL);
-    expect(r.results.map((x) => x.outcome), r.stderr).toEqual(['rolled-back']);
+    const r = await fwgen(
+      ['ship', '--role', 'all', '--json', '--timeout', '3', '--connect-timeout', '2'],
+      { FWGEN_INTERNAL: JSON.stringify({ skipLockoutCheck: true }) },
+      CLI_INTERNAL,
+    );
+    expect(
+      r.results.map((x) => x.outcome),
+      r.stderr,
+    ).toEqual(['rolled-back']);
     expect(await saved('iptables-save')).toEqual(before4);
     expect(await saved('ip6tables-save')).toEqual(before6);
     expect(await lab.probe('peer', `${NET6}10`, 8080)).toBe('open');

@@ -24,7 +24,11 @@ async function fwgen(cwd: string, args: string[], env: Record<string, string> = 
 }
 
 const outcomes = (r: Run) => Object.fromEntries(r.results.map((x) => [x.host, x.outcome]));
-const normalize = (s: string) => s.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]$/, '[0:0]'));
+const normalize = (s: string) =>
+  s
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.replace(/\[\d+:\d+\]$/, '[0:0]'));
 
 it('has the prerequisites of the end-to-end tests (root, sshd, iptables, ...)', () => {
   expect(labPrereqs()).toEqual([]);
@@ -53,11 +57,21 @@ ${o.extraRoles ?? ''}`;
 
   const writeInventory = (text: string) => writeFileSync(join(project, 'inventory/inventory.yaml'), text);
   const render = async () => expect((await fwgen(project, ['render'])).code).toBe(0);
-  const ship = (...args: string[]) => fwgen(project, ['ship', '--json', '--timeout', '4', '--connect-timeout', '3', ...args]);
-  const unsafeShip = (...args: string[]) => fwgen(project, ['ship', '--json', '--connect-timeout', '3', ...args], { FWGEN_INTERNAL: JSON.stringify({ skipLockoutCheck: true }) }, CLI_INTERNAL);
+  const ship = (...args: string[]) =>
+    fwgen(project, ['ship', '--json', '--timeout', '4', '--connect-timeout', '3', ...args]);
+  const unsafeShip = (...args: string[]) =>
+    fwgen(
+      project,
+      ['ship', '--json', '--connect-timeout', '3', ...args],
+      { FWGEN_INTERNAL: JSON.stringify({ skipLockoutCheck: true }) },
+      CLI_INTERNAL,
+    );
   const live = (host: string) => lab.execOk(host, ['iptables-save', '-t', 'filter']);
   const rulesFile = (host: string) => lab.execOk(host, ['cat', '/etc/iptables.up.rules']);
-  const backups = async (host: string) => (await lab.execOk(host, ['sh', '-c', 'ls -1 /etc/ | grep "^iptables.up.rules.bak" || true'])).split('\n').filter(Boolean);
+  const backups = async (host: string) =>
+    (await lab.execOk(host, ['sh', '-c', 'ls -1 /etc/ | grep "^iptables.up.rules.bak" || true']))
+      .split('\n')
+      .filter(Boolean);
 
   beforeAll(async () => {
     lab = await createLab({
@@ -87,7 +101,11 @@ ${o.extraRoles ?? ''}`;
     const r = await ship('--role', 'all');
     expect(r.code, r.stderr).toBe(0);
     expect(outcomes(r)).toEqual({ db1: 'applied', web1: 'applied', web2: 'applied' });
-    for (const [host, role] of [['web1', 'web'], ['web2', 'web'], ['db1', 'db']]) {
+    for (const [host, role] of [
+      ['web1', 'web'],
+      ['web2', 'web'],
+      ['db1', 'db'],
+    ]) {
       const rendered = readFileSync(join(project, 'rendered', role, 'iptables.up.rules'), 'utf8');
       expect(normalize(await live(host))).toEqual(normalize(rendered));
       expect(await rulesFile(host)).toBe(rendered);
@@ -103,7 +121,13 @@ ${o.extraRoles ?? ''}`;
 
   it('on a host that never had rules, a lockout is rolled back to an open host, not to nothing', async () => {
     // `extra` has no tables at all yet: its live backup is empty, so the switch must restore accept-all.
-    writeInventory(inventory({ management: '192.0.2.0/24', trust: 'none', extraRoles: `  fresh:\n    hosts: { extra: ${NET}.31 }\n` }));
+    writeInventory(
+      inventory({
+        management: '192.0.2.0/24',
+        trust: 'none',
+        extraRoles: `  fresh:\n    hosts: { extra: ${NET}.31 }\n`,
+      }),
+    );
     await render();
     expect(await lab.execOk('extra', ['iptables-save'])).toBe('');
     const r = await unsafeShip('--host', 'extra', '--timeout', '3');
@@ -149,7 +173,11 @@ ${o.extraRoles ?? ''}`;
     const added = (await backups('db1')).filter((b) => !backupsBefore.includes(b));
     const stamp = r.results[0].backup!;
     expect(stamp).toMatch(/^\d{8}T\d{6}Z$/);
-    expect(added.sort()).toEqual([`iptables.up.rules.bak.${stamp}`, `iptables.up.rules.bak.${stamp}.live`, `iptables.up.rules.bak.${stamp}.undo4`]);
+    expect(added.sort()).toEqual([
+      `iptables.up.rules.bak.${stamp}`,
+      `iptables.up.rules.bak.${stamp}.live`,
+      `iptables.up.rules.bak.${stamp}.undo4`,
+    ]);
     expect(await lab.execOk('db1', ['cat', `/etc/iptables.up.rules.bak.${stamp}`])).toBe(before);
   });
 
@@ -190,7 +218,9 @@ ${o.extraRoles ?? ''}`;
     const before = await rulesFile('db1');
     const r = await ship('--role', 'db');
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/refusing to ship: it would lock this machine out\ndb1: the new rules would not admit SSH from 198\.18\.3\.254 to port 22/);
+    expect(r.stderr).toMatch(
+      /refusing to ship: it would lock this machine out\ndb1: the new rules would not admit SSH from 198\.18\.3\.254 to port 22/,
+    );
     expect(await rulesFile('db1')).toBe(before);
   });
 
@@ -202,18 +232,29 @@ ${o.extraRoles ?? ''}`;
     const r = await unsafeShip('--role', 'db', '--timeout', '4');
     expect(r.code).toBe(1);
     expect(outcomes(r)).toEqual({ db1: 'rolled-back' });
-    expect(r.results[0].reason).toMatch(/new SSH connection after applying failed.*restored its previous rules after 4s/);
+    expect(r.results[0].reason).toMatch(
+      /new SSH connection after applying failed.*restored its previous rules after 4s/,
+    );
     expect(Date.now() - started).toBeLessThan(20_000);
     expect(normalize(await live('db1'))).toEqual(normalize(beforeLive));
     expect(await rulesFile('db1')).toBe(beforeFile);
-    expect(await lab.execOk('db1', ['sh', '-c', 'ls -d /etc/iptables.up.rules.fwgen-lock 2>/dev/null || echo unlocked'])).toBe('unlocked\n');
-    expect(await lab.execOk('db1', ['cat', '/etc/iptables.up.rules.fwgen-rollbacks'])).toMatch(/rolled back ship .*: not confirmed within 4s/);
+    expect(
+      await lab.execOk('db1', ['sh', '-c', 'ls -d /etc/iptables.up.rules.fwgen-lock 2>/dev/null || echo unlocked']),
+    ).toBe('unlocked\n');
+    expect(await lab.execOk('db1', ['cat', '/etc/iptables.up.rules.fwgen-rollbacks'])).toMatch(
+      /rolled back ship .*: not confirmed within 4s/,
+    );
   }, 60_000);
 
   it('concurrent ships of the same host do not interleave: one holds the lock, the others are refused', async () => {
     // A larger ruleset keeps the lock held long enough for the runs to overlap.
     const cidrs = Array.from({ length: 250 }, (_, i) => `192.0.2.${i + 1}/32`).join(', ');
-    writeInventory(inventory({ extraRoles: '' }).replace('allow: [{ from: [web], ports: [tcp/5432] }]', `allow: [{ from: [web], ports: [tcp/5432] }, { from: [${cidrs}], ports: [tcp/9100, tcp/9101, tcp/9102] }]`));
+    writeInventory(
+      inventory({ extraRoles: '' }).replace(
+        'allow: [{ from: [web], ports: [tcp/5432] }]',
+        `allow: [{ from: [web], ports: [tcp/5432] }, { from: [${cidrs}], ports: [tcp/9100, tcp/9101, tcp/9102] }]`,
+      ),
+    );
     await render();
     const backupsBefore = (await backups('db1')).length;
     const runs = await Promise.all([1, 2, 3].map(() => ship('--role', 'db', '--force')));
@@ -223,16 +264,27 @@ ${o.extraRoles ?? ''}`;
     expect(applied.length).toBeGreaterThanOrEqual(1);
     expect(refused.length).toBeGreaterThanOrEqual(1);
     // Refused on the lock, or (a run that read the host before another one applied) on the changed rules.
-    for (const x of refused) expect(x).toMatchObject({ outcome: 'failed', reason: expect.stringMatching(/locked by another fwgen run: .* since .*clears by|live IPv4 rules changed since they were read/) });
+    for (const x of refused)
+      expect(x).toMatchObject({
+        outcome: 'failed',
+        reason: expect.stringMatching(
+          /locked by another fwgen run: .* since .*clears by|live IPv4 rules changed since they were read/,
+        ),
+      });
     expect((await backups('db1')).length).toBe(backupsBefore + 3 * applied.length);
     expect(await rulesFile('db1')).toBe(readFileSync(join(project, 'rendered/db/iptables.up.rules'), 'utf8'));
-    expect(await lab.execOk('db1', ['sh', '-c', 'ls /etc | grep -c "fwgen-lock\\|fwgen-stage\\|fwgen-armed" || true'])).toBe('0\n');
+    expect(
+      await lab.execOk('db1', ['sh', '-c', 'ls /etc | grep -c "fwgen-lock\\|fwgen-stage\\|fwgen-armed" || true']),
+    ).toBe('0\n');
   }, 60_000);
 
   it('a ruleset the kernel rejects fails at --test; the host rules and file are untouched', async () => {
     writeInventory(inventory());
     mkdirSync(join(project, 'templates/roles'), { recursive: true });
-    writeFileSync(join(project, 'templates/roles/db.njk'), '{% extends "base.rules.njk" %}{% block extra %}-A FWGEN-INPUT -m nosuchmatch --frob 1 -j ACCEPT\n{% endblock %}');
+    writeFileSync(
+      join(project, 'templates/roles/db.njk'),
+      '{% extends "base.rules.njk" %}{% block extra %}-A FWGEN-INPUT -m nosuchmatch --frob 1 -j ACCEPT\n{% endblock %}',
+    );
     await render();
     const beforeLive = await live('db1');
     const beforeFile = await rulesFile('db1');
@@ -248,7 +300,11 @@ ${o.extraRoles ?? ''}`;
 
   it('an unreachable host, a wrong host key and a refused sudo each fail that host alone, clearly', async () => {
     // extra: sudo as a user without NOPASSWD; its known_hosts is right.
-    await lab.execOk('extra', ['sh', '-c', `useradd -M -d /root/deploy -s /bin/sh deploy && usermod -p '*' deploy && mkdir -p /root/deploy/.ssh && cp /root/.ssh/authorized_keys /root/deploy/.ssh/ && chown -R deploy /root/deploy && chmod 755 /root`]);
+    await lab.execOk('extra', [
+      'sh',
+      '-c',
+      `useradd -M -d /root/deploy -s /bin/sh deploy && usermod -p '*' deploy && mkdir -p /root/deploy/.ssh && cp /root/.ssh/authorized_keys /root/deploy/.ssh/ && chown -R deploy /root/deploy && chmod 755 /root`,
+    ]);
     writeInventory(
       inventory({
         extraRoles: `  batch:
@@ -286,11 +342,20 @@ ${o.extraRoles ?? ''}`;
     const hook = await lab.execOk('web1', ['cat', '/etc/network/if-pre-up.d/fwgen-iptables']);
     expect(hook).toMatch(/iptables-restore.*\/etc\/iptables\.up\.rules/);
     const again = await ship('--host', 'web1', '--persist');
-    expect(again.results[0]).toMatchObject({ outcome: 'unchanged', reason: expect.stringContaining('left alone: /etc/network/if-pre-up.d/fwgen-iptables loads /etc/iptables.up.rules at boot') });
+    expect(again.results[0]).toMatchObject({
+      outcome: 'unchanged',
+      reason: expect.stringContaining(
+        'left alone: /etc/network/if-pre-up.d/fwgen-iptables loads /etc/iptables.up.rules at boot',
+      ),
+    });
   });
 
   it('ships under passwordless sudo', async () => {
-    await lab.execOk('extra', ['sh', '-c', 'echo "deploy ALL=(root) NOPASSWD: ALL" > /etc/sudoers.d/deploy && chmod 440 /etc/sudoers.d/deploy']);
+    await lab.execOk('extra', [
+      'sh',
+      '-c',
+      'echo "deploy ALL=(root) NOPASSWD: ALL" > /etc/sudoers.d/deploy && chmod 440 /etc/sudoers.d/deploy',
+    ]);
     const r = await ship('--host', 'extra');
     expect(r.code, r.stderr).toBe(0);
     expect(outcomes(r)).toEqual({ extra: 'applied' });

@@ -61,7 +61,10 @@ roles:
 `;
   const writeInventory = (text: string) => writeFileSync(join(project, 'inventory/inventory.yaml'), text);
   const render = async () => expect((await fwgen(project, ['render'])).code).toBe(0);
-  const git = (...args: string[]) => execFileSync('git', ['-C', project, '-c', 'user.name=fwgen test', '-c', 'user.email=test@example.org', ...args], { encoding: 'utf8' }).trim();
+  const git = (...args: string[]) =>
+    execFileSync('git', ['-C', project, '-c', 'user.name=fwgen test', '-c', 'user.email=test@example.org', ...args], {
+      encoding: 'utf8',
+    }).trim();
   const status = (...args: string[]) => fwgen(project, ['status', '--connect-timeout', '3', ...args]);
   const statusJson = async (...args: string[]): Promise<Run & { rows: Status[] }> => {
     const r = await status('--json', ...args);
@@ -96,7 +99,12 @@ roles:
     const r = await statusJson();
     expect(r.code, r.stderr).toBe(1);
     expect(states(r.rows)).toEqual({ db1: 'never-shipped', web1: 'never-shipped', web2: 'never-shipped' });
-    for (const row of r.rows) expect(row).toMatchObject({ backups: 0, foreign: [], reason: 'no fwgen state on the host, and its live rules differ from rendered/' });
+    for (const row of r.rows)
+      expect(row).toMatchObject({
+        backups: 0,
+        foreign: [],
+        reason: 'no fwgen state on the host, and its live rules differ from rendered/',
+      });
     expect(r.rows[0].shipped).toBeUndefined();
     expect(r.stderr).toMatch(/^web1\s+web\s+never-shipped\s+-\s+-\s+-\s+backups 0/m);
     expect(r.stderr).toMatch(/fwgen: 3 of 3 host\(s\) not in sync/);
@@ -109,13 +117,27 @@ roles:
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).toHaveLength(3);
-    for (const [host, role] of [['db1', 'db'], ['web1', 'web'], ['web2', 'web']]) {
+    for (const [host, role] of [
+      ['db1', 'db'],
+      ['web1', 'web'],
+      ['web2', 'web'],
+    ]) {
       const line = lines.find((l) => l.startsWith(`${host} `));
-      expect(line).toMatch(new RegExp(`^${host}\\s+${role}\\s+in-sync\\s+fwgen ${VERSION.replace(/\./g, '\\.')}\\s+${commit.slice(0, 7)}\\s+\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ\\s+backups 1$`));
+      expect(line).toMatch(
+        new RegExp(
+          `^${host}\\s+${role}\\s+in-sync\\s+fwgen ${VERSION.replace(/\./g, '\\.')}\\s+${commit.slice(0, 7)}\\s+\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\dZ\\s+backups 1$`,
+        ),
+      );
     }
     const j = await statusJson();
     expect(j.code).toBe(0);
-    expect(j.rows.find((x) => x.host === 'db1')).toMatchObject({ state: 'in-sync', backups: 1, drift: [], foreign: [], shipped: { fwgen: VERSION, commit, shippedBy: expect.stringContaining('@') } });
+    expect(j.rows.find((x) => x.host === 'db1')).toMatchObject({
+      state: 'in-sync',
+      backups: 1,
+      drift: [],
+      foreign: [],
+      shipped: { fwgen: VERSION, commit, shippedBy: expect.stringContaining('@') },
+    });
   });
 
   it('a rule inserted by hand makes that host drifted (exit 1); --diff shows the rule', async () => {
@@ -133,7 +155,9 @@ roles:
       expect(plain.stdout).not.toContain('192.0.2.7');
       const diff = await status('--diff');
       expect(diff.code).toBe(1);
-      expect(diff.stdout).toMatch(/^web2\s+web\s+drifted\s.*\n(    .*\n)*    \+-A INPUT -s 192\.0\.2\.7\/32 -j ACCEPT\n/m);
+      expect(diff.stdout).toMatch(
+        /^web2\s+web\s+drifted\s.*\n(    .*\n)*    \+-A INPUT -s 192\.0\.2\.7\/32 -j ACCEPT\n/m,
+      );
       expect(diff.stdout).toContain('    --- rendered/web/iptables.up.rules\n    +++ web2 live iptables-save\n');
     } finally {
       await lab.execOk('web2', ['iptables', '-D', 'INPUT', '-s', '192.0.2.7', '-j', 'ACCEPT']);
@@ -142,14 +166,23 @@ roles:
   });
 
   it('a fail2ban chain and its jump are foreign, not drift: still in sync, the chain listed', async () => {
-    await lab.execOk('db1', ['sh', '-c', 'iptables -N f2b-sshd && iptables -A f2b-sshd -j RETURN && iptables -I INPUT -p tcp --dport 22 -j f2b-sshd']);
+    await lab.execOk('db1', [
+      'sh',
+      '-c',
+      'iptables -N f2b-sshd && iptables -A f2b-sshd -j RETURN && iptables -I INPUT -p tcp --dport 22 -j f2b-sshd',
+    ]);
     const r = await status('--diff');
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^db1\s+db\s+in-sync\s.*backups 1  foreign: f2b-sshd$/m);
     expect(r.stdout).toContain('    foreign rule: -A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd\n');
     const j = await statusJson('--host', 'db1');
     expect(j.rows).toHaveLength(1);
-    expect(j.rows[0]).toMatchObject({ state: 'in-sync', foreign: ['f2b-sshd'], foreignRules: ['-A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd'], drift: [] });
+    expect(j.rows[0]).toMatchObject({
+      state: 'in-sync',
+      foreign: ['f2b-sshd'],
+      foreignRules: ['-A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd'],
+      drift: [],
+    });
   });
 
   it('--role selects the hosts of a role', async () => {
@@ -163,12 +196,20 @@ roles:
     try {
       const stale = await status('--role', 'db');
       expect(stale.code, stale.stderr).toBe(0);
-      expect(stale.stderr).toMatch(/warning: rendered\/ does not match the inventory \(updated: db\/iptables\.up\.rules\); comparing the hosts with what rendered\/ holds/);
+      expect(stale.stderr).toMatch(
+        /warning: rendered\/ does not match the inventory \(updated: db\/iptables\.up\.rules\); comparing the hosts with what rendered\/ holds/,
+      );
       await render();
       const pending = await statusJson('--role', 'db', '--diff');
       expect(pending.code).toBe(1);
-      expect(pending.rows[0]).toMatchObject({ host: 'db1', state: 'drifted', reason: expect.stringMatching(/^not shipped yet/) });
-      expect(pending.rows[0].drift).toContainEqual(expect.stringMatching(/^--A FWGEN-INPUT -p tcp -m tcp --dport 8080 /));
+      expect(pending.rows[0]).toMatchObject({
+        host: 'db1',
+        state: 'drifted',
+        reason: expect.stringMatching(/^not shipped yet/),
+      });
+      expect(pending.rows[0].drift).toContainEqual(
+        expect.stringMatching(/^--A FWGEN-INPUT -p tcp -m tcp --dport 8080 /),
+      );
     } finally {
       writeInventory(inventory());
       await render();

@@ -57,8 +57,13 @@ roles:
     expect(r.code, `${argv.join(' ')}: ${r.stderr}`).toBe(0);
     return r.stdout;
   };
-  const liveRules = () => out('iptables-save', '-t', 'filter').split('\n').filter((l) => l && !l.startsWith('#')).map((l) => l.replace(/\[\d+:\d+\]$/, ''));
-  const deadmanUnits = () => out('systemctl', 'list-units', '--all', '--no-legend', '--plain', 'fwgen-deadman-*').trim();
+  const liveRules = () =>
+    out('iptables-save', '-t', 'filter')
+      .split('\n')
+      .filter((l) => l && !l.startsWith('#'))
+      .map((l) => l.replace(/\[\d+:\d+\]$/, ''));
+  const deadmanUnits = () =>
+    out('systemctl', 'list-units', '--all', '--no-legend', '--plain', 'fwgen-deadman-*').trim();
   const results = (r: CliRun) => parseJson(r.stdout, [] as Result[]);
 
   beforeAll(async () => {
@@ -69,7 +74,8 @@ roles:
     host = await bootSystemdHost(join(dir, 'host'), lab.hosts.get('sd1')!.ns, lab.sshKey.publicKey);
     const [type, key] = host.hostKeyPub.split(/\s+/);
     writeFileSync(join(dir, 'known_hosts'), `${HOST} ${type} ${key}\n`);
-    for (let i = 0; i < 50 && (await lab.probe(CONTROLLER, HOST, 22)) !== 'open'; i++) await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 50 && (await lab.probe(CONTROLLER, HOST, 22)) !== 'open'; i++)
+      await new Promise((r) => setTimeout(r, 200));
     project = join(dir, 'project');
     mkdirSync(join(project, 'inventory'), { recursive: true });
   }, 120_000);
@@ -80,17 +86,22 @@ roles:
     if (dir) rmSync(dir, { recursive: true, force: true });
     const survived = existsSync(canary) && readFileSync(canary, 'utf8') === 'must survive\n';
     rmSync(canary, { force: true });
-    if (!survived) throw new Error(`the canary ${canary} in the machine's /tmp is gone: the systemd host touched the real /tmp`);
+    if (!survived)
+      throw new Error(`the canary ${canary} in the machine's /tmp is gone: the systemd host touched the real /tmp`);
   }, 60_000);
 
   it('the host runs systemd as PID 1, on private tmpfs /tmp, /var/tmp and /run, with only the test units', () => {
     expect(out('cat', '/proc/1/comm').trim()).toBe('systemd');
     expect(out('sh', '-c', '[ -d /run/systemd/system ] && command -v systemd-run').trim()).not.toBe('');
     // Every file system mounted there (nspawn's and ours may stack) is a tmpfs of the container's own.
-    for (const m of ['/tmp', '/var/tmp', '/run']) expect(new Set(out('findmnt', '-n', '-o', 'FSTYPE', m).trim().split('\n')), m).toEqual(new Set(['tmpfs']));
+    for (const m of ['/tmp', '/var/tmp', '/run'])
+      expect(new Set(out('findmnt', '-n', '-o', 'FSTYPE', m).trim().split('\n')), m).toEqual(new Set(['tmpfs']));
     expect(out('findmnt', '-n', '-o', 'FSTYPE', '/').trim()).toBe('overlay');
     expect(existsSync(join(tmpdir(), `fwgen-systemd-canary-${process.pid}`))).toBe(true);
-    const services = out('systemctl', 'list-units', '--type=service', '--state=active', '--no-legend', '--plain').trim().split('\n').map((l) => l.split(/\s+/)[0]);
+    const services = out('systemctl', 'list-units', '--type=service', '--state=active', '--no-legend', '--plain')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(/\s+/)[0]);
     expect(services).toEqual(['fwgen-sshd.service']);
     expect(inHost('ls', '/usr/lib/systemd/system').stdout.trim()).toBe('');
   });
@@ -114,9 +125,14 @@ roles:
     // Rules that reject the deployer's SSH: the confirmation connection fails, so only the switch can undo them.
     await write({ management: '192.0.2.0/24', ports: 'tcp/9090' });
     const started = Date.now();
-    const shipping = runFwgen(project, ['ship', '--role', 'all', '--json', '--timeout', '6', '--connect-timeout', '2'], {
-      FWGEN_INTERNAL: JSON.stringify({ skipLockoutCheck: true }),
-    }, CLI_INTERNAL);
+    const shipping = runFwgen(
+      project,
+      ['ship', '--role', 'all', '--json', '--timeout', '6', '--connect-timeout', '2'],
+      {
+        FWGEN_INTERNAL: JSON.stringify({ skipLockoutCheck: true }),
+      },
+      CLI_INTERNAL,
+    );
 
     // Armed: a transient systemd timer, not a setsid process.
     let armed = '';
@@ -149,10 +165,14 @@ roles:
     expect(res?.reason).toMatch(/restored its previous rules after 6s/);
     expect(Date.now() - started).toBeGreaterThanOrEqual(6000);
     expect(liveRules()).toEqual(before);
-    expect(out('cat', '/etc/iptables.up.rules.fwgen-rollbacks')).toMatch(/rolled back ship \S+: not confirmed within 6s/);
+    expect(out('cat', '/etc/iptables.up.rules.fwgen-rollbacks')).toMatch(
+      /rolled back ship \S+: not confirmed within 6s/,
+    );
     // The timer and its service ran and were unloaded (transient units); nothing is left armed or locked.
     expect(deadmanUnits()).toBe('');
-    expect(out('sh', '-c', 'ls -d /etc/iptables.up.rules.fwgen-lock /etc/*fwgen-armed* 2>/dev/null || echo clean').trim()).toBe('clean');
+    expect(
+      out('sh', '-c', 'ls -d /etc/iptables.up.rules.fwgen-lock /etc/*fwgen-armed* 2>/dev/null || echo clean').trim(),
+    ).toBe('clean');
   }, 90_000);
 
   it("the machine's /tmp still holds the canary", () => {

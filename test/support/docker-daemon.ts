@@ -105,7 +105,13 @@ export function cgroupMounts(): string[] {
     if (!dir || !type || !superOpts || !(dir === '/sys/fs/cgroup' || dir.startsWith('/sys/fs/cgroup/'))) continue;
     if (type === 'tmpfs') lines.push(`tmpfs ${dir} mode=755`);
     else if (type === 'cgroup2') lines.push(`cgroup2 ${dir} rw`);
-    else if (type === 'cgroup') lines.push(`cgroup ${dir} ${superOpts.split(',').filter((o) => o !== 'rw').join(',')}`);
+    else if (type === 'cgroup')
+      lines.push(
+        `cgroup ${dir} ${superOpts
+          .split(',')
+          .filter((o) => o !== 'rw')
+          .join(',')}`,
+      );
   }
   if (!lines.length) throw new Error('docker-daemon: no cgroup hierarchy mounted under /sys/fs/cgroup');
   return lines;
@@ -203,7 +209,8 @@ export async function startDockerd(lab: Lab, host: string, opts: DockerdOptions 
   };
 
   const apiAnswers = async (): Promise<boolean> =>
-    existsSync(socket) && (await docker(['version', '--format', '{{.Server.Version}}'], { timeoutMs: 10_000 })).code === 0;
+    existsSync(socket) &&
+    (await docker(['version', '--format', '{{.Server.Version}}'], { timeoutMs: 10_000 })).code === 0;
 
   /** Spawn dockerd and wait until its API answers; returns how long that took. */
   const launch = async (): Promise<number> => {
@@ -240,8 +247,23 @@ export async function startDockerd(lab: Lab, host: string, opts: DockerdOptions 
       const name = x.name ?? 'web';
       const hostPort = x.hostPort ?? 8080;
       const idOut = await dockerOk([
-        'run', '-d', '--name', name, '--restart', x.restart ?? 'always', '--stop-timeout', '1',
-        '-p', `${hostPort}:80`, BUSYBOX_IMAGE, 'httpd', '-f', '-p', '80', '-h', '/www',
+        'run',
+        '-d',
+        '--name',
+        name,
+        '--restart',
+        x.restart ?? 'always',
+        '--stop-timeout',
+        '1',
+        '-p',
+        `${hostPort}:80`,
+        BUSYBOX_IMAGE,
+        'httpd',
+        '-f',
+        '-p',
+        '80',
+        '-h',
+        '/www',
       ]);
       await daemon.waitContainer(name, hostPort);
       return idOut.trim();

@@ -144,7 +144,9 @@ export async function startFail2ban(lab: Lab, host: string, opts: Fail2banOption
   const clientOk = async (args: string[]): Promise<string> => {
     const r = await client(args);
     if (r.code !== 0) {
-      throw new Error(`fail2ban-daemon: fail2ban-client ${args.join(' ')} failed (rc=${r.code}): ${r.stderr}${r.stdout}`);
+      throw new Error(
+        `fail2ban-daemon: fail2ban-client ${args.join(' ')} failed (rc=${r.code}): ${r.stderr}${r.stdout}`,
+      );
     }
     return r.stdout;
   };
@@ -167,7 +169,15 @@ export async function startFail2ban(lab: Lab, host: string, opts: Fail2banOption
 
   const t0 = Date.now();
   const pid = await spawnInHost(lab, host, path.join(dir, 'server.out'), [
-    'fail2ban-server', '-f', '-x', '-c', conf, '-s', socket, '-p', path.join(dir, 'fail2ban.pid'),
+    'fail2ban-server',
+    '-f',
+    '-x',
+    '-c',
+    conf,
+    '-s',
+    socket,
+    '-p',
+    path.join(dir, 'fail2ban.pid'),
   ]);
   let stopped = false;
 

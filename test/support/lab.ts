@@ -366,7 +366,9 @@ function isListening(pid: number, ino: number, port: number, v6: boolean): boole
   if (pidNetIno(pid) !== ino) return false;
   const hex = port.toString(16).toUpperCase().padStart(4, '0');
   try {
-    const lines = readFileSync(`/proc/${pid}/net/${v6 ? 'tcp6' : 'tcp'}`, 'utf8').split('\n').slice(1);
+    const lines = readFileSync(`/proc/${pid}/net/${v6 ? 'tcp6' : 'tcp'}`, 'utf8')
+      .split('\n')
+      .slice(1);
     return lines.some((l) => {
       const f = l.trim().split(/\s+/);
       return f[3] === '0A' && f[1]?.endsWith(`:${hex}`);
@@ -376,7 +378,12 @@ function isListening(pid: number, ino: number, port: number, v6: boolean): boole
   }
 }
 
-async function waitFor(what: string, timeoutMs: number, cond: () => boolean, abort?: () => string | undefined): Promise<void> {
+async function waitFor(
+  what: string,
+  timeoutMs: number,
+  cond: () => boolean,
+  abort?: () => string | undefined,
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     if (cond()) return;
@@ -399,7 +406,10 @@ function expandV6(addr: string): number[] {
 }
 
 function v6ToString(g: number[]): string {
-  return g.map((x) => x.toString(16)).join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
+  return g
+    .map((x) => x.toString(16))
+    .join(':')
+    .replace(/(^|:)0(:0)+(:|$)/, '::');
 }
 
 function defaultController(hosts: LabHostSpec[]): { ipv4: string; ipv6?: string } {
@@ -507,7 +517,10 @@ function teardownSync(prefix: string, id: string, dirs: string[]): void {
   killLabCgroups(prefix, id);
   const ip = findBin('ip') ?? 'ip';
   if (nss.length) {
-    spawnSync(ip, ['-force', '-batch', '-'], { input: nss.map((n) => `netns del ${n}\n`).join(''), stdio: ['pipe', 'ignore', 'ignore'] });
+    spawnSync(ip, ['-force', '-batch', '-'], {
+      input: nss.map((n) => `netns del ${n}\n`).join(''),
+      stdio: ['pipe', 'ignore', 'ignore'],
+    });
   }
   const link = `${prefix}b-${id}`;
   if (existsSync(`/sys/class/net/${link}`)) spawnSync(ip, ['link', 'del', link], { stdio: 'ignore' });
@@ -537,7 +550,8 @@ function labCgroups(prefix: string, id?: string): string[] {
   }
   for (const h of hierarchies) {
     try {
-      for (const n of readdirSync(h)) if (re.test(n) && statSync(path.join(h, n)).isDirectory()) found.push(path.join(h, n));
+      for (const n of readdirSync(h))
+        if (re.test(n) && statSync(path.join(h, n)).isDirectory()) found.push(path.join(h, n));
     } catch {
       /* not a directory / not a hierarchy */
     }
@@ -645,7 +659,8 @@ function installExitHook(): void {
 }
 
 function checkPrefix(prefix: string): void {
-  if (!/^[a-z][a-z0-9]{0,8}$/.test(prefix)) throw new Error(`lab: invalid prefix ${JSON.stringify(prefix)} (want [a-z][a-z0-9]{0,8})`);
+  if (!/^[a-z][a-z0-9]{0,8}$/.test(prefix))
+    throw new Error(`lab: invalid prefix ${JSON.stringify(prefix)} (want [a-z][a-z0-9]{0,8})`);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -756,7 +771,9 @@ const ICMP_SYSCTLS = [
   'echo 100000 > /proc/sys/net/ipv4/icmp_msgs_per_sec',
   'echo 10000 > /proc/sys/net/ipv4/icmp_msgs_burst',
   'true',
-].map((c) => `${c} 2>/dev/null`).join('; ');
+]
+  .map((c) => `${c} 2>/dev/null`)
+  .join('; ');
 
 // mounts for private-fs hosts; $1 = host root dir (possibly under /tmp, so /tmp is bound last), $2 = hostname
 const HOLDER_SCRIPT = [
@@ -774,7 +791,8 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
   const prefix = opts.prefix ?? 'fw';
   checkPrefix(prefix);
   validateSpecs(opts.hosts);
-  const controller = opts.controller === false ? undefined : { ...defaultController(opts.hosts), ...(opts.controller ?? {}) };
+  const controller =
+    opts.controller === false ? undefined : { ...defaultController(opts.hosts), ...(opts.controller ?? {}) };
   if (controller && !net.isIPv4(controller.ipv4)) throw new Error(`lab: bad controller ipv4 ${controller.ipv4}`);
   if (controller?.ipv6 && !net.isIPv6(controller.ipv6)) throw new Error(`lab: bad controller ipv6 ${controller.ipv6}`);
 
@@ -787,8 +805,13 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
   for (let attempt = 0; ; attempt++) {
     id = randomBytes(2).toString('hex');
     dir = await fsp.mkdtemp(path.join(labBaseDir(), `${prefix}lab-${id}-`));
-    writeFileSync(path.join(dir, 'owner.json'), JSON.stringify({ pid: process.pid, start: procStartTime(process.pid) }));
-    const r = existsSync(`/run/netns/${prefix}-${id}`) ? { code: 1, stderr: 'exists' } : await run([ip, 'netns', 'add', `${prefix}-${id}`]);
+    writeFileSync(
+      path.join(dir, 'owner.json'),
+      JSON.stringify({ pid: process.pid, start: procStartTime(process.pid) }),
+    );
+    const r = existsSync(`/run/netns/${prefix}-${id}`)
+      ? { code: 1, stderr: 'exists' }
+      : await run([ip, 'netns', 'add', `${prefix}-${id}`]);
     if (r.code === 0) break;
     rmSync(dir, { recursive: true, force: true });
     if (attempt > 20) throw new Error(`lab: cannot create switch namespace: ${r.stderr}`);
@@ -838,11 +861,27 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
     let child: ChildProcess;
     try {
       child = track(
-        spawn(bin('nsenter'), ['-t', String(st.holder!.pid), '-m', '-u', '-n', '--', bin('sshd'), '-D', '-e', '-f', '/etc/ssh/sshd_config_lab'], {
-          cwd: '/',
-          stdio: ['ignore', fd, fd],
-          detached: true,
-        }),
+        spawn(
+          bin('nsenter'),
+          [
+            '-t',
+            String(st.holder!.pid),
+            '-m',
+            '-u',
+            '-n',
+            '--',
+            bin('sshd'),
+            '-D',
+            '-e',
+            '-f',
+            '/etc/ssh/sshd_config_lab',
+          ],
+          {
+            cwd: '/',
+            stdio: ['ignore', fd, fd],
+            detached: true,
+          },
+        ),
       );
     } finally {
       closeSync(fd);
@@ -876,10 +915,16 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
   };
 
   try {
-    const sw = (cmds: string[]): Promise<string> => runOk([ip, '-n', swNs, '-batch', '-'], { input: cmds.join('\n') + '\n' });
+    const sw = (cmds: string[]): Promise<string> =>
+      runOk([ip, '-n', swNs, '-batch', '-'], { input: cmds.join('\n') + '\n' });
     // switch namespace: no netfilter on bridged frames, no IPv6 on the bridge itself
     await runOk([
-      ip, 'netns', 'exec', swNs, 'sh', '-c',
+      ip,
+      'netns',
+      'exec',
+      swNs,
+      'sh',
+      '-c',
       'for f in /proc/sys/net/bridge/bridge-nf-call-*; do [ -e "$f" ] && echo 0 > "$f"; done; ' +
         'echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; true',
     ]);
@@ -967,7 +1012,8 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
         unlockRoot(host.etcDir);
         mkdirSync(path.join(host.rootHome, '.ssh'), { recursive: true, mode: 0o700 });
         writeFileSync(path.join(host.rootHome, '.ssh', 'authorized_keys'), publicKey + '\n', { mode: 0o600 });
-        for (const d of ['run/sshd', 'var/log', 'var/tmp', 'tmp']) mkdirSync(path.join(root, d), { recursive: true, mode: 0o755 });
+        for (const d of ['run/sshd', 'var/log', 'var/tmp', 'tmp'])
+          mkdirSync(path.join(root, d), { recursive: true, mode: 0o755 });
         await fsp.chmod(path.join(root, 'root'), 0o700);
         await fsp.chmod(path.join(root, 'tmp'), 0o1777);
         await fsp.chmod(path.join(root, 'var/tmp'), 0o1777);
@@ -976,11 +1022,30 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
 
         // mount-namespace holder
         const holder = track(
-          spawn(bin('ip'), ['netns', 'exec', ns, bin('unshare'), '-m', '-u', '--propagation', 'private', bin('sh'), '-c', HOLDER_SCRIPT, 'sh', root, spec.name], {
-            cwd: '/',
-            stdio: ['ignore', 'pipe', 'pipe'],
-            detached: true,
-          }),
+          spawn(
+            bin('ip'),
+            [
+              'netns',
+              'exec',
+              ns,
+              bin('unshare'),
+              '-m',
+              '-u',
+              '--propagation',
+              'private',
+              bin('sh'),
+              '-c',
+              HOLDER_SCRIPT,
+              'sh',
+              root,
+              spec.name,
+            ],
+            {
+              cwd: '/',
+              stdio: ['ignore', 'pipe', 'pipe'],
+              detached: true,
+            },
+          ),
         );
         st.holder = holder;
         await new Promise<void>((resolve, reject) => {
@@ -1022,13 +1087,24 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
           const fd = openSync(path.join(root, `socat-${port}${v6 ? '-6' : ''}.log`), 'a');
           let c: ChildProcess;
           try {
-            c = track(spawn(bin('ip'), ['netns', 'exec', ns, bin('socat'), addr, 'SYSTEM:echo ok'], { cwd: '/', stdio: ['ignore', fd, fd], detached: true }));
+            c = track(
+              spawn(bin('ip'), ['netns', 'exec', ns, bin('socat'), addr, 'SYSTEM:echo ok'], {
+                cwd: '/',
+                stdio: ['ignore', fd, fd],
+                detached: true,
+              }),
+            );
           } finally {
             closeSync(fd);
           }
           let exited: string | undefined;
           c.on('exit', (code) => (exited = `socat exited (${code})`));
-          await waitFor(`socat ${spec.name}:${port}`, 10_000, () => isListening(c.pid!, nsIno, port, v6), () => exited);
+          await waitFor(
+            `socat ${spec.name}:${port}`,
+            10_000,
+            () => isListening(c.pid!, nsIno, port, v6),
+            () => exited,
+          );
         }
       }
     });
@@ -1037,7 +1113,8 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
     if (controller) {
       const cmds: string[] = [];
       for (const { host } of states.values()) {
-        for (const a of [host.ipv4, ...host.extraIpv4]) cmds.push(`route add ${a}/32 dev ${ctlLink} src ${controller.ipv4}`);
+        for (const a of [host.ipv4, ...host.extraIpv4])
+          cmds.push(`route add ${a}/32 dev ${ctlLink} src ${controller.ipv4}`);
         if (host.ipv6 && controller.ipv6) cmds.push(`route add ${host.ipv6}/128 dev ${ctlLink} src ${controller.ipv6}`);
       }
       if (cmds.length) {
@@ -1063,7 +1140,11 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
     const hosts = new Map<string, LabHost>();
     for (const s of opts.hosts) hosts.set(s.name, states.get(s.name)!.host);
 
-    const exec = async (name: string, argv: string[], o: { input?: string; timeoutMs?: number } = {}): Promise<ExecResult> => {
+    const exec = async (
+      name: string,
+      argv: string[],
+      o: { input?: string; timeoutMs?: number } = {},
+    ): Promise<ExecResult> => {
       if (!argv.length) throw new Error('lab.exec: empty argv');
       return run(nsExecArgv(getState(name), argv), { input: o.input, timeoutMs: o.timeoutMs ?? 120_000 });
     };
@@ -1073,7 +1154,15 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
       prefix,
       dir,
       hosts,
-      ...(controller ? { controller: { ipv4: controller.ipv4, ...(controller.ipv6 ? { ipv6: controller.ipv6 } : {}), ifname: ctlLink } } : {}),
+      ...(controller
+        ? {
+            controller: {
+              ipv4: controller.ipv4,
+              ...(controller.ipv6 ? { ipv6: controller.ipv6 } : {}),
+              ifname: ctlLink,
+            },
+          }
+        : {}),
       exec,
       async execOk(name, argv, o) {
         const r = await exec(name, argv, o);
@@ -1098,15 +1187,24 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
         const addr = o.ipv6 ? h.ipv6 : h.ipv4;
         if (!addr) throw new Error(`lab.sshArgs: host ${name} has no ${o.ipv6 ? 'ipv6' : 'ipv4'}`);
         return [
-          '-i', keyPath,
-          '-o', 'IdentitiesOnly=yes',
-          '-o', `UserKnownHostsFile=${knownHostsPath}`,
-          '-o', 'GlobalKnownHostsFile=/dev/null',
-          '-o', 'StrictHostKeyChecking=yes',
-          '-o', 'BatchMode=yes',
-          '-o', 'ConnectTimeout=10',
-          '-o', 'LogLevel=ERROR',
-          '-F', '/dev/null',
+          '-i',
+          keyPath,
+          '-o',
+          'IdentitiesOnly=yes',
+          '-o',
+          `UserKnownHostsFile=${knownHostsPath}`,
+          '-o',
+          'GlobalKnownHostsFile=/dev/null',
+          '-o',
+          'StrictHostKeyChecking=yes',
+          '-o',
+          'BatchMode=yes',
+          '-o',
+          'ConnectTimeout=10',
+          '-o',
+          'LogLevel=ERROR',
+          '-F',
+          '/dev/null',
           `root@${addr}`,
         ];
       },
@@ -1160,7 +1258,8 @@ function validateSpecs(specs: LabHostSpec[]): void {
     if (s.ifname !== undefined && (!/^[A-Za-z0-9_.-]{1,15}$/.test(s.ifname) || s.ifname === 'lo')) {
       throw new Error(`lab: bad ifname ${JSON.stringify(s.ifname)}`);
     }
-    for (const p of [s.prefix4, s.prefix6]) if (p !== undefined && !Number.isInteger(p)) throw new Error(`lab: bad prefix for ${s.name}`);
+    for (const p of [s.prefix4, s.prefix6])
+      if (p !== undefined && !Number.isInteger(p)) throw new Error(`lab: bad prefix for ${s.name}`);
     for (const p of s.listen ?? []) {
       if (!Number.isInteger(p) || p < 1 || p > 65535) throw new Error(`lab: bad listen port ${p}`);
       if (s.sshd && p === 22) throw new Error(`lab: ${s.name}: port 22 is taken by sshd`);

@@ -28,7 +28,18 @@ export interface SystemdHost {
 }
 
 /** Only these targets exist, all empty: what transient timers and services depend on by default. */
-const EMPTY_TARGETS = ['sysinit', 'basic', 'timers', 'time-set', 'time-sync', 'shutdown', 'sockets', 'paths', 'slices', 'local-fs'];
+const EMPTY_TARGETS = [
+  'sysinit',
+  'basic',
+  'timers',
+  'time-set',
+  'time-sync',
+  'shutdown',
+  'sockets',
+  'paths',
+  'slices',
+  'local-fs',
+];
 
 const SSHD_UNIT = `[Unit]
 Description=sshd of the fwgen test host
@@ -48,12 +59,27 @@ UsePAM no
 
 /** Boots the container in `dir` (a fresh folder of the test) inside network namespace `netns`. */
 export async function bootSystemdHost(dir: string, netns: string, authorizedKey: string): Promise<SystemdHost> {
-  for (const d of ['lower', 'rw', 'root', 'units', 'ssh', 'roothome/.ssh']) mkdirSync(join(dir, d), { recursive: true });
-  for (const t of EMPTY_TARGETS) writeFileSync(join(dir, 'units', `${t}.target`), `[Unit]\nDescription=${t} (empty: fwgen test host)\n`);
-  writeFileSync(join(dir, 'units', 'fwgen-test.target'), '[Unit]\nDescription=fwgen test host\nWants=fwgen-sshd.service\n');
+  for (const d of ['lower', 'rw', 'root', 'units', 'ssh', 'roothome/.ssh'])
+    mkdirSync(join(dir, d), { recursive: true });
+  for (const t of EMPTY_TARGETS)
+    writeFileSync(join(dir, 'units', `${t}.target`), `[Unit]\nDescription=${t} (empty: fwgen test host)\n`);
+  writeFileSync(
+    join(dir, 'units', 'fwgen-test.target'),
+    '[Unit]\nDescription=fwgen test host\nWants=fwgen-sshd.service\n',
+  );
   writeFileSync(join(dir, 'units', 'fwgen-sshd.service'), SSHD_UNIT);
   writeFileSync(join(dir, 'ssh', 'sshd_config'), SSHD_CONFIG);
-  const keygen = spawnSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'fwgen-systemd-host', '-f', join(dir, 'ssh', 'ssh_host_ed25519_key')]);
+  const keygen = spawnSync('ssh-keygen', [
+    '-q',
+    '-t',
+    'ed25519',
+    '-N',
+    '',
+    '-C',
+    'fwgen-systemd-host',
+    '-f',
+    join(dir, 'ssh', 'ssh_host_ed25519_key'),
+  ]);
   if (keygen.status !== 0) throw new Error(`ssh-keygen failed: ${keygen.stderr}`);
   chmodSync(join(dir, 'roothome'), 0o700);
   chmodSync(join(dir, 'roothome/.ssh'), 0o700);
@@ -82,14 +108,25 @@ exec systemd-nspawn --quiet --register=no --keep-unit --console=passive --boot -
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
   const exited = new Promise<void>((done) => child.on('exit', () => done()));
-  const initPid = await waitFor(() => childPid(child.pid!), 15_000, () => `systemd-nspawn did not start systemd:\n${output}`);
+  const initPid = await waitFor(
+    () => childPid(child.pid!),
+    15_000,
+    () => `systemd-nspawn did not start systemd:\n${output}`,
+  );
   const exec = (argv: string[]) => {
-    const r = spawnSync('nsenter', ['-t', String(initPid), '-m', '-u', '-i', '-n', '-p', '--', ...argv], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync('nsenter', ['-t', String(initPid), '-m', '-u', '-i', '-n', '-p', '--', ...argv], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   };
-  await waitFor(() => (exec(['systemctl', 'is-active', 'fwgen-sshd.service']).stdout.trim() === 'active' ? true : undefined), 20_000, () => {
-    return `sshd did not start in the systemd host:\n${output}\n${exec(['systemctl', 'status', '--no-pager', 'fwgen-sshd.service']).stdout}`;
-  });
+  await waitFor(
+    () => (exec(['systemctl', 'is-active', 'fwgen-sshd.service']).stdout.trim() === 'active' ? true : undefined),
+    20_000,
+    () => {
+      return `sshd did not start in the systemd host:\n${output}\n${exec(['systemctl', 'status', '--no-pager', 'fwgen-sshd.service']).stdout}`;
+    },
+  );
   return {
     initPid,
     hostKeyPub: readFileSync(join(dir, 'ssh', 'ssh_host_ed25519_key.pub'), 'utf8').trim(),
@@ -110,7 +147,10 @@ exec systemd-nspawn --quiet --register=no --keep-unit --console=passive --boot -
 /** The single child of `pid` (nspawn's child is the container's PID 1), once it runs systemd. */
 function childPid(pid: number): number | undefined {
   const r = spawnSync('ps', ['-o', 'pid=,comm=', '--ppid', String(pid)], { encoding: 'utf8' });
-  const line = r.stdout.trim().split('\n').find((l) => /\bsystemd$/.test(l.trim()));
+  const line = r.stdout
+    .trim()
+    .split('\n')
+    .find((l) => /\bsystemd$/.test(l.trim()));
   return line ? Number(line.trim().split(/\s+/)[0]) : undefined;
 }
 
