@@ -157,6 +157,17 @@ function digestOf(bytes: Buffer): string {
   return d;
 }
 
+/** The last line a step printed on stderr, without the `fwgen: ` of remote/lib.sh's `fail`. */
+export function lastErrorLine(stderr: string): string | undefined {
+  const line = stderr
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .pop()
+    ?.replace(/^fwgen: /, '');
+  return line || undefined;
+}
+
 /** Parses the `status=...` line and `key=value` pairs a script printed last. */
 export function parseStatus(stdout: string): Record<string, string> {
   const line =

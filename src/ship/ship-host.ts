@@ -17,6 +17,7 @@ import {
   commitCall,
   deadmanPart,
   EXIT,
+  lastErrorLine,
   parseKeyValues,
   parseStatus,
   verifyCall,
@@ -436,13 +437,7 @@ function rollbackFailed(job: HostJob, s: RunSettings): string {
 }
 
 function scriptError(r: ExecResult, phase: string): string {
-  const msg = r.stderr
-    .trim()
-    .split('\n')
-    .filter(Boolean)
-    .pop()
-    ?.replace(/^fwgen: /, '');
-  return msg ? msg : `${phase} step exited with ${r.code}`;
+  return lastErrorLine(r.stderr) ?? `${phase} step exited with ${r.code}`;
 }
 
 function describe(err: unknown): string {

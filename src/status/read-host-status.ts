@@ -1,4 +1,4 @@
-import { parseStatus, readCall, type RemotePaths } from '../ship/remote-scripts.js';
+import { lastErrorLine, parseStatus, readCall, type RemotePaths } from '../ship/remote-scripts.js';
 import { TransportError, type Session } from '../ship/transport.js';
 
 /** What a status read needs to know about the host: where the rules live, and whether IPv6 is managed. */
@@ -56,13 +56,8 @@ export async function readHostStatus(session: Session, v: StatusVars, fromBackup
     };
   }
   if (r.code !== 0) {
-    const msg = r.stderr
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .pop()
-      ?.replace(/^fwgen: /, '');
-    return { ok: false, reason: `could not read the rules: ${msg || `status script exited with ${r.code}`}` };
+    const msg = lastErrorLine(r.stderr) ?? `status script exited with ${r.code}`;
+    return { ok: false, reason: `could not read the rules: ${msg}` };
   }
   return parseStatusOutput(r.stdout, v.ipv6, fromBackup !== undefined);
 }
