@@ -12,7 +12,7 @@ import { parseRuleset } from '../../src/model/parse.js';
 import { startDockerd, type DockerDaemon } from '../support/docker-daemon.js';
 import { startFail2ban, type Fail2banDaemon } from '../support/fail2ban-daemon.js';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
-import { CLI_INTERNAL, parseJson, runFwgen } from '../support/run-cli.js';
+import { CLI_INTERNAL, parseJson, runFwgen, runFwgenHosts } from '../support/run-cli.js';
 
 const NET = '198.18.88';
 const BANNED = `${NET}.41`;
@@ -58,8 +58,7 @@ roles:
     expect(r.code, r.stderr).toBe(0);
   };
   const fwgen = async (args: string[], env: Record<string, string> = {}, entry?: string) => {
-    const r = await runFwgen(project, args, env, entry);
-    return { ...r, results: parseJson(r.stdout, [] as Result[]) };
+    return runFwgenHosts(project, args, env, entry);
   };
   const ship = (...args: string[]) => fwgen(['ship', '--json', '--timeout', '5', '--connect-timeout', '3', ...args]);
   const outcome = (r: { results: Result[] }, host: string) => r.results.find((x) => x.host === host)?.outcome;

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
-import { CLI, parseJson, runFwgen } from '../support/run-cli.js';
+import { CLI, parseJson, runFwgen, runFwgenHosts } from '../support/run-cli.js';
 
 const NET = '198.18.120';
 const NET6 = '2001:db8:120:';
@@ -54,10 +54,7 @@ roles:
     const r = await runFwgen(project, ['render']);
     expect(r.code, r.stderr).toBe(0);
   };
-  const fwgen = async (args: string[]) => {
-    const r = await runFwgen(project, args);
-    return { ...r, results: parseJson(r.stdout, [] as Result[]) };
-  };
+  const fwgen = (args: string[]) => runFwgenHosts(project, args);
   const ship = (timeout: number, ...args: string[]) =>
     fwgen(['ship', '--json', '--timeout', String(timeout), '--connect-timeout', '3', ...args]);
   const sh = (host: string, script: string) => lab.execOk(host, ['sh', '-c', script]);

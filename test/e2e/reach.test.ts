@@ -9,7 +9,7 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseJson, runFwgen } from '../support/run-cli.js';
+import { runFwgenHosts } from '../support/run-cli.js';
 import { createLab, type Lab } from '../support/lab.js';
 
 const NET = '198.18.40';
@@ -30,8 +30,7 @@ describe('ship, status, doctor and rollback through a bastion described in ~/.ss
   let marker: string;
 
   const fwgen = async (args: string[], env: Record<string, string> = {}): Promise<Run> => {
-    const r = await runFwgen(project, args, { HOME: home, ...env });
-    return { ...r, results: parseJson(r.stdout, [] as Run['results']) };
+    return runFwgenHosts(project, args, { HOME: home, ...env });
   };
   const byHost = (r: Run, key: 'outcome' | 'state') => Object.fromEntries(r.results.map((x) => [x.host, x[key]]));
   const inventory = (o: { management?: string; ports?: string; ssh?: string } = {}) => `

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSets } from '../../src/model/sets.js';
-import { CLI_INTERNAL, parseJson, runFwgen } from '../support/run-cli.js';
+import { CLI_INTERNAL, runFwgenHosts, savedLines } from '../support/run-cli.js';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
 
 const NET = '198.18.133';
@@ -19,17 +19,11 @@ interface Run {
   results: { host: string; outcome: string; reason: string; backup?: string }[];
 }
 
-async function fwgen(cwd: string, args: string[], env: Record<string, string> = {}, entry?: string): Promise<Run> {
-  const r = await runFwgen(cwd, args, env, entry);
-  return { ...r, results: parseJson(r.stdout, [] as Run['results']) };
-}
+const fwgen = (cwd: string, args: string[], env: Record<string, string> = {}, entry?: string): Promise<Run> =>
+  runFwgenHosts(cwd, args, env, entry);
 
 const outcomes = (r: Run) => Object.fromEntries(r.results.map((x) => [x.host, x.outcome]));
-const normalize = (s: string) =>
-  s
-    .split('\n')
-    .filter((l) => l && !l.startsWith('#'))
-    .map((l) => l.replace(/\[\d+:\d+\]$/, '[0:0]'));
+const normalize = savedLines;
 const members = (saved: string) => Object.fromEntries(parseSets(saved).sets.map((s) => [s.name, s.members]));
 
 it('has the prerequisites of the end-to-end tests (root, sshd, iptables, ipset, ...)', () => {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
-import { CLI_INTERNAL, parseJson, runFwgen } from '../support/run-cli.js';
+import { CLI_INTERNAL, runFwgen, runFwgenHosts } from '../support/run-cli.js';
 
 const NET = '198.18.92';
 const NET6 = '2001:db8:92::';
@@ -30,8 +30,7 @@ roles:
     hosts: { dual: { address: [${NET}.10, "${NET6}10"], ssh: { host: ${NET}.10 } } }
 `;
   const fwgen = async (args: string[], env: Record<string, string> = {}, entry?: string) => {
-    const r = await runFwgen(project, args, env, entry);
-    return { ...r, results: parseJson(r.stdout, [] as { host: string; outcome: string; reason: string }[]) };
+    return runFwgenHosts(project, args, env, entry);
   };
   const setInventory = async (text: string) => {
     writeFileSync(join(project, 'inventory/inventory.yaml'), text);

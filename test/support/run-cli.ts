@@ -34,3 +34,37 @@ export function parseJson<T>(stdout: string, fallback: T): T {
     return fallback;
   }
 }
+
+/** One host's line of a `ship`/`rollback --json` run. */
+export interface HostRow {
+  host: string;
+  role: string;
+  outcome: string;
+  reason: string;
+  backup?: string;
+  removed?: string[];
+}
+
+/** A run of a host command with `--json`: the process, and the host rows it printed (none if not JSON). */
+export interface HostsRun extends CliRun {
+  results: HostRow[];
+}
+
+/** Runs `fwgen ARGS` (see {@link runFwgen}) and reads the host rows of its `--json` output. */
+export async function runFwgenHosts(
+  cwd: string,
+  args: string[],
+  env: Record<string, string> = {},
+  entry = CLI,
+): Promise<HostsRun> {
+  const r = await runFwgen(cwd, args, env, entry);
+  return { ...r, results: parseJson(r.stdout, [] as HostRow[]) };
+}
+
+/** iptables-save text as comparable lines: comments dropped, chain counters zeroed. */
+export function savedLines(text: string): string[] {
+  return text
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => l.replace(/\[\d+:\d+\]$/, '[0:0]'));
+}
