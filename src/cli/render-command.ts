@@ -1,5 +1,4 @@
 import { WorkFailedError } from '../errors.js';
-import { diffChange } from '../output/diff-change.js';
 import { applyOutput, type FileChange } from '../output/write-rendered.js';
 import { printWarnings, renderProject, type ProjectOptions } from './project.js';
 
@@ -28,12 +27,14 @@ export async function renderCommand(opts: RenderOptions): Promise<void> {
   process.stderr.write(`rendered ${project.files.length} files into ${opts.out}/: ${summarize(changes)}\n`);
 }
 
-function reportCheck(changes: readonly FileChange[], out: string): void {
+async function reportCheck(changes: readonly FileChange[], out: string): Promise<void> {
   const stale = changes.filter((c) => c.status !== 'unchanged');
   if (stale.length === 0) {
     process.stderr.write(`${out}/ is up to date (${changes.length} files)\n`);
     return;
   }
+  // The diff library is loaded only when there is a difference to show.
+  const { diffChange } = await import('../output/diff-change.js');
   const label = { added: 'missing', updated: 'stale', removed: 'extra', unchanged: '' } as const;
   for (const c of stale) process.stderr.write(`${label[c.status]}: ${out}/${c.path}\n${diffChange(c, out)}\n`);
   throw new WorkFailedError(

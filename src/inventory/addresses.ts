@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import type { Family, Net } from './model.js';
 
@@ -6,6 +7,9 @@ export function parseNet(text: string, opts: { allowPrefix: boolean }): Net | { 
   const slash = text.indexOf('/');
   const addrText = slash === -1 ? text : text.slice(0, slash);
   const prefixText = slash === -1 ? undefined : text.slice(slash + 1);
+  // Most inventory entries are plain IPv4 host addresses: Node's own check accepts exactly the canonical
+  // dotted-decimal form (no leading zeros), so the text is already the canonical address.
+  if (prefixText === undefined && isIPv4(addrText)) return ipv4HostNet(addrText);
   const addr = parseAddress(addrText);
   if (!addr) return { error: `"${text}" is not a valid IPv4 or IPv6 ${opts.allowPrefix ? 'address or CIDR' : 'address'}` };
   if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
@@ -50,6 +54,14 @@ function makeNet(addr: ipaddr.IPv4 | ipaddr.IPv6, prefix: number): Net {
   };
 }
 
+function ipv4HostNet(addr: string): Net {
+  let hex = '';
+  for (const octet of addr.split('.')) hex += HEX_BYTE[Number(octet)];
+  return { family: 'ipv4', cidr: `${addr}/32`, key: `4:${hex}/032` };
+}
+
+const HEX_BYTE = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+
 /** True when `inner` lies entirely inside `outer` (same family). */
 export function netContains(outer: Net, inner: Net): boolean {
   if (outer.family !== inner.family) return false;
@@ -60,6 +72,7 @@ export function netContains(outer: Net, inner: Net): boolean {
 
 /** Sorts nets canonically and removes duplicates. */
 export function sortNets(nets: Iterable<Net>): Net[] {
+  if (Array.isArray(nets) && nets.length < 2) return [...(nets as Net[])];
   const byKey = new Map<string, Net>();
   for (const n of nets) byKey.set(n.key, n);
   return [...byKey.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));

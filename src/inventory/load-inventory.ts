@@ -182,7 +182,7 @@ function normalize(raw: RawInventory, file: string, report: Reporter): Inventory
   const hosts = roles.flatMap((r) => r.hosts).sort((a, b) => (a.name < b.name ? -1 : 1));
   checkDuplicateAddresses(raw, roles, report);
   const monitoring = (raw.monitoring ?? []).map((r, i) => normalizeRule(r, `monitoring#${i + 1}`, ['monitoring', i], names, report));
-  const allNets: Net[] = [...management, ...hosts.flatMap((h) => h.addresses), ...[...monitoring, ...roles.flatMap((r) => r.allow)].flatMap((r) => r.from.flatMap((s) => (s.kind === 'net' ? [s.net] : [])))];
+  const ruleNets = [...monitoring, ...roles.flatMap((r) => r.allow)].flatMap((r) => r.from.flatMap((s) => (s.kind === 'net' ? [s.net] : [])));
   return {
     file,
     dir: dirname(file),
@@ -195,9 +195,11 @@ function normalize(raw: RawInventory, file: string, report: Reporter): Inventory
     preserve: preservePatterns(raw.preserve, report),
     roles,
     hosts,
-    hasIpv6: allNets.some((n) => n.family === 'ipv6'),
+    hasIpv6: management.some(isIpv6) || ruleNets.some(isIpv6) || hosts.some((h) => h.addresses.some(isIpv6)),
   };
 }
+
+const isIpv6 = (n: Net): boolean => n.family === 'ipv6';
 
 /** `preserve:` with `default` expanded; a pattern that would match fwgen's own chains is an error. */
 function preservePatterns(written: string[] | undefined, report: Reporter): string[] {
@@ -217,19 +219,20 @@ interface NameIndex {
 /** Host names must be unique across roles and distinct from role names, so `from` entries are unambiguous. */
 function collectNames(raw: RawInventory, report: Reporter): NameIndex {
   const roles = new Set(Object.keys(raw.roles));
-  const firstSeen = new Map<string, PathSegment[]>();
+  // Host name to the role it is first in; a path is built only for a problem.
+  const firstSeen = new Map<string, string>();
+  const hostPath = (role: string, host: string): PathSegment[] => ['roles', role, 'hosts', host];
   for (const [roleName, role] of Object.entries(raw.roles)) {
     for (const hostName of Object.keys(role.hosts ?? {})) {
-      const path = ['roles', roleName, 'hosts', hostName];
       const prev = firstSeen.get(hostName);
       if (/^[0-9]+(\.[0-9]+){3}$/.test(hostName)) {
-        report.error(path, `host name "${hostName}" looks like an IPv4 address (expected a name; write the address as the host's value)`, true);
-      } else if (prev) {
-        report.error(path, `host "${hostName}" is already in role "${prev[1]}" at ${report.where(prev)} (expected each host in exactly one role)`, true);
+        report.error(hostPath(roleName, hostName), `host name "${hostName}" looks like an IPv4 address (expected a name; write the address as the host's value)`, true);
+      } else if (prev !== undefined) {
+        report.error(hostPath(roleName, hostName), `host "${hostName}" is already in role "${prev}" at ${report.where(hostPath(prev, hostName))} (expected each host in exactly one role)`, true);
       } else if (roles.has(hostName)) {
-        report.error(path, `host "${hostName}" has the same name as a role (expected host names distinct from role names)`, true);
+        report.error(hostPath(roleName, hostName), `host "${hostName}" has the same name as a role (expected host names distinct from role names)`, true);
       } else {
-        firstSeen.set(hostName, path);
+        firstSeen.set(hostName, roleName);
       }
     }
   }
@@ -259,13 +262,13 @@ function normalizeRole(name: string, raw: RawRole, forward: ForwardMode, default
 }
 
 function normalizeHost(name: string, role: string, written: string | string[] | RawHost, defaultSsh: SshSettings, report: Reporter): Host {
-  const path: PathSegment[] = ['roles', role, 'hosts', name];
+  const path = (): PathSegment[] => ['roles', role, 'hosts', name];
   // Short forms `web1: ADDR` and `web1: [ADDR4, ADDR6]` mean `{ address: ... }`.
   const raw: RawHost = typeof written === 'string' || Array.isArray(written) ? { address: written } : written;
   const short = raw !== written;
   const list = typeof raw.address === 'string' ? [raw.address] : raw.address;
-  const base: PathSegment[] = short ? path : [...path, 'address'];
-  const addrPath = (i: number): PathSegment[] => (typeof raw.address === 'string' ? base : [...base, i]);
+  const base = (): PathSegment[] => (short ? path() : [...path(), 'address']);
+  const addrPath = (i: number): PathSegment[] => (typeof raw.address === 'string' ? base() : [...base(), i]);
   const addresses: Net[] = [];
   list.forEach((text, i) => {
     const net = parseNet(text, { allowPrefix: false });
@@ -275,8 +278,9 @@ function normalizeHost(name: string, role: string, written: string | string[] | 
     }
     addresses.push(net);
   });
-  const ssh = mergeSsh(defaultSsh, raw.ssh, [...path, 'ssh'], report);
-  const sshHost = ssh.host || (addresses[0]?.cidr.replace(/\/\d+$/, '') ?? '');
+  const ssh = raw.ssh ? mergeSsh(defaultSsh, raw.ssh, [...path(), 'ssh'], report) : defaultSsh;
+  const first = addresses[0]?.cidr;
+  const sshHost = ssh.host || (first === undefined ? '' : first.slice(0, first.lastIndexOf('/')));
   return { name, role, addresses: sortNets(addresses), ssh: { ...ssh, host: sshHost } };
 }
 
@@ -362,9 +366,16 @@ function parseNets(list: readonly string[], path: PathSegment[], report: Reporte
 /** Two hosts with one address would make rules ambiguous and usually mean a copy-paste slip. */
 function checkDuplicateAddresses(raw: RawInventory, roles: readonly Role[], report: Reporter): void {
   const owner = new Map<string, Host>();
-  const byName = new Map(roles.flatMap((r) => r.hosts.map((h) => [`${r.name}/${h.name}`, h] as const)));
-  // In file order, so the second occurrence is the one reported.
-  const inFile = Object.entries(raw.roles).flatMap(([role, r]) => Object.keys(r.hosts ?? {}).flatMap((h) => byName.get(`${role}/${h}`) ?? []));
+  const hostsOf = new Map(roles.map((r) => [r.name, r.hosts]));
+  // In file order, so the second occurrence is the one reported (roles' host lists are sorted by name).
+  const inFile: Host[] = [];
+  for (const [role, r] of Object.entries(raw.roles)) {
+    const byName = new Map((hostsOf.get(role) ?? []).map((h) => [h.name, h]));
+    for (const name of Object.keys(r.hosts ?? {})) {
+      const host = byName.get(name);
+      if (host) inFile.push(host);
+    }
+  }
   for (const host of inFile) {
     for (const a of host.addresses) {
       const prev = owner.get(a.key);

@@ -63,7 +63,8 @@ export function parseSets(text: string): { sets: IpSet[]; problems: SetParseProb
 
 /** A network as `ipset save` prints it: `198.51.100.7/32` becomes `198.51.100.7`. */
 export function canonicalMember(cidr: string): string {
-  return cidr.replace(/\/(32|128)$/, (m) => (cidr.includes(':') === (m === '/128') ? '' : m));
+  const hostPrefix = cidr.includes(':') ? '/128' : '/32';
+  return cidr.endsWith(hostPrefix) ? cidr.slice(0, -hostPrefix.length) : cidr;
 }
 
 /** Sorted by address (IPv4 numerically, IPv6 by expanded text), then prefix: the order fwgen renders. */

@@ -46,7 +46,12 @@ export function buildSet(name: string, list: AddressList, family: Family): IpSet
   let set = byName.get(name);
   if (!set) {
     // hash:net cannot hold a /0: its two halves cover the same addresses.
-    const members = list.cidrs.flatMap((c) => HALVES[c] ?? [c]);
+    const members: string[] = [];
+    for (const c of list.cidrs) {
+      const halves = HALVES[c];
+      if (halves) members.push(...halves);
+      else members.push(canonicalMember(c));
+    }
     let maxelem = DEFAULT_MAXELEM;
     while (maxelem < members.length) maxelem *= 2;
     set = {
@@ -54,7 +59,7 @@ export function buildSet(name: string, list: AddressList, family: Family): IpSet
       type: 'hash:net',
       family: SET_FAMILY[family],
       options: ['hashsize', '1024', 'maxelem', String(maxelem)],
-      members: members.map(canonicalMember),
+      members,
     };
     byName.set(name, set);
   }

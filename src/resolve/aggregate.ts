@@ -31,25 +31,32 @@ export function aggregateNets(nets: readonly Net[]): Net[] {
 export function aggregate(members: readonly Member[]): Aggregate[] {
   if (members.length === 0) return [];
   // Most merged CIDRs are a member's own network: reuse its canonical Net rather than parse the text again.
-  const known = new Map(members.map((m) => [m.net.cidr, m.net]));
-  const merged = mergeCidr(members.map((m) => m.net.cidr)).map((cidr) => known.get(cidr) ?? canonicalNet(cidr));
+  const known = new Map<string, Net>();
+  const cidrs: string[] = new Array(members.length);
+  for (let i = 0; i < members.length; i++) {
+    const net = members[i]!.net;
+    known.set(net.cidr, net);
+    cidrs[i] = net.cidr;
+  }
+  const merged = mergeCidr(cidrs).map((cidr) => known.get(cidr) ?? canonicalNet(cidr));
   if (!isSorted(merged)) merged.sort(compareNets);
   const owner = assignMembers(members, merged);
-  const covered = merged.map((): Member[] => []);
-  members.forEach((m, i) => covered[owner[i]!]!.push(m));
+  const covered: Member[][] = merged.map(() => []);
+  for (let i = 0; i < members.length; i++) covered[owner[i]!]!.push(members[i]!);
   return merged.map((net, k) => ({ net, members: covered[k]! }));
 }
 
 /** Index of the merged CIDR that holds each member. */
 function assignMembers(members: readonly Member[], merged: readonly Net[]): Int32Array {
-  const exact = new Map(merged.map((net, k) => [net.cidr, k]));
+  const exact = new Map<string, number>();
+  for (let k = 0; k < merged.length; k++) exact.set(merged[k]!.cidr, k);
   const owner = new Int32Array(members.length);
   const rest: number[] = [];
-  members.forEach((m, i) => {
-    const k = exact.get(m.net.cidr);
+  for (let i = 0; i < members.length; i++) {
+    const k = exact.get(members[i]!.net.cidr);
     if (k === undefined) rest.push(i);
     else owner[i] = k;
-  });
+  }
   // The others were merged or nested: merged CIDRs are disjoint, sorted and cover every member, so a member
   // belongs to the last CIDR whose key is at or before its own (keys: family, fixed-width hex, prefix).
   const key = (i: number): string => members[i]!.net.key;
@@ -70,11 +77,39 @@ function assignMembers(members: readonly Member[], merged: readonly Net[]): Int3
  * fwgen's rule grammar allows (letters, digits, ` ./:#_-`).
  */
 export function describeAggregate(members: readonly Member[]): string {
-  if (members.length === 1) return members[0]!.via;
-  const distinct = new Map(members.map((m) => [m.net.cidr, m]));
-  if (distinct.size === 1) return members[0]!.via;
-  const noun = [...distinct.values()].every((m) => m.isHost) ? 'hosts' : 'sources';
-  return `${distinct.size} ${noun} of ${listGroups([...new Set(members.map((m) => m.group))].sort())}`;
+  return describeMembers([members]);
+}
+
+/**
+ * describeAggregate of the members of several aggregates of one merge together (their CIDRs are disjoint,
+ * so an address can repeat only within one list), without copying them into one list.
+ */
+export function describeMembers(lists: readonly (readonly Member[])[]): string {
+  const total = lists.reduce((n, l) => n + l.length, 0);
+  const firstList = lists.find((l) => l.length > 0);
+  if (total === 1) return firstList![0]!.via;
+  // Members of different aggregates never share an address: duplicates are looked for within one list only.
+  let count = 0;
+  let allHosts = true;
+  const groups = new Set<string>();
+  for (const list of lists) {
+    if (list.length === 1) {
+      count++;
+      allHosts &&= list[0]!.isHost;
+      groups.add(list[0]!.group);
+      continue;
+    }
+    // Per distinct address, whether its last mention is a host's.
+    const distinct = new Map<string, boolean>();
+    for (const m of list) {
+      distinct.set(m.net.cidr, m.isHost);
+      groups.add(m.group);
+    }
+    count += distinct.size;
+    for (const isHost of distinct.values()) allHosts &&= isHost;
+  }
+  if (count === 1) return firstList![0]!.via;
+  return `${count} ${allHosts ? 'hosts' : 'sources'} of ${listGroups([...groups].sort())}`;
 }
 
 function listGroups(groups: readonly string[]): string {

@@ -1,6 +1,13 @@
 import type { AllowRule, Family, Host, Inventory, PortSpec, Role } from '../inventory/model.js';
 import { parsePort } from '../inventory/ports.js';
-import { aggregate, aggregateNets, describeAggregate, type Aggregate, type Member } from './aggregate.js';
+import {
+  aggregate,
+  aggregateNets,
+  describeAggregate,
+  describeMembers,
+  type Aggregate,
+  type Member,
+} from './aggregate.js';
 import type { AddressList, AllowEntry, AllowList, FleetSource, RolePolicy, SetLists } from './policy.js';
 
 const PUBLIC_PORTS = ['tcp/80', 'tcp/443'].map((t) => parsePort(t) as PortSpec);
@@ -16,10 +23,16 @@ export function resolvePolicies(
   onlyRoles?: ReadonlySet<string>,
 ): RolePolicy[] {
   const families: Family[] = inv.hasIpv6 ? ['ipv4', 'ipv6'] : ['ipv4'];
-  const hostsByName = new Map(inv.hosts.map((h) => [h.name, h]));
+  const hostsByName = new Map<string, Host>();
+  for (const h of inv.hosts) hostsByName.set(h.name, h);
   const rolesByName = new Map(inv.roles.map((r) => [r.name, r]));
   const fleetAggs = new Map(families.map((f) => [f, inv.trust === 'fleet' ? fleetAggregates(inv.hosts, f) : []]));
-  const fleet = new Map(families.map((f) => [f, fleetSources(fleetAggs.get(f)!)]));
+  const fleetCache = new Map<Family, FleetSource[]>();
+  const fleet = (f: Family): FleetSource[] => {
+    let sources = fleetCache.get(f);
+    if (!sources) fleetCache.set(f, (sources = fleetSources(fleetAggs.get(f)!)));
+    return sources;
+  };
   const management = new Map(
     families.map((f) => [f, aggregateNets(inv.management.filter((n) => n.family === f)).map((n) => n.cidr)]),
   );
@@ -41,7 +54,9 @@ export function resolvePolicies(
   for (const role of inv.roles) {
     if (onlyRoles && !onlyRoles.has(role.name)) continue;
     for (const family of families) {
-      out.push({
+      const entries = (): AllowEntry[] =>
+        allowEntries([...role.allow, ...inv.monitoring], (rule) => mergeRule(rule, family));
+      const policy: Omit<RolePolicy, 'fleet' | 'allow'> = {
         role: role.name,
         family,
         hosts: role.hosts.map((h) => h.name),
@@ -49,28 +64,47 @@ export function resolvePolicies(
         loopback: LOOPBACK[family],
         management: management.get(family) ?? [],
         sshPorts: sshPorts(role),
-        fleet: fleet.get(family) ?? [],
         public: role.public,
         publicPorts: role.public ? PUBLIC_PORTS : [],
         ports: role.ports,
-        allow: allowEntries([...role.allow, ...inv.monitoring], (rule) => mergeRule(rule, family)),
         forward: role.forward,
         sets: inv.sets,
         ...(lists ? { lists: lists(role, family) } : {}),
         template: chooseTemplate(role),
-      });
+      };
+      // ipset mode's rules match the lists; per-CIDR entries are only for role templates, built if one reads them.
+      out.push(
+        lists
+          ? withLazyEntries(policy, () => fleet(family), entries)
+          : { ...policy, fleet: fleet(family), allow: entries() },
+      );
     }
   }
   return out;
 }
 
+/** The policy with `fleet` and `allow` computed on first read, then kept. */
+function withLazyEntries(
+  policy: Omit<RolePolicy, 'fleet' | 'allow'>,
+  fleet: () => readonly FleetSource[],
+  allow: () => readonly AllowEntry[],
+): RolePolicy {
+  let f: readonly FleetSource[] | undefined;
+  let a: readonly AllowEntry[] | undefined;
+  return Object.defineProperties(policy, {
+    fleet: { enumerable: true, get: () => (f ??= fleet()) },
+    allow: { enumerable: true, get: () => (a ??= allow()) },
+  }) as RolePolicy;
+}
+
 /** Every inventory address of the family, merged into the fewest CIDRs. */
 function fleetAggregates(hosts: readonly Host[], family: Family): Aggregate[] {
-  const members = hosts.flatMap((h) =>
-    h.addresses
-      .filter((a) => a.family === family)
-      .map((net): Member => ({ net, via: `${h.role}/${h.name}`, group: h.role, isHost: true })),
-  );
+  const members: Member[] = [];
+  for (const h of hosts) {
+    for (const net of h.addresses) {
+      if (net.family === family) members.push({ net, via: `${h.role}/${h.name}`, group: h.role, isHost: true });
+    }
+  }
   return aggregate(members);
 }
 
@@ -92,7 +126,7 @@ function listMaker(
 ): (role: Role, family: Family) => SetLists {
   const asList = (aggs: readonly Aggregate[]): AddressList => ({
     cidrs: aggs.map((a) => a.net.cidr),
-    via: aggs.length === 0 ? '' : describeAggregate(aggs.flatMap((a) => a.members)),
+    via: aggs.length === 0 ? '' : describeMembers(aggs.map((a) => a.members)),
   });
   const fleet = new Map(families.map((f) => [f, asList(fleetAggs.get(f) ?? [])]));
   const mgmt = new Map(
@@ -159,9 +193,13 @@ function expandSource(src: AllowRule['from'][number], hosts: Map<string, Host>, 
         group: src.name,
         isHost: true,
       }));
-    case 'role':
-      return (roles.get(src.name)?.hosts ?? []).flatMap((h) =>
-        h.addresses.map((net) => ({ net, via: `${src.name}/${h.name}`, group: src.name, isHost: true })),
-      );
+    case 'role': {
+      const members: Member[] = [];
+      for (const h of roles.get(src.name)?.hosts ?? []) {
+        for (const net of h.addresses)
+          members.push({ net, via: `${src.name}/${h.name}`, group: src.name, isHost: true });
+      }
+      return members;
+    }
   }
 }
