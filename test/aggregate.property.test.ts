@@ -3,7 +3,7 @@ import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
 import { parseNet } from '../src/inventory/addresses.js';
 import type { Family, Net } from '../src/inventory/model.js';
-import { aggregateNets } from '../src/resolve/aggregate.js';
+import { aggregateNets, mergeList } from '../src/resolve/aggregate.js';
 
 // Exact range arithmetic with BigInt lives here, in the test only: it is the independent judge of what
 // cidr-tools (through aggregateNets) produced.
@@ -150,6 +150,16 @@ describe.each(['ipv4', 'ipv6'] as const)('aggregateNets, %s (property)', (family
         expect(merged.every((n) => n.family === family)).toBe(true);
         expect(merged.map((n) => n.key)).toEqual(merged.map((n) => n.key).sort());
         for (const n of merged) expect(parseNet(n.cidr, { allowPrefix: true })).toEqual(n);
+      }),
+      runs,
+    );
+  });
+
+  it("mergeList (ipset mode's lists, cidr-tools' text used as is) gives the same CIDRs in the same order", () => {
+    fc.assert(
+      fc.property(listArb(family).chain(withShuffled), ([nets, shuffled]) => {
+        const members = shuffled.map((net) => ({ net, via: net.cidr, group: net.cidr, isHost: false }));
+        expect(mergeList(members).cidrs).toEqual(aggregateNets(nets).map((n) => n.cidr));
       }),
       runs,
     );

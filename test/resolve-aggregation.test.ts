@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseNet } from '../src/inventory/addresses.js';
 import { parseInventory } from '../src/inventory/load-inventory.js';
 import type { Net } from '../src/inventory/model.js';
-import { aggregate, describeAggregate, type Member } from '../src/resolve/aggregate.js';
+import { aggregate, describeAggregate, mergeList, type Member } from '../src/resolve/aggregate.js';
 import type { RolePolicy } from '../src/resolve/policy.js';
 import { resolvePolicies } from '../src/resolve/resolve-policy.js';
 
@@ -19,6 +19,20 @@ const policy = (all: RolePolicy[], role: string, family = 'ipv4'): RolePolicy =>
   all.find((p) => p.role === role && p.family === family)!;
 
 describe('aggregate labels', () => {
+  it('mergeList: the merged CIDRs and one label for all; distinct hosts are counted without a lookup', () => {
+    const members = [
+      host('10.0.0.5/32', 'web', 'web1'),
+      host('10.0.0.2/32', 'web', 'web2'),
+      host('10.0.0.3/32', 'db', 'db1'),
+      host('10.0.1.0/32', 'cache', 'c1'),
+    ];
+    const expected = { cidrs: ['10.0.0.2/31', '10.0.0.5/32', '10.0.1.0/32'], via: '4 hosts of cache db web' };
+    expect(mergeList(members)).toEqual(expected);
+    expect(mergeList(members, true)).toEqual(expected);
+    expect(mergeList([])).toEqual({ cidrs: [], via: '' });
+    expect(mergeList([members[0]!], true)).toEqual({ cidrs: ['10.0.0.5/32'], via: 'web/web1' });
+  });
+
   it('keeps a lone host as role/host, and counts merged hosts with their roles sorted, space-separated', () => {
     const merged = aggregate([
       host('10.0.0.5/32', 'web', 'web1'),

@@ -55,9 +55,14 @@ function makeNet(addr: ipaddr.IPv4 | ipaddr.IPv6, prefix: number): Net {
 }
 
 function ipv4HostNet(addr: string): Net {
+  return ipv4Net(addr, 32);
+}
+
+/** The Net of a canonical IPv4 network (dotted decimal without leading zeros, no host bits set). */
+export function ipv4Net(addr: string, prefix: number): Net {
   let hex = '';
   for (const octet of addr.split('.')) hex += HEX_BYTE[Number(octet)];
-  return { family: 'ipv4', cidr: `${addr}/32`, key: `4:${hex}/032` };
+  return { family: 'ipv4', cidr: `${addr}/${prefix}`, key: `4:${hex}/${String(prefix).padStart(3, '0')}` };
 }
 
 const HEX_BYTE = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));

@@ -1,5 +1,5 @@
 import { mergeCidr } from 'cidr-tools';
-import { parseNet } from '../inventory/addresses.js';
+import { ipv4Net, parseNet } from '../inventory/addresses.js';
 import type { Net } from '../inventory/model.js';
 
 /** An address or network to aggregate, with what it stands for in rule comments. */
@@ -24,26 +24,37 @@ const GROUP_TEXT_BUDGET = 100;
 
 /** Merges networks of one family into the fewest CIDRs covering exactly the same addresses, sorted by address. */
 export function aggregateNets(nets: readonly Net[]): Net[] {
-  return aggregate(nets.map((net) => ({ net, via: net.cidr, group: net.cidr, isHost: false }))).map((a) => a.net);
+  if (nets.length === 0) return [];
+  // Most merged CIDRs are an input's own network: reuse its canonical Net rather than parse the text again.
+  const known = new Map<string, Net>();
+  const cidrs: string[] = new Array(nets.length);
+  for (let i = 0; i < nets.length; i++) {
+    known.set(nets[i]!.cidr, nets[i]!);
+    cidrs[i] = nets[i]!.cidr;
+  }
+  const merged = mergeCidr(cidrs).map((cidr) => known.get(cidr) ?? canonicalNet(cidr));
+  if (!isSorted(merged)) merged.sort(compareNets);
+  return merged;
 }
 
 /** Merges the members' networks (one family) and says which members each resulting CIDR covers. */
 export function aggregate(members: readonly Member[]): Aggregate[] {
-  if (members.length === 0) return [];
-  // Most merged CIDRs are a member's own network: reuse its canonical Net rather than parse the text again.
-  const known = new Map<string, Net>();
-  const cidrs: string[] = new Array(members.length);
-  for (let i = 0; i < members.length; i++) {
-    const net = members[i]!.net;
-    known.set(net.cidr, net);
-    cidrs[i] = net.cidr;
-  }
-  const merged = mergeCidr(cidrs).map((cidr) => known.get(cidr) ?? canonicalNet(cidr));
-  if (!isSorted(merged)) merged.sort(compareNets);
+  const merged = aggregateNets(members.map((m) => m.net));
   const owner = assignMembers(members, merged);
   const covered: Member[][] = merged.map(() => []);
   for (let i = 0; i < members.length; i++) covered[owner[i]!]!.push(members[i]!);
   return merged.map((net, k) => ({ net, members: covered[k]! }));
+}
+
+/**
+ * The members merged as one list (what a set holds): its CIDRs, and what they stand for as a whole.
+ * `distinct`: the caller knows no two members share an address (hosts of a validated inventory).
+ */
+export function mergeList(members: readonly Member[], distinct = false): { cidrs: string[]; via: string } {
+  // cidr-tools returns CIDRs sorted by address; its IPv4 text is canonical already, its IPv6 text is made so.
+  const merged = mergeCidr(members.map((m) => m.net.cidr));
+  const cidrs = merged.map((cidr) => (cidr.includes(':') ? canonicalNet(cidr).cidr : cidr));
+  return { cidrs, via: members.length === 0 ? '' : describeAggregate(members, distinct) };
 }
 
 /** Index of the merged CIDR that holds each member. */
@@ -76,40 +87,24 @@ function assignMembers(members: readonly Member[], merged: readonly Net[]): Int3
  * separated by spaces, not commas: names never hold a space, and comments keep to the characters
  * fwgen's rule grammar allows (letters, digits, ` ./:#_-`).
  */
-export function describeAggregate(members: readonly Member[]): string {
-  return describeMembers([members]);
-}
-
-/**
- * describeAggregate of the members of several aggregates of one merge together (their CIDRs are disjoint,
- * so an address can repeat only within one list), without copying them into one list.
- */
-export function describeMembers(lists: readonly (readonly Member[])[]): string {
-  const total = lists.reduce((n, l) => n + l.length, 0);
-  const firstList = lists.find((l) => l.length > 0);
-  if (total === 1) return firstList![0]!.via;
-  // Members of different aggregates never share an address: duplicates are looked for within one list only.
-  let count = 0;
-  let allHosts = true;
-  const groups = new Set<string>();
-  for (const list of lists) {
-    if (list.length === 1) {
-      count++;
-      allHosts &&= list[0]!.isHost;
-      groups.add(list[0]!.group);
-      continue;
-    }
-    // Per distinct address, whether its last mention is a host's.
-    const distinct = new Map<string, boolean>();
-    for (const m of list) {
-      distinct.set(m.net.cidr, m.isHost);
-      groups.add(m.group);
-    }
-    count += distinct.size;
-    for (const isHost of distinct.values()) allHosts &&= isHost;
+export function describeAggregate(members: readonly Member[], knownDistinct = false): string {
+  if (members.length === 1) return members[0]!.via;
+  if (knownDistinct && members.every((m) => m.isHost)) {
+    const groups = new Set<string>();
+    for (const m of members) groups.add(m.group);
+    return `${members.length} hosts of ${listGroups([...groups].sort())}`;
   }
-  if (count === 1) return firstList![0]!.via;
-  return `${count} ${allHosts ? 'hosts' : 'sources'} of ${listGroups([...groups].sort())}`;
+  // Per distinct address, whether its last mention is a host's.
+  const distinct = new Map<string, boolean>();
+  const groups = new Set<string>();
+  for (const m of members) {
+    distinct.set(m.net.cidr, m.isHost);
+    groups.add(m.group);
+  }
+  if (distinct.size === 1) return members[0]!.via;
+  let allHosts = true;
+  for (const isHost of distinct.values()) allHosts &&= isHost;
+  return `${distinct.size} ${allHosts ? 'hosts' : 'sources'} of ${listGroups([...groups].sort())}`;
 }
 
 function listGroups(groups: readonly string[]): string {
@@ -119,7 +114,10 @@ function listGroups(groups: readonly string[]): string {
   return groups.slice(0, shown).join(' ') + (rest > 0 ? ` and ${rest} more` : '');
 }
 
+/** A CIDR cidr-tools returned; IPv4 ones are already canonical (dotted decimal, network address). */
 function canonicalNet(cidr: string): Net {
+  const slash = cidr.indexOf('/');
+  if (!cidr.includes(':') && slash > 0) return ipv4Net(cidr.slice(0, slash), Number(cidr.slice(slash + 1)));
   const net = parseNet(cidr, { allowPrefix: true });
   if ('error' in net) throw new Error(`bug: cidr-tools returned ${cidr}: ${net.error}`);
   return net;

@@ -1,13 +1,6 @@
 import type { AllowRule, Family, Host, Inventory, PortSpec, Role } from '../inventory/model.js';
 import { parsePort } from '../inventory/ports.js';
-import {
-  aggregate,
-  aggregateNets,
-  describeAggregate,
-  describeMembers,
-  type Aggregate,
-  type Member,
-} from './aggregate.js';
+import { aggregate, aggregateNets, describeAggregate, mergeList, type Aggregate, type Member } from './aggregate.js';
 import type { AddressList, AllowEntry, AllowList, FleetSource, RolePolicy, SetLists } from './policy.js';
 
 const PUBLIC_PORTS = ['tcp/80', 'tcp/443'].map((t) => parsePort(t) as PortSpec);
@@ -26,30 +19,23 @@ export function resolvePolicies(
   const hostsByName = new Map<string, Host>();
   for (const h of inv.hosts) hostsByName.set(h.name, h);
   const rolesByName = new Map(inv.roles.map((r) => [r.name, r]));
-  const fleetAggs = new Map(families.map((f) => [f, inv.trust === 'fleet' ? fleetAggregates(inv.hosts, f) : []]));
-  const fleetCache = new Map<Family, FleetSource[]>();
-  const fleet = (f: Family): FleetSource[] => {
-    let sources = fleetCache.get(f);
-    if (!sources) fleetCache.set(f, (sources = fleetSources(fleetAggs.get(f)!)));
-    return sources;
-  };
+  const fleetMembers = new Map(families.map((f) => [f, inv.trust === 'fleet' ? hostMembers(inv.hosts, f) : []]));
+  const fleet = memo((f: Family) => fleetSources(aggregate(fleetMembers.get(f)!)));
   const management = new Map(
     families.map((f) => [f, aggregateNets(inv.management.filter((n) => n.family === f)).map((n) => n.cidr)]),
   );
+  const ruleMembers = (rule: AllowRule, family: Family): Member[] =>
+    rule.from.flatMap((src) => expandSource(src, hostsByName, rolesByName)).filter((m) => m.net.family === family);
   // Monitoring rules go into every role: their sources are merged once per family, not once per role.
   const merged = new Map(families.map((f) => [f, new Map<AllowRule, Aggregate[]>()]));
   const mergeRule = (rule: AllowRule, family: Family): Aggregate[] => {
     const cache = merged.get(family)!;
     let aggregates = cache.get(rule);
-    if (!aggregates) {
-      const members = rule.from.flatMap((src) => expandSource(src, hostsByName, rolesByName));
-      aggregates = aggregate(members.filter((m) => m.net.family === family));
-      cache.set(rule, aggregates);
-    }
+    if (!aggregates) cache.set(rule, (aggregates = aggregate(ruleMembers(rule, family))));
     return aggregates;
   };
   const lists =
-    inv.sets === 'ipset' ? listMaker(families, fleetAggs, management, inv.monitoring, mergeRule) : undefined;
+    inv.sets === 'ipset' ? listMaker(families, fleetMembers, management, inv.monitoring, ruleMembers) : undefined;
   const out: RolePolicy[] = [];
   for (const role of inv.roles) {
     if (onlyRoles && !onlyRoles.has(role.name)) continue;
@@ -97,15 +83,24 @@ function withLazyEntries(
   }) as RolePolicy;
 }
 
-/** Every inventory address of the family, merged into the fewest CIDRs. */
-function fleetAggregates(hosts: readonly Host[], family: Family): Aggregate[] {
+/** A function that computes each key's value once. */
+function memo<K, V>(compute: (key: K) => V): (key: K) => V {
+  const cache = new Map<K, V>();
+  return (key) => {
+    if (!cache.has(key)) cache.set(key, compute(key));
+    return cache.get(key)!;
+  };
+}
+
+/** Every inventory address of the family, as members labelled with their host and role. */
+function hostMembers(hosts: readonly Host[], family: Family): Member[] {
   const members: Member[] = [];
   for (const h of hosts) {
     for (const net of h.addresses) {
       if (net.family === family) members.push({ net, via: `${h.role}/${h.name}`, group: h.role, isHost: true });
     }
   }
-  return aggregate(members);
+  return members;
 }
 
 /** Each merged fleet CIDR, labelled with the hosts it covers. */
@@ -119,16 +114,19 @@ function fleetSources(aggregates: readonly Aggregate[]): FleetSource[] {
  */
 function listMaker(
   families: readonly Family[],
-  fleetAggs: ReadonlyMap<Family, Aggregate[]>,
+  fleetMembers: ReadonlyMap<Family, Member[]>,
   management: ReadonlyMap<Family, string[]>,
   monitoring: readonly AllowRule[],
-  mergeRule: (rule: AllowRule, family: Family) => Aggregate[],
+  ruleMembers: (rule: AllowRule, family: Family) => Member[],
 ): (role: Role, family: Family) => SetLists {
-  const asList = (aggs: readonly Aggregate[]): AddressList => ({
-    cidrs: aggs.map((a) => a.net.cidr),
-    via: aggs.length === 0 ? '' : describeMembers(aggs.map((a) => a.members)),
-  });
-  const fleet = new Map(families.map((f) => [f, asList(fleetAggs.get(f) ?? [])]));
+  const fleet = new Map(
+    families.map(
+      (f): [Family, AddressList] => [
+        f,
+        mergeList(fleetMembers.get(f) ?? [], true),
+      ] /* load refuses an address used twice */,
+    ),
+  );
   const mgmt = new Map(
     families.map((f): [Family, AddressList] => [f, { cidrs: management.get(f) ?? [], via: 'management' }]),
   );
@@ -137,7 +135,7 @@ function listMaker(
     const key = `${owner}|${rule.label}|${family}`;
     let list = ruleLists.get(key);
     if (!list) {
-      list = { ...asList(mergeRule(rule, family)), label: rule.label, ports: rule.ports };
+      list = { ...mergeList(ruleMembers(rule, family)), label: rule.label, ports: rule.ports };
       ruleLists.set(key, list);
     }
     return list;
