@@ -166,6 +166,23 @@ describe.each(['ipv4', 'ipv6'] as const)('aggregateNets, %s (property)', (family
   });
 });
 
+describe('parseNet', () => {
+  it('gives a plain IPv4 address (fast path) the Net of the same address written as /32 (ipaddr.js path)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 32 - 1 }), (n) => {
+        const text = toText('ipv4', BigInt(n));
+        const net = parseNet(text, { allowPrefix: false });
+        expect(net).toEqual(parseNet(`${text}/32`, { allowPrefix: true }));
+        expect(net).toEqual({ family: 'ipv4', cidr: `${text}/32`, key: `4:${n.toString(16).padStart(8, '0')}/032` });
+      }),
+      { numRuns: 500 },
+    );
+    for (const bad of ['010.0.0.1', '1.2.3', '1.2.3.256', ' 1.2.3.4', '1.2.3.4 ', '١.2.3.4']) {
+      expect(parseNet(bad, { allowPrefix: false })).toHaveProperty('error');
+    }
+  });
+});
+
 describe('aggregateNets, edge cases', () => {
   const nets = (...cidrs: string[]): Net[] => cidrs.map((c) => parseNet(c, { allowPrefix: true }) as Net);
   const cidrs = (list: Net[]): string[] => aggregateNets(list).map((n) => n.cidr);

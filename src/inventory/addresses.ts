@@ -61,11 +61,20 @@ function ipv4HostNet(addr: string): Net {
 /** The Net of a canonical IPv4 network (dotted decimal without leading zeros, no host bits set). */
 export function ipv4Net(addr: string, prefix: number): Net {
   let hex = '';
-  for (const octet of addr.split('.')) hex += HEX_BYTE[Number(octet)];
-  return { family: 'ipv4', cidr: `${addr}/${prefix}`, key: `4:${hex}/${String(prefix).padStart(3, '0')}` };
+  let octet = 0;
+  for (let i = 0; i < addr.length; i++) {
+    const c = addr.charCodeAt(i);
+    if (c === 0x2e) {
+      hex += HEX_BYTE[octet];
+      octet = 0;
+    } else octet = octet * 10 + c - 0x30;
+  }
+  hex += HEX_BYTE[octet];
+  return { family: 'ipv4', cidr: `${addr}/${prefix}`, key: `4:${hex}/${PREFIX_KEY[prefix]}` };
 }
 
 const HEX_BYTE = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, '0'));
+const PREFIX_KEY = Array.from({ length: 129 }, (_, p) => String(p).padStart(3, '0'));
 
 /** True when `inner` lies entirely inside `outer` (same family). */
 export function netContains(outer: Net, inner: Net): boolean {

@@ -176,11 +176,13 @@ function normalize(raw: RawInventory, file: string, report: Reporter): Inventory
     report.warn(raw.management ? ['management'] : [], 'no management networks: SSH is admitted only through fleet trust and allow rules');
   }
   const names = collectNames(raw, report);
+  // Roles and hosts in file order first, so a repeated address is reported where it repeats.
+  const inFile: Host[] = [];
   const roles = Object.keys(raw.roles)
-    .sort()
-    .map((name) => normalizeRole(name, raw.roles[name], defaults.forward ?? 'reject', defaultSsh, names, report));
-  const hosts = roles.flatMap((r) => r.hosts).sort((a, b) => (a.name < b.name ? -1 : 1));
-  checkDuplicateAddresses(raw, roles, report);
+    .map((name) => normalizeRole(name, raw.roles[name], defaults.forward ?? 'reject', defaultSsh, names, report, inFile))
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
+  checkDuplicateAddresses(raw, inFile, report);
+  const hosts = inFile.sort((a, b) => (a.name < b.name ? -1 : 1));
   const monitoring = (raw.monitoring ?? []).map((r, i) => normalizeRule(r, `monitoring#${i + 1}`, ['monitoring', i], names, report));
   const ruleNets = [...monitoring, ...roles.flatMap((r) => r.allow)].flatMap((r) => r.from.flatMap((s) => (s.kind === 'net' ? [s.net] : [])));
   return {
@@ -239,7 +241,8 @@ function collectNames(raw: RawInventory, report: Reporter): NameIndex {
   return { roles, hosts: new Set(firstSeen.keys()) };
 }
 
-function normalizeRole(name: string, raw: RawRole, forward: ForwardMode, defaultSsh: SshSettings, names: NameIndex, report: Reporter): Role {
+/** Normalizes a role; its hosts are also appended to `inFile` in the order written. */
+function normalizeRole(name: string, raw: RawRole, forward: ForwardMode, defaultSsh: SshSettings, names: NameIndex, report: Reporter, inFile: Host[]): Role {
   const path: PathSegment[] = ['roles', name];
   const hostEntries = Object.entries(raw.hosts ?? {});
   if (hostEntries.length === 0) {
@@ -247,6 +250,7 @@ function normalizeRole(name: string, raw: RawRole, forward: ForwardMode, default
     else report.error([...path, 'hosts'], `role "${name}" has no hosts (expected at least one host, e.g. web1: 198.51.100.11)`, true);
   }
   const hosts = hostEntries.map(([hostName, h]) => normalizeHost(hostName, name, h, defaultSsh, report));
+  for (const h of hosts) inFile.push(h);
   return {
     name,
     public: raw.public ?? false,
@@ -364,18 +368,8 @@ function parseNets(list: readonly string[], path: PathSegment[], report: Reporte
 }
 
 /** Two hosts with one address would make rules ambiguous and usually mean a copy-paste slip. */
-function checkDuplicateAddresses(raw: RawInventory, roles: readonly Role[], report: Reporter): void {
+function checkDuplicateAddresses(raw: RawInventory, inFile: readonly Host[], report: Reporter): void {
   const owner = new Map<string, Host>();
-  const hostsOf = new Map(roles.map((r) => [r.name, r.hosts]));
-  // In file order, so the second occurrence is the one reported (roles' host lists are sorted by name).
-  const inFile: Host[] = [];
-  for (const [role, r] of Object.entries(raw.roles)) {
-    const byName = new Map((hostsOf.get(role) ?? []).map((h) => [h.name, h]));
-    for (const name of Object.keys(r.hosts ?? {})) {
-      const host = byName.get(name);
-      if (host) inFile.push(host);
-    }
-  }
   for (const host of inFile) {
     for (const a of host.addresses) {
       const prev = owner.get(a.key);
