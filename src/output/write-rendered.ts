@@ -1,6 +1,17 @@
-import { closeSync, existsSync, fstatSync, openSync, readdirSync, readFileSync, readSync, rmdirSync } from 'node:fs';
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
-import { mapPool } from '../util/map-pool.js';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmdirSync,
+  unlinkSync,
+  writevSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { RenderedFile } from '../render/render-role.js';
 import { RULES_FILE, SETS_FILE, renderedText } from '../render/render-role.js';
@@ -35,24 +46,45 @@ export function planOutput(files: readonly RenderedFile[], outDir: string, roles
 
 /** Writes added/updated files (atomically, via rename) and deletes removed ones. */
 export async function applyOutput(changes: readonly FileChange[], outDir: string): Promise<void> {
-  // A few writes in flight let the kernel copy into the page cache on both cores.
-  await mapPool(changes, 4, async (c) => {
+  // Synchronous calls: the files are written to the page cache, and a thread-pool hop per call costs
+  // more than the copy (201 small files of ipset mode: ~40 ms async, a few ms like this).
+  const made = new Set<string>();
+  for (const c of changes) {
     const target = join(outDir, c.path);
     if ((c.status === 'added' || c.status === 'updated') && c.file) {
-      await mkdir(dirname(target), { recursive: true });
+      const dir = dirname(target);
+      if (!made.has(dir)) mkdirSync(dir, { recursive: true });
+      made.add(dir);
       const tmp = `${target}.tmp-${process.pid}`;
-      const fh = await open(tmp, 'w', 0o644);
+      const fd = openSync(tmp, 'w', 0o644);
       try {
-        await fh.writev(c.file.parts as Buffer[]);
+        writeAll(fd, c.file.parts);
       } finally {
-        await fh.close();
+        closeSync(fd);
       }
-      await rename(tmp, target);
+      renameSync(tmp, target);
     } else if (c.status === 'removed') {
-      await unlink(target);
+      unlinkSync(target);
     }
-  });
+  }
   for (const c of changes) if (c.status === 'removed') removeIfEmpty(dirname(join(outDir, c.path)));
+}
+
+/** Writes every part; writev may write less than asked, so it continues where it stopped. */
+function writeAll(fd: number, parts: readonly Buffer[]): void {
+  let rest = parts.filter((p) => p.length > 0);
+  while (rest.length > 0) {
+    let written = writevSync(fd, rest);
+    const next: Buffer[] = [];
+    for (const p of rest) {
+      if (written >= p.length) written -= p.length;
+      else {
+        next.push(written > 0 ? p.subarray(written) : p);
+        written = 0;
+      }
+    }
+    rest = next;
+  }
 }
 
 /** The file's current text on disk ('' when missing) and its new text ('' when removed). */
