@@ -62,8 +62,10 @@ if [ "$HAS6" = 1 ]; then
   ip6tables-restore --test --noflush < "$STAGE/change6" 2> "$STAGE/err" || abort "$E_TEST" "ip6tables-restore --test rejected the change: $(err)"
 fi
 
-TS=$(date -u +%Y%m%dT%H%M%SZ) BTS=$TS n=1
-while [ -e "$RULES.bak.$BTS.live" ]; do BTS="$TS-$n" n=$((n + 1)); done
+# Backup names are UTC seconds, and their order is the glob's: a second ship within the same second
+# waits for the next one rather than add a suffix ("Z-1" sorts before "Z."), so the newest stays last.
+BTS=$(date -u +%Y%m%dT%H%M%SZ)
+while [ -e "$RULES.bak.$BTS.live" ]; do sleep 1; BTS=$(date -u +%Y%m%dT%H%M%SZ); done
 BAK="$RULES.bak.$BTS"
 if [ -e "$RULES" ]; then cp -p "$RULES" "$BAK" || abort 1 "cannot back up $RULES"; fi
 { iptables-save > "$BAK.live" && cp "$STAGE/undo4" "$BAK.undo4"; } || abort 1 "cannot back up the live IPv4 rules"

@@ -501,5 +501,19 @@ describe('remote/*.sh under dash with stub iptables', () => {
       const listed = (await script('backups.sh', [rules])).stdout.split('\n').filter(Boolean);
       expect(listed).toEqual([`${backup} ${'old file v4\n'.length}`, '20200105T000000Z 6', '20200104T000000Z 6']);
     });
+
+    it('two ships within one second get distinct backups, and the second is listed first (rollback takes it)', async () => {
+      const a = await apply({ id: 'run1' });
+      expect(a.code, a.stderr).toBe(0);
+      expect((await commit('run1', parseStatus(a.stdout).backup)).code).toBe(0);
+      const b = await apply({ id: 'run2', file4: 'newer file v4\n' });
+      expect(b.code, b.stderr).toBe(0);
+      expect((await commit('run2', parseStatus(b.stdout).backup)).code).toBe(0);
+      const [first, second] = [parseStatus(a.stdout).backup, parseStatus(b.stdout).backup];
+      expect(second).not.toBe(first);
+      const listed = (await script('backups.sh', [rules])).stdout.split('\n').filter(Boolean);
+      expect(listed.map((l) => l.split(' ')[0])).toEqual([second, first]);
+      expect(readFileSync(`${rules}.bak.${second}`, 'utf8')).toBe('new file v4\n');
+    });
   });
 });
