@@ -43,8 +43,13 @@ if [ "$moved" = 0 ]; then
 fi
 warning=
 # ipset mode: the sets file goes beside the rules (loaded at boot first); the old members are dropped.
+# No sets (sets: none after ipset mode): the sets file goes and so do fwgen's sets.
 if [ -f "$STAGE/sets" ]; then
-  mv -f "$STAGE/sets" "$(sets_file)" 2>/dev/null || warning=" warning=no-sets-file"
+  if [ -s "$STAGE/setnames" ]; then
+    mv -f "$STAGE/sets" "$(sets_file)" 2>/dev/null || warning=" warning=no-sets-file"
+  else
+    rm -f "$(sets_file)" 2>/dev/null || warning=" warning=no-sets-file"
+  fi
   sets_commit "$STAGE" "$BAK.setundo"
 fi
 { printf '%s\n' "$STATE_JSON" > "$STATE.tmp" && mv -f "$STATE.tmp" "$STATE"; } 2>/dev/null || warning="$warning warning=no-state"

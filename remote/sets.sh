@@ -16,10 +16,14 @@ save_fwgen_sets() { ipset save 2>/dev/null | sed -n -e '/^create fwgen-/p' -e '/
 
 # sets_load DIR: loads DIR/sets under staging names (the test: the kernel accepts every set), and
 # creates the sets that do not exist yet under their own names, so the rules' --test can see them.
-# Writes DIR/setnames and DIR/created; on failure leaves nothing behind and returns 1 (DIR/err says why).
+# Writes DIR/setnames and DIR/created; on failure leaves nothing behind and returns 1 (DIR/err says
+# why), or 2 without the ipset command. Sets with no create line (sets: none) load nothing: the
+# commit then drops every fwgen set.
 sets_load() {
   sed -n 's/^create \(fwgen-[^ ]*\) .*/\1/p' "$1/sets" > "$1/setnames"
   : > "$1/created"
+  [ -s "$1/setnames" ] || return 0
+  command -v ipset >/dev/null 2>&1 || return 2
   while read -r n; do ipset destroy "$(staging_name "$n")" 2>/dev/null; done < "$1/setnames"
   sed -e 's/^create fwgen-/create fwgen~/' -e 's/^add fwgen-/add fwgen~/' "$1/sets" | ipset restore 2> "$1/err" ||
     { sets_drop "$1"; return 1; }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildSet, MAX_SET_NAME, setName } from '../src/render/build-sets.js';
-import { canonicalMember, emitSets, parseSets, sortMembers, stagingSetName } from '../src/model/sets.js';
+import { canonicalMember, diffSets, emitSets, parseSets, sortMembers, stagingSetName } from '../src/model/sets.js';
 import { setsMatched } from '../src/model/ruleset.js';
 import { parseRuleset } from '../src/model/parse.js';
 
@@ -115,5 +115,31 @@ describe('set emitter and parser', () => {
       '*filter\n-A FWGEN-INPUT -m set --match-set fwgen-fleet-4 src -j ACCEPT\n-A FWGEN-INPUT -p tcp -m tcp --dport 22 -m set --match-set fwgen-mgmt-4 src -j ACCEPT\nCOMMIT\n',
     ).ruleset;
     expect(setsMatched(rs)).toEqual(['fwgen-fleet-4', 'fwgen-mgmt-4']);
+  });
+});
+
+describe('diffSets: live sets against wanted ones', () => {
+  const a = 'create fwgen-a-4 hash:net family inet hashsize 1024\nadd fwgen-a-4 198.18.0.1\nadd fwgen-a-4 198.18.0.2\n';
+  it('is empty when the members match, whatever options and order the kernel prints', () => {
+    const live =
+      'create fwgen-a-4 hash:net family inet hashsize 4096 bucketsize 12\nadd fwgen-a-4 198.18.0.2\nadd fwgen-a-4 198.18.0.1\n';
+    expect(diffSets(a, live)).toEqual([]);
+  });
+  it('names missing and extra members, missing and extra sets, and a set of another type', () => {
+    const live =
+      'create fwgen-a-4 hash:net family inet\nadd fwgen-a-4 198.18.0.1\nadd fwgen-a-4 198.18.0.3\n' +
+      'create fwgen-b-4 hash:net family inet\ncreate fwgen-c-4 hash:ip family inet\n';
+    const wanted = `${a}create fwgen-c-4 hash:net family inet\ncreate fwgen-d-6 hash:net family inet6\n`;
+    expect(diffSets(wanted, live)).toEqual([
+      '-add fwgen-a-4 198.18.0.2',
+      '+add fwgen-a-4 198.18.0.3',
+      '-create fwgen-c-4 hash:net family inet',
+      '+create fwgen-c-4 hash:ip family inet',
+      '-create fwgen-d-6 hash:net family inet6',
+      '+create fwgen-b-4 hash:net family inet',
+    ]);
+  });
+  it('with nothing wanted, every live set is extra', () => {
+    expect(diffSets('', a)).toEqual(['+create fwgen-a-4 hash:net family inet']);
   });
 });

@@ -54,10 +54,12 @@ class FakeTransport implements Transport {
 }
 
 /** What remote/read.sh prints: sections (byte count, bytes) then the status line. */
-function readOutput(o: { file4?: string; live4?: string }): ExecResult {
+function readOutput(o: { file4?: string; live4?: string; liveSets?: string; setsFile?: string }): ExecResult {
   const section = (t?: string) => (t === undefined ? '-1\n' : `${Buffer.byteLength(t)}\n${t}`);
+  const sets = o.liveSets !== undefined ? `${section(o.liveSets)}${section(o.setsFile)}` : '';
+  const ipset = o.liveSets !== undefined ? ' ipset=1' : '';
   return ok(
-    `${section(undefined)}${section(o.file4)}${section(o.live4 ?? '')}status=read backups=0 armed=0 locked=0 fp4=abc fp6=-\n`,
+    `${section(undefined)}${section(o.file4)}${section(o.live4 ?? '')}${sets}status=read backups=0 armed=0 locked=0 fp4=abc fp6=-${ipset}\n`,
   );
 }
 
@@ -148,6 +150,59 @@ describe('ship fleet logic (fake transport)', () => {
     expect(r, r!.reason).toMatchObject({ outcome: 'applied' });
     const upload = hosts.a.stdin[1]!.toString('utf8');
     expect(upload.indexOf('add fwgen-fleet-4 198.18.0.1')).toBeLessThan(upload.indexOf('fwgen dead-man switch'));
+  });
+
+  describe('ipsets left on a host, or not wanted any more', () => {
+    const file4 = '*filter\nCOMMIT\n';
+    const live4 = '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n';
+    const fleet =
+      'create fwgen-fleet-4 hash:net family inet hashsize 1024 maxelem 65536\nadd fwgen-fleet-4 198.18.0.1\n';
+    const old =
+      'create fwgen-web-a1-4 hash:net family inet hashsize 1024 maxelem 65536\nadd fwgen-web-a1-4 198.18.0.9\n';
+
+    it('sets: none after ipset mode: the leftover sets and sets file are dropped in a transaction', async () => {
+      const hosts = { a: fake({ read: readOutput({ file4, live4, liveSets: fleet, setsFile: fleet }) }) };
+      const [r] = await shipFleet([job('a')], settings, effects(hosts), 4);
+      expect(r, r!.reason).toMatchObject({ outcome: 'applied' });
+      expect(hosts.a.scripts).toEqual(['read', 'apply', 'commit']);
+      const upload = hosts.a.stdin[1]!.toString('utf8');
+      expect(upload).toContain('# fwgen: no sets (sets: none)');
+      expect(upload).not.toMatch(/^create /m);
+    });
+
+    it('sets: none: a sets file alone is left over too; a host with neither is unchanged', async () => {
+      const hosts = {
+        a: fake({ read: readOutput({ file4, live4, liveSets: '', setsFile: fleet }) }),
+        b: fake({ read: readOutput({ file4, live4, liveSets: '' }) }),
+      };
+      const rs = await shipFleet([job('a'), job('b')], { ...settings, dryRun: true }, effects(hosts), 4);
+      expect(Object.fromEntries(rs.map((r) => [r.host, [r.outcome, r.reason]]))).toEqual({
+        a: ['would-apply', "fwgen's ipsets are left from sets: ipset"],
+        b: ['unchanged', 'fwgen rules and rules file already match'],
+      });
+    });
+
+    it('--dry-run shows the set change as ipset commands: members added and deleted, sets destroyed', async () => {
+      const live = `${fleet}${old}`;
+      const hosts = { a: fake({ read: readOutput({ file4, live4, liveSets: live, setsFile: live }) }) };
+      const sets = Buffer.from(fleet.replace('198.18.0.1', '198.18.0.2'));
+      const [r] = await shipFleet([{ ...job('a'), sets }], { ...settings, dryRun: true }, effects(hosts), 4);
+      expect(r).toMatchObject({ outcome: 'would-apply', reason: 'ipsets differ' });
+      expect((r as { diff?: string }).diff?.split('\n')).toEqual([
+        "# the change to fwgen's ipsets (each set swapped in whole):",
+        'add fwgen-fleet-4 198.18.0.2',
+        'del fwgen-fleet-4 198.18.0.1',
+        'destroy fwgen-web-a1-4',
+      ]);
+      expect(hosts.a.scripts).toEqual(['read']);
+    });
+
+    it('ipset mode: a live fwgen set the role no longer matches makes the host changed, not unchanged', async () => {
+      const live = `${fleet}${old}`;
+      const hosts = { a: fake({ read: readOutput({ file4, live4, liveSets: live, setsFile: fleet }) }) };
+      const [r] = await shipFleet([{ ...job('a'), sets: Buffer.from(fleet) }], settings, effects(hosts), 4);
+      expect(r, r!.reason).toMatchObject({ outcome: 'applied' });
+    });
   });
 
   it('uploads every part the apply step verifies: files, change, undo, the switch', async () => {

@@ -426,6 +426,24 @@ describe('assessHost: what the remote read means', () => {
     expect(drifted.drift).toContain('+-A INPUT -s 2001:db8::7/128 -j ACCEPT');
   });
 
+  it('ipsets: extra or missing members and sets are drift; with sets: none, sets left from ipset mode are', () => {
+    const fleet = 'create fwgen-fleet-4 hash:net family inet\nadd fwgen-fleet-4 198.18.0.1\n';
+    const extra = 'create fwgen-web-a1-4 hash:net family inet hashsize 1024\nadd fwgen-web-a1-4 198.18.0.9\n';
+    const ipsetJob = { ...job(), sets: Buffer.from(fleet) };
+    expect(assessHost(ipsetJob, remote({ liveSets: fleet, setsFile: fleet })).state).toBe('in-sync');
+    expect(assessHost(ipsetJob, remote({ liveSets: fleet + extra, setsFile: fleet }))).toMatchObject({
+      state: 'drifted',
+      drift: ['+create fwgen-web-a1-4 hash:net family inet'],
+    });
+    const left = assessHost(job(), remote({ liveSets: fleet, setsFile: fleet }));
+    expect(left).toMatchObject({
+      state: 'drifted',
+      drift: ['+create fwgen-fleet-4 hash:net family inet', '+file /etc/iptables.up.rules.ipset'],
+      reason: "fwgen's ipsets are left on the host from sets: ipset (2); the next ship drops them",
+    });
+    expect(assessHost(job(), remote({ liveSets: '' })).state).toBe('in-sync');
+  });
+
   it('says so when a ship is in flight, or the state file is unreadable', () => {
     expect(assessHost(job(), remote({ armed: true })).reason).toMatch(/a ship is in flight/);
     const s = assessHost(job(), remote({ stateJson: '{"fwgen":' }));

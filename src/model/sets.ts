@@ -89,6 +89,26 @@ function memberKey(m: string): string {
   return `6${groups.map((g) => g.padStart(4, '0')).join('')}${(prefix ?? '128').padStart(3, '0')}`;
 }
 
+/**
+ * fwgen's live sets (`ipset save` text) against the wanted ones, as diff lines (wanted → live):
+ * `-create NAME TYPE family F` a set the host lacks (or has with another type or family), `-add NAME M`
+ * a member it lacks, `+add NAME M` one it has in addition, `+create NAME TYPE family F` a live set no
+ * wanted one names (ship drops it). Create options aside: the kernel adds its own. Empty: in step.
+ */
+export function diffSets(wanted: string, live: string): string[] {
+  const have = new Map(parseSets(live).sets.map((x) => [x.name, x]));
+  const head = (s: IpSet) => `create ${s.name} ${s.type} family ${s.family}`;
+  const lines = parseSets(wanted).sets.flatMap((want) => {
+    const l = have.get(want.name);
+    have.delete(want.name);
+    if (!l) return [`-${head(want)}`];
+    if (l.type !== want.type || l.family !== want.family) return [`-${head(want)}`, `+${head(l)}`];
+    const { missing, extra } = diffMembers(want.members, l.members);
+    return [...missing.map((m) => `-add ${want.name} ${m}`), ...extra.map((m) => `+add ${want.name} ${m}`)];
+  });
+  return [...lines, ...[...have.values()].map((l) => `+${head(l)}`)];
+}
+
 /** Members of the first list missing from the second, and the second's missing from the first. */
 export function diffMembers(want: readonly string[], live: readonly string[]): { missing: string[]; extra: string[] } {
   const w = new Set(want);

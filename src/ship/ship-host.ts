@@ -2,7 +2,7 @@ import type { ScriptVars } from '../doctor/prologue.js';
 import type { Host } from '../inventory/model.js';
 import type { PreserveFn } from '../model/ownership.js';
 import { parseRuleset } from '../model/parse.js';
-import { parseSets } from '../model/sets.js';
+import { diffSets } from '../model/sets.js';
 import {
   changeScript,
   isEmptyChange,
@@ -96,8 +96,13 @@ interface Plan {
   readonly unchanged: boolean;
   /** Leftover rules (neither fwgen's nor preserved) the change removes. */
   readonly removed: readonly string[];
-  /** The sets to load (ipset mode, or a rollback to a backup that saved sets). */
+  /**
+   * The sets to load (ipset mode, or a rollback to a backup that saved sets), or {@link NO_SETS} to
+   * drop fwgen's sets left from ipset mode.
+   */
   readonly wantSets?: Buffer;
+  /** The live sets against the wanted ones ({@link diffSets}). */
+  readonly setDiff: readonly string[];
 }
 
 /** The host needs the ipset command for this job, and does not have it. */
@@ -143,7 +148,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
       const read = await readHostStatus(first, { paths: job.paths, ipv6: vars.ipv6 }, job.fromBackup);
       if (!read.ok) return result('failed', read.reason);
       const plan = planHost(job, read.status, s.force);
-      if (plan.wantSets && read.status.hasIpset === false) return result('failed', NO_IPSET);
+      if (needsIpset(plan) && read.status.hasIpset === false) return result('failed', NO_IPSET);
       if (s.dryRun) return await dryRun(job, read.status, plan, result);
       if (plan.unchanged) {
         return result('unchanged', withNote('fwgen rules and rules file already match', await persist(s, first, vars)));
@@ -195,23 +200,23 @@ function planHost(job: HostJob, remote: RemoteStatus, force: boolean): Plan {
   const change6 = want6 ? change(want6, remote.live6 ?? '') : undefined;
   const filesMatch = remote.file4 === want4.toString('utf8') && (!want6 || remote.file6 === want6.toString('utf8'));
   const backupSets = remote.backupSets === undefined ? undefined : Buffer.from(remote.backupSets, 'utf8');
-  const wantSets = rollbackTo ? backupSets : job.sets;
-  const setsMatch =
-    !wantSets || (remote.setsFile === wantSets.toString('utf8') && setsLive(wantSets, remote.liveSets ?? ''));
+  const wanted = rollbackTo ? backupSets : job.sets;
+  const setDiff = diffSets(wanted?.toString('utf8') ?? '', remote.liveSets ?? '');
+  // No sets wanted (sets: none, or a backup from before ipset mode): fwgen's sets and sets file left on
+  // the host are dropped by a transaction like any other change (backed up first, so rollback has them).
+  const leftover = !wanted && (setDiff.length > 0 || remote.setsFile !== undefined);
+  const wantSets = wanted ?? (leftover ? NO_SETS : undefined);
+  const setsMatch = !wantSets || (remote.setsFile === wantSets.toString('utf8') && setDiff.length === 0);
   const unchanged = !force && filesMatch && setsMatch && isEmptyChange(change4) && (!change6 || isEmptyChange(change6));
   const removed = [change4, ...(change6 ? [change6] : [])].flatMap((c) => removedLeftovers(c, job.preserve));
-  return { want4, want6, change4, change6, unchanged, removed, ...(wantSets ? { wantSets } : {}) };
+  return { want4, want6, change4, change6, unchanged, removed, setDiff, ...(wantSets ? { wantSets } : {}) };
 }
 
-/** Every wanted set is live with exactly the wanted members (create options aside: the kernel adds its own). */
-function setsLive(want: Buffer, liveSave: string): boolean {
-  const live = new Map(parseSets(liveSave).sets.map((x) => [x.name, x]));
-  return parseSets(want.toString('utf8')).sets.every((w) => {
-    const l = live.get(w.name);
-    if (l === undefined || l.family !== w.family || l.type !== w.type) return false;
-    return l.members.join('\n') === w.members.join('\n');
-  });
-}
+/** The change loads sets (dropping them, or loading none, needs no ipset command). */
+const needsIpset = (p: Plan): boolean => p.wantSets !== undefined && /^create /m.test(p.wantSets.toString('utf8'));
+
+/** The sets part of a change that drops fwgen's sets: no `create` line, so the host keeps none. */
+const NO_SETS = Buffer.from('# fwgen: no sets (sets: none); fwgen-* sets and the sets file are dropped\n', 'utf8');
 
 /**
  * Plans are pure: hosts of a role that run the same rules share one, so a fleet computes a few plans,
@@ -394,19 +399,34 @@ async function dryRun(job: HostJob, remote: RemoteStatus, plan: Plan, result: Re
   const live = [plan.change4, ...(plan.change6 ? [plan.change6] : [])].map(changeScript).filter(Boolean);
   const liveNote =
     live.length > 0 ? ['# the change to the live rules (iptables-restore --noflush):', ...live].join('\n') : '';
+  const sets = setCommands(plan.setDiff);
+  const setsNote =
+    sets.length > 0 ? ["# the change to fwgen's ipsets (each set swapped in whole):", ...sets].join('\n') : '';
   if (plan.unchanged) return result('unchanged', 'fwgen rules and rules file already match');
   const reason = current.every((c) => c === undefined)
     ? 'no rules file on the host yet'
     : diffs.length > 0
       ? 'rules file differs'
-      : 'live rules differ';
+      : live.length > 0
+        ? 'live rules differ'
+        : plan.wantSets === NO_SETS
+          ? "fwgen's ipsets are left from sets: ipset"
+          : 'ipsets differ';
   const removing =
     plan.removed.length > 0
       ? `; would remove ${plan.removed.length} rule(s) that are neither fwgen's nor another tool's hook`
       : '';
   return result('would-apply', reason + removing, {
-    diff: [...diffs, liveNote].filter(Boolean).join('\n'),
+    diff: [...diffs, liveNote, setsNote].filter(Boolean).join('\n'),
     ...(plan.removed.length > 0 ? { removed: plan.removed } : {}),
+  });
+}
+
+/** {@link diffSets} lines as what ship does: `add`/`del` members, `create`/`destroy` whole sets. */
+function setCommands(diff: readonly string[]): string[] {
+  return diff.map((l) => {
+    if (l.startsWith('-')) return l.slice(1);
+    return l.startsWith('+create ') ? `destroy ${l.split(' ')[1]}` : `del ${l.slice('+add '.length)}`;
   });
 }
 

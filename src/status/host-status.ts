@@ -1,7 +1,7 @@
 import type { Host } from '../inventory/model.js';
-import { diffMembers, parseSets } from '../model/sets.js';
+import { diffSets } from '../model/sets.js';
 import { RULES_FILE, SETS_FILE } from '../render/render-role.js';
-import type { RemotePaths } from '../ship/remote-scripts.js';
+import { setsPathFor, type RemotePaths } from '../ship/remote-scripts.js';
 import { TransportError, type Session, type Transport } from '../ship/transport.js';
 import type { PreserveFn } from '../model/ownership.js';
 import { compareLive, type LiveComparison } from './compare-rules.js';
@@ -122,7 +122,7 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
       live: `${job.host.name} live ${f.save}`,
     }),
   }));
-  const setDrift = job.sets ? compareSets(job.sets.toString('utf8'), remote) : [];
+  const setDrift = compareSets(job.sets?.toString('utf8'), remote, setsPathFor(job.paths.rules));
   const rulesInSync = vsRendered.every((f) => f.cmp.inSync);
   const inSync = rulesInSync && setDrift.length === 0;
   const recorded = remote.stateJson !== undefined;
@@ -134,7 +134,9 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
         ? undefined
         : 'live rules match rendered/, but fwgen has no record of shipping them'
       : rulesInSync
-        ? `the live ipset members differ from rendered/${SETS_FILE} (${setDrift.length} difference(s))`
+        ? job.sets
+          ? `the live ipset members differ from rendered/${SETS_FILE} (${setDrift.length} difference(s))`
+          : `fwgen's ipsets are left on the host from sets: ipset (${setDrift.length}); the next ship drops them`
         : whyDifferent(families, recorded, job.preserve),
     recorded && !shipped ? `${job.paths.rules}.fwgen-state.json is unreadable` : undefined,
     remote.armed || remote.locked ? 'a ship is in flight on this host (lock held or dead-man switch armed)' : undefined,
@@ -154,18 +156,14 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
 }
 
 /**
- * Live set members against the rendered ones, as diff lines (rendered → live): `-add NAME M` a member
- * missing on the host, `+add NAME M` one the host has in addition, `-create NAME` a set it lacks.
+ * Live sets against the rendered ones ({@link diffSets}); with no sets rendered (`sets: none`), fwgen
+ * sets and a sets file left on the host from ipset mode are drift too: the next ship drops them.
  */
-export function compareSets(rendered: string, remote: RemoteStatus): string[] {
-  if (remote.hasIpset === false) return ['-ipset (the ipset command is missing on the host: apt-get install ipset)'];
-  const live = new Map(parseSets(remote.liveSets ?? '').sets.map((x) => [x.name, x]));
-  return parseSets(rendered).sets.flatMap((want) => {
-    const have = live.get(want.name);
-    if (!have) return [`-create ${want.name} ${want.type} family ${want.family}`];
-    const { missing, extra } = diffMembers(want.members, have.members);
-    return [...missing.map((m) => `-add ${want.name} ${m}`), ...extra.map((m) => `+add ${want.name} ${m}`)];
-  });
+export function compareSets(rendered: string | undefined, remote: RemoteStatus, setsFile: string): string[] {
+  if (rendered !== undefined && remote.hasIpset === false)
+    return ['-ipset (the ipset command is missing on the host: apt-get install ipset)'];
+  const lines = diffSets(rendered ?? '', remote.liveSets ?? '');
+  return rendered === undefined && remote.setsFile !== undefined ? [...lines, `+file ${setsFile}`] : lines;
 }
 
 interface FamilyTexts {
