@@ -1,8 +1,14 @@
-import { Command, CommanderError, Help, Option } from 'commander';
+import type * as Commander from 'commander';
 import { FwgenError, InputError } from '../errors.js';
 import { printWarnings, renderProject, VERSION } from './project.js';
 import { renderCommand } from './render-command.js';
 import type { Resolver } from '../doctor/name-checks.js';
+import { requireCjs } from '../util/require-cjs.js';
+
+const { Command, CommanderError, Help, Option } = requireCjs('commander') as typeof Commander;
+type Command = Commander.Command;
+type Help = Commander.Help;
+type Option = Commander.Option;
 
 /**
  * Switches for tests of the internal API, passed by the caller of `runCli`; the shipped entry

@@ -2,7 +2,8 @@ import { preserveMatcher } from '../model/ownership.js';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { hostname, userInfo } from 'node:os';
-import ipaddr from 'ipaddr.js';
+import type Ipaddr from 'ipaddr.js';
+import { requireCjs } from '../util/require-cjs.js';
 import { parseSets } from '../model/sets.js';
 import { LockoutError, UsageError, WorkFailedError } from '../errors.js';
 import type { Host, Inventory } from '../inventory/model.js';
@@ -24,6 +25,8 @@ import { positiveInt, nonNegativeInt, sshForRun, type HostOptions } from './opti
 import { printWarnings, renderProject, selectRoles, VERSION } from './project.js';
 import type { InternalOptions } from './program.js';
 import { loadInventory } from '../inventory/load-inventory.js';
+
+const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
 
 /** Options of the commands that change hosts (ship, rollback); see program.ts for which command takes which. */
 interface RunOptions {

@@ -1,8 +1,11 @@
-import ipaddr from 'ipaddr.js';
+import type Ipaddr from 'ipaddr.js';
+import { requireCjs } from '../util/require-cjs.js';
 import type { ForwardMode, Host, Inventory } from '../inventory/model.js';
 import type { RemotePaths } from '../ship/remote-scripts.js';
 import { whyInactive, type BootMechanism } from './boot-hook.js';
 import type { HostFacts, LiveState, Tool } from './host-facts.js';
+
+const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
 
 export type Level = 'ok' | 'warn' | 'fail';
 

@@ -1,6 +1,9 @@
 import { isIPv4 } from 'node:net';
-import ipaddr from 'ipaddr.js';
+import type Ipaddr from 'ipaddr.js';
+import { requireCjs } from '../util/require-cjs.js';
 import type { Family, Net } from './model.js';
+
+const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
 
 /** Parses a plain address or a CIDR into a canonical Net, or returns why it is not one. */
 export function parseNet(text: string, opts: { allowPrefix: boolean }): Net | { error: string } {
@@ -12,7 +15,7 @@ export function parseNet(text: string, opts: { allowPrefix: boolean }): Net | { 
   if (prefixText === undefined && isIPv4(addrText)) return ipv4HostNet(addrText);
   const addr = parseAddress(addrText);
   if (!addr) return { error: `"${text}" is not a valid IPv4 or IPv6 ${opts.allowPrefix ? 'address or CIDR' : 'address'}` };
-  if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
+  if (addr.kind() === 'ipv6' && (addr as Ipaddr.IPv6).isIPv4MappedAddress()) {
     return { error: `"${text}" is an IPv4-mapped IPv6 address; write the IPv4 address instead` };
   }
   const family: Family = addr.kind();
@@ -32,19 +35,19 @@ export function parseNet(text: string, opts: { allowPrefix: boolean }): Net | { 
   return makeNet(addr, prefix);
 }
 
-function parseAddress(text: string): ipaddr.IPv4 | ipaddr.IPv6 | undefined {
+function parseAddress(text: string): Ipaddr.IPv4 | Ipaddr.IPv6 | undefined {
   if (ipaddr.IPv4.isValidFourPartDecimal(text)) return ipaddr.IPv4.parse(text);
   if (text.includes(':') && ipaddr.IPv6.isValid(text) && !text.includes('%')) return ipaddr.IPv6.parse(text);
   return undefined;
 }
 
-function networkAddress(addr: ipaddr.IPv4 | ipaddr.IPv6, prefix: number): string {
+function networkAddress(addr: Ipaddr.IPv4 | Ipaddr.IPv6, prefix: number): string {
   const bytes = addr.toByteArray();
   for (let bit = prefix; bit < bytes.length * 8; bit++) bytes[bit >> 3] &= ~(0x80 >> (bit & 7));
   return ipaddr.fromByteArray(bytes).toString();
 }
 
-function makeNet(addr: ipaddr.IPv4 | ipaddr.IPv6, prefix: number): Net {
+function makeNet(addr: Ipaddr.IPv4 | Ipaddr.IPv6, prefix: number): Net {
   const family: Family = addr.kind();
   const hex = addr.toByteArray().map((b) => b.toString(16).padStart(2, '0')).join('');
   return {

@@ -1,4 +1,7 @@
-import ipaddr from 'ipaddr.js';
+import type Ipaddr from 'ipaddr.js';
+import { requireCjs } from '../util/require-cjs.js';
+
+const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
 
 /** An inclusive port range; a known port is a range of one. */
 export type PortRange = readonly [number, number];

@@ -1,8 +1,11 @@
 import { lookup } from 'node:dns/promises';
-import ipaddr from 'ipaddr.js';
+import type Ipaddr from 'ipaddr.js';
+import { requireCjs } from '../util/require-cjs.js';
 import type { Host, Inventory } from '../inventory/model.js';
 import { sourceAddressFor } from './lockout.js';
 import { hopLabel, type Reach } from './reach.js';
+
+const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
 
 /** The address a host will see fwgen's SSH connection come from, and why. */
 export interface SshSource {
