@@ -24,7 +24,7 @@ import {
   type HostStatus,
   type StatusJob,
 } from '../src/status/host-status.js';
-import { parseStatusOutput, readHostStatus, type RemoteStatus } from '../src/status/read-host-status.js';
+import { parseStatusOutput, readHostStatus, type RemoteStatus } from '../src/ship/read-host.js';
 
 const PRESERVE = preserveMatcher(DEFAULT_PRESERVE);
 const compareLive = (rendered: string, live: string, labels?: { rendered: string; live: string }) =>

@@ -11,7 +11,7 @@ import {
   undoScript,
   type Change,
 } from '../model/transaction.js';
-import { readHostStatus, type RemoteStatus } from '../status/read-host-status.js';
+import { readHostStatus, type RemoteStatus } from './read-host.js';
 import {
   applyCall,
   commitCall,

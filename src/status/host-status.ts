@@ -6,7 +6,7 @@ import { TransportError, type Session, type Transport } from '../ship/transport.
 import type { PreserveFn } from '../model/ownership.js';
 import { compareLive, type LiveComparison } from './compare-rules.js';
 import { mapPool } from '../util/map-pool.js';
-import { readHostStatus, type RemoteStatus } from './read-host-status.js';
+import { readHostStatus, type RemoteStatus } from '../ship/read-host.js';
 
 /**
  * - `in-sync`: the live rules of every chain fwgen manages are the rendered ones (foreign chains aside).

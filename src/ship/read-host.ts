@@ -1,5 +1,5 @@
-import { lastErrorLine, parseStatus, readCall, type RemotePaths } from '../ship/remote-scripts.js';
-import { TransportError, type Session } from '../ship/transport.js';
+import { lastErrorLine, parseStatus, readCall, type RemotePaths } from './remote-scripts.js';
+import { TransportError, type Session } from './transport.js';
 
 /** What a status read needs to know about the host: where the rules live, and whether IPv6 is managed. */
 export interface StatusVars {
