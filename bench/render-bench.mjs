@@ -6,6 +6,7 @@
 // Scenarios, each run --runs times (default 5):
 //   fresh     the output folder is deleted before every run, so every file is written
 //   re-render nothing changed since the previous run, so nothing is written
+//   floor*    node start-up + YAML parse + fleet merge alone, nothing else (bench/render-floor.mjs)
 // Prints median/min/max wall time, peak RSS (via `/usr/bin/time -f %M` when available), files and MB written,
 // and the target (median <= 1.0 s) as PASS/OVER. Then the same inventory with `sets: ipset` (targets: median
 // <= 0.25 s, rendered/ <= 3 MB). It is a report: exits 0 unless a render run fails.
@@ -19,6 +20,7 @@ import { generateInventory } from './gen-inventory.mjs';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 let OUT = join(ROOT, 'bench/out');
 const CLI = join(ROOT, 'dist/cli/main.js');
+const FLOOR = join(ROOT, 'bench/render-floor.mjs');
 const TARGETS = { none: { seconds: 1.0 }, ipset: { seconds: 0.25, mb: 3 } };
 const RSS_MARK = 'FWGEN_BENCH_MAXRSS_KB=';
 
@@ -62,8 +64,10 @@ function findGnuTime() {
 }
 
 /** One `fwgen render` process in bench/out; returns seconds, peak RSS (KB or undefined) and its summary. */
-function renderOnce(timeBin) {
-  const cli = [process.execPath, CLI, 'render', '-i', 'inventory/inventory.yaml', '-o', 'rendered'];
+function renderOnce(timeBin, floor = false) {
+  const cli = floor
+    ? [process.execPath, FLOOR, 'inventory/inventory.yaml']
+    : [process.execPath, CLI, 'render', '-i', 'inventory/inventory.yaml', '-o', 'rendered'];
   const [cmd, ...args] = timeBin ? [timeBin, '-f', `${RSS_MARK}%M`, ...cli] : cli;
   const start = process.hrtime.bigint();
   const r = spawnSync(cmd, args, { cwd: OUT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
@@ -76,6 +80,7 @@ function renderOnce(timeBin) {
     process.exit(1);
   }
   const rss = stderr.match(new RegExp(`${RSS_MARK}(\\d+)`));
+  if (floor) return { seconds, rssKb: rss ? Number(rss[1]) : undefined, written: 0 };
   const summary = stderr.match(/(\d+) added, (\d+) updated, (\d+) removed, (\d+) unchanged/);
   return {
     seconds,
@@ -102,11 +107,11 @@ const median = (xs) => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-function scenario(name, runs, timeBin, before) {
+function scenario(name, runs, timeBin, before, floor = false) {
   const results = [];
   for (let i = 0; i < runs; i++) {
     before();
-    results.push(renderOnce(timeBin));
+    results.push(renderOnce(timeBin, floor));
   }
   const secs = results.map((r) => r.seconds);
   const rss = results.map((r) => r.rssKb).filter((x) => x !== undefined);
@@ -149,7 +154,13 @@ function benchMode(sets, target) {
   const fresh = scenario('fresh', opts.runs, timeBin, () => rmSync(rendered, { recursive: true, force: true }));
   const output = folderSize(rendered);
   const again = scenario('re-render', opts.runs, timeBin, () => {});
-  const bytesWritten = { [fresh.name]: output.bytes, [again.name]: again.written === 0 ? 0 : undefined };
+  // What no render can go below here: node, the YAML parse and the fleet merge alone (bench/render-floor.mjs).
+  const floor = scenario('floor*', opts.runs, timeBin, () => {}, true);
+  const bytesWritten = {
+    [fresh.name]: output.bytes,
+    [again.name]: again.written === 0 ? 0 : undefined,
+    [floor.name]: 0,
+  };
   process.stdout.write(`\nsets: ${sets} (${(statSync(inventory).size / 1024).toFixed(0)} KB inventory)\n`);
   const rows = [
     [
@@ -163,7 +174,7 @@ function benchMode(sets, target) {
       `target <= ${target.seconds} s`,
     ],
   ];
-  for (const s of [fresh, again]) {
+  for (const s of [fresh, again, floor]) {
     const mb = bytesWritten[s.name];
     rows.push([
       s.name,
@@ -183,4 +194,7 @@ function benchMode(sets, target) {
       ? ''
       : ` (target <= ${target.mb} MB: ${output.bytes <= target.mb * 1024 * 1024 ? 'PASS' : 'OVER'})`;
   process.stdout.write(`output: ${size}${sizeVerdict}\n`);
+  process.stdout.write(
+    '* floor: node start-up, js-yaml parse and cidr-tools fleet merge only (bench/render-floor.mjs)\n',
+  );
 }
