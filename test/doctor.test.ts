@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { formatCheck } from '../src/cli/doctor-command.js';
 import {
   bootHookScript,
+  bootHookText,
+  bootUnitText,
   describeBootHookResult,
   parseBootHookResult,
   parseBootMechanisms,
@@ -84,9 +86,10 @@ describe('facts script and its parser', () => {
     const script = factsScript(VARS);
     expect(spawnSync('sh', ['-n', '-c', script]).status).toBe(0);
     expect(script).toContain("RULES='/etc/iptables.up.rules'");
-    expect(script.slice(prologue(VARS).length)).not.toMatch(
-      /\b(rm|mv|mkdir|touch|chmod|ln) |restore\s*<|tables(-legacy|-nft)? -[ADIFXNPR]\b/,
-    );
+    // The boot hook's text is there as data (compared with fwgen's own hook), not run.
+    const code = script.slice(prologue(VARS).length).replace(/<<'(FWGEN_[A-Z]+)'\n[\s\S]*?\n\1\n/g, '');
+    expect(code).not.toContain(bootHookText(PATHS));
+    expect(code).not.toMatch(/\b(rm|mv|mkdir|touch|chmod|ln) |restore\s*<|tables(-legacy|-nft)? -[ADIFXNPR]\b/);
     expect(script.trim().endsWith('echo "status=facts"')).toBe(true);
   });
 
@@ -104,6 +107,9 @@ describe('facts script and its parser', () => {
         'live6=no-file',
         'boot=if-pre-up.d 1 no-ifupdown /etc/network/if-pre-up.d/iptables',
         'boot=systemd 0 disabled /etc/systemd/system/my fw.service',
+        'boot=systemd 1 ok /etc/systemd/system/fwgen-iptables.service',
+        'boot_outdated=no-sets /etc/systemd/system/fwgen-iptables.service',
+        'boot_outdated=differs /etc/network/if-pre-up.d/fwgen-iptables',
         'ufw=enabled',
         'ufw_chains=3',
         'docker_chains=0',
@@ -125,6 +131,13 @@ describe('facts script and its parser', () => {
     expect(f.boot).toEqual([
       { kind: 'if-pre-up.d', loadsRules: true, state: 'no-ifupdown', path: '/etc/network/if-pre-up.d/iptables' },
       { kind: 'systemd', loadsRules: false, state: 'disabled', path: '/etc/systemd/system/my fw.service' },
+      {
+        kind: 'systemd',
+        loadsRules: true,
+        state: 'ok',
+        path: '/etc/systemd/system/fwgen-iptables.service',
+        outdated: 'no-sets',
+      },
     ]);
     expect([f.ufwEnabled, f.ufwChains, f.firewalldActive, f.dockerChains, f.nftablesEnabled]).toEqual([
       true,
@@ -228,6 +241,30 @@ describe("evaluating a host's facts", () => {
       detail: expect.stringContaining('whichever runs last wins'),
     });
     expect(evaluateBoot([{ ...nfp, loadsRules: true }], '/etc/iptables/rules.v4', fix).level).toBe('ok');
+  });
+
+  it("says when fwgen's own hook differs from what ship --persist writes: fails when it misses the sets", () => {
+    const fix = '`fwgen ship --host web1 --persist`';
+    const own = { ...hook, path: '/etc/network/if-pre-up.d/fwgen-iptables' };
+    expect(evaluateBoot([{ ...own, outdated: 'no-sets' }], PATHS.rules, fix)).toEqual({
+      name: 'boot',
+      level: 'fail',
+      detail:
+        "/etc/network/if-pre-up.d/fwgen-iptables loads /etc/iptables.up.rules at boot, but not first the ipsets those rules match (an older fwgen wrote it, or it was edited): at boot the rules fail to load and the host comes up without fwgen's firewall",
+      fix: '`fwgen ship --host web1 --persist` rewrites it',
+    });
+    expect(evaluateBoot([{ ...own, outdated: 'differs' }], PATHS.rules, fix)).toMatchObject({
+      level: 'warn',
+      detail: expect.stringContaining('differs from what this fwgen writes there'),
+      fix: '`fwgen ship --host web1 --persist` rewrites it',
+    });
+    // One that will not run is reported as such, outdated or not: that is the first thing to fix.
+    expect(evaluateBoot([{ ...own, outdated: 'no-sets', state: 'no-ifupdown' }], PATHS.rules, fix).detail).toContain(
+      'ifupdown is not installed',
+    );
+    expect(one(evaluateFacts({ ...healthy, boot: [{ ...own, outdated: 'differs' }] }, ctx()), 'boot').level).toBe(
+      'warn',
+    );
   });
 
   it('does not ask for a boot hook before the host has a rules file; says to ship', () => {
@@ -518,18 +555,38 @@ describe('doctorHost (fake transport)', () => {
 });
 
 describe('boot hook script', () => {
-  it('is valid POSIX sh and installs only when nothing loads rules at boot', () => {
+  it("is valid POSIX sh, installs only when nothing loads rules at boot, rewrites only fwgen's own hook", () => {
     const script = bootHookScript(VARS);
     expect(spawnSync('sh', ['-n', '-c', script]).status).toBe(0);
-    expect(script).toContain('/etc/network/if-pre-up.d/fwgen-iptables 755');
+    expect(script).toContain('write /etc/network/if-pre-up.d/fwgen-iptables 755 hook_text');
+    // What is written is what fwgen's own files are compared with.
+    expect(script).toContain(`cat <<'FWGEN_HOOK'\n${bootHookText(PATHS)}FWGEN_HOOK\n`);
+    expect(script).toContain(`cat <<'FWGEN_UNIT'\n${bootUnitText(PATHS)}FWGEN_UNIT\n`);
+    const hookText = bootHookText(PATHS);
+    expect(hookText.indexOf('ipset restore -exist < /etc/iptables.up.rules.ipset')).toBeGreaterThan(0);
+    expect(hookText.indexOf('ipset restore')).toBeLessThan(hookText.indexOf('iptables-restore'));
     expect(script).toContain(
       'if [ -r /etc/iptables.up.rules ] && ! iptables -n -L FWGEN-INPUT >/dev/null 2>&1; then iptables-restore --noflush < /etc/iptables.up.rules',
     );
     expect(script).toContain(
       'if [ -r /etc/ip6tables.up.rules ] && ! ip6tables -n -L FWGEN-INPUT >/dev/null 2>&1; then ip6tables-restore --noflush < /etc/ip6tables.up.rules',
     );
-    // Detection comes first, and every outcome other than "nothing found" exits before writing.
-    expect(script.indexOf('status=present')).toBeLessThan(script.indexOf('write /etc'));
+    // Detection comes first, and every outcome other than "nothing found" exits before installing.
+    expect(script.indexOf('status=inactive')).toBeLessThan(script.indexOf('mkdir -p /etc'));
+    // Before that, fwgen's own hook and unit (those two paths only) are rewritten when they differ,
+    // the hook keeping its mode, the unit its enablement.
+    const update = script.slice(script.indexOf('updated=0'), script.indexOf('status=present'));
+    expect(update).toContain(
+      'if differs /etc/network/if-pre-up.d/fwgen-iptables hook_text; then\n  mode=644; [ -x /etc/network/if-pre-up.d/fwgen-iptables ] && mode=755\n  write /etc/network/if-pre-up.d/fwgen-iptables "$mode" hook_text\n',
+    );
+    expect(update).toContain(
+      'if differs /etc/systemd/system/fwgen-iptables.service unit_text; then\n  write /etc/systemd/system/fwgen-iptables.service 644 unit_text\n  [ -d /run/systemd/system ] && systemctl daemon-reload',
+    );
+    expect(update.match(/\bwrite \S+/g)).toEqual([
+      'write /etc/network/if-pre-up.d/fwgen-iptables',
+      'write /etc/systemd/system/fwgen-iptables.service',
+    ]);
+    expect(update).not.toMatch(/\b(ln|rm|mkdir)\b/);
   });
 
   it('parses its outcome', () => {
@@ -547,6 +604,32 @@ describe('boot hook script', () => {
     });
     expect(describeBootHookResult(installed!, PATHS.rules)).toBe(
       'boot hook installed: /etc/network/if-pre-up.d/fwgen-iptables, but ifupdown is not installed, so if-pre-up.d hooks never run',
+    );
+    // Detection before the rewrite, then the rewritten one.
+    const updated = parseBootHookResult(
+      [
+        'boot=netfilter-persistent 0 ok /etc/iptables/rules.v4',
+        'boot=if-pre-up.d 1 no-ifupdown /etc/network/if-pre-up.d/fwgen-iptables',
+        'boot=if-pre-up.d 1 ok /etc/network/if-pre-up.d/fwgen-iptables',
+        'status=updated',
+      ].join('\n'),
+    )!;
+    expect(updated).toEqual({
+      status: 'updated',
+      mechanism: {
+        kind: 'if-pre-up.d',
+        loadsRules: true,
+        state: 'ok',
+        path: '/etc/network/if-pre-up.d/fwgen-iptables',
+      },
+    });
+    expect(describeBootHookResult(updated, PATHS.rules)).toBe(
+      'boot hook updated: /etc/network/if-pre-up.d/fwgen-iptables (it differed from what this fwgen writes)',
+    );
+    expect(
+      describeBootHookResult({ ...updated, mechanism: { ...updated.mechanism, state: 'not-executable' } }, PATHS.rules),
+    ).toBe(
+      'boot hook updated: /etc/network/if-pre-up.d/fwgen-iptables (it differed from what this fwgen writes), but it is not executable, so run-parts skips it',
     );
     const present = parseBootHookResult('boot=systemd 1 ok /etc/systemd/system/fw.service\nstatus=present\n')!;
     expect(describeBootHookResult(present, PATHS.rules)).toBe(

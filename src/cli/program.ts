@@ -150,7 +150,10 @@ function buildProgram(internal: InternalOptions): Command {
     new Option('--force', 'apply even where the host already runs these rules'),
     opt.breakLock(),
     opt.from(),
-    new Option('--persist', 'install a boot hook on hosts where nothing loads the rules at boot'),
+    new Option(
+      '--persist',
+      "install a boot hook on hosts where nothing loads the rules at boot; update fwgen's own where it is outdated",
+    ),
     new Option('--canary <n>', 'staged rollout: ship N hosts (spread over roles) first'),
     new Option('--waves <list>', 'staged rollout: then cumulative shares of the fleet, e.g. 10%,50%,100%'),
     new Option('--max-failures <k>', 'staged rollout: halt after a stage with more than K failures').default('0'),

@@ -513,7 +513,7 @@ function runSettings(opts: RunOptions, inv: Inventory): RunSettings {
   };
 }
 
-/** Installs a boot hook where nothing loads the rules at boot yet (see src/doctor/boot-hook.ts). */
+/** Installs a boot hook where nothing loads the rules at boot, or updates fwgen's own (src/doctor/boot-hook.ts). */
 async function persistBootHook(session: Session, vars: ScriptVars): Promise<string> {
   const r = await session.run({ name: 'boot-hook', script: bootHookScript(vars), args: [] });
   const res = parseBootHookResult(r.stdout);

@@ -146,6 +146,7 @@ export function evaluateBoot(
   const ours = mechanisms.filter((m) => m.loadsRules);
   const working = ours.find((m) => m.state === 'ok');
   const others = mechanisms.filter((m) => !m.loadsRules);
+  if (working?.outdated) return outdatedBoot(working, rules, persistFix);
   if (working && others.length === 0)
     return { name: 'boot', level: 'ok', detail: `${rules} is loaded at boot by ${working.path} (${working.kind})` };
   if (working) {
@@ -183,6 +184,24 @@ export function evaluateBoot(
     detail: `nothing loads ${rules} at boot: a reboot drops the firewall`,
     fix: `${persistFix} installs a boot hook`,
   };
+}
+
+/** fwgen's own hook or unit loads the rules at boot, but not as this version would write it. */
+function outdatedBoot(m: BootMechanism, rules: string, persistFix: string): Omit<Check, 'host'> {
+  const fix = `${persistFix} rewrites it`;
+  return m.outdated === 'no-sets'
+    ? {
+        name: 'boot',
+        level: 'fail',
+        detail: `${m.path} loads ${rules} at boot, but not first the ipsets those rules match (an older fwgen wrote it, or it was edited): at boot the rules fail to load and the host comes up without fwgen's firewall`,
+        fix,
+      }
+    : {
+        name: 'boot',
+        level: 'warn',
+        detail: `${m.path} loads ${rules} at boot, but differs from what this fwgen writes there (another version wrote it, or it was edited)`,
+        fix,
+      };
 }
 
 function bootFix(m: BootMechanism): string {

@@ -1,5 +1,5 @@
 import { prologue, type ScriptVars } from './prologue.js';
-import { DETECT_BOOT_SH, parseBootMechanisms, type BootMechanism } from './boot-hook.js';
+import { bootFilesSh, DETECT_BOOT_SH, parseBootMechanisms, type BootMechanism } from './boot-hook.js';
 
 /** Commands whose presence doctor reports (or needs to interpret the other facts). */
 export const TOOLS = [
@@ -83,6 +83,7 @@ say live4 "$(live_state iptables-save "$RULES")"
 say live6 "$(live_state ip6tables-save "$RULES6")"
 ${DETECT_BOOT_SH}
 detect_boot
+${bootFilesSh(v.paths)}detect_outdated
 grep -qs '^ENABLED=yes' /etc/ufw/ufw.conf && say ufw enabled
 all=$(iptables-save 2>/dev/null)
 say ufw_chains "$(printf '%s\\n' "$all" | grep -c '^:ufw-')"

@@ -228,6 +228,34 @@ roles:
         .filter((l) => l && !l.startsWith('#'))
         .map((l) => l.replace(/\[\d+:\d+\]$/, '[0:0]'));
     expect(norm(await lab.execOk('h3', ['iptables-save', '-t', 'filter']))).toEqual(norm(shipped));
+
+    // The unit as fwgen wrote it before ipset mode (no sets line): doctor warns, the installer rewrites it
+    // in place and keeps it enabled, then finds it present.
+    const UNIT = '/etc/systemd/system/fwgen-iptables.service';
+    const current = await lab.execOk('h3', ['cat', UNIT]);
+    await lab.execOk('h3', ['sh', '-c', `cat > ${UNIT}`], {
+      input: current.replace(/^ExecStart=.*ipset restore.*\n/m, ''),
+    });
+    expect(await lab.execOk('h3', ['cat', UNIT])).not.toContain('ipset');
+    expect(only(await doctor('--host', 'h3'), 'h3', 'boot')).toMatchObject({
+      level: 'warn',
+      detail: `${UNIT} loads ${RULES} at boot, but differs from what this fwgen writes there (another version wrote it, or it was edited)`,
+    });
+    const script = bootHookScript({ paths: RULES_PATHS, id: 'persist', ipv6: false });
+    expect(parseBootHookResult(await lab.execOk('h3', ['sh', '-c', script]))).toEqual({
+      status: 'updated',
+      mechanism: { kind: 'systemd', path: UNIT, loadsRules: true, state: 'ok' },
+    });
+    expect(await lab.execOk('h3', ['cat', '/etc/systemd/system/multi-user.target.wants/fwgen-iptables.service'])).toBe(
+      current,
+    );
+    expect(
+      (
+        await lab.execOk('h3', ['readlink', '/etc/systemd/system/multi-user.target.wants/fwgen-iptables.service'])
+      ).trim(),
+    ).toBe('../fwgen-iptables.service');
+    expect(parseBootHookResult(await lab.execOk('h3', ['sh', '-c', script]))?.status).toBe('present');
+    expect(only(await doctor('--host', 'h3'), 'h3', 'boot').level).toBe('ok');
   });
 
   it("flags a stale lock, and an interrupted ship's staged file", async () => {

@@ -6,8 +6,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Check } from '../../src/doctor/checks.js';
 import { parseSets } from '../../src/model/sets.js';
-import { CLI_INTERNAL, runFwgenHosts, savedLines } from '../support/run-cli.js';
+import { CLI_INTERNAL, parseJson, runFwgen, runFwgenHosts, savedLines } from '../support/run-cli.js';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
 
 const NET = '198.18.133';
@@ -59,6 +60,18 @@ roles:
       { FWGEN_INTERNAL: JSON.stringify({ skipLockoutCheck: true }) },
       CLI_INTERNAL,
     );
+  /** doctor's `boot` check of one host; names resolve from an empty table, so no DNS query leaves this machine. */
+  const bootCheck = async (host: string) => {
+    const r = await runFwgen(
+      project,
+      ['doctor', '--json', '--connect-timeout', '3', '--host', host],
+      { FWGEN_INTERNAL: JSON.stringify({ dns: {} }) },
+      CLI_INTERNAL,
+    );
+    const found = parseJson(r.stdout, [] as Check[]).filter((c) => c.host === host && c.name === 'boot');
+    expect(found, r.stderr).toHaveLength(1);
+    return found[0]!;
+  };
   const liveSets = (host: string) => lab.execOk(host, ['ipset', 'save']);
   const rendered = (path: string) => readFileSync(join(project, 'rendered', path), 'utf8');
 
@@ -149,6 +162,72 @@ roles:
     );
     expect(await lab.probe('outside', `${NET}.21`, 5432, { source: `${NET}.50` })).toBe('open');
   }, 60_000);
+
+  it("--persist rewrites fwgen's own hook that an older fwgen wrote without the sets; the next --persist finds it present", async () => {
+    const HOOK = '/etc/network/if-pre-up.d/fwgen-iptables';
+    const reboot = async () => {
+      await lab.execOk('db1', ['sh', '-c', 'iptables -F; iptables -X; ipset destroy']);
+      await lab.execOk('db1', ['sh', HOOK]);
+      await lab.execOk('db1', ['sh', HOOK]);
+    };
+    const current = await lab.execOk('db1', ['cat', HOOK]);
+    // The hook as fwgen wrote it before ipset mode: the same without the line that loads the sets.
+    const old = current
+      .split('\n')
+      .filter((l) => !l.includes('ipset restore'))
+      .join('\n');
+    expect(old).not.toBe(current);
+    await lab.execOk('db1', ['sh', '-c', `cat > ${HOOK}`], { input: old });
+    // A stub ifup, so that if-pre-up.d hooks count as run at boot (ifupdown is not installed here).
+    await lab.execOk('db1', [
+      'sh',
+      '-c',
+      'mkdir -p /root/sbin && printf "#!/bin/sh\\nexit 0\\n" > /root/sbin/ifup && chmod 755 /root/sbin/ifup && mount --bind /root/sbin /usr/local/sbin',
+    ]);
+    // What that hook does at boot: the rules match sets that do not exist yet, so none load.
+    await reboot();
+    expect(await lab.execOk('db1', ['iptables-save', '-t', 'filter'])).not.toContain('FWGEN');
+    expect(await lab.probe('outside', `${NET}.21`, 8080)).toBe('open');
+    expect(await bootCheck('db1')).toMatchObject({
+      level: 'fail',
+      detail: expect.stringContaining(`${HOOK} loads /etc/iptables.up.rules at boot, but not first the ipsets`),
+      fix: '`fwgen ship --host db1 --persist` rewrites it',
+    });
+    // Back as the ship left it, by hand, so that the next ship finds the host unchanged.
+    await lab.execOk('db1', [
+      'sh',
+      '-c',
+      'ipset restore -exist < /etc/iptables.up.rules.ipset && iptables-restore --noflush < /etc/iptables.up.rules',
+    ]);
+
+    const r = await ship('--host', 'db1', '--persist');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.results).toMatchObject([
+      {
+        host: 'db1',
+        outcome: 'unchanged',
+        reason: `fwgen rules and rules file already match; boot hook updated: ${HOOK} (it differed from what this fwgen writes)`,
+      },
+    ]);
+    expect(await lab.execOk('db1', ['cat', HOOK])).toBe(current);
+    expect((await lab.execOk('db1', ['stat', '-c', '%a', HOOK])).trim()).toBe('755');
+    expect(await bootCheck('db1')).toMatchObject({ level: 'ok' });
+    await reboot();
+    expect(members(await liveSets('db1'))['fwgen-db-a1-4']).toEqual([`${NET}.11`, `${NET}.12`, `${NET}.50`]);
+    expect(normalize(await lab.execOk('db1', ['iptables-save', '-t', 'filter']))).toEqual(
+      normalize(rendered('db/iptables.up.rules')),
+    );
+    expect(await lab.probe('outside', `${NET}.21`, 8080)).toBe('refused');
+
+    const again = await ship('--host', 'db1', '--persist');
+    expect(again.results).toMatchObject([
+      {
+        host: 'db1',
+        outcome: 'unchanged',
+        reason: `fwgen rules and rules file already match; boot: ${HOOK} already loads /etc/iptables.up.rules`,
+      },
+    ]);
+  }, 90_000);
 
   it('rollback restores the previous sets with the previous rules', async () => {
     const r = await fwgen(project, ['rollback', '--host', 'db1', '--json', '--timeout', '4']);
