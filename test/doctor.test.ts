@@ -93,6 +93,21 @@ describe('facts script and its parser', () => {
     expect(script.trim().endsWith('echo "status=facts"')).toBe(true);
   });
 
+  it('passes shellcheck -s sh, as do the boot-hook installer and the hook it writes (they run on hosts)', () => {
+    for (const ipv6 of [false, true]) {
+      const v = { ...VARS, ipv6 };
+      for (const [name, text] of [
+        ['facts', factsScript(v)],
+        ['boot-hook installer', bootHookScript(v)],
+        ['boot hook', bootHookText(PATHS)],
+      ]) {
+        const r = spawnSync('shellcheck', ['-s', 'sh', '-'], { input: text, encoding: 'utf8' });
+        expect(r.error, 'shellcheck is needed: bash scripts/install-test-deps.sh').toBeUndefined();
+        expect(r.stdout, name).toBe('');
+      }
+    }
+  });
+
   it('parses every kind of line', () => {
     const f = parseFacts(
       [

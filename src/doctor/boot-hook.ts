@@ -31,7 +31,7 @@ export interface BootMechanism {
 export const DETECT_BOOT_SH = `detect_boot() {
   has_ifup=0; command -v ifup >/dev/null 2>&1 && has_ifup=1
   for f in /etc/network/if-pre-up.d/*; do
-    [ -f "$f" ] && grep -q 'iptables-restore' "$f" 2>/dev/null || continue
+    { [ -f "$f" ] && grep -q 'iptables-restore' "$f" 2>/dev/null; } || continue
     loads=0; grep -qF -- "$RULES" "$f" && loads=1
     st=ok
     case "\${f##*/}" in *[!A-Za-z0-9_-]*) st=bad-name ;; esac
@@ -46,7 +46,7 @@ export const DETECT_BOOT_SH = `detect_boot() {
     echo "boot=netfilter-persistent $loads $st /etc/iptables/rules.v4"
   fi
   for f in /etc/systemd/system/*.service; do
-    [ -f "$f" ] && grep -q 'iptables-restore' "$f" 2>/dev/null || continue
+    { [ -f "$f" ] && grep -q 'iptables-restore' "$f" 2>/dev/null; } || continue
     loads=0; grep -qF -- "$RULES" "$f" && loads=1
     st=disabled; ls /etc/systemd/system/*.wants/"\${f##*/}" >/dev/null 2>&1 && st=ok
     echo "boot=systemd $loads $st $f"
@@ -182,7 +182,7 @@ ${bootFilesSh(v.paths)}
 found=$(detect_boot)
 [ -n "$found" ] && printf '%s\\n' "$found"
 has_boot() { printf '%s\\n' "$found" | grep -qE "$1"; }
-write() { "$3" > "$1.fwgen-tmp" && chmod "$2" "$1.fwgen-tmp" && mv -f "$1.fwgen-tmp" "$1" || fail 1 "cannot write $1"; }
+write() { { "$3" > "$1.fwgen-tmp" && chmod "$2" "$1.fwgen-tmp" && mv -f "$1.fwgen-tmp" "$1"; } || fail 1 "cannot write $1"; }
 # fwgen's own hook or unit as another version wrote it (before ipset mode it did not restore the sets):
 # rewritten in place. Only its content: a hook someone made non-executable, or a unit someone disabled, stays so.
 updated=0
@@ -207,7 +207,7 @@ if has_boot '^boot=[^ ]+ 1 '; then echo "status=inactive"; exit 0; fi
 if ! command -v ifup >/dev/null 2>&1 && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
   write ${BOOT_UNIT_PATH} 644 unit_text
   # What \`systemctl enable\` does for WantedBy=, without needing the bus.
-  mkdir -p /etc/systemd/system/multi-user.target.wants && ln -sf ../fwgen-iptables.service /etc/systemd/system/multi-user.target.wants/fwgen-iptables.service || fail 1 "cannot enable ${BOOT_UNIT_PATH}"
+  { mkdir -p /etc/systemd/system/multi-user.target.wants && ln -sf ../fwgen-iptables.service /etc/systemd/system/multi-user.target.wants/fwgen-iptables.service; } || fail 1 "cannot enable ${BOOT_UNIT_PATH}"
   systemctl daemon-reload >/dev/null 2>&1
 else
   mkdir -p /etc/network/if-pre-up.d || fail 1 "cannot create /etc/network/if-pre-up.d"

@@ -90,7 +90,7 @@ say ufw_chains "$(printf '%s\\n' "$all" | grep -c '^:ufw-')"
 say docker_chains "$(printf '%s\\n' "$all" | grep -c '^:DOCKER')"
 if [ "$(systemctl is-active firewalld 2>/dev/null)" = active ] || pidof firewalld >/dev/null 2>&1; then say firewalld active; fi
 ls /etc/systemd/system/*.wants/nftables.service >/dev/null 2>&1 && say nftables enabled
-ip -o addr show 2>/dev/null | while read -r _ ifname fam addr _; do say addr "$ifname \${addr%/*}"; done
+ip -o addr show 2>/dev/null | while read -r _ ifname _ addr _; do say addr "$ifname \${addr%/*}"; done
 ip -o link show 2>/dev/null | while read -r _ ifname _; do ifname=\${ifname%:}; say link "\${ifname%%@*}"; done
 for f in "$RULES".fwgen-armed.*; do
   [ -e "$f" ] || continue

@@ -12,6 +12,9 @@ export interface ScriptVars {
  * Shared prologue of the doctor's read-only scripts and the boot-hook installer: variables (all
  * quoted; every value passed a strict pattern first) and helpers. The ship steps are files in remote/.
  */
+// The prologue's variables are shared: a script that does not use one is fine (shellcheck SC2034).
+const UNUSED_OK = '# shellcheck disable=SC2034';
+
 export function prologue(v: ScriptVars): string {
   const vars: Record<string, string | number> = {
     RULES: v.paths.rules,
@@ -22,8 +25,9 @@ export function prologue(v: ScriptVars): string {
   return `set -u
 umask 077
 ${Object.entries(vars)
-  .map(([k, val]) => `${k}=${shq(String(val))}`)
+  .map(([k, val]) => `${UNUSED_OK}\n${k}=${shq(String(val))}`)
   .join('\n')}
+${UNUSED_OK}
 LOCK="$RULES.fwgen-lock"
 fail() { code=$1; shift; printf 'fwgen: %s\\n' "$*" >&2; exit "$code"; }
 norm() { sed -e '/^#/d' -e 's/\\[[0-9]*:[0-9]*\\]$/[0:0]/'; }
