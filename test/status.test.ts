@@ -431,6 +431,11 @@ describe('assessHost: what the remote read means', () => {
     const extra = 'create fwgen-web-a1-4 hash:net family inet hashsize 1024\nadd fwgen-web-a1-4 198.18.0.9\n';
     const ipsetJob = { ...job(), sets: Buffer.from(fleet) };
     expect(assessHost(ipsetJob, remote({ liveSets: fleet, setsFile: fleet })).state).toBe('in-sync');
+    // The boot hook loads the sets file: one that is not what ship writes is drift, live sets in step or not.
+    expect(assessHost(ipsetJob, remote({ liveSets: fleet, setsFile: extra }))).toMatchObject({
+      state: 'drifted',
+      drift: ['-file /etc/iptables.up.rules.ipset'],
+    });
     expect(assessHost(ipsetJob, remote({ liveSets: fleet + extra, setsFile: fleet }))).toMatchObject({
       state: 'drifted',
       drift: ['+create fwgen-web-a1-4 hash:net family inet'],

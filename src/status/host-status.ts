@@ -156,14 +156,16 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
 }
 
 /**
- * Live sets against the rendered ones ({@link diffSets}); with no sets rendered (`sets: none`), fwgen
- * sets and a sets file left on the host from ipset mode are drift too: the next ship drops them.
+ * Live sets against the rendered ones ({@link diffSets}), and the sets file the boot hook loads:
+ * `-file PATH` when it is not what ship writes there. With no sets rendered (`sets: none`), fwgen sets
+ * and a sets file left on the host from ipset mode are drift too (`+file PATH`): the next ship drops them.
  */
 export function compareSets(rendered: string | undefined, remote: RemoteStatus, setsFile: string): string[] {
   if (rendered !== undefined && remote.hasIpset === false)
     return ['-ipset (the ipset command is missing on the host: apt-get install ipset)'];
   const lines = diffSets(rendered ?? '', remote.liveSets ?? '');
-  return rendered === undefined && remote.setsFile !== undefined ? [...lines, `+file ${setsFile}`] : lines;
+  if (rendered === undefined) return remote.setsFile !== undefined ? [...lines, `+file ${setsFile}`] : lines;
+  return remote.setsFile !== rendered ? [...lines, `-file ${setsFile}`] : lines;
 }
 
 interface FamilyTexts {
