@@ -1,7 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import type { Duplex } from 'node:stream';
-import ssh2, { type AnyAuthMethod, type ClientChannel, type ParsedKey } from 'ssh2';
+import type Ssh2 from 'ssh2';
+import type { AnyAuthMethod, ClientChannel, ParsedKey } from 'ssh2';
+import { requireCjs } from '../util/require-cjs.js';
 import {
   fingerprint,
   knownHostsName,
@@ -32,8 +34,8 @@ export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-// ssh2 is CommonJS: its classes come from the default export.
-const { Client, OpenSSHAgent, utils } = ssh2;
+// ssh2 is CommonJS (loaded with require, see require-cjs.ts).
+const { Client, OpenSSHAgent, utils } = requireCjs('ssh2') as typeof Ssh2;
 type Client = InstanceType<typeof Client>;
 
 const SUDO_REFUSED =
