@@ -1,10 +1,22 @@
 import { spawnSync } from 'node:child_process';
-import { describe, expect, it } from 'vitest';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatCheck } from '../src/cli/doctor-command.js';
 import {
-  bootHookScript,
-  bootHookText,
-  bootUnitText,
+  BOOT_HOOK_PATH,
+  BOOT_UNIT_PATH,
   describeBootHookResult,
   parseBootHookResult,
   parseBootMechanisms,
@@ -20,17 +32,40 @@ import {
 } from '../src/doctor/checks.js';
 import { transportFailureChecks } from '../src/doctor/connection-checks.js';
 import { doctorHost, type DoctorDeps } from '../src/doctor/doctor-host.js';
-import { factsScript, parseFacts, TOOLS, type HostFacts } from '../src/doctor/host-facts.js';
+import { parseFacts, TOOLS, type HostFacts } from '../src/doctor/host-facts.js';
 import { inventoryChecks } from '../src/doctor/inventory-checks.js';
 import { nameChecks, staticResolver } from '../src/doctor/name-checks.js';
 import { parseInventory } from '../src/inventory/load-inventory.js';
 import type { Host, Inventory } from '../src/inventory/model.js';
 import { resolvePolicies } from '../src/resolve/resolve-policy.js';
-import { prologue } from '../src/doctor/prologue.js';
+import { bootHookCall, factsCall, remoteDir, type RemotePaths } from '../src/ship/remote-scripts.js';
 import { TransportError, type ConnectTarget, type Session, type Transport } from '../src/ship/transport.js';
 
 const PATHS = { rules: '/etc/iptables.up.rules', rules6: '/etc/ip6tables.up.rules' };
-const VARS = { paths: PATHS, id: 'doctor', ipv6: true };
+const DASH = ['/usr/bin/dash', '/bin/dash'].find((p) => existsSync(p)) ?? 'dash-not-installed';
+const remote = (file: string) => readFileSync(join(remoteDir, file), 'utf8');
+/** Shell code without comment lines and the text of heredocs (the hook and unit it writes or compares are data, not run). */
+const codeOnly = (sh: string) => sh.replace(/<<'?(FWGEN_[A-Z]+)'?\n[\s\S]*?\n\1\n/g, '').replace(/^\s*#.*\n/gm, '');
+
+/** What `ship --persist` wrote before its hook and unit were made in shell (test/fixtures/boot/): hosts keep it. */
+const BOOT_FIXTURES: Record<string, RemotePaths> = {
+  'iptables.up.rules': PATHS,
+  'rules.v4': { rules: '/etc/iptables/rules.v4', rules6: '/etc/iptables/rules.v6' },
+};
+const fixture = (dir: string, file: 'hook' | 'unit') => readFileSync(join('test/fixtures/boot', dir, file));
+/** Runs shell code after remote/lib.sh and remote/boot.sh under dash, with the paths set as the steps set them. */
+const bootSh = (paths: RemotePaths, code: string) =>
+  spawnSync(
+    DASH,
+    [
+      '-c',
+      `${remote('lib.sh')}\n${remote('boot.sh')}\nset_paths "$1" "$2"\n${code}`,
+      'boot',
+      paths.rules,
+      paths.rules6,
+    ],
+    { encoding: 'buffer' },
+  );
 
 const web1: Host = {
   name: 'web1',
@@ -81,30 +116,106 @@ const one = (checks: Check[], name: string) => {
   return found[0];
 };
 
-describe('facts script and its parser', () => {
-  it('is valid POSIX sh, read-only, and ends with a status line', () => {
-    const script = factsScript(VARS);
-    expect(spawnSync('sh', ['-n', '-c', script]).status).toBe(0);
-    expect(script).toContain("RULES='/etc/iptables.up.rules'");
+describe('facts step (remote/facts.sh) and its parser', () => {
+  it('is valid POSIX sh, gets its values as arguments, is read-only, and ends with a status line', () => {
+    const call = factsCall(PATHS, TOOLS);
+    expect(call.name).toBe('doctor-facts');
+    expect(spawnSync('sh', ['-n', '-c', call.script]).status).toBe(0);
+    expect(call.args).toEqual([PATHS.rules, PATHS.rules6, ...TOOLS]);
+    expect(call.script).not.toContain(PATHS.rules);
+    // lib.sh, then boot.sh, then the step.
+    expect(call.script).toBe(`${remote('lib.sh')}\n${remote('boot.sh')}\n${remote('facts.sh')}`);
     // The boot hook's text is there as data (compared with fwgen's own hook), not run.
-    const code = script.slice(prologue(VARS).length).replace(/<<'(FWGEN_[A-Z]+)'\n[\s\S]*?\n\1\n/g, '');
-    expect(code).not.toContain(bootHookText(PATHS));
-    expect(code).not.toMatch(/\b(rm|mv|mkdir|touch|chmod|ln) |restore\s*<|tables(-legacy|-nft)? -[ADIFXNPR]\b/);
-    expect(script.trim().endsWith('echo "status=facts"')).toBe(true);
+    const code = codeOnly(remote('facts.sh') + remote('boot.sh'));
+    expect(code).not.toContain('--noflush');
+    expect(code).not.toMatch(
+      /\b(rm|mv|mkdir|touch|chmod|ln) |restore\s*<|tables(-legacy|-nft)? -[ADIFXNPR]\b|>\s*"?\$/,
+    );
+    // Nothing of lib.sh that changes the host.
+    expect(remote('facts.sh')).not.toMatch(/\b(take_lock|release_lock|stop_switch|fire_switch|await_switch)\b/);
+    expect(remote('facts.sh').trim().endsWith('echo "status=facts"')).toBe(true);
   });
 
-  it('passes shellcheck -s sh, as do the boot-hook installer and the hook it writes (they run on hosts)', () => {
-    for (const ipv6 of [false, true]) {
-      const v = { ...VARS, ipv6 };
-      for (const [name, text] of [
-        ['facts', factsScript(v)],
-        ['boot-hook installer', bootHookScript(v)],
-        ['boot hook', bootHookText(PATHS)],
-      ]) {
-        const r = spawnSync('shellcheck', ['-s', 'sh', '-'], { input: text, encoding: 'utf8' });
-        expect(r.error, 'shellcheck is needed: bash scripts/install-test-deps.sh').toBeUndefined();
-        expect(r.stdout, name).toBe('');
+  describe('under dash, with stub iptables in a temp folder', () => {
+    let dir: string;
+    let bin: string;
+    let paths: RemotePaths;
+    beforeEach(() => {
+      dir = mkdtempSync(join(tmpdir(), 'fwgen-facts-'));
+      bin = join(dir, 'bin');
+      mkdirSync(bin);
+      mkdirSync(join(dir, 'etc'));
+      for (const t of ['date', 'stat', 'id', 'head', 'grep', 'sed', 'sha256sum', 'cat', 'tr', 'ls', 'cmp']) {
+        const found = ['/usr/bin', '/bin'].map((d) => join(d, t)).find((p) => existsSync(p));
+        if (!found) throw new Error(`test needs ${t}`);
+        symlinkSync(found, join(bin, t));
       }
+      // iptables -V, and iptables-save printing the fake live table; no ip6tables-save.
+      writeFileSync(join(bin, 'iptables'), '#!/bin/sh\necho "iptables v1.8.9 (nf_tables)"\n', { mode: 0o755 });
+      writeFileSync(join(bin, 'iptables-save'), `#!/bin/sh\ncat ${dir}/live4\n`, { mode: 0o755 });
+      paths = { rules: join(dir, 'etc/iptables.up.rules'), rules6: join(dir, 'etc/ip6tables.up.rules') };
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+    const OWNED =
+      ':FWGEN-INPUT - [0:0]\n-A FWGEN-INPUT -p tcp --dport 22 -j ACCEPT\n-A INPUT -m comment --comment fwgen -j FWGEN-INPUT\n';
+    const facts = () => {
+      const call = factsCall(paths, TOOLS);
+      const r = spawnSync(DASH, ['-c', call.script, `fwgen-${call.name}`, ...call.args], {
+        env: { PATH: bin },
+        encoding: 'utf8',
+      });
+      expect(r.stderr).toBe('');
+      return parseFacts(r.stdout);
+    };
+    /** Every file and folder under the temp folder, with its content and mtime. */
+    const snapshot = () =>
+      readdirSync(dir, { recursive: true, encoding: 'utf8' })
+        .map((name) => join(dir, name))
+        .sort()
+        .map((p) => [p, statSync(p).mtimeMs, statSync(p).isFile() ? readFileSync(p, 'utf8') : 'folder']);
+
+    it("compares only what fwgen owns of the live table with the rules file (lib.sh's fingerprint)", () => {
+      writeFileSync(paths.rules, `*filter\n:INPUT ACCEPT [0:0]\n${OWNED}COMMIT\n`);
+      // Counters, another tool's chain and rules: still a match.
+      writeFileSync(
+        join(dir, 'live4'),
+        `*filter\n:INPUT ACCEPT [9:99]\n:DOCKER - [0:0]\n${OWNED.replace('[0:0]', '[5:500]')}-A INPUT -j DOCKER\nCOMMIT\n`,
+      );
+      writeFileSync(paths.rules6, '*filter\nCOMMIT\n');
+      const f = facts();
+      expect([f.live4, f.live6]).toEqual(['match', 'no-tool']);
+      expect(f.uid).toBe(process.getuid?.());
+      expect([...f.tools].sort()).toEqual(['iptables', 'iptables-save']);
+      expect(f.iptablesVersion).toBe('iptables v1.8.9 (nf_tables)');
+      expect(f.dockerChains).toBe(1);
+
+      writeFileSync(join(dir, 'live4'), `*filter\n${OWNED.replace('22', '2222')}COMMIT\n`);
+      rmSync(paths.rules6);
+      expect([facts().live4, facts().live6]).toEqual(['differ', 'no-file']);
+    });
+
+    it("reports a ship's leftovers, and changes nothing", () => {
+      writeFileSync(paths.rules, OWNED);
+      writeFileSync(join(dir, 'live4'), OWNED);
+      mkdirSync(`${paths.rules}.fwgen-lock`);
+      writeFileSync(`${paths.rules}.fwgen-lock/owner`, 'me@box run X\n');
+      writeFileSync(`${paths.rules}.fwgen-new.X`, '');
+      writeFileSync(`${paths.rules}.fwgen-armed.run1`, '');
+      const before = snapshot();
+      const f = facts();
+      expect(f.lock).toMatchObject({ path: `${paths.rules}.fwgen-lock`, owner: 'me@box run X' });
+      expect(f.staged).toMatchObject([{ path: `${paths.rules}.fwgen-new.X` }]);
+      expect(f.armed).toMatchObject([{ id: 'run1', alive: false, path: `${paths.rules}.fwgen-armed.run1` }]);
+      expect(snapshot()).toEqual(before);
+    });
+  });
+
+  it('the hook written at boot passes shellcheck -s sh (the scripts themselves: test/remote-scripts.test.ts)', () => {
+    for (const dir of Object.keys(BOOT_FIXTURES)) {
+      const r = spawnSync('shellcheck', ['-s', 'sh', '-'], { input: fixture(dir, 'hook'), encoding: 'utf8' });
+      expect(r.error, 'shellcheck is needed: bash scripts/install-test-deps.sh').toBeUndefined();
+      expect(r.stdout, dir).toBe('');
     }
   });
 
@@ -569,39 +680,86 @@ describe('doctorHost (fake transport)', () => {
   });
 });
 
-describe('boot hook script', () => {
+describe('boot hook and unit text (remote/boot.sh)', () => {
+  it('is byte for byte what ship --persist wrote before (test/fixtures/boot/), for each rules path', () => {
+    for (const [dir, paths] of Object.entries(BOOT_FIXTURES)) {
+      for (const file of ['hook', 'unit'] as const) {
+        const r = bootSh(paths, `${file}_text`);
+        expect(r.stderr.toString(), `${dir}/${file}`).toBe('');
+        expect(r.status, `${dir}/${file}`).toBe(0);
+        expect(r.stdout.toString('utf8'), `${dir}/${file}`).toBe(fixture(dir, file).toString('utf8'));
+        expect(r.stdout.equals(fixture(dir, file)), `${dir}/${file}`).toBe(true);
+      }
+    }
+  });
+
+  it('loads the sets first, then each family once per boot, logging a failure without failing', () => {
+    const hook = fixture('iptables.up.rules', 'hook').toString('utf8');
+    expect(hook.indexOf('ipset restore -exist < /etc/iptables.up.rules.ipset')).toBeGreaterThan(0);
+    expect(hook.indexOf('ipset restore')).toBeLessThan(hook.indexOf('iptables-restore'));
+    expect(hook).toContain(
+      'if [ -r /etc/iptables.up.rules ] && ! iptables -n -L FWGEN-INPUT >/dev/null 2>&1; then iptables-restore --noflush < /etc/iptables.up.rules || logger',
+    );
+    expect(hook).toContain(
+      'if [ -r /etc/ip6tables.up.rules ] && ! ip6tables -n -L FWGEN-INPUT >/dev/null 2>&1; then ip6tables-restore --noflush < /etc/ip6tables.up.rules || logger',
+    );
+    expect(hook.trim().endsWith('exit 0')).toBe(true);
+  });
+
+  it('`differs` is true only for a file that exists with other content; the paths are those of boot-hook.ts', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fwgen-boot-'));
+    try {
+      for (const file of ['hook', 'unit'] as const) {
+        const same = join(dir, `${file}.same`);
+        const other = join(dir, `${file}.other`);
+        writeFileSync(same, fixture('iptables.up.rules', file));
+        writeFileSync(other, fixture('rules.v4', file));
+        const differs = (f: string) => bootSh(PATHS, `differs "${f}" ${file}_text`).status;
+        expect([differs(same), differs(other), differs(join(dir, 'missing'))], file).toEqual([1, 0, 1]);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(bootSh(PATHS, 'echo "$BOOT_HOOK $BOOT_UNIT"').stdout.toString()).toBe(
+      `${BOOT_HOOK_PATH} ${BOOT_UNIT_PATH}\n`,
+    );
+  });
+});
+
+describe('boot hook step (remote/boot-hook.sh)', () => {
   it("is valid POSIX sh, installs only when nothing loads rules at boot, rewrites only fwgen's own hook", () => {
-    const script = bootHookScript(VARS);
-    expect(spawnSync('sh', ['-n', '-c', script]).status).toBe(0);
-    expect(script).toContain('write /etc/network/if-pre-up.d/fwgen-iptables 755 hook_text');
-    // What is written is what fwgen's own files are compared with.
-    expect(script).toContain(`cat <<'FWGEN_HOOK'\n${bootHookText(PATHS)}FWGEN_HOOK\n`);
-    expect(script).toContain(`cat <<'FWGEN_UNIT'\n${bootUnitText(PATHS)}FWGEN_UNIT\n`);
-    const hookText = bootHookText(PATHS);
-    expect(hookText.indexOf('ipset restore -exist < /etc/iptables.up.rules.ipset')).toBeGreaterThan(0);
-    expect(hookText.indexOf('ipset restore')).toBeLessThan(hookText.indexOf('iptables-restore'));
-    expect(script).toContain(
-      'if [ -r /etc/iptables.up.rules ] && ! iptables -n -L FWGEN-INPUT >/dev/null 2>&1; then iptables-restore --noflush < /etc/iptables.up.rules',
-    );
-    expect(script).toContain(
-      'if [ -r /etc/ip6tables.up.rules ] && ! ip6tables -n -L FWGEN-INPUT >/dev/null 2>&1; then ip6tables-restore --noflush < /etc/ip6tables.up.rules',
-    );
+    const call = bootHookCall(PATHS);
+    expect(call.name).toBe('boot-hook');
+    expect(call.args).toEqual([PATHS.rules, PATHS.rules6]);
+    expect(call.script).toBe(`${remote('lib.sh')}\n${remote('boot.sh')}\n${remote('boot-hook.sh')}`);
+    expect(call.script).not.toContain(PATHS.rules);
+    expect(spawnSync('sh', ['-n', '-c', call.script]).status).toBe(0);
+    const script = remote('boot-hook.sh');
+    expect(script).toContain('write "$BOOT_HOOK" 755 hook_text');
     // Detection comes first, and every outcome other than "nothing found" exits before installing.
     expect(script.indexOf('status=inactive')).toBeLessThan(script.indexOf('mkdir -p /etc'));
     // Before that, fwgen's own hook and unit (those two paths only) are rewritten when they differ,
     // the hook keeping its mode, the unit its enablement.
     const update = script.slice(script.indexOf('updated=0'), script.indexOf('status=present'));
     expect(update).toContain(
-      'if differs /etc/network/if-pre-up.d/fwgen-iptables hook_text; then\n  mode=644; [ -x /etc/network/if-pre-up.d/fwgen-iptables ] && mode=755\n  write /etc/network/if-pre-up.d/fwgen-iptables "$mode" hook_text\n',
+      'if differs "$BOOT_HOOK" hook_text; then\n  mode=644; [ -x "$BOOT_HOOK" ] && mode=755\n  write "$BOOT_HOOK" "$mode" hook_text\n',
     );
     expect(update).toContain(
-      'if differs /etc/systemd/system/fwgen-iptables.service unit_text; then\n  write /etc/systemd/system/fwgen-iptables.service 644 unit_text\n  [ -d /run/systemd/system ] && systemctl daemon-reload',
+      'if differs "$BOOT_UNIT" unit_text; then\n  write "$BOOT_UNIT" 644 unit_text\n  [ -d /run/systemd/system ] && systemctl daemon-reload',
     );
-    expect(update.match(/\bwrite \S+/g)).toEqual([
-      'write /etc/network/if-pre-up.d/fwgen-iptables',
-      'write /etc/systemd/system/fwgen-iptables.service',
-    ]);
+    expect(update.match(/\bwrite \S+/g)).toEqual(['write "$BOOT_HOOK"', 'write "$BOOT_UNIT"']);
     expect(update).not.toMatch(/\b(ln|rm|mkdir)\b/);
+  });
+
+  it('refuses, before looking at anything, rules paths that the hook could not hold unquoted', () => {
+    const call = bootHookCall({ rules: '/etc/fw rules', rules6: '/etc/fw rules6' });
+    // No PATH: were the guard gone, the step could not install anything on this machine either.
+    const r = spawnSync(DASH, ['-c', call.script, `fwgen-${call.name}`, ...call.args], {
+      env: { PATH: '/nonexistent' },
+      encoding: 'utf8',
+    });
+    expect([r.status, r.stdout]).toEqual([1, '']);
+    expect(r.stderr).toContain('fwgen: rules paths with characters a boot hook cannot hold: /etc/fw rules');
   });
 
   it('parses its outcome', () => {

@@ -12,9 +12,8 @@ import { sshSourceFor } from '../ship/lockout-source.js';
 import type { Reach } from '../ship/reach.js';
 import { planShip, remotePaths, selectHosts } from '../ship/plan.js';
 import { appendAudit, completedEntries, readAudit, type AuditEntry } from '../audit/audit-log.js';
-import { bootHookScript, describeBootHookResult, parseBootHookResult } from '../doctor/boot-hook.js';
-import { backupsCall } from '../ship/remote-scripts.js';
-import type { ScriptVars } from '../doctor/prologue.js';
+import { describeBootHookResult, parseBootHookResult } from '../doctor/boot-hook.js';
+import { backupsCall, bootHookCall, type ScriptVars } from '../ship/remote-scripts.js';
 import type { Session } from '../ship/transport.js';
 import { parseWaves, planStages, type Stage } from '../ship/rollout.js';
 import { mapPool } from '../util/map-pool.js';
@@ -513,9 +512,9 @@ function runSettings(opts: RunOptions, inv: Inventory): RunSettings {
   };
 }
 
-/** Installs a boot hook where nothing loads the rules at boot, or updates fwgen's own (src/doctor/boot-hook.ts). */
+/** Installs a boot hook where nothing loads the rules at boot, or updates fwgen's own (remote/boot-hook.sh). */
 async function persistBootHook(session: Session, vars: ScriptVars): Promise<string> {
-  const r = await session.run({ name: 'boot-hook', script: bootHookScript(vars), args: [] });
+  const r = await session.run(bootHookCall(vars.paths));
   const res = parseBootHookResult(r.stdout);
   return res
     ? describeBootHookResult(res, vars.paths.rules)

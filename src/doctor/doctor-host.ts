@@ -1,10 +1,10 @@
 import type { Host, Inventory } from '../inventory/model.js';
 import type { Reach } from '../ship/reach.js';
-import { parseStatus, type RemotePaths } from '../ship/remote-scripts.js';
+import { factsCall, parseStatus, type RemotePaths } from '../ship/remote-scripts.js';
 import { TransportError, type Session, type Transport } from '../ship/transport.js';
 import { evaluateFacts, type Check } from './checks.js';
 import { connectedChecks, transportFailureChecks } from './connection-checks.js';
-import { factsScript, parseFacts } from './host-facts.js';
+import { parseFacts, TOOLS } from './host-facts.js';
 import { nameChecks, type Resolver } from './name-checks.js';
 
 /** What checking hosts needs: the network behind two seams, and the run's settings. */
@@ -39,11 +39,7 @@ async function remoteChecks(host: Host, inv: Inventory, paths: RemotePaths, deps
     return failure(host, err);
   }
   try {
-    const r = await session.run({
-      name: 'doctor-facts',
-      script: factsScript({ paths, id: 'doctor', ipv6: inv.hasIpv6 }),
-      args: [],
-    });
+    const r = await session.run(factsCall(paths, TOOLS));
     if (parseStatus(r.stdout).status !== 'facts') {
       const why = r.stderr.trim().split('\n').at(-1) || `exit ${r.code}`;
       return [

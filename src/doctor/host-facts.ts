@@ -1,7 +1,6 @@
-import { prologue, type ScriptVars } from './prologue.js';
-import { bootFilesSh, DETECT_BOOT_SH, parseBootMechanisms, type BootMechanism } from './boot-hook.js';
+import { parseBootMechanisms, type BootMechanism } from './boot-hook.js';
 
-/** Commands whose presence doctor reports (or needs to interpret the other facts). */
+/** Commands whose presence doctor reports (or needs to interpret the other facts): the facts step's arguments. */
 export const TOOLS = [
   'iptables',
   'iptables-restore',
@@ -25,7 +24,7 @@ export interface Leftover {
   readonly ageS: number;
 }
 
-/** Everything one host told about itself, in one script run. */
+/** Everything one host told about itself, in one run of remote/facts.sh. */
 export interface HostFacts {
   readonly uid: number;
   readonly tools: ReadonlySet<Tool>;
@@ -54,61 +53,7 @@ export interface HostFacts {
   readonly staged: readonly Leftover[];
 }
 
-/**
- * One read-only script that prints `key=value` lines about the host: tools, backend and rule counts,
- * rules file vs live rules, boot mechanisms, other firewall managers, addresses and links, leftovers.
- */
-export function factsScript(v: ScriptVars): string {
-  return `${prologue(v)}
-say() { printf '%s=%s\\n' "$1" "$2"; }
-now=$(date +%s)
-age() { echo $((now - $(stat -c %Y "$1" 2>/dev/null || echo "$now"))); }
-has() { command -v "$1" >/dev/null 2>&1; }
-say uid "$(id -u)"
-for t in ${TOOLS.join(' ')}; do has "$t" && say tool "$t"; done
-say version "$(iptables -V 2>/dev/null | head -n 1)"
-for b in legacy nft; do
-  for f in 4 6; do
-    cmd=iptables; [ "$f" = 6 ] && cmd=ip6tables
-    has "$cmd-$b-save" && say "count.$b$f" "$("$cmd-$b-save" 2>/dev/null | grep -c '^-A ')"
-  done
-done
-# Only what fwgen owns is compared (its chains and hooks), as in remote/lib.sh: other tools' chains never differ.
-owned() { sed 's/ \\[[0-9]*:[0-9]*\\]$//' | grep -E '^(:FWGEN-|-A FWGEN-|-A [A-Z]+ .*(-j FWGEN-|--comment "?fwgen))' | cksum; }
-live_state() {
-  if [ ! -f "$2" ]; then echo no-file; elif ! has "$1"; then echo no-tool;
-  elif [ "$("$1" -t filter 2>/dev/null | owned)" = "$(owned < "$2")" ]; then echo match; else echo differ; fi
-}
-say live4 "$(live_state iptables-save "$RULES")"
-say live6 "$(live_state ip6tables-save "$RULES6")"
-${DETECT_BOOT_SH}
-detect_boot
-${bootFilesSh(v.paths)}detect_outdated
-grep -qs '^ENABLED=yes' /etc/ufw/ufw.conf && say ufw enabled
-all=$(iptables-save 2>/dev/null)
-say ufw_chains "$(printf '%s\\n' "$all" | grep -c '^:ufw-')"
-say docker_chains "$(printf '%s\\n' "$all" | grep -c '^:DOCKER')"
-if [ "$(systemctl is-active firewalld 2>/dev/null)" = active ] || pidof firewalld >/dev/null 2>&1; then say firewalld active; fi
-ls /etc/systemd/system/*.wants/nftables.service >/dev/null 2>&1 && say nftables enabled
-ip -o addr show 2>/dev/null | while read -r _ ifname _ addr _; do say addr "$ifname \${addr%/*}"; done
-ip -o link show 2>/dev/null | while read -r _ ifname _; do ifname=\${ifname%:}; say link "\${ifname%%@*}"; done
-for f in "$RULES".fwgen-armed.*; do
-  [ -e "$f" ] || continue
-  id=\${f#"$RULES.fwgen-armed."}; id=\${id%.fired}; id=\${id%.done}
-  alive=0; pid=$(cat "$RULES.fwgen-deadman.$id.pid" 2>/dev/null)
-  case "$pid" in
-    systemd) systemctl is-active --quiet "fwgen-deadman-$id.timer" 2>/dev/null && alive=1 ;;
-    [0-9]*) kill -0 "$pid" 2>/dev/null && alive=1 ;;
-  esac
-  say armed "$(age "$f") $alive $id $f"
-done
-[ -d "$LOCK" ] && say lock "$(age "$LOCK") $LOCK $(head -c 300 "$LOCK/owner" 2>/dev/null | tr '\\n' ' ')"
-for f in "$RULES".fwgen-new.* "$RULES6".fwgen-new.*; do [ -e "$f" ] && say staged "$(age "$f") $f"; done
-echo "status=facts"
-`;
-}
-
-/** Parses what {@link factsScript} printed. */
+/** Parses what remote/facts.sh printed. */
 export function parseFacts(stdout: string): HostFacts {
   const kv: [string, string][] = stdout
     .split('\n')

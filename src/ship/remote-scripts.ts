@@ -13,6 +13,13 @@ export interface RemotePaths {
   readonly rules6: string;
 }
 
+/** What the steps of one host's run need: its paths, the run's id, whether the inventory has IPv6. */
+export interface ScriptVars {
+  readonly paths: RemotePaths;
+  readonly id: string;
+  readonly ipv6: boolean;
+}
+
 /** The host-side steps, each a shell file in the package's `remote/` folder. */
 export type StepName = 'read' | 'apply' | 'commit' | 'verify' | 'backups' | 'doctor-facts' | 'boot-hook';
 
@@ -64,12 +71,18 @@ export function remoteFile(file: string): string {
   return s;
 }
 
-/** Steps that handle ipsets get remote/sets.sh after lib.sh. */
-const WITH_SETS = new Set(['read.sh', 'apply.sh', 'commit.sh']);
+/** The libraries each step gets after lib.sh: sets.sh for those that handle ipsets, boot.sh for those about boot. */
+const LIBS: Readonly<Record<string, readonly string[]>> = {
+  'read.sh': ['sets.sh'],
+  'apply.sh': ['sets.sh'],
+  'commit.sh': ['sets.sh'],
+  'facts.sh': ['boot.sh'],
+  'boot-hook.sh': ['boot.sh'],
+};
 
 function step(name: StepName, file: string, args: readonly (string | number)[]): RemoteCall {
-  const libs = WITH_SETS.has(file) ? `${remoteFile('lib.sh')}\n${remoteFile('sets.sh')}` : remoteFile('lib.sh');
-  return { name, script: `${libs}\n${remoteFile(file)}`, args: args.map(String) };
+  const files = ['lib.sh', ...(LIBS[file] ?? []), file];
+  return { name, script: files.map(remoteFile).join('\n'), args: args.map(String) };
 }
 
 /** Reads state, rules files and live filter tables (and a backup's files for a rollback); changes nothing. */
@@ -133,6 +146,16 @@ export function verifyCall(paths: RemotePaths, id: string): RemoteCall {
 /** Lists backups, newest first, as `TS SIZE` lines. */
 export function backupsCall(paths: RemotePaths): RemoteCall {
   return step('backups', 'backups.sh', [paths.rules]);
+}
+
+/** Doctor's facts about a host (which of `tools` it has, and much else as `key=value` lines); changes nothing. */
+export function factsCall(paths: RemotePaths, tools: readonly string[]): RemoteCall {
+  return step('doctor-facts', 'facts.sh', [paths.rules, paths.rules6, ...tools]);
+}
+
+/** `ship --persist`: installs a boot hook where nothing loads the rules at boot, or rewrites fwgen's own. */
+export function bootHookCall(paths: RemotePaths): RemoteCall {
+  return step('boot-hook', 'boot-hook.sh', [paths.rules, paths.rules6]);
 }
 
 let deadman: Buffer | undefined;

@@ -1,4 +1,3 @@
-import type { ScriptVars } from '../doctor/prologue.js';
 import type { Host } from '../inventory/model.js';
 import type { PreserveFn } from '../model/ownership.js';
 import { parseRuleset } from '../model/parse.js';
@@ -23,6 +22,7 @@ import {
   verifyCall,
   type Part,
   type RemotePaths,
+  type ScriptVars,
 } from './remote-scripts.js';
 import { TransportError, type ConnectTarget, type ExecResult, type Session, type Transport } from './transport.js';
 

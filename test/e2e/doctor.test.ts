@@ -7,8 +7,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bootHookScript, parseBootHookResult } from '../../src/doctor/boot-hook.js';
+import { parseBootHookResult } from '../../src/doctor/boot-hook.js';
 import type { Check } from '../../src/doctor/checks.js';
+import { bootHookCall } from '../../src/ship/remote-scripts.js';
 import { CLI_INTERNAL, parseJson, runFwgen } from '../support/run-cli.js';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
 
@@ -45,6 +46,11 @@ describe('fwgen doctor against real sshd hosts', () => {
   const RULES = '/etc/iptables.up.rules';
   const RULES_PATHS = { rules: RULES, rules6: '/etc/ip6tables.up.rules' };
 
+  /** The `ship --persist` step, run on a host as the SSH transport runs it: `sh -c SCRIPT NAME ARGS...`. */
+  const bootHook = (host: string) => {
+    const call = bootHookCall(RULES_PATHS);
+    return lab.execOk(host, ['sh', '-c', call.script, `fwgen-${call.name}`, ...call.args]);
+  };
   const doctor = (...args: string[]) => fwgen(project, ['doctor', '--json', '--connect-timeout', '3', ...args]);
   /** Makes `ifup` exist on one host only: a copy of /usr/local/sbin with it, bind-mounted in the host's own mount namespace. */
   const installIfupdown = (host: string) =>
@@ -160,8 +166,7 @@ roles:
   });
 
   it('installs a boot hook only when none exists; the hook restores the rules file', async () => {
-    const script = bootHookScript({ paths: RULES_PATHS, id: 'persist', ipv6: false });
-    const first = parseBootHookResult(await lab.execOk('h2', ['sh', '-c', script]));
+    const first = parseBootHookResult(await bootHook('h2'));
     expect(first).toEqual({
       status: 'installed',
       mechanism: {
@@ -177,7 +182,7 @@ roles:
     expect(only(await doctor('--host', 'h2'), 'h2', 'boot').level).toBe('fail');
 
     await installIfupdown('h2');
-    expect(parseBootHookResult(await lab.execOk('h2', ['sh', '-c', script]))?.status).toBe('present');
+    expect(parseBootHookResult(await bootHook('h2'))?.status).toBe('present');
     expect(only(await doctor('--host', 'h2'), 'h2', 'boot')).toMatchObject({
       level: 'ok',
       detail: `${RULES} is loaded at boot by /etc/network/if-pre-up.d/fwgen-iptables (if-pre-up.d)`,
@@ -200,9 +205,7 @@ roles:
     const shipped = readFileSync(join(project, 'rendered/web/iptables.up.rules'), 'utf8');
     // h3 was never shipped: put the file in place by hand, and make it look like systemd runs (its /run is its own).
     await lab.execOk('h3', ['sh', '-c', `cat > ${RULES} && mkdir -p /run/systemd/system`], { input: shipped });
-    const result = parseBootHookResult(
-      await lab.execOk('h3', ['sh', '-c', bootHookScript({ paths: RULES_PATHS, id: 'persist', ipv6: false })]),
-    );
+    const result = parseBootHookResult(await bootHook('h3'));
     expect(result).toEqual({
       status: 'installed',
       mechanism: { kind: 'systemd', path: '/etc/systemd/system/fwgen-iptables.service', loadsRules: true, state: 'ok' },
@@ -241,8 +244,7 @@ roles:
       level: 'warn',
       detail: `${UNIT} loads ${RULES} at boot, but differs from what this fwgen writes there (another version wrote it, or it was edited)`,
     });
-    const script = bootHookScript({ paths: RULES_PATHS, id: 'persist', ipv6: false });
-    expect(parseBootHookResult(await lab.execOk('h3', ['sh', '-c', script]))).toEqual({
+    expect(parseBootHookResult(await bootHook('h3'))).toEqual({
       status: 'updated',
       mechanism: { kind: 'systemd', path: UNIT, loadsRules: true, state: 'ok' },
     });
@@ -254,7 +256,7 @@ roles:
         await lab.execOk('h3', ['readlink', '/etc/systemd/system/multi-user.target.wants/fwgen-iptables.service'])
       ).trim(),
     ).toBe('../fwgen-iptables.service');
-    expect(parseBootHookResult(await lab.execOk('h3', ['sh', '-c', script]))?.status).toBe('present');
+    expect(parseBootHookResult(await bootHook('h3'))?.status).toBe('present');
     expect(only(await doctor('--host', 'h3'), 'h3', 'boot').level).toBe('ok');
   });
 
