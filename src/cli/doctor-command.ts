@@ -5,7 +5,7 @@ import { inventoryChecks } from '../doctor/inventory-checks.js';
 import { systemResolver } from '../doctor/name-checks.js';
 import type { InternalOptions } from './program.js';
 import type { Host } from '../inventory/model.js';
-import { describeReach } from '../ship/reach.js';
+import { describeReach } from '../remote/reach.js';
 import { resolvePolicies } from '../resolve/resolve-policy.js';
 import { remotePaths, selectHosts } from '../ship/plan.js';
 import { positiveInt, sshForRun, type HostOptions } from './options.js';

@@ -1,8 +1,8 @@
 import { UsageError } from '../errors.js';
 import type { Host } from '../inventory/model.js';
-import type { Reach } from '../ship/reach.js';
-import { resolveAll, runReach, type RunReach } from '../ship/reach-resolver.js';
-import { SshTransport } from '../ship/ssh-transport.js';
+import type { Reach } from '../remote/reach.js';
+import { resolveAll, runReach, type RunReach } from '../remote/reach-resolver.js';
+import { SshTransport } from '../remote/ssh-transport.js';
 import type { ProjectOptions } from './project.js';
 
 /** Options of every command that talks to hosts (main.ts `hostOptions`). */

@@ -1,9 +1,9 @@
 import type Ipaddr from 'ipaddr.js';
 import { requireCjs } from '../util/require-cjs.js';
 import type { ForwardMode, Host, Inventory } from '../inventory/model.js';
-import type { RemotePaths } from '../ship/remote-scripts.js';
-import { whyInactive, type BootMechanism } from './boot-hook.js';
-import type { HostFacts, LiveState, Tool } from './host-facts.js';
+import type { RemotePaths } from '../remote/scripts.js';
+import { whyInactive, type BootMechanism } from '../remote/boot-hook.js';
+import type { HostFacts, LiveState, Tool } from '../remote/facts.js';
 
 const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
 

@@ -1,6 +1,6 @@
-import { knownHostsName } from '../ship/known-hosts.js';
-import { expandHome } from '../ship/ssh-transport.js';
-import type { Reached, TransportError } from '../ship/transport.js';
+import { knownHostsName } from '../remote/known-hosts.js';
+import { expandHome } from '../remote/ssh-transport.js';
+import type { Reached, TransportError } from '../remote/transport.js';
 import type { Host } from '../inventory/model.js';
 import type { Check } from './checks.js';
 

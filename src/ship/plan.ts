@@ -7,7 +7,7 @@ import { parseRuleset } from '../model/parse.js';
 import { setsMatched } from '../model/ruleset.js';
 import { emitSets, parseSets } from '../model/sets.js';
 import { RULES_FILE, SETS_FILE } from '../render/render-role.js';
-import { rules6PathFor, type RemotePaths } from './remote-scripts.js';
+import { rules6PathFor, type RemotePaths } from '../remote/scripts.js';
 import type { HostJob } from './ship-host.js';
 
 /** The hosts a command acts on: selected roles, narrowed to named hosts if any. */

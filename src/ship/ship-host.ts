@@ -10,7 +10,7 @@ import {
   undoScript,
   type Change,
 } from '../model/transaction.js';
-import { readHostStatus, type RemoteStatus } from './read-host.js';
+import { readHostStatus, type RemoteStatus } from '../remote/read.js';
 import {
   applyCall,
   commitCall,
@@ -23,8 +23,8 @@ import {
   type Part,
   type RemotePaths,
   type ScriptVars,
-} from './remote-scripts.js';
-import { TransportError, type ConnectTarget, type ExecResult, type Session, type Transport } from './transport.js';
+} from '../remote/scripts.js';
+import { TransportError, type ConnectTarget, type ExecResult, type Session, type Transport } from '../remote/transport.js';
 
 export type Outcome = 'applied' | 'unchanged' | 'rolled-back' | 'failed' | 'would-apply';
 

@@ -1,12 +1,12 @@
 import type { Host } from '../inventory/model.js';
 import { diffSets } from '../model/sets.js';
 import { RULES_FILE, SETS_FILE } from '../render/render-role.js';
-import { setsPathFor, type RemotePaths } from '../ship/remote-scripts.js';
-import { TransportError, type Session, type Transport } from '../ship/transport.js';
+import { setsPathFor, type RemotePaths } from '../remote/scripts.js';
+import { TransportError, type Session, type Transport } from '../remote/transport.js';
 import type { PreserveFn } from '../model/ownership.js';
 import { compareLive, type LiveComparison } from './compare-rules.js';
 import { mapPool } from '../util/map-pool.js';
-import { readHostStatus, type RemoteStatus } from '../ship/read-host.js';
+import { readHostStatus, type RemoteStatus } from '../remote/read.js';
 
 /**
  * - `in-sync`: the live rules of every chain fwgen manages are the rendered ones (foreign chains aside).

@@ -12,7 +12,7 @@ import {
   recordHostKey,
   verifyHostKey,
 } from './known-hosts.js';
-import type { RemoteCall } from './remote-scripts.js';
+import type { RemoteCall } from './scripts.js';
 import { hopLabel, resolveReach, type Hop, type Reach } from './reach.js';
 import { NO_SSH_CONFIG } from './ssh-config.js';
 import {

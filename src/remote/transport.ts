@@ -1,5 +1,5 @@
 import type { SshSettings } from '../inventory/model.js';
-import type { RemoteCall } from './remote-scripts.js';
+import type { RemoteCall } from './scripts.js';
 
 /** Result of one remote command. */
 export interface ExecResult {

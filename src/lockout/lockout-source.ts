@@ -3,7 +3,7 @@ import type Ipaddr from 'ipaddr.js';
 import { requireCjs } from '../util/require-cjs.js';
 import type { Host, Inventory } from '../inventory/model.js';
 import { sourceAddressFor } from './lockout.js';
-import { hopLabel, type Reach } from './reach.js';
+import { hopLabel, type Reach } from '../remote/reach.js';
 
 const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
 

@@ -1,4 +1,4 @@
-import { lastErrorLine, parseStatus, readCall, type RemotePaths } from './remote-scripts.js';
+import { lastErrorLine, parseStatus, readCall, type RemotePaths } from './scripts.js';
 import { TransportError, type Session } from './transport.js';
 
 /** What a status read needs to know about the host: where the rules live, and whether IPv6 is managed. */
