@@ -21,7 +21,7 @@ import {
   parseBootHookResult,
   parseBootMechanisms,
   type BootMechanism,
-} from '../src/doctor/boot-hook.js';
+} from '../src/remote/boot-hook.js';
 import {
   backendOf,
   evaluateBoot,
@@ -32,14 +32,14 @@ import {
 } from '../src/doctor/checks.js';
 import { transportFailureChecks } from '../src/doctor/connection-checks.js';
 import { doctorHost, type DoctorDeps } from '../src/doctor/doctor-host.js';
-import { parseFacts, TOOLS, type HostFacts } from '../src/doctor/host-facts.js';
+import { parseFacts, TOOLS, type HostFacts } from '../src/remote/facts.js';
 import { inventoryChecks } from '../src/doctor/inventory-checks.js';
 import { nameChecks, staticResolver } from '../src/doctor/name-checks.js';
 import { parseInventory } from '../src/inventory/load-inventory.js';
 import type { Host, Inventory } from '../src/inventory/model.js';
 import { resolvePolicies } from '../src/resolve/resolve-policy.js';
-import { bootHookCall, factsCall, remoteDir, type RemotePaths } from '../src/ship/remote-scripts.js';
-import { TransportError, type ConnectTarget, type Session, type Transport } from '../src/ship/transport.js';
+import { bootHookCall, factsCall, remoteDir, type RemotePaths } from '../src/remote/scripts.js';
+import { TransportError, type ConnectTarget, type Session, type Transport } from '../src/remote/transport.js';
 
 const PATHS = { rules: '/etc/iptables.up.rules', rules6: '/etc/ip6tables.up.rules' };
 const DASH = ['/usr/bin/dash', '/bin/dash'].find((p) => existsSync(p)) ?? 'dash-not-installed';

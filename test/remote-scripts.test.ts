@@ -19,7 +19,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { applyCall, deadmanPart, EXIT, parseStatus, remoteDir, type Part } from '../src/ship/remote-scripts.js';
+import { applyCall, deadmanPart, EXIT, parseStatus, remoteDir, type Part } from '../src/remote/scripts.js';
 
 const DASH = ['/usr/bin/dash', '/bin/dash'].find((p) => existsSync(p)) ?? 'dash-not-installed';
 const TOOLS = [

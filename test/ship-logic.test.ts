@@ -1,17 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import type { Host } from '../src/inventory/model.js';
-import { evaluateInput } from '../src/ship/lockout.js';
-import { fingerprint, knownHostsName, readKnownHosts, verifyHostKey } from '../src/ship/known-hosts.js';
+import { evaluateInput } from '../src/lockout/lockout.js';
+import { fingerprint, knownHostsName, readKnownHosts, verifyHostKey } from '../src/remote/known-hosts.js';
 import { fleetSucceeded, shipFleet } from '../src/ship/ship-fleet.js';
-import type { Effects, HostJob, RunSettings } from '../src/ship/ship-host.js';
+import type { Effects, RunSettings } from '../src/ship/ship-host.js';
+import type { ShipJob } from '../src/ship/jobs.js';
 import {
   TransportError,
   type ConnectTarget,
   type ExecResult,
   type Session,
   type Transport,
-} from '../src/ship/transport.js';
-import { rules6PathFor, type RemoteCall } from '../src/ship/remote-scripts.js';
+} from '../src/remote/transport.js';
+import { rules6PathFor, type RemoteCall } from '../src/remote/scripts.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,7 +70,8 @@ const host = (name: string): Host => ({
   addresses: [],
   ssh: { host: `198.18.0.${name.length}`, user: 'root', port: 22, knownHosts: '/dev/null', sudo: false },
 });
-const job = (name: string): HostJob => ({
+const job = (name: string): ShipJob => ({
+  kind: 'ship',
   host: host(name),
   paths: { rules: '/etc/iptables.up.rules', rules6: '/etc/ip6tables.up.rules' },
   v4: Buffer.from('*filter\nCOMMIT\n'),

@@ -5,14 +5,14 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatStatus } from '../src/cli/status-command.js';
 import type { Host } from '../src/inventory/model.js';
-import type { RemoteCall } from '../src/ship/remote-scripts.js';
+import type { RemoteCall } from '../src/remote/scripts.js';
 import {
   TransportError,
   type ConnectTarget,
   type ExecResult,
   type Session,
   type Transport,
-} from '../src/ship/transport.js';
+} from '../src/remote/transport.js';
 import { DEFAULT_PRESERVE } from '../src/inventory/model.js';
 import { preserveMatcher } from '../src/model/ownership.js';
 import { compareLive as compareWith } from '../src/status/compare-rules.js';
@@ -24,7 +24,7 @@ import {
   type HostStatus,
   type StatusJob,
 } from '../src/status/host-status.js';
-import { parseStatusOutput, readHostStatus, type RemoteStatus } from '../src/ship/read-host.js';
+import { parseStatusOutput, readHostStatus, type RemoteStatus } from '../src/remote/read.js';
 
 const PRESERVE = preserveMatcher(DEFAULT_PRESERVE);
 const compareLive = (rendered: string, live: string, labels?: { rendered: string; live: string }) =>

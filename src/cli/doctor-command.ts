@@ -3,11 +3,12 @@ import type { Check, Level } from '../doctor/checks.js';
 import { doctorFleet } from '../doctor/doctor-host.js';
 import { inventoryChecks } from '../doctor/inventory-checks.js';
 import { systemResolver } from '../doctor/name-checks.js';
-import type { InternalOptions } from './program.js';
+import type { InternalOptions } from './internal.js';
 import type { Host } from '../inventory/model.js';
 import { describeReach } from '../remote/reach.js';
 import { resolvePolicies } from '../resolve/resolve-policy.js';
-import { remotePaths, selectHosts } from '../ship/plan.js';
+import { remotePaths } from '../remote/scripts.js';
+import { selectHosts } from '../inventory/select-hosts.js';
 import { positiveInt, sshForRun, type HostOptions } from './options.js';
 import { printWarnings, renderProject } from './project.js';
 

@@ -2,24 +2,15 @@ import type * as Commander from 'commander';
 import { FwgenError, InputError } from '../errors.js';
 import { printWarnings, renderProject, VERSION } from './project.js';
 import { renderCommand } from './render-command.js';
-import type { Resolver } from '../doctor/name-checks.js';
+import type { InternalOptions } from './internal.js';
+
+export type { InternalOptions } from './internal.js';
 import { requireCjs } from '../util/require-cjs.js';
 
 const { Command, CommanderError, Help, Option } = requireCjs('commander') as typeof Commander;
 type Command = Commander.Command;
 type Help = Commander.Help;
 type Option = Commander.Option;
-
-/**
- * Switches for tests of the internal API, passed by the caller of `runCli`; the shipped entry
- * (main.ts) passes none, and no environment variable can set them.
- */
-export interface InternalOptions {
-  /** Ship without the lockout check (a test that must reach a host with rules that lock it out). */
-  readonly skipLockoutCheck?: boolean;
-  /** DNS answers for doctor's name checks (tests never query a real DNS server). */
-  readonly resolver?: Resolver;
-}
 
 const DEFAULT_INVENTORY = 'inventory/inventory.yaml';
 
@@ -173,7 +164,7 @@ function buildProgram(internal: InternalOptions): Command {
   withOptions(program.command('backups'), backupsOptions)
     .description('list the rules backups kept on hosts')
     .addHelpText('after', examples('fwgen backups --host db1', 'fwgen backups --role web --json'))
-    .action(async (opts) => (await ship()).backupsCommand(opts));
+    .action(async (opts) => (await import('./rollback-command.js')).backupsCommand(opts));
 
   withOptions(program.command('rollback'), [
     opt.inventory(),
@@ -196,7 +187,7 @@ function buildProgram(internal: InternalOptions): Command {
         'fwgen rollback --wave last',
       ),
     )
-    .action(async (opts) => (await ship()).rollbackCommand(opts));
+    .action(async (opts) => (await import('./rollback-command.js')).rollbackCommand(opts));
 
   withOptions(program.command('status'), [
     ...target(),

@@ -1,5 +1,6 @@
 import { WorkFailedError } from '../errors.js';
-import { planShip, selectHosts } from '../ship/plan.js';
+import { planShip } from '../ship/plan.js';
+import { selectHosts } from '../inventory/select-hosts.js';
 import { allInSync, statusFleet, type HostStatus } from '../status/host-status.js';
 import { positiveInt, sshForRun, type HostOptions } from './options.js';
 import { printWarnings, renderProject } from './project.js';

@@ -1,3 +1,6 @@
+import { bootHookCall, lastErrorLine, type RemotePaths } from './scripts.js';
+import type { Session } from './transport.js';
+
 /**
  * Where fwgen's own boot hook goes: the Debian ifupdown hook, or a systemd unit where ifupdown is absent
  * (remote/boot.sh `BOOT_HOOK` and `BOOT_UNIT`: the same paths, where the shell writes and compares them).
@@ -110,4 +113,13 @@ export function whyInactive(m: BootMechanism): string {
     case 'disabled':
       return 'it is not enabled';
   }
+}
+
+/** `ship --persist`: runs remote/boot-hook.sh on an open session and says what it did, in a few words. */
+export async function installBootHook(session: Session, paths: RemotePaths): Promise<string> {
+  const r = await session.run(bootHookCall(paths));
+  const res = parseBootHookResult(r.stdout);
+  return res
+    ? describeBootHookResult(res, paths.rules)
+    : `boot hook failed: ${lastErrorLine(r.stderr) ?? `exit ${r.code}`}`;
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { Inventory } from '../inventory/model.js';
 
 /** The host's sets file in ipset mode (remote/sets.sh `sets_file`): loaded at boot before the rules. */
 export function setsPathFor(rules: string): string {
@@ -28,6 +29,11 @@ export interface RemoteCall {
   readonly name: StepName;
   readonly script: string;
   readonly args: readonly string[];
+}
+
+/** Remote paths of the rules files. */
+export function remotePaths(inv: Pick<Inventory, 'rulesPath'>): RemotePaths {
+  return { rules: inv.rulesPath, rules6: rules6PathFor(inv.rulesPath) };
 }
 
 /** The IPv6 rules file beside the IPv4 one: `iptables` becomes `ip6tables`, `rules.v4` becomes `rules.v6`, else `.v6` is appended. */

@@ -1,5 +1,5 @@
-import type { Host } from '../inventory/model.js';
 import type { PreserveFn } from '../model/ownership.js';
+import { backupOf, jobIpv6, type HostJob } from './jobs.js';
 import { parseRuleset } from '../model/parse.js';
 import { diffSets } from '../model/sets.js';
 import {
@@ -24,7 +24,15 @@ import {
   type RemotePaths,
   type ScriptVars,
 } from '../remote/scripts.js';
-import { TransportError, type ConnectTarget, type ExecResult, type Session, type Transport } from '../remote/transport.js';
+import {
+  TransportError,
+  type ConnectTarget,
+  type ExecResult,
+  type Session,
+  type Transport,
+} from '../remote/transport.js';
+
+export type { HostJob } from './jobs.js';
 
 export type Outcome = 'applied' | 'unchanged' | 'rolled-back' | 'failed' | 'would-apply';
 
@@ -39,20 +47,6 @@ export interface HostResult {
   readonly diff?: string;
   /** Rules in the built-in chains that were neither fwgen's nor a preserved tool's hook, removed by this ship. */
   readonly removed?: readonly string[];
-}
-
-/** One host's work: the new rules (or a backup to restore) and where they go. */
-export interface HostJob {
-  readonly host: Host;
-  readonly paths: RemotePaths;
-  readonly v4: Buffer;
-  readonly v6?: Buffer;
-  /** `sets: ipset`: the sets the role's rules match, in `ipset restore` format (final names). */
-  readonly sets?: Buffer;
-  /** Restore this backup timestamp instead of uploading (`fwgen rollback`). */
-  readonly fromBackup?: string;
-  /** Other tools' chains that fwgen keeps (the inventory's `preserve:`). */
-  readonly preserve: PreserveFn;
 }
 
 /** Settings shared by every host of one run. */
@@ -129,7 +123,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
     acceptNew: s.acceptNew,
     timeoutMs: s.connectTimeoutMs,
   };
-  const vars: ScriptVars = { paths: job.paths, id: s.id, ipv6: job.v6 !== undefined };
+  const vars: ScriptVars = { paths: job.paths, id: s.id, ipv6: jobIpv6(job) };
 
   let first: Session;
   try {
@@ -145,7 +139,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
     // A broken lock fires the armed switch of the run that held it, which changes the live rules
     // this run read: read and apply once more.
     for (let attempt = 0; attempt < 2 && applied === undefined; attempt++) {
-      const read = await readHostStatus(first, { paths: job.paths, ipv6: vars.ipv6 }, job.fromBackup);
+      const read = await readHostStatus(first, { paths: job.paths, ipv6: vars.ipv6 }, backupOf(job));
       if (!read.ok) return result('failed', read.reason);
       const plan = planHost(job, read.status, s.force);
       if (needsIpset(plan) && read.status.hasIpset === false) return result('failed', NO_IPSET);
@@ -192,15 +186,14 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
 
 /** Pure: what the host should end with, and the change from what it runs now. */
 function planHost(job: HostJob, remote: RemoteStatus, force: boolean): Plan {
-  const rollbackTo = job.fromBackup;
-  const want4 = rollbackTo ? fileOr(remote.backup4, rollbackTo) : job.v4;
-  const want6 = job.v6 === undefined ? undefined : rollbackTo ? fileOr(remote.backup6, rollbackTo) : job.v6;
+  const want4 = job.kind === 'rollback' ? fileOr(remote.backup4, job.to) : job.v4;
+  const want6 = !jobIpv6(job) ? undefined : job.kind === 'rollback' ? fileOr(remote.backup6, job.to) : job.v6;
   const change = (want: Buffer, live: string): Change => changeOf(want, live, job.preserve);
   const change4 = change(want4, remote.live4);
   const change6 = want6 ? change(want6, remote.live6 ?? '') : undefined;
   const filesMatch = remote.file4 === want4.toString('utf8') && (!want6 || remote.file6 === want6.toString('utf8'));
   const backupSets = remote.backupSets === undefined ? undefined : Buffer.from(remote.backupSets, 'utf8');
-  const wanted = rollbackTo ? backupSets : job.sets;
+  const wanted = job.kind === 'rollback' ? backupSets : job.sets;
   const setDiff = diffSets(wanted?.toString('utf8') ?? '', remote.liveSets ?? '');
   // No sets wanted (sets: none, or a backup from before ipset mode): fwgen's sets and sets file left on
   // the host are dropped by a transaction like any other change (backed up first, so rollback has them).

@@ -7,6 +7,9 @@ import type { PreserveFn } from '../model/ownership.js';
 import { compareLive, type LiveComparison } from './compare-rules.js';
 import { mapPool } from '../util/map-pool.js';
 import { readHostStatus, type RemoteStatus } from '../remote/read.js';
+import { parseState, type ShippedRecord } from '../remote/state-file.js';
+
+export type { ShippedRecord } from '../remote/state-file.js';
 
 /**
  * - `in-sync`: the live rules of every chain fwgen manages are the rendered ones (foreign chains aside).
@@ -16,17 +19,6 @@ import { readHostStatus, type RemoteStatus } from '../remote/read.js';
  * - `unreachable`: no connection, or the rules could not be read (`reason` says which).
  */
 export type HostState = 'in-sync' | 'drifted' | 'never-shipped' | 'unreachable';
-
-/** What the last ship recorded on the host. */
-export interface ShippedRecord {
-  readonly fwgen: string;
-  /** Inventory git commit (`+dirty` when the inventory had uncommitted changes); null outside git. */
-  readonly commit: string | null;
-  readonly shippedAt: string;
-  readonly shippedBy: string;
-  /** The backup a `fwgen rollback` restored, when the last run was a rollback. */
-  readonly restoredFrom?: string | null;
-}
 
 /** One host's status: a value, never an exception. */
 export interface HostStatus {
@@ -126,7 +118,7 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
   const rulesInSync = vsRendered.every((f) => f.cmp.inSync);
   const inSync = rulesInSync && setDrift.length === 0;
   const recorded = remote.stateJson !== undefined;
-  const shipped = recorded ? parseShipped(remote.stateJson!) : undefined;
+  const shipped = recorded ? parseState(remote.stateJson!) : undefined;
   const state: HostState = inSync ? 'in-sync' : recorded ? 'drifted' : 'never-shipped';
   const reasons = [
     inSync
@@ -211,24 +203,6 @@ function foreignNames(cmps: readonly LiveComparison[]): string[] {
   const names = [...v4.foreignChains];
   for (const c of v6?.foreignChains ?? []) if (!names.includes(c)) names.push(`ip6:${c}`);
   return names;
-}
-
-function parseShipped(json: string): ShippedRecord | undefined {
-  try {
-    const s = JSON.parse(json) as Record<string, unknown>;
-    const str = (k: string): string | undefined => (typeof s[k] === 'string' ? (s[k] as string) : undefined);
-    const [fwgen, shippedAt, shippedBy] = [str('fwgen'), str('shippedAt'), str('shippedBy')];
-    if (!fwgen || !shippedAt || !shippedBy) return undefined;
-    return {
-      fwgen,
-      commit: str('commit') ?? null,
-      shippedAt,
-      shippedBy,
-      ...(str('restoredFrom') ? { restoredFrom: str('restoredFrom') } : {}),
-    };
-  } catch {
-    return undefined;
-  }
 }
 
 function unreachable(job: StatusJob, reason: string): HostStatus {
