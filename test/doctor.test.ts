@@ -38,7 +38,9 @@ import { nameChecks, staticResolver } from '../src/doctor/name-checks.js';
 import { parseInventory } from '../src/inventory/load-inventory.js';
 import type { Host, Inventory } from '../src/inventory/model.js';
 import { resolvePolicies } from '../src/resolve/resolve-policy.js';
-import { bootHookCall, factsCall, remoteDir, type RemotePaths } from '../src/remote/scripts.js';
+import { bootHookCall } from '../src/remote/boot-hook.js';
+import { factsCall } from '../src/remote/facts.js';
+import { remoteDir, type RemotePaths } from '../src/remote/scripts.js';
 import { TransportError, type ConnectTarget, type Session, type Transport } from '../src/remote/transport.js';
 
 const PATHS = { rules: '/etc/iptables.up.rules', rules6: '/etc/ip6tables.up.rules' };

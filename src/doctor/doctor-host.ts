@@ -1,10 +1,10 @@
 import type { Host, Inventory } from '../inventory/model.js';
 import type { Reach } from '../remote/reach.js';
-import { factsCall, parseStatus, type RemotePaths } from '../remote/scripts.js';
+import { parseStatus, type RemotePaths } from '../remote/scripts.js';
 import { TransportError, type Session, type Transport } from '../remote/transport.js';
 import { evaluateFacts, type Check } from './checks.js';
 import { connectedChecks, transportFailureChecks } from './connection-checks.js';
-import { parseFacts, TOOLS } from '../remote/facts.js';
+import { factsCall, parseFacts, TOOLS } from '../remote/facts.js';
 import { nameChecks, type Resolver } from './name-checks.js';
 
 /** What checking hosts needs: the network behind two seams, and the run's settings. */

@@ -1,5 +1,10 @@
-import { backupsCall, type RemotePaths } from './scripts.js';
+import { step, type RemoteCall, type RemotePaths } from './scripts.js';
 import type { Session } from './transport.js';
+
+/** Lists backups, newest first, as `TS SIZE` lines. */
+export function backupsCall(paths: RemotePaths): RemoteCall {
+  return step('backups', 'backups.sh', [paths.rules]);
+}
 
 /** One backup a host keeps: its timestamp and the size of its IPv4 rules file (null: a live snapshot only). */
 export interface BackupEntry {

@@ -1,4 +1,4 @@
-import { bootHookCall, lastErrorLine, type RemotePaths } from './scripts.js';
+import { lastErrorLine, step, type RemoteCall, type RemotePaths } from './scripts.js';
 import type { Session } from './transport.js';
 
 /**
@@ -113,6 +113,11 @@ export function whyInactive(m: BootMechanism): string {
     case 'disabled':
       return 'it is not enabled';
   }
+}
+
+/** `ship --persist`: installs a boot hook where nothing loads the rules at boot, or rewrites fwgen's own. */
+export function bootHookCall(paths: RemotePaths): RemoteCall {
+  return step('boot-hook', 'boot-hook.sh', [paths.rules, paths.rules6]);
 }
 
 /** `ship --persist`: runs remote/boot-hook.sh on an open session and says what it did, in a few words. */

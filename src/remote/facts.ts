@@ -1,4 +1,10 @@
+import { step, type RemoteCall, type RemotePaths } from './scripts.js';
 import { parseBootMechanisms, type BootMechanism } from './boot-hook.js';
+
+/** Doctor's facts about a host (which of `tools` it has, and much else as `key=value` lines); changes nothing. */
+export function factsCall(paths: RemotePaths, tools: readonly string[]): RemoteCall {
+  return step('doctor-facts', 'facts.sh', [paths.rules, paths.rules6, ...tools]);
+}
 
 /** Commands whose presence doctor reports (or needs to interpret the other facts): the facts step's arguments. */
 export const TOOLS = [

@@ -1,5 +1,10 @@
-import { lastErrorLine, parseStatus, readCall, type RemotePaths } from './scripts.js';
+import { lastErrorLine, parseStatus, step, type RemoteCall, type RemotePaths } from './scripts.js';
 import { TransportError, type Session } from './transport.js';
+
+/** Reads state, rules files and live filter tables (and a backup's files for a rollback); changes nothing. */
+export function readCall(paths: RemotePaths, ipv6: boolean, fromBackup?: string): RemoteCall {
+  return step('read', 'read.sh', [paths.rules, paths.rules6, ipv6 ? 1 : 0, ...(fromBackup ? [fromBackup] : [])]);
+}
 
 /** What a status read needs to know about the host: where the rules live, and whether IPv6 is managed. */
 export interface StatusVars {

@@ -86,104 +86,15 @@ const LIBS: Readonly<Record<string, readonly string[]>> = {
   'boot-hook.sh': ['boot.sh'],
 };
 
-function step(name: StepName, file: string, args: readonly (string | number)[]): RemoteCall {
+/** A step's call: lib.sh, the libraries it needs, its own file; values as arguments. */
+export function step(name: StepName, file: string, args: readonly (string | number)[]): RemoteCall {
   const files = ['lib.sh', ...(LIBS[file] ?? []), file];
   return { name, script: files.map(remoteFile).join('\n'), args: args.map(String) };
-}
-
-/** Reads state, rules files and live filter tables (and a backup's files for a rollback); changes nothing. */
-export function readCall(paths: RemotePaths, ipv6: boolean, fromBackup?: string): RemoteCall {
-  return step('read', 'read.sh', [paths.rules, paths.rules6, ipv6 ? 1 : 0, ...(fromBackup ? [fromBackup] : [])]);
-}
-
-/** One part of the apply step's upload. */
-export interface Part {
-  readonly name: string;
-  readonly bytes: Buffer;
-}
-
-/** Settings of the apply step. */
-export interface ApplySettings {
-  readonly id: string;
-  readonly ipv6: boolean;
-  readonly owner: string;
-  readonly timeoutS: number;
-  readonly keep: number;
-  readonly breakLock: boolean;
-  /** Fingerprints of fwgen's live rules as the read step saw them (`-` for a family not read). */
-  readonly fp4: string;
-  readonly fp6: string;
-}
-
-/** Locks, stages and verifies `parts` (sent on stdin), tests, backs up, arms the switch and applies. */
-export function applyCall(paths: RemotePaths, s: ApplySettings, parts: readonly Part[]): RemoteCall {
-  const manifest = parts.flatMap((p) => [p.name, p.bytes.length, digestOf(p.bytes)]);
-  return step('apply', 'apply.sh', [
-    paths.rules,
-    paths.rules6,
-    s.id,
-    s.ipv6 ? 1 : 0,
-    s.owner,
-    s.timeoutS,
-    s.keep,
-    s.breakLock ? 1 : 0,
-    s.fp4,
-    s.fp6,
-    ...manifest,
-  ]);
-}
-
-/** Claims the switch, moves the new files into place, records state, unlocks. */
-export function commitCall(
-  paths: RemotePaths,
-  id: string,
-  ipv6: boolean,
-  backup: string,
-  stateJson: string,
-): RemoteCall {
-  return step('commit', 'commit.sh', [paths.rules, paths.rules6, id, ipv6 ? 1 : 0, backup, stateJson]);
-}
-
-/** After a failed confirmation: has the dead-man switch fired? */
-export function verifyCall(paths: RemotePaths, id: string): RemoteCall {
-  return step('verify', 'verify.sh', [paths.rules, id]);
-}
-
-/** Lists backups, newest first, as `TS SIZE` lines. */
-export function backupsCall(paths: RemotePaths): RemoteCall {
-  return step('backups', 'backups.sh', [paths.rules]);
-}
-
-/** Doctor's facts about a host (which of `tools` it has, and much else as `key=value` lines); changes nothing. */
-export function factsCall(paths: RemotePaths, tools: readonly string[]): RemoteCall {
-  return step('doctor-facts', 'facts.sh', [paths.rules, paths.rules6, ...tools]);
-}
-
-/** `ship --persist`: installs a boot hook where nothing loads the rules at boot, or rewrites fwgen's own. */
-export function bootHookCall(paths: RemotePaths): RemoteCall {
-  return step('boot-hook', 'boot-hook.sh', [paths.rules, paths.rules6]);
-}
-
-let deadman: Buffer | undefined;
-
-/** The upload of the apply step: the dead-man switch script is one of its parts. */
-export function deadmanPart(): Part {
-  deadman ??= Buffer.from(remoteFile('deadman.sh'), 'utf8');
-  return { name: 'deadman', bytes: deadman };
 }
 
 /** Hex SHA-256, as `sha256sum` prints it. */
 export function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
-}
-
-// Parts are shared between hosts (a role's file, a plan's change, the switch): one digest each.
-const digests = new WeakMap<Buffer, string>();
-
-function digestOf(bytes: Buffer): string {
-  let d = digests.get(bytes);
-  if (d === undefined) digests.set(bytes, (d = sha256(bytes)));
-  return d;
 }
 
 /** The last line a step printed on stderr, without the `fwgen: ` of remote/lib.sh's `fail`. */

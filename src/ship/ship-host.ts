@@ -13,24 +13,16 @@ import {
 import { readHostStatus, type RemoteStatus } from '../remote/read.js';
 import {
   applyCall,
-  commitCall,
   deadmanPart,
-  EXIT,
-  lastErrorLine,
-  parseKeyValues,
-  parseStatus,
-  verifyCall,
+  parseApplyOutput,
+  type ApplyOutput,
+  type LockHolder,
   type Part,
-  type RemotePaths,
-  type ScriptVars,
-} from '../remote/scripts.js';
-import {
-  TransportError,
-  type ConnectTarget,
-  type ExecResult,
-  type Session,
-  type Transport,
-} from '../remote/transport.js';
+} from '../remote/apply.js';
+import { commitCall, parseCommitOutput } from '../remote/commit.js';
+import type { ScriptVars } from '../remote/scripts.js';
+import { parseVerify, verifyCall } from '../remote/verify.js';
+import { TransportError, type ConnectTarget, type Session, type Transport } from '../remote/transport.js';
 
 export type { HostJob } from './jobs.js';
 
@@ -135,7 +127,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
   let removed: readonly string[] = [];
   let armedAt = fx.now();
   try {
-    let applied: ExecResult | undefined;
+    let applied: ApplyOutput | undefined;
     // A broken lock fires the armed switch of the run that held it, which changes the live rules
     // this run read: read and apply once more.
     for (let attempt = 0; attempt < 2 && applied === undefined; attempt++) {
@@ -152,30 +144,40 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
       try {
         const upload = parts(plan);
         const call = applyCall(job.paths, applySettings(s, vars.ipv6, read.status), upload);
-        applied = await first.run(call, Buffer.concat(upload.map((x) => x.bytes)));
+        applied = parseApplyOutput(await first.run(call, Buffer.concat(upload.map((x) => x.bytes))));
       } catch (err) {
         if (err instanceof TransportError && err.kind === 'sudo-password') return result('failed', err.message);
         // Lost during the apply step: the switch may be armed and the rules applied. The new
         // connection below finds out, and either commits or reports what the host did.
         return await confirm(job, s, fx, target, vars, armedAt, undefined, removed, result);
       }
-      const firedOld = /fired the dead-man switch of run/.test(applied.stderr);
-      if (attempt === 0 && applied.code === EXIT.changed && firedOld) applied = undefined;
+      if (attempt === 0 && applied.kind === 'changed' && applied.firedOld) applied = undefined;
     }
     if (applied === undefined)
       return result('failed', 'the live rules kept changing after the lock was broken; ship again');
-    const status = parseStatus(applied.stdout);
-    backup = status.backup;
-    if (applied.code === EXIT.rolledBack && status.rollback === 'failed')
-      return result('failed', rollbackFailed(job, s));
-    if (applied.code === EXIT.rolledBack)
-      return result(
-        'rolled-back',
-        `the dead-man switch fired during the apply (slower than --timeout ${s.timeoutS}s); previous rules restored`,
-      );
-    if (applied.code === EXIT.applyFailed) return result('rolled-back', scriptError(applied, 'apply'));
-    if (applied.code === EXIT.locked) return result('failed', lockMessage(applied));
-    if (applied.code !== 0) return result('failed', scriptError(applied, 'apply'));
+    switch (applied.kind) {
+      case 'applied':
+        backup = applied.backup;
+        break;
+      case 'fired':
+        return applied.restored
+          ? result(
+              'rolled-back',
+              `the dead-man switch fired during the apply (slower than --timeout ${s.timeoutS}s); previous rules restored`,
+            )
+          : result('failed', rollbackFailed(job, s));
+      case 'apply-failed':
+        return result('rolled-back', applied.error ?? 'apply step exited with 13');
+      case 'locked':
+        return result(
+          'failed',
+          applied.holder ? lockMessage(applied.holder) : (applied.error ?? 'apply step exited with 10'),
+        );
+      case 'changed':
+        return result('failed', applied.error ?? 'apply step exited with 19');
+      case 'failed':
+        return result('failed', applied.error ?? `apply step exited with ${applied.code}`);
+    }
   } catch (err) {
     return result('failed', describe(err));
   } finally {
@@ -303,32 +305,38 @@ async function confirm(
     );
   }
   try {
-    const c = await second.run(commitCall(job.paths, s.id, vars.ipv6, backup ?? '-', s.stateJson(job, backup)));
-    if (c.code === 0) {
-      const notes = [
-        removed.length > 0
-          ? `removed ${removed.length} rule(s) that were neither fwgen's nor another tool's hook: ${removed.join(' | ')}`
-          : undefined,
-        parseStatus(c.stdout).warning === 'no-state' ? 'the state file could not be written' : undefined,
-        await persist(s, second, vars),
-      ];
-      const note = notes.filter(Boolean).join('; ') || undefined;
-      return result('applied', withNote(backup ? `previous rules backed up as ${backup}` : 'applied', note), {
-        backup,
-        ...(removed.length > 0 ? { removed } : {}),
-      });
+    const c = parseCommitOutput(
+      await second.run(commitCall(job.paths, s.id, vars.ipv6, backup ?? '-', s.stateJson(job, backup))),
+    );
+    switch (c.kind) {
+      case 'committed': {
+        const notes = [
+          removed.length > 0
+            ? `removed ${removed.length} rule(s) that were neither fwgen's nor another tool's hook: ${removed.join(' | ')}`
+            : undefined,
+          c.noState ? 'the state file could not be written' : undefined,
+          await persist(s, second, vars),
+        ];
+        const note = notes.filter(Boolean).join('; ') || undefined;
+        return result('applied', withNote(backup ? `previous rules backed up as ${backup}` : 'applied', note), {
+          backup,
+          ...(removed.length > 0 ? { removed } : {}),
+        });
+      }
+      case 'fired':
+        return c.restored
+          ? result('rolled-back', `the dead-man switch fired before confirmation (timeout ${s.timeoutS}s)`)
+          : result('failed', rollbackFailed(job, s));
+      case 'file-not-replaced':
+        return result('rolled-back', c.error ?? 'commit step exited with 20');
+      case 'never-armed':
+        return result(
+          'failed',
+          'connection lost during the apply step, before anything was applied; the host is as before',
+        );
+      case 'failed':
+        return result('failed', c.error ?? `confirm step exited with ${c.code}`);
     }
-    const claimed = parseStatus(c.stdout).status;
-    if (c.code === EXIT.rolledBack && claimed === 'rollback-failed') return result('failed', rollbackFailed(job, s));
-    if (c.code === EXIT.rolledBack)
-      return result('rolled-back', `the dead-man switch fired before confirmation (timeout ${s.timeoutS}s)`);
-    if (c.code === EXIT.fileNotReplaced) return result('rolled-back', scriptError(c, 'commit'));
-    if (c.code === EXIT.neverArmed)
-      return result(
-        'failed',
-        'connection lost during the apply step, before anything was applied; the host is as before',
-      );
-    return result('failed', scriptError(c, 'confirm'));
   } catch (err) {
     return awaitRollback(fx, target, vars, armedAt, s.timeoutS, `confirmation failed (${describe(err)})`, result);
   } finally {
@@ -351,7 +359,7 @@ async function awaitRollback(
     try {
       const third = await fx.transport.connect(target);
       try {
-        const status = parseStatus((await third.run(verifyCall(vars.paths, vars.id))).stdout).status;
+        const status = parseVerify((await third.run(verifyCall(vars.paths, vars.id))).stdout);
         if (status === 'rolled-back')
           return result('rolled-back', `${why}; the host restored its previous rules after ${timeoutS}s`);
         if (status === 'still-armed') continue;
@@ -365,7 +373,7 @@ async function awaitRollback(
             'failed',
             `${why}; the host shows no armed switch and no rollback for this run (state: ${status}); check it with fwgen status`,
           );
-        return result('failed', `${why}; could not confirm the rollback (state: ${status ?? 'unknown'})`);
+        return result('failed', `${why}; could not confirm the rollback (state: ${status})`);
       } finally {
         third.close();
       }
@@ -434,23 +442,15 @@ function withNote(reason: string, note: string | undefined): string {
   return note ? `${reason}; ${note}` : reason;
 }
 
-/** The holder of a lock, since when, and when it clears, from what remote/lib.sh printed. */
-function lockMessage(r: ExecResult): string {
-  const line = r.stdout.split('\n').find((l) => l.startsWith('lock=held')) ?? '';
-  const kv = parseKeyValues(line);
-  const when = (epoch: string | undefined): string =>
-    epoch && Number(epoch) > 0 ? new Date(Number(epoch) * 1000).toISOString() : 'unknown';
-  if (!line) return scriptError(r, 'apply');
-  return `locked by another fwgen run: ${kv.owner?.trim() || 'unknown owner'} (run ${kv.run}), since ${when(kv.since)}; it clears by ${when(kv.until)} if that run is gone (or ship with --break-lock)`;
+/** The holder of a lock, since when, and when it clears. */
+function lockMessage(h: LockHolder): string {
+  const when = (epoch: number): string => (epoch > 0 ? new Date(epoch * 1000).toISOString() : 'unknown');
+  return `locked by another fwgen run: ${h.owner || 'unknown owner'} (run ${h.run}), since ${when(h.since)}; it clears by ${when(h.until)} if that run is gone (or ship with --break-lock)`;
 }
 
 function rollbackFailed(job: HostJob, s: RunSettings): string {
   const log = `${job.paths.rules}.fwgen-rollbacks`;
   return `the dead-man switch fired (timeout ${s.timeoutS}s) but could not restore the previous rules (see ${log} on the host)`;
-}
-
-function scriptError(r: ExecResult, phase: string): string {
-  return lastErrorLine(r.stderr) ?? `${phase} step exited with ${r.code}`;
 }
 
 function describe(err: unknown): string {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseBootHookResult } from '../../src/remote/boot-hook.js';
 import type { Check } from '../../src/doctor/checks.js';
-import { bootHookCall } from '../../src/remote/scripts.js';
+import { bootHookCall } from '../../src/remote/boot-hook.js';
 import { CLI_INTERNAL, parseJson, runFwgen } from '../support/run-cli.js';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
 
