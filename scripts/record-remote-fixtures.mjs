@@ -1,0 +1,188 @@
+#!/usr/bin/env node
+// Records what every host step (remote/*.sh) really prints, for test/remote-steps.test.ts to replay
+// through its parser (pyinfra's tests/facts: one file a case, pinning the call, the output and the
+// parsed result). The steps run as ship, rollback, status and doctor run them, through the real
+// orchestration (dist/), on this machine inside a network namespace of its own (real iptables, real
+// kernel), with the rules files under /run/fwgen-record. Needs root and `npm run build`.
+//
+//   node scripts/record-remote-fixtures.mjs        # rewrites test/fixtures/remote/<step>/<case>.json
+//
+// Review the diff: a changed `expected` is a changed parser result.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = (m) => import(join(ROOT, 'dist', m));
+const { LocalTransport } = await dist('remote/local-transport.js');
+const { shipHost } = await dist('ship/ship-host.js');
+const { runSettings } = await dist('ship/run-settings.js');
+const { verifyCall, parseVerify } = await dist('remote/verify.js');
+const { commitCall, parseCommitOutput } = await dist('remote/commit.js');
+const { listBackups, parseBackups } = await dist('remote/backups.js');
+const { factsCall, parseFacts, TOOLS } = await dist('remote/facts.js');
+const { bootHookCall, parseBootHookResult } = await dist('remote/boot-hook.js');
+const { parseStatusOutput } = await dist('remote/read.js');
+const { parseApplyOutput } = await dist('remote/apply.js');
+
+const NS = `fwrec-${process.pid}`;
+const DIR = '/run/fwgen-record';
+const paths = { rules: `${DIR}/etc/iptables.up.rules`, rules6: `${DIR}/etc/ip6tables.up.rules` };
+const OUT = join(ROOT, 'test/fixtures/remote');
+
+/** The parser of each step, as the code that runs the step uses it. */
+export const PARSERS = {
+  read: (r, args) => parseStatusOutput(r.stdout, args[2] === '1', args.length > 3),
+  apply: (r) => parseApplyOutput(r),
+  commit: (r) => parseCommitOutput(r),
+  verify: (r) => parseVerify(r.stdout),
+  backups: (r) => parseBackups(r.stdout),
+  'doctor-facts': (r) => parseFacts(r.stdout),
+  'boot-hook': (r) => parseBootHookResult(r.stdout),
+};
+
+let label = 'none';
+const recorded = [];
+const transport = new LocalTransport(
+  (call) =>
+    call.name === 'boot-hook'
+      ? // the boot hook goes to /etc: give the step an /etc of its own
+        [
+          'ip',
+          'netns',
+          'exec',
+          NS,
+          'unshare',
+          '-m',
+          '--propagation',
+          'private',
+          'sh',
+          '-c',
+          'mount -t tmpfs fwrec /etc && exec "$@"',
+          'isolate',
+        ]
+      : ['ip', 'netns', 'exec', NS],
+  (call, result) => recorded.push({ label, call, result }),
+);
+
+const rendered = (role, file) => readFileSync(join(ROOT, 'rendered', role, file));
+const host = {
+  name: 'h1',
+  role: 'web',
+  addresses: [],
+  ssh: { host: '198.18.0.1', user: 'root', port: 22, knownHosts: '', sudo: false },
+};
+const job = (role) => ({
+  kind: 'ship',
+  host,
+  paths,
+  preserve: () => false,
+  v4: rendered(role, 'iptables.up.rules'),
+  v6: rendered(role, 'ip6tables.up.rules'),
+});
+const settings = (id, timeoutS = 30) =>
+  runSettings(
+    { id, timeoutS, keep: 10, force: false, dryRun: false, acceptNew: false, connectTimeoutMs: 1000 },
+    {
+      who: 'recorder@fwgen',
+      inventory: 'inventory/inventory.yaml',
+      commit: null,
+      version: '0.0.0',
+      pid: 1,
+      start: new Date(0),
+    },
+  );
+const fx = (t = transport) => ({
+  transport: t,
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+  now: () => Date.now(),
+});
+const session = () => transport.connect({ name: 'h1', ssh: host.ssh, acceptNew: false, timeoutMs: 1000 });
+const at = (l) => (label = l);
+const check = (r, outcome) => {
+  if (r.outcome !== outcome) throw new Error(`${label}: expected ${outcome}, got ${r.outcome}: ${r.reason}`);
+};
+
+try {
+  execFileSync('ip', ['netns', 'add', NS]);
+  rmSync(DIR, { recursive: true, force: true });
+  mkdirSync(`${DIR}/etc`, { recursive: true, mode: 0o755 });
+
+  at('first-ship');
+  check(await shipHost(job('web'), settings('20261201T000000Z-aaaaaa'), fx()), 'applied');
+  at('unchanged');
+  check(await shipHost(job('web'), settings('20261201T000001Z-bbbbbb'), fx()), 'unchanged');
+  at('committed');
+  await (await session()).run(verifyCall(paths, '20261201T000000Z-aaaaaa'));
+  await new Promise((r) => setTimeout(r, 1100)); // backups are named by the second
+  at('second-ship');
+  check(await shipHost(job('db'), settings('20261201T000002Z-cccccc'), fx()), 'applied');
+
+  // A ship whose confirmation never connects: the switch stays armed, holds the lock, then fires.
+  const lost = {
+    connects: 0,
+    connect(t) {
+      return ++this.connects === 2 ? Promise.reject(new Error('connect ECONNREFUSED')) : transport.connect(t);
+    },
+  };
+  await new Promise((r) => setTimeout(r, 1100));
+  at('lost-confirmation');
+  const pending = shipHost(job('web'), settings('20261201T000003Z-dddddd', 3), fx(lost));
+  await new Promise((r) => setTimeout(r, 1000));
+  at('armed');
+  await (await session()).run(verifyCall(paths, '20261201T000003Z-dddddd'));
+  at('locked');
+  check(await shipHost(job('worker'), settings('20261201T000004Z-eeeeee'), fx()), 'failed');
+  at('lost-confirmation');
+  check(await pending, 'rolled-back');
+
+  at('kernel-rejects');
+  const bad = {
+    ...job('web'),
+    v4: Buffer.from(
+      rendered('web', 'iptables.up.rules')
+        .toString()
+        .replace('COMMIT', '-A FWGEN-INPUT -m nosuchmatch -j ACCEPT\nCOMMIT'),
+    ),
+  };
+  check(await shipHost(bad, settings('20261201T000005Z-ffffff'), fx()), 'failed');
+
+  at('never-armed');
+  await (await session()).run(commitCall(paths, '20261201T000006Z-000000', true, '-', '{}'));
+
+  at('listed');
+  const backups = await listBackups(await session(), paths);
+  at('to-first-backup');
+  const oldest = backups.at(-1).ts;
+  check(
+    await shipHost(
+      { ...job('web'), kind: 'rollback', to: oldest, ipv6: true },
+      { ...settings('20261201T000007Z-111111'), force: true },
+      fx(),
+    ),
+    'applied',
+  );
+
+  at('host');
+  await (await session()).run(factsCall(paths, TOOLS));
+  at('installed');
+  await (await session()).run(bootHookCall(paths));
+
+  rmSync(OUT, { recursive: true, force: true });
+  const seen = new Map();
+  for (const { label: l, call, result } of recorded) {
+    const key = `${call.name}/${l}`;
+    const n = (seen.get(key) ?? 0) + 1;
+    seen.set(key, n);
+    const file = join(OUT, call.name, `${l}${n > 1 ? `-${n}` : ''}.json`);
+    mkdirSync(dirname(file), { recursive: true });
+    const expected = PARSERS[call.name](result, call.args);
+    const fixture = { step: call.name, args: call.args, ...result, expected };
+    writeFileSync(file, `${JSON.stringify(fixture, null, 2)}\n`);
+    process.stdout.write(`${file.slice(ROOT.length + 1)}\n`);
+  }
+} finally {
+  execFileSync('ip', ['netns', 'del', NS]);
+  rmSync(DIR, { recursive: true, force: true });
+}
