@@ -9,6 +9,8 @@
 command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
 # shellcheck source-path=SCRIPTDIR source=sets.sh
 command -v fwgen_sets >/dev/null 2>&1 || . "$(dirname "$0")/sets.sh"
+# shellcheck source-path=SCRIPTDIR source=txn.sh
+command -v fwgen_txn >/dev/null 2>&1 || . "$(dirname "$0")/txn.sh"
 set_paths "$1" "$2" "$3"
 HAS6=$4 OWNER=$5 TIMEOUT=$6 KEEP=$7 BREAK=$8 FP4=$9
 shift 9
@@ -59,10 +61,10 @@ if [ -f "$STAGE/sets" ]; then
   esac
 fi
 iptables-restore --test < "$STAGE/file4" 2> "$STAGE/err" || abort "$E_TEST" "iptables-restore --test rejected the new rules: $(err)"
-iptables-restore --test --noflush < "$STAGE/change4" 2> "$STAGE/err" || abort "$E_TEST" "iptables-restore --test rejected the change: $(err)"
+txn_apply 4 "$STAGE/change4" "$STAGE" test 2> "$STAGE/err" || abort "$E_TEST" "iptables-restore --test rejected the change: $(err)"
 if [ "$HAS6" = 1 ]; then
   ip6tables-restore --test < "$STAGE/file6" 2> "$STAGE/err" || abort "$E_TEST" "ip6tables-restore --test rejected the new rules: $(err)"
-  ip6tables-restore --test --noflush < "$STAGE/change6" 2> "$STAGE/err" || abort "$E_TEST" "ip6tables-restore --test rejected the change: $(err)"
+  txn_apply 6 "$STAGE/change6" "$STAGE" test 2> "$STAGE/err" || abort "$E_TEST" "ip6tables-restore --test rejected the change: $(err)"
 fi
 
 # Backup names are UTC seconds, and their order is the glob's: a second ship within the same second
@@ -71,6 +73,8 @@ BTS=$(date -u +%Y%m%dT%H%M%SZ)
 while [ -e "$RULES.bak.$BTS.live" ]; do sleep 1; BTS=$(date -u +%Y%m%dT%H%M%SZ); done
 BAK="$RULES.bak.$BTS"
 if [ -e "$RULES" ]; then cp -p "$RULES" "$BAK" || abort 1 "cannot back up $RULES"; fi
+# The state file says what ran before this run (status shows it after a rollback to this backup).
+if [ -e "$STATE" ]; then cp -p "$STATE" "$BAK.state" || abort 1 "cannot back up $STATE"; fi
 { iptables-save > "$BAK.live" && cp "$STAGE/undo4" "$BAK.undo4"; } || abort 1 "cannot back up the live IPv4 rules"
 if [ "$HAS6" = 1 ]; then
   if [ -e "$RULES6" ]; then cp -p "$RULES6" "$RULES6.bak.$BTS" || abort 1 "cannot back up $RULES6"; fi
@@ -85,7 +89,7 @@ for f in "$RULES".bak.*.live; do
   [ "$n" -ge "$KEEP" ] || break
   { [ -e "$f" ] && [ "$f" != "$BAK.live" ]; } || continue
   t=${f%.live} t=${t#"$RULES.bak."}
-  rm -f "$RULES.bak.$t" "$RULES.bak.$t.live" "$RULES.bak.$t.live6" "$RULES.bak.$t.undo4" "$RULES.bak.$t.undo6" "$RULES6.bak.$t" "$RULES.bak.$t.sets" "$RULES.bak.$t.setundo"
+  rm -f "$RULES.bak.$t" "$RULES.bak.$t.live" "$RULES.bak.$t.live6" "$RULES.bak.$t.undo4" "$RULES.bak.$t.undo6" "$RULES6.bak.$t" "$RULES.bak.$t.sets" "$RULES.bak.$t.setundo" "$RULES.bak.$t.state"
   n=$((n - 1))
 done
 
@@ -109,10 +113,10 @@ ok=1 what=
 SETS_LOADED=
 if [ -f "$STAGE/sets" ]; then sets_swap "$STAGE" "$BAK.setundo" || { ok=0 what="ipset swap failed: $(err)"; }; fi
 if [ "$ok" = 1 ]; then
-  iptables-restore -w --noflush < "$STAGE/change4" 2> "$STAGE/err" || { ok=0 what="iptables-restore failed: $(err)"; }
+  txn_apply 4 "$STAGE/change4" "$STAGE" 2> "$STAGE/err" || { ok=0 what="iptables-restore failed: $(err)"; }
 fi
 if [ "$ok" = 1 ] && [ "$HAS6" = 1 ] && [ -e "$ARMED" ]; then
-  ip6tables-restore -w --noflush < "$STAGE/change6" 2> "$STAGE/err" || { ok=0 what="ip6tables-restore failed: $(err)"; }
+  txn_apply 6 "$STAGE/change6" "$STAGE" 2> "$STAGE/err" || { ok=0 what="ip6tables-restore failed: $(err)"; }
 fi
 rmdir "$APPLYING"
 # The switch fired while the apply ran: it undoes the change now that the apply is done. Report
@@ -121,11 +125,11 @@ if [ ! -e "$ARMED" ]; then echo "status=fired backup=$BTS rollback=$(await_switc
 if [ "$ok" = 0 ]; then
   mv "$ARMED" "$ARMED.fired" 2>/dev/null || { echo "status=fired backup=$BTS rollback=$(await_switch)"; exit "$E_ROLLEDBACK"; }
   stop_switch
-  iptables-restore -w --noflush < "$BAK.undo4" 2>/dev/null
+  txn_apply 4 "$BAK.undo4" "$STAGE" 2>/dev/null
   back=1
   [ "$(iptables-save -t filter | fingerprint)" = "$FP4" ] || back=0
   if [ "$HAS6" = 1 ]; then
-    ip6tables-restore -w --noflush < "$BAK.undo6" 2>/dev/null
+    txn_apply 6 "$BAK.undo6" "$STAGE" 2>/dev/null
     [ "$(ip6tables-save -t filter | fingerprint)" = "$FP6" ] || back=0
   fi
   sets_undo "$BAK.setundo"

@@ -7,6 +7,8 @@
 command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
 # shellcheck source=sets.sh
 command -v fwgen_sets >/dev/null 2>&1 || . "$(dirname "$0")/sets.sh"
+# shellcheck source=txn.sh
+command -v fwgen_txn >/dev/null 2>&1 || . "$(dirname "$0")/txn.sh"
 set_paths "$1" "$2" "$3"
 HAS6=$4 STATE_JSON=$6 BAK="$RULES.bak.$5"
 trap '' HUP PIPE
@@ -33,8 +35,8 @@ elif mv -f "$STAGE/file4" "$RULES" 2>"$STAGE/err"; then
 fi
 if [ "$moved" = 0 ]; then
   why=$(head -c 300 "$STAGE/err" | tr '\n' ' ')
-  iptables-restore -w --noflush < "$BAK.undo4" 2>/dev/null
-  if [ "$HAS6" = 1 ]; then ip6tables-restore -w --noflush < "$BAK.undo6" 2>/dev/null; fi
+  txn_apply 4 "$BAK.undo4" "$STAGE" 2>/dev/null
+  if [ "$HAS6" = 1 ]; then txn_apply 6 "$BAK.undo6" "$STAGE" 2>/dev/null; fi
   sets_undo "$BAK.setundo"
   printf '%s rolled back ship %s: the rules file could not be replaced\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$ID" >> "$LOG"
   rm -rf "$STAGE" "$ARMED.commit" "$DM"

@@ -4,6 +4,9 @@
 # (the commit step does the same), waits for an apply still running, then applies the undo
 # transaction of each family; a family counts as restored when fwgen's part of it is as before.
 # Arguments: RULES RULES6 ID BACKUP_TS FP4 FP6 DELAY TIMEOUT (the ship's --timeout, for the log)
+# The apply step writes it to the host after lib.sh and txn.sh (its undo is a transaction, txn_apply).
+# shellcheck source-path=SCRIPTDIR source=txn.sh
+command -v fwgen_txn >/dev/null 2>&1 || . "$(dirname "$0")/txn.sh"
 set -u
 RULES=$1 ID=$3 BTS=$4 FP4=$5 FP6=$6
 # $2 (RULES6) is passed for symmetry with the other steps; the IPv6 undo lives beside the IPv4 backup.
@@ -18,10 +21,12 @@ fp() {
     printf '%s\n' "${fp_sum%% *}"
 }
 ok=1
-iptables-restore -w --noflush < "$BAK.undo4" 2>/dev/null
+WORK="$RULES.fwgen-stage.$ID"
+mkdir -p "$WORK" 2>/dev/null
+txn_apply 4 "$BAK.undo4" "$WORK" 2>/dev/null
 [ "$(fp iptables-save)" = "$FP4" ] || ok=0
 if [ -f "$BAK.undo6" ]; then
-  ip6tables-restore -w --noflush < "$BAK.undo6" 2>/dev/null
+  txn_apply 6 "$BAK.undo6" "$WORK" 2>/dev/null
   [ "$(fp ip6tables-save)" = "$FP6" ] || ok=0
 fi
 # ipset mode: after the rules' undo nothing matches a set this ship created; swap the old members back.

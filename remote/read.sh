@@ -3,7 +3,8 @@
 # status and rollback. Prints sections (byte count, bytes): state file, IPv4 rules file, live IPv4
 # filter table, [IPv6 file, live IPv6 table], [the backup FROM's files], fwgen's live ipsets (`ipset
 # save` of the sets named fwgen-*; -1 without the ipset command), the sets file, [the backup FROM's
-# sets], then a status line.
+# sets, its live snapshot (every table), its IPv6 snapshot, the state file as it was then], then a
+# status line.
 # Arguments: RULES RULES6 HAS6 [FROM]
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
@@ -38,7 +39,12 @@ else
   echo -1
 fi
 section "$(sets_file)"
-if [ -n "$FROM" ]; then section "$RULES.bak.$FROM.sets"; fi
+if [ -n "$FROM" ]; then
+  section "$RULES.bak.$FROM.sets"
+  section "$RULES.bak.$FROM.live"
+  if [ "$HAS6" = 1 ]; then section "$RULES.bak.$FROM.live6"; fi
+  section "$RULES.bak.$FROM.state"
+fi
 count() { n=0; for f in "$@"; do [ -e "$f" ] && n=$((n + 1)); done; echo "$n"; }
 backups=$(count "$RULES".bak.*.live)
 armed=$(count "$RULES".fwgen-armed.*)

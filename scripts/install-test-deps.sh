@@ -10,6 +10,7 @@ declare -A pkg_for=(
   [nsenter]=util-linux [setsid]=util-linux [systemd-nspawn]=systemd-container [sudo]=sudo [perl]=perl-base [git]=git [ps]=procps [time]=time
   [dockerd]=docker.io [docker]=docker.io [fail2ban-server]=fail2ban [fail2ban-client]=fail2ban
   [busybox]=busybox-static [ipset]=ipset [shellcheck]=shellcheck [dash]=dash [chattr]=e2fsprogs
+  [nft]=nftables [flock]=util-linux
 )
 missing=()
 for cmd in "${!pkg_for[@]}"; do

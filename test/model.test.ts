@@ -143,8 +143,8 @@ describe('planChange: fwgen changes only what it owns', () => {
     expect(script).toContain(':FWGEN-INPUT - [0:0]');
     expect(script).toContain('-A INPUT -m comment --comment "fwgen hook" -j FWGEN-INPUT');
     expect(script).not.toMatch(/^-D /m);
-    const undo = undoScript(c);
-    expect(undo).toContain('-D INPUT -m comment --comment "fwgen hook" -j FWGEN-INPUT');
+    const undo = undoScript(c, PRESERVE);
+    expect(undo).toContain('#@del 1 -A INPUT -m comment --comment "fwgen hook" -j FWGEN-INPUT\n-D INPUT 1');
     expect(undo).toContain('-X FWGEN-INPUT');
   });
 
@@ -160,12 +160,18 @@ describe('planChange: fwgen changes only what it owns', () => {
       PRESERVE,
     );
     const script = changeScript(c);
-    expect(script).toContain('-D INPUT -s 192.0.2.7/32 -j ACCEPT');
-    expect(script).toContain('-D INPUT -m comment --comment "fwgen default reject" -j REJECT');
-    expect(script).not.toContain('DOCKER-USER');
+    // By position, last first, each led by the rule it must be (the host finds it again by that).
+    expect(script).toContain(
+      '#@del 1 -A INPUT -m comment --comment "fwgen default reject" -j REJECT\n-D INPUT 2\n' +
+        '#@del 1 -A INPUT -s 192.0.2.7/32 -j ACCEPT\n-D INPUT 1\n',
+    );
+    expect(script).not.toMatch(/#@del \d+ -A FORWARD -j DOCKER-USER/);
     // The undo puts the removed rules back where they were.
-    expect(undoScript(c)).toContain('-I INPUT 1 -s 192.0.2.7/32 -j ACCEPT');
-    expect(undoScript(c)).toContain('-I INPUT 2 -m comment --comment "fwgen default reject" -j REJECT');
+    const undo = undoScript(c, PRESERVE);
+    expect(undo).toMatch(/^-A INPUT -s 192.0.2.7\/32 -j ACCEPT\n/m);
+    expect(undo).toContain(
+      '#@ins after 1 -A INPUT -s 192.0.2.7/32 -j ACCEPT\n-I INPUT 2 -m comment --comment "fwgen default reject" -j REJECT',
+    );
   });
 
   it('moves its hook back to the end when a preserved hook was appended after it', () => {
@@ -176,8 +182,10 @@ describe('planChange: fwgen changes only what it owns', () => {
       '-A INPUT -j f2b-sshd',
     ];
     const script = changeScript(planChange(live(lines), wantRs, PRESERVE));
-    expect(script).toContain('-D INPUT -m comment --comment "fwgen hook" -j FWGEN-INPUT');
-    expect(script).toContain('-A INPUT -m comment --comment "fwgen hook" -j FWGEN-INPUT');
+    expect(script).toMatch(/#@del 1 -A INPUT -m comment --comment "fwgen hook" -j FWGEN-INPUT\n-D INPUT 1\n/);
+    expect(script).toContain(
+      '#@ins after 1 -A INPUT -j f2b-sshd\n-I INPUT 2 -m comment --comment "fwgen hook" -j FWGEN-INPUT',
+    );
     expect(script).not.toMatch(/FWGEN-INPUT - \[0:0\]/); // the chain itself is unchanged: not refilled
   });
 
@@ -185,7 +193,7 @@ describe('planChange: fwgen changes only what it owns', () => {
     const leave = parseRuleset(readFileSync('test/golden/focused/lb/iptables.up.rules', 'utf8')).ruleset;
     const c = planChange(live([...body, '-A FORWARD -o docker0 -j ACCEPT']), leave, PRESERVE);
     const script = changeScript(c);
-    expect(script).toContain('-D FORWARD -m comment --comment "fwgen hook" -j FWGEN-FORWARD');
+    expect(script).toMatch(/#@del 1 -A FORWARD -m comment --comment "fwgen hook" -j FWGEN-FORWARD\n-D FORWARD \d+/);
     expect(script).toContain('-X FWGEN-FORWARD');
     expect(script).not.toContain('docker0');
   });

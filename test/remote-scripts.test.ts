@@ -47,6 +47,7 @@ const TOOLS = [
   'mktemp',
   'printf',
   'ls',
+  'awk',
 ];
 
 // One stub for the four commands: the family from its name; `-save` prints the state, `--test` fails

@@ -1,3 +1,4 @@
+import { emitRule } from './emit.js';
 import type { ChainDecl, Rule, Ruleset, Table } from './ruleset.js';
 
 /** A line of iptables-save text the parser could not read. */
@@ -38,12 +39,26 @@ export function splitWords(text: string): string[] {
 
 const COUNTERS = /^\[\d+:\d+\]$/;
 
+/**
+ * The line a parsed rule was read from, counters left out: how `iptables-save` printed it. The
+ * emitter's canonical form can differ from it (`-m u32 --u32 "..."` keeps quotes the emitter drops),
+ * and a transaction that names a live rule by its text must use the host's own bytes.
+ */
+const savedLines = new WeakMap<Rule, string>();
+
 /** Parses one rule line (`[p:b] -A CHAIN ...` or `-A CHAIN ...`); undefined when it is not one. */
 export function parseRule(line: string): Rule | undefined {
   const words = splitWords(line);
   const counters = words[0] !== undefined && COUNTERS.test(words[0]) ? words.shift() : undefined;
   if (words[0] !== '-A' || !words[1]) return undefined;
-  return { chain: words[1], args: words.slice(2), ...(counters ? { counters } : {}) };
+  const rule: Rule = { chain: words[1], args: words.slice(2), ...(counters ? { counters } : {}) };
+  savedLines.set(rule, counters ? line.trimStart().slice(counters.length).trimStart() : line.trimStart());
+  return rule;
+}
+
+/** A rule as one `-A CHAIN ...` line without counters: as the host printed it when parsed, else emitted. */
+export function ruleLine(rule: Rule): string {
+  return savedLines.get(rule) ?? emitRule({ chain: rule.chain, args: rule.args });
 }
 
 interface TableDraft {

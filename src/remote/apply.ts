@@ -50,9 +50,9 @@ export function applyCall(paths: RemotePaths, s: ApplySettings, parts: readonly 
 
 let deadman: Buffer | undefined;
 
-/** The upload of the apply step: the dead-man switch script is one of its parts. */
+/** The upload of the apply step: the dead-man switch script (with the transaction library it runs undos with). */
 export function deadmanPart(): Part {
-  deadman ??= Buffer.from(remoteFile('deadman.sh'), 'utf8');
+  deadman ??= Buffer.from(['txn.sh', 'deadman.sh'].map(remoteFile).join('\n'), 'utf8');
   return { name: 'deadman', bytes: deadman };
 }
 

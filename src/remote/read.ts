@@ -42,6 +42,12 @@ export interface RemoteStatus {
   readonly setsFile?: string;
   /** With a backup asked for: the live sets saved with it (undefined: none were saved). */
   readonly backupSets?: string;
+  /** With a backup asked for: the live rules of every table when it was made (`iptables-save`). */
+  readonly backupLive4?: string;
+  /** ... and of IPv6 (undefined: IPv6 was not managed then). */
+  readonly backupLive6?: string;
+  /** With a backup asked for: the state file as it was when it was made (undefined: there was none). */
+  readonly backupState?: string;
 }
 
 /** A status read: what the host holds, or why it could not be read. */
@@ -70,17 +76,22 @@ export async function readHostStatus(session: Session, v: StatusVars, fromBackup
 /** Splits the status script's output into its sections. */
 export function parseStatusOutput(stdout: string, ipv6: boolean, withBackup = false): RemoteRead {
   const rules = (ipv6 ? 5 : 3) + (withBackup ? (ipv6 ? 2 : 1) : 0);
-  // The sets' sections follow the rules' (an older read step has none: no sets then).
+  // The sets' sections follow the rules' (an older read step has none: no sets then), then a backup's
+  // snapshots and state.
   const sets = 2 + (withBackup ? 1 : 0);
-  const { sections, rest } = splitSections(Buffer.from(stdout, 'utf8'), rules + sets);
+  const snapshots = withBackup ? (ipv6 ? 3 : 2) : 0;
+  const { sections, rest } = splitSections(Buffer.from(stdout, 'utf8'), rules + sets + snapshots);
   const tail = parseStatus(rest);
-  const complete = sections.length === rules || sections.length === rules + sets;
+  const complete = [rules, rules + sets, rules + sets + snapshots].includes(sections.length);
   if (tail.status !== 'read' || !complete)
     return { ok: false, reason: 'could not read the rules: the status output was cut short' };
   const [stateJson, file4, live4] = sections;
   const [file6, live6] = ipv6 ? sections.slice(3, 5) : [];
   const [backup4, backup6] = sections.slice(ipv6 ? 5 : 3, rules);
   const [liveSets, setsFile, backupSets] = sections.slice(rules);
+  const [backupLive4, backupLive6, backupState] = ipv6
+    ? sections.slice(rules + sets)
+    : [sections[rules + sets], undefined, sections[rules + sets + 1]];
   return {
     ok: true,
     status: {
@@ -93,7 +104,7 @@ export function parseStatusOutput(stdout: string, ipv6: boolean, withBackup = fa
       locked: tail.locked === '1',
       fp4: tail.fp4 ?? '-',
       fp6: tail.fp6 ?? '-',
-      ...(withBackup ? { backup4, backup6, backupSets } : {}),
+      ...(withBackup ? { backup4, backup6, backupSets, backupLive4, backupLive6, backupState } : {}),
       ...(tail.ipset !== undefined ? { hasIpset: tail.ipset === '1' } : {}),
       liveSets: liveSets ?? '',
       setsFile,

@@ -80,8 +80,8 @@ export function remoteFile(file: string): string {
 /** The libraries each step gets after lib.sh: sets.sh for those that handle ipsets, boot.sh for those about boot. */
 const LIBS: Readonly<Record<string, readonly string[]>> = {
   'read.sh': ['sets.sh'],
-  'apply.sh': ['sets.sh'],
-  'commit.sh': ['sets.sh'],
+  'apply.sh': ['sets.sh', 'txn.sh'],
+  'commit.sh': ['sets.sh', 'txn.sh'],
   'facts.sh': ['boot.sh'],
   'boot-hook.sh': ['boot.sh'],
 };

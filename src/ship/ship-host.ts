@@ -6,7 +6,9 @@ import {
   changeScript,
   isEmptyChange,
   planChange,
+  planRestore,
   removedLeftovers,
+  restoredLeftovers,
   undoScript,
   type Change,
 } from '../model/transaction.js';
@@ -39,6 +41,8 @@ export interface HostResult {
   readonly diff?: string;
   /** Rules in the built-in chains that were neither fwgen's nor a preserved tool's hook, removed by this ship. */
   readonly removed?: readonly string[];
+  /** A rollback: such rules it put back (the leftovers the ships since that backup had removed). */
+  readonly restored?: readonly string[];
 }
 
 /** Settings shared by every host of one run. */
@@ -71,6 +75,12 @@ const NO_RULES = (ts: string): Buffer =>
     'utf8',
   );
 
+/** The leftovers a change removes from the built-in chains, and those it puts back. */
+interface Moved {
+  readonly removed: readonly string[];
+  readonly restored: readonly string[];
+}
+
 type ResultFn = (outcome: Outcome, reason: string, extra?: Partial<HostResult>) => HostResult;
 
 /** The files to put in place and the change to get there, per family. */
@@ -82,6 +92,8 @@ interface Plan {
   readonly unchanged: boolean;
   /** Leftover rules (neither fwgen's nor preserved) the change removes. */
   readonly removed: readonly string[];
+  /** Leftover rules the change puts back (a rollback). */
+  readonly restored: readonly string[];
   /**
    * The sets to load (ipset mode, or a rollback to a backup that saved sets), or {@link NO_SETS} to
    * drop fwgen's sets left from ipset mode.
@@ -124,7 +136,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
     return result('failed', describe(err));
   }
   let backup: string | undefined;
-  let removed: readonly string[] = [];
+  let moved: Moved = { removed: [], restored: [] };
   let armedAt = fx.now();
   try {
     let applied: ApplyOutput | undefined;
@@ -139,17 +151,17 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
       if (plan.unchanged) {
         return result('unchanged', withNote('fwgen rules and rules file already match', await persist(s, first, vars)));
       }
-      removed = plan.removed;
+      moved = { removed: plan.removed, restored: plan.restored };
       armedAt = fx.now();
       try {
-        const upload = parts(plan);
+        const upload = parts(plan, job.preserve);
         const call = applyCall(job.paths, applySettings(s, vars.ipv6, read.status), upload);
         applied = parseApplyOutput(await first.run(call, Buffer.concat(upload.map((x) => x.bytes))));
       } catch (err) {
         if (err instanceof TransportError && err.kind === 'sudo-password') return result('failed', err.message);
         // Lost during the apply step: the switch may be armed and the rules applied. The new
         // connection below finds out, and either commits or reports what the host did.
-        return await confirm(job, s, fx, target, vars, armedAt, undefined, removed, result);
+        return await confirm(job, s, fx, target, vars, armedAt, undefined, moved, result);
       }
       if (attempt === 0 && applied.kind === 'changed' && applied.firedOld) applied = undefined;
     }
@@ -183,16 +195,21 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
   } finally {
     first.close();
   }
-  return confirm(job, s, fx, target, vars, armedAt, backup, removed, result);
+  return confirm(job, s, fx, target, vars, armedAt, backup, moved, result);
 }
 
 /** Pure: what the host should end with, and the change from what it runs now. */
 function planHost(job: HostJob, remote: RemoteStatus, force: boolean): Plan {
   const want4 = job.kind === 'rollback' ? fileOr(remote.backup4, job.to) : job.v4;
   const want6 = !jobIpv6(job) ? undefined : job.kind === 'rollback' ? fileOr(remote.backup6, job.to) : job.v6;
-  const change = (want: Buffer, live: string): Change => changeOf(want, live, job.preserve);
-  const change4 = change(want4, remote.live4);
-  const change6 = want6 ? change(want6, remote.live6 ?? '') : undefined;
+  // A ship changes fwgen's part into the rendered file; a rollback gives back what fwgen owned in the
+  // backup's live snapshot (and the leftovers the ships since removed), keeping others' changes.
+  const change = (want: Buffer, live: string, snapshot: string | undefined): Change =>
+    job.kind === 'rollback'
+      ? planRestore(parseRuleset(live).ruleset, parseRuleset(snapshot ?? '').ruleset, job.preserve)
+      : changeOf(want, live, job.preserve);
+  const change4 = change(want4, remote.live4, remote.backupLive4);
+  const change6 = want6 ? change(want6, remote.live6 ?? '', remote.backupLive6) : undefined;
   const filesMatch = remote.file4 === want4.toString('utf8') && (!want6 || remote.file6 === want6.toString('utf8'));
   const backupSets = remote.backupSets === undefined ? undefined : Buffer.from(remote.backupSets, 'utf8');
   const wanted = job.kind === 'rollback' ? backupSets : job.sets;
@@ -203,8 +220,20 @@ function planHost(job: HostJob, remote: RemoteStatus, force: boolean): Plan {
   const wantSets = wanted ?? (leftover ? NO_SETS : undefined);
   const setsMatch = !wantSets || (remote.setsFile === wantSets.toString('utf8') && setDiff.length === 0);
   const unchanged = !force && filesMatch && setsMatch && isEmptyChange(change4) && (!change6 || isEmptyChange(change6));
-  const removed = [change4, ...(change6 ? [change6] : [])].flatMap((c) => removedLeftovers(c, job.preserve));
-  return { want4, want6, change4, change6, unchanged, removed, setDiff, ...(wantSets ? { wantSets } : {}) };
+  const changes = [change4, ...(change6 ? [change6] : [])];
+  const removed = changes.flatMap((c) => removedLeftovers(c, job.preserve));
+  const restored = changes.flatMap((c) => restoredLeftovers(c, job.preserve));
+  return {
+    want4,
+    want6,
+    change4,
+    change6,
+    unchanged,
+    removed,
+    restored,
+    setDiff,
+    ...(wantSets ? { wantSets } : {}),
+  };
 }
 
 /** The change loads sets (dropping them, or loading none, needs no ipset command). */
@@ -238,10 +267,13 @@ function changeOf(want: Buffer, live: string, preserve: PreserveFn): Change {
 /** The change and undo texts of a (shared) plan, made once. */
 const scripts = new WeakMap<Change, { change: Buffer; undo: Buffer }>();
 
-function scriptsOf(c: Change): { change: Buffer; undo: Buffer } {
+function scriptsOf(c: Change, preserve: PreserveFn): { change: Buffer; undo: Buffer } {
   let t = scripts.get(c);
   if (!t)
-    scripts.set(c, (t = { change: Buffer.from(changeScript(c), 'utf8'), undo: Buffer.from(undoScript(c), 'utf8') }));
+    scripts.set(
+      c,
+      (t = { change: Buffer.from(changeScript(c), 'utf8'), undo: Buffer.from(undoScript(c, preserve), 'utf8') }),
+    );
   return t;
 }
 
@@ -263,11 +295,11 @@ function applySettings(s: RunSettings, ipv6: boolean, remote: RemoteStatus) {
 }
 
 /** The apply step's upload, in the order remote/apply.sh reads it. */
-function parts(p: Plan): Part[] {
+function parts(p: Plan, preserve: PreserveFn): Part[] {
   const family = (n: 4 | 6, file: Buffer, c: Change): Part[] => [
     { name: `file${n}`, bytes: file },
-    { name: `change${n}`, bytes: scriptsOf(c).change },
-    { name: `undo${n}`, bytes: scriptsOf(c).undo },
+    { name: `change${n}`, bytes: scriptsOf(c, preserve).change },
+    { name: `undo${n}`, bytes: scriptsOf(c, preserve).undo },
   ];
   const sets: Part[] = p.wantSets ? [{ name: 'sets', bytes: p.wantSets }] : [];
   return [
@@ -287,7 +319,7 @@ async function confirm(
   vars: ScriptVars,
   armedAt: number,
   backup: string | undefined,
-  removed: readonly string[],
+  moved: Moved,
   result: ResultFn,
 ): Promise<HostResult> {
   let second: Session;
@@ -310,9 +342,13 @@ async function confirm(
     );
     switch (c.kind) {
       case 'committed': {
+        const { removed, restored } = moved;
         const notes = [
           removed.length > 0
             ? `removed ${removed.length} rule(s) that were neither fwgen's nor another tool's hook: ${removed.join(' | ')}`
+            : undefined,
+          restored.length > 0
+            ? `put back ${restored.length} rule(s) of the built-in chains that the ship(s) since that backup had removed`
             : undefined,
           c.noState ? 'the state file could not be written' : undefined,
           await persist(s, second, vars),
@@ -321,6 +357,7 @@ async function confirm(
         return result('applied', withNote(backup ? `previous rules backed up as ${backup}` : 'applied', note), {
           backup,
           ...(removed.length > 0 ? { removed } : {}),
+          ...(restored.length > 0 ? { restored } : {}),
         });
       }
       case 'fired':
