@@ -210,11 +210,15 @@ describe("remote/txn.sh's resolver: positions found again after other tools chan
   const dir = mkdtempSync(join(tmpdir(), 'fwgen-txn-'));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const resolve = (liveText: string, script: string): string => {
-    writeFileSync(join(dir, 'save'), liveText);
+    writeFileSync(join(dir, 'save'), `${liveText}\n`);
     writeFileSync(join(dir, 'txn'), script);
-    const r = spawnSync('sh', ['-c', `. "${remoteDir}/txn.sh"; txn_resolve pos "$1/save" "$1/txn"`, 'sh', dir], {
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      'sh',
+      ['-c', `. "${remoteDir}/txn.sh"; { cat "$1/save"; echo '#@@'; cat "$1/txn"; } | txn_resolve pos`, 'sh', dir],
+      {
+        encoding: 'utf8',
+      },
+    );
     if (r.status !== 0) throw new Error(r.stderr);
     return r.stdout;
   };

@@ -170,6 +170,8 @@ ${o.extraRoles ?? ''}`;
     expect(added.sort()).toEqual([
       `iptables.up.rules.bak.${stamp}`,
       `iptables.up.rules.bak.${stamp}.live`,
+      // The state file as it was: what the host ran before (status shows it after a rollback to here).
+      `iptables.up.rules.bak.${stamp}.state`,
       `iptables.up.rules.bak.${stamp}.undo4`,
     ]);
     expect(await lab.execOk('db1', ['cat', `/etc/iptables.up.rules.bak.${stamp}`])).toBe(before);
@@ -265,7 +267,7 @@ ${o.extraRoles ?? ''}`;
           /locked by another fwgen run: .* since .*clears by|live IPv4 rules changed since they were read/,
         ),
       });
-    expect((await backups('db1')).length).toBe(backupsBefore + 3 * applied.length);
+    expect((await backups('db1')).length).toBe(backupsBefore + 4 * applied.length);
     expect(await rulesFile('db1')).toBe(readFileSync(join(project, 'rendered/db/iptables.up.rules'), 'utf8'));
     expect(
       await lab.execOk('db1', ['sh', '-c', 'ls /etc | grep -c "fwgen-lock\\|fwgen-stage\\|fwgen-armed" || true']),

@@ -115,7 +115,7 @@ describe('transactions against the real kernel', () => {
       );
       chmodSync(join(b, 'iptables-restore'), 0o755);
     }
-    for (const t of ['awk', 'sh', 'grep', 'sha256sum', 'cat', 'rm', 'mkdir', 'flock', 'true', 'env'])
+    for (const t of ['awk', 'sh', 'grep', 'sed', 'tr', 'sha256sum', 'cat', 'rm', 'mkdir', 'flock', 'true', 'env'])
       symlinkSync(`/usr/bin/${t}`, join(b, t));
     if (!o.noNft) symlinkSync('/usr/sbin/nft', join(b, 'nft'));
     bins.set(key, b);
