@@ -150,6 +150,52 @@ describe('runShip (fake transport)', () => {
   });
 });
 
+describe('rollback past the first ship (fake transport)', () => {
+  const section = (t?: string) => (t === undefined ? '-1\n' : `${Buffer.byteLength(t)}\n${t}`);
+  const PREVIOUS =
+    '*filter\n:INPUT DROP [0:0]\n:ufw-user-input - [0:0]\n-A INPUT -j ufw-user-input\n-A INPUT -s 192.0.2.9/32 -j ACCEPT\nCOMMIT\n';
+  const LIVE =
+    '*filter\n:INPUT DROP [0:0]\n:FWGEN-INPUT - [0:0]\n:ufw-user-input - [0:0]\n' +
+    '-A INPUT -m comment --comment "fwgen hook" -j FWGEN-INPUT\n-A FWGEN-INPUT -j ACCEPT\nCOMMIT\n';
+  // read.sh with a backup: state, file4, live4, backup4, sets (live, file, backup's), the backup's
+  // live snapshot and its state file.
+  const read = (backupState?: string) =>
+    ok(
+      `-1\n${section('fwgen file\n')}${section(LIVE)}${section(undefined)}${section('')}${section(undefined)}` +
+        `${section(undefined)}${section(PREVIOUS)}${section(backupState)}status=read backups=2 armed=0 locked=0 fp4=a fp6=-\n`,
+    );
+  const rollback = async (backupState?: string) => {
+    const hosts = { a: fake({ read: read(backupState) }) };
+    const states: unknown[] = [];
+    const j = { ...job('a'), kind: 'rollback' as const, to: '20261121T000000Z', ipv6: false };
+    const { report } = await run(
+      {
+        ...plan([]),
+        action: 'rollback',
+        stages: [{ name: 'all', jobs: [j] }],
+        settings: { ...settings, stateJson: (_j, _b, restore) => (states.push(restore), '{}') },
+      },
+      hosts,
+    );
+    return { report, states, upload: hosts.a.stdin[1]!.toString('utf8') };
+  };
+
+  it('puts the previous rules back, removes fwgen, and records "fwgen removed"', async () => {
+    const { report, states, upload } = await rollback();
+    expect(report.results[0]).toMatchObject({
+      outcome: 'applied',
+      restored: ['-A INPUT -j ufw-user-input', '-A INPUT -s 192.0.2.9/32 -j ACCEPT'],
+      restore: { runs: null, fwgenRemoved: true },
+    });
+    expect(report.results[0].reason).toMatch(/put back 2 rule\(s\).*fwgen removed/);
+    expect(upload).toContain(
+      '-A INPUT -j ufw-user-input\n#@ins after 1 -A INPUT -j ufw-user-input\n-I INPUT 2 -s 192.0.2.9/32 -j ACCEPT',
+    );
+    expect(upload).toContain('-X FWGEN-INPUT');
+    expect(states).toEqual([{ runs: null, fwgenRemoved: true }]);
+  });
+});
+
 describe('rollback --wave last, from the audit log', () => {
   const entry = (backup: string): AuditEntry => ({
     time: 't',

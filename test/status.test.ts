@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { formatStatus } from '../src/cli/status-command.js';
 import type { Host } from '../src/inventory/model.js';
 import type { RemoteCall } from '../src/remote/scripts.js';
+import { shipBefore } from '../src/remote/state-file.js';
 import {
   TransportError,
   type ConnectTarget,
@@ -370,6 +371,60 @@ describe('assessHost: what the remote read means', () => {
     );
   });
 
+  it('after a rollback: what the host runs (the ship it went back to), and why it differs from rendered/', () => {
+    const old = RENDERED.replace(/^-A FWGEN-INPUT -p udp .*\n/m, '');
+    const rollback = (extra: Record<string, unknown>) =>
+      JSON.stringify({
+        ...JSON.parse(STATE),
+        commit: 'fedcba9876543210fedcba9876543210fedcba98',
+        shippedAt: '2026-11-22T08:00:00.000Z',
+        shippedBy: 'bob@laptop',
+        restoredFrom: '20261121T190030Z',
+        ...extra,
+      });
+    const runs = {
+      fwgen: '0.1.0',
+      commit: '0123456789abcdef0123456789abcdef01234567',
+      shippedAt: '2026-11-20T10:00:00.000Z',
+      shippedBy: 'ops@deploy',
+    };
+    const s = assessHost(job(), remote({ file4: old, live4: saved(old), stateJson: rollback({ runs }) }));
+    expect(s.state).toBe('drifted');
+    // The commit shown is the one the host runs again, not the checkout the rollback ran from.
+    expect(s.shipped).toMatchObject({
+      commit: runs.commit,
+      shippedAt: runs.shippedAt,
+      restoredFrom: '20261121T190030Z',
+    });
+    expect(s.shipped?.rollback).toEqual({
+      to: '20261121T190030Z',
+      at: '2026-11-22T08:00:00.000Z',
+      by: 'bob@laptop',
+      fwgenRemoved: false,
+    });
+    expect(s.reason).toBe(
+      'rolled back by a rollback to backup 20261121T190030Z (2026-11-22T08:00:00Z, bob@laptop): the host runs the rules of the ship of 2026-11-20T10:00:00Z (commit 0123456), not rendered/',
+    );
+    const removed = assessHost(
+      job(),
+      remote({
+        file4: '*filter\nCOMMIT\n',
+        live4: saved('*filter\nCOMMIT\n'),
+        stateJson: rollback({ runs: null, fwgenRemoved: true }),
+      }),
+    );
+    expect(removed.state).toBe('drifted');
+    expect(removed.shipped).toMatchObject({ commit: null, shippedAt: '-' });
+    expect(removed.reason).toMatch(
+      /^fwgen removed by a rollback to backup 20261121T190030Z .*: the host runs the firewall it had before fwgen's first ship$/,
+    );
+    // A backup from before state files were kept: which ship is not known.
+    const unknown = assessHost(job(), remote({ file4: old, live4: saved(old), stateJson: rollback({}) }));
+    expect(unknown.reason).toMatch(
+      /the host runs the rules of an earlier ship \(the backup does not say which\), not rendered/,
+    );
+  });
+
   it('never shipped: no state file and other rules; in sync without a state file is in sync, without a ship record', () => {
     const fresh = assessHost(
       job(),
@@ -477,6 +532,21 @@ class LocalShell implements Session {
   }
   close(): void {}
 }
+
+describe('shipBefore: what a rollback to a backup gives back, from the state file kept with it', () => {
+  const ship = { fwgen: '0.1.0', commit: 'abc', shippedAt: '2026-11-20T10:00:00.000Z', shippedBy: 'ops@deploy' };
+  it('the ship it records; through an earlier rollback, what that one restored; nothing known without a state', () => {
+    expect(shipBefore(JSON.stringify({ ...ship, restoredFrom: null }))).toEqual(ship);
+    const back = { ...ship, commit: 'zzz', restoredFrom: '20261120T000000Z' };
+    expect(shipBefore(JSON.stringify({ ...back, runs: { ...ship, commit: 'old' } }))).toEqual({
+      ...ship,
+      commit: 'old',
+    });
+    expect(shipBefore(JSON.stringify({ ...back, runs: null, fwgenRemoved: true }))).toBeNull();
+    expect(shipBefore(undefined)).toBeNull();
+    expect(shipBefore('{"fwgen":')).toBeNull();
+  });
+});
 
 describe('the status script, run by a local shell against stub iptables-save', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fwgen-status-'));

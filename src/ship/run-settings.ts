@@ -25,7 +25,7 @@ export function runSettings(sw: RunSwitches, o: RunOrigin): RunSettings {
   return {
     ...sw,
     owner: `${o.who} run ${sw.id} pid ${o.pid} since ${o.start.toISOString()}`,
-    stateJson: (job, backup) =>
+    stateJson: (job, backup, restore) =>
       formatState({
         fwgen: o.version,
         run: sw.id,
@@ -37,6 +37,7 @@ export function runSettings(sw: RunSwitches, o: RunOrigin): RunSettings {
         shippedBy: o.who,
         backup: backup ?? null,
         restoredFrom: backupOf(job) ?? null,
+        ...(restore ? { runs: restore.runs, fwgenRemoved: restore.fwgenRemoved } : {}),
       }),
   };
 }

@@ -22,6 +22,7 @@ import {
   type Part,
 } from '../remote/apply.js';
 import { commitCall, parseCommitOutput } from '../remote/commit.js';
+import { shipBefore, type ShipOf } from '../remote/state-file.js';
 import type { ScriptVars } from '../remote/scripts.js';
 import { parseVerify, verifyCall } from '../remote/verify.js';
 import { TransportError, type ConnectTarget, type Session, type Transport } from '../remote/transport.js';
@@ -43,6 +44,8 @@ export interface HostResult {
   readonly removed?: readonly string[];
   /** A rollback: such rules it put back (the leftovers the ships since that backup had removed). */
   readonly restored?: readonly string[];
+  /** A rollback: what the host runs after it (the ship it went back to, or its pre-fwgen firewall). */
+  readonly restore?: Restore;
 }
 
 /** Settings shared by every host of one run. */
@@ -56,7 +59,7 @@ export interface RunSettings {
   readonly acceptNew: boolean;
   readonly connectTimeoutMs: number;
   readonly breakLock?: boolean;
-  readonly stateJson: (job: HostJob, backup: string | undefined) => string;
+  readonly stateJson: (job: HostJob, backup: string | undefined, restore?: Restore) => string;
   /** `--persist`: after the rules are in place, make sure they load at boot; returns a note for the reason. */
   readonly persist?: (session: Session, vars: ScriptVars) => Promise<string>;
 }
@@ -75,10 +78,17 @@ const NO_RULES = (ts: string): Buffer =>
     'utf8',
   );
 
-/** The leftovers a change removes from the built-in chains, and those it puts back. */
+/** What a rollback gives the host back: the ship it runs again (null: unknown), or its pre-fwgen firewall. */
+export interface Restore {
+  readonly runs: ShipOf | null;
+  readonly fwgenRemoved: boolean;
+}
+
+/** The leftovers a change removes from the built-in chains, and those it puts back; a rollback's restore. */
 interface Moved {
   readonly removed: readonly string[];
   readonly restored: readonly string[];
+  readonly restore?: Restore;
 }
 
 type ResultFn = (outcome: Outcome, reason: string, extra?: Partial<HostResult>) => HostResult;
@@ -94,6 +104,8 @@ interface Plan {
   readonly removed: readonly string[];
   /** Leftover rules the change puts back (a rollback). */
   readonly restored: readonly string[];
+  /** A rollback: what the host runs after it. */
+  readonly restore?: Restore;
   /**
    * The sets to load (ipset mode, or a rollback to a backup that saved sets), or {@link NO_SETS} to
    * drop fwgen's sets left from ipset mode.
@@ -151,7 +163,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
       if (plan.unchanged) {
         return result('unchanged', withNote('fwgen rules and rules file already match', await persist(s, first, vars)));
       }
-      moved = { removed: plan.removed, restored: plan.restored };
+      moved = { removed: plan.removed, restored: plan.restored, ...(plan.restore ? { restore: plan.restore } : {}) };
       armedAt = fx.now();
       try {
         const upload = parts(plan, job.preserve);
@@ -223,7 +235,15 @@ function planHost(job: HostJob, remote: RemoteStatus, force: boolean): Plan {
   const changes = [change4, ...(change6 ? [change6] : [])];
   const removed = changes.flatMap((c) => removedLeftovers(c, job.preserve));
   const restored = changes.flatMap((c) => restoredLeftovers(c, job.preserve));
+  const restore: Restore | undefined =
+    job.kind === 'rollback'
+      ? {
+          runs: shipBefore(remote.backupState),
+          fwgenRemoved: ![remote.backupLive4, remote.backupLive6].some((t) => t !== undefined && /^:FWGEN-/m.test(t)),
+        }
+      : undefined;
   return {
+    ...(restore ? { restore } : {}),
     want4,
     want6,
     change4,
@@ -338,7 +358,7 @@ async function confirm(
   }
   try {
     const c = parseCommitOutput(
-      await second.run(commitCall(job.paths, s.id, vars.ipv6, backup ?? '-', s.stateJson(job, backup))),
+      await second.run(commitCall(job.paths, s.id, vars.ipv6, backup ?? '-', s.stateJson(job, backup, moved.restore))),
     );
     switch (c.kind) {
       case 'committed': {
@@ -350,6 +370,9 @@ async function confirm(
           restored.length > 0
             ? `put back ${restored.length} rule(s) of the built-in chains that the ship(s) since that backup had removed`
             : undefined,
+          moved.restore?.fwgenRemoved
+            ? "fwgen removed: the host runs the firewall it had before fwgen's first ship"
+            : undefined,
           c.noState ? 'the state file could not be written' : undefined,
           await persist(s, second, vars),
         ];
@@ -358,6 +381,7 @@ async function confirm(
           backup,
           ...(removed.length > 0 ? { removed } : {}),
           ...(restored.length > 0 ? { restored } : {}),
+          ...(moved.restore ? { restore: moved.restore } : {}),
         });
       }
       case 'fired':

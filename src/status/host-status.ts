@@ -123,13 +123,17 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
   const reasons = [
     inSync
       ? recorded
-        ? undefined
+        ? shipped?.rollback
+          ? `rolled back to backup ${shipped.rollback.to}, which holds what rendered/ holds`
+          : undefined
         : 'live rules match rendered/, but fwgen has no record of shipping them'
       : rulesInSync
         ? job.sets
           ? `the live ipset members differ from rendered/${SETS_FILE} (${setDrift.length} difference(s))`
           : `fwgen's ipsets are left on the host from sets: ipset (${setDrift.length}); the next ship drops them`
-        : whyDifferent(families, recorded, job.preserve),
+        : shipped?.rollback
+          ? rolledBack(shipped)
+          : whyDifferent(families, recorded, job.preserve),
     recorded && !shipped ? `${job.paths.rules}.fwgen-state.json is unreadable` : undefined,
     remote.armed || remote.locked ? 'a ship is in flight on this host (lock held or dead-man switch armed)' : undefined,
   ].filter((r): r is string => r !== undefined);
@@ -187,6 +191,18 @@ function comparedFamilies(job: StatusJob, remote: RemoteStatus): FamilyTexts[] {
       onHost: remote.file6,
     },
   ];
+}
+
+/** Why a host that was rolled back differs from rendered/: what it runs since. */
+function rolledBack(shipped: ShippedRecord): string {
+  const r = shipped.rollback!;
+  const when = `by a rollback to backup ${r.to} (${r.at.replace(/\.\d+Z$/, 'Z')}, ${r.by})`;
+  if (r.fwgenRemoved) return `fwgen removed ${when}: the host runs the firewall it had before fwgen's first ship`;
+  const ship =
+    shipped.shippedAt === '-'
+      ? 'an earlier ship (the backup does not say which)'
+      : `the ship of ${shipped.shippedAt.replace(/\.\d+Z$/, 'Z')}${shipped.commit ? ` (commit ${shipped.commit.slice(0, 7)})` : ''}`;
+  return `rolled back ${when}: the host runs the rules of ${ship}, not rendered/`;
 }
 
 /** Tells "changed by hand" from "rendered/ moved on": does the host still run its own rules file? */
