@@ -1,7 +1,8 @@
 #!/bin/sh
 # fwgen remote step "doctor-facts": what doctor needs to know about a host, changing nothing. Prints
 # `key=value` lines: uid, the tools present (of those named), iptables' version and rule counts per
-# backend, rules files vs live rules, boot mechanisms, other firewall managers, addresses and links,
+# backend, rules files vs live rules, boot mechanisms, other firewall managers, addresses and links, how
+# IPv6 INPUT is filtered,
 # leftovers of ships (armed switches, a lock, staged files); then a status line.
 # Arguments: RULES RULES6 TOOL...
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -39,6 +40,12 @@ say docker_chains "$(printf '%s\n' "$all" | grep -c '^:DOCKER')"
 if [ "$(systemctl is-active firewalld 2>/dev/null)" = active ] || pidof firewalld >/dev/null 2>&1; then say firewalld active; fi
 ls /etc/systemd/system/*.wants/nftables.service >/dev/null 2>&1 && say nftables enabled
 ip -o addr show 2>/dev/null | while read -r _ ifname _ addr _; do say addr "$ifname ${addr%/*}"; done
+# IPv6 INPUT as filtered: policy, rules, whether fwgen's hook is there, whether the last rule drops.
+if has ip6tables-save && ip6=$(ip6tables-save -t filter 2>/dev/null) && [ -n "$ip6" ]; then
+  last=$(printf '%s\n' "$ip6" | grep '^-A INPUT ' | tail -n 1)
+  case $last in *" -j DROP" | *" -j REJECT"*) closed=1 ;; *) closed=0 ;; esac
+  say input6 "$(printf '%s\n' "$ip6" | sed -n 's/^:INPUT \([A-Z]*\) .*/\1/p') $(printf '%s\n' "$ip6" | grep -c '^-A INPUT ') $(printf '%s\n' "$ip6" | grep -c '^-A INPUT .*-j FWGEN-INPUT') $closed"
+fi
 ip -o link show 2>/dev/null | while read -r _ ifname _; do ifname=${ifname%:}; say link "${ifname%%@*}"; done
 for f in "$RULES".fwgen-armed.*; do
   [ -e "$f" ] || continue

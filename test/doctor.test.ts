@@ -485,6 +485,37 @@ describe("evaluating a host's facts", () => {
     ).toBe('ok');
   });
 
+  it('warns when a global IPv6 address meets an IPv6 INPUT that accepts what no rule drops', () => {
+    const dual = { ...healthy, addresses: [...healthy.addresses, { ifname: 'eth1', address: '2001:db8:80::11' }] };
+    const open = { ...dual, input6: { policy: 'ACCEPT', rules: 0, fwgen: false, closed: false } };
+    expect(one(evaluateFacts(open, ctx()), 'ipv6')).toMatchObject({
+      level: 'warn',
+      detail: expect.stringMatching(/^global IPv6 address 2001:db8:80::11, and IPv6 INPUT accepts .*open over IPv6$/),
+      fix: expect.stringContaining('remove `ipv6: leave`'),
+    });
+    // Managed IPv6 that is not live yet: ship.
+    expect(one(evaluateFacts(open, ctx({ hasIpv6: true })), 'ipv6').fix).toBe('`fwgen ship --host web1`');
+    const fwgen = { ...dual, input6: { policy: 'ACCEPT', rules: 1, fwgen: true, closed: false } };
+    expect(one(evaluateFacts(fwgen, ctx()), 'ipv6')).toMatchObject({
+      level: 'ok',
+      detail: expect.stringContaining('by fwgen'),
+    });
+    for (const input6 of [
+      { policy: 'DROP', rules: 3, fwgen: false, closed: false },
+      { policy: 'ACCEPT', rules: 3, fwgen: false, closed: true },
+    ])
+      expect(one(evaluateFacts({ ...dual, input6 }, ctx()), 'ipv6').level).toBe('ok');
+    // Link-local and loopback addresses only: nothing to say.
+    const local = {
+      ...open,
+      addresses: [
+        { ifname: 'eth1', address: 'fe80::1' },
+        { ifname: 'lo', address: '::1' },
+      ],
+    };
+    expect(evaluateFacts(local, ctx()).find((x) => x.name === 'ipv6')).toBeUndefined();
+  });
+
   it('checks the internal interface, with + as a prefix, failing only when fleet trust uses it', () => {
     expect(one(evaluateFacts(healthy, ctx({ interface: 'eth9' })), 'interface')).toMatchObject({
       level: 'fail',

@@ -378,7 +378,12 @@ describe('rendered output of valid inventories is pure rule grammar', () => {
     const file = join(tmp, 'template.yaml');
     writeFileSync(file, inventoryWith().text);
     const files = renderFile(file);
-    expect([...files.keys()].sort()).toEqual(['metrics/iptables.up.rules', 'web/iptables.up.rules']);
+    expect([...files.keys()].sort()).toEqual([
+      'metrics/ip6tables.up.rules',
+      'metrics/iptables.up.rules',
+      'web/ip6tables.up.rules',
+      'web/iptables.up.rules',
+    ]);
     expect(outputProblems(files)).toEqual([]);
   });
 

@@ -139,8 +139,44 @@ describe('focused inventory (trust none, ranges, role template)', () => {
     for (const f of project.files) await expect(renderedText(f)).toMatchFileSnapshot(`golden/focused/${f.path}`);
   });
 
-  it('renders no IPv6 file when the inventory has no IPv6 address', () => {
-    expect(project.files.map((f) => f.path)).toEqual(['app/iptables.up.rules', 'lb/iptables.up.rules']);
+  it('renders IPv6 rules without any IPv6 address in the inventory: IPv6 rejects what IPv4 does not open', () => {
+    expect(project.files.map((f) => f.path).sort()).toEqual([
+      'app/ip6tables.up.rules',
+      'app/iptables.up.rules',
+      'lb/ip6tables.up.rules',
+      'lb/iptables.up.rules',
+    ]);
+    const v6 = rules(text(project.files, 'app/ip6tables.up.rules'));
+    expect(v6).toContain('-A FWGEN-INPUT -i lo -m comment --comment "fwgen loopback" -j ACCEPT');
+    expect(v6).toContain(
+      '-A FWGEN-INPUT -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "fwgen established" -j ACCEPT',
+    );
+    expect(v6).toContain(
+      '-A FWGEN-INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -m hl --hl-eq 255 -m comment --comment "fwgen neighbour discovery" -j ACCEPT',
+    );
+    // Management has no IPv6 network: no SSH over IPv6; the role's open ports are open to any source, as in IPv4.
+    expect(v6.filter((l) => l.includes('management'))).toEqual([]);
+    expect(v6).toContain(
+      '-A FWGEN-INPUT -p tcp -m tcp --dport 8000:8100 -m comment --comment "fwgen app ports tcp/8000-8100" -j ACCEPT',
+    );
+    expect(v6.at(-2)).toBe(
+      '-A FWGEN-INPUT -m comment --comment "fwgen default reject" -j REJECT --reject-with icmp6-port-unreachable',
+    );
+  });
+
+  it('with ipv6: leave, renders no IPv6 file when the inventory has no IPv6 address (IPv6 left as the host has it)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fwgen-leave-'));
+    try {
+      writeFileSync(join(dir, 'inv.yaml'), `ipv6: leave\n${readFileSync('test/fixtures/render/focused.yaml', 'utf8')}`);
+      const leave = renderProject({
+        inventory: join(dir, 'inv.yaml'),
+        out: join(dir, 'rendered'),
+        templates: 'test/fixtures/render/templates',
+      });
+      expect(leave.files.map((f) => f.path)).toEqual(['app/iptables.up.rules', 'lb/iptables.up.rules']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('has no fleet rules with trust: none', () => {

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { AuditEntry } from '../src/audit/audit-log.js';
 import type { Inventory } from '../src/inventory/model.js';
+import { renderProject } from '../src/cli/project.js';
 import { checkLockout } from '../src/lockout/check-hosts.js';
+import { renderedText } from '../src/render/render-role.js';
 import type { Reach } from '../src/remote/reach.js';
 import type { ShipJob } from '../src/ship/jobs.js';
 import { lastShipBackups } from '../src/ship/rollback-plan.js';
@@ -238,6 +240,24 @@ describe('the lockout verdict, as a value', () => {
       'a: the new rules would not admit SSH from 198.51.100.7 (--from) to port 22',
     );
     expect(v.hint).toContain('--from');
+  });
+
+  it("covers IPv6: an IPv4-only inventory's IPv6 rules refuse a host reached over IPv6 without IPv6 management", async () => {
+    const project = renderProject({
+      inventory: 'test/fixtures/render/focused.yaml',
+      out: 'test/fixtures/render/rendered',
+      templates: 'test/fixtures/render/templates',
+    });
+    const file = (path: string) => Buffer.from(renderedText(project.files.find((f) => f.path === path)!));
+    const subjects = [
+      { ...roleJob('a', 'app'), v4: file('app/iptables.up.rules'), v6: file('app/ip6tables.up.rules') },
+    ];
+    const reaches = new Map([['a', reach([])]]);
+    expect((await checkLockout(subjects, inv, reaches, '192.0.2.5')).ok).toBe(true);
+    const v = await checkLockout(subjects, inv, reaches, '2001:db8::7');
+    expect(v.ok).toBe(false);
+    if (!v.ok)
+      expect(v.problems[0]).toMatch(/^a: the new rules would not admit SSH from 2001:db8::7 \(--from\) to port 22/);
   });
 
   it('refuses when the address behind a jump host cannot be determined (never skipped silently)', async () => {

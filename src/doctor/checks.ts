@@ -42,6 +42,7 @@ export function evaluateFacts(f: HostFacts, c: HostContext): Check[] {
       ? [backend(f), rulesFile(f, c), boot(f, c), ...otherManagers(f, c)]
       : [rulesFile(f, c), boot(f, c)]),
     addresses(f, c),
+    ipv6Exposure(f, c),
     internalInterface(f, c),
     ...leftovers(f, c),
   ];
@@ -284,6 +285,32 @@ function addresses(f: HostFacts, c: HostContext): Omit<Check, 'host'> {
     level: 'warn',
     detail: `${missing.join(', ')} not on the host (it has ${[...onHost.keys()].filter((a) => !a.startsWith('127.') && a !== '::1').join(', ') || 'none'}); fine only behind 1:1 NAT, else other hosts' rules name the wrong address`,
     fix: `correct the address of ${c.host.name} in the inventory, then \`fwgen render\` and ship`,
+  };
+}
+
+/**
+ * A host with a global IPv6 address (2000::/3) whose IPv6 INPUT accepts what it is not told to drop
+ * (policy ACCEPT, no fwgen hook, last rule not a DROP or REJECT) is reachable over IPv6 on every port
+ * its IPv4 rules close.
+ */
+function ipv6Exposure(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefined {
+  const global = f.addresses
+    .map((a) => a.address)
+    .filter((a) => ipaddr.isValid(a) && ipaddr.parse(a).kind() === 'ipv6' && /^[23]/.test(canonical(a)));
+  if (global.length === 0) return undefined;
+  const i6 = f.input6;
+  if (!i6) return undefined;
+  const where = `global IPv6 address ${global.join(', ')}`;
+  if (i6.fwgen) return { name: 'ipv6', level: 'ok', detail: `${where}; IPv6 filtered by fwgen` };
+  if (i6.policy !== 'ACCEPT' || i6.closed)
+    return { name: 'ipv6', level: 'ok', detail: `${where}; IPv6 filtered by the host's own rules (not fwgen's)` };
+  return {
+    name: 'ipv6',
+    level: 'warn',
+    detail: `${where}, and IPv6 INPUT accepts what no rule drops (policy ACCEPT, ${i6.rules} rule(s), none of fwgen's): every port the IPv4 rules close is open over IPv6`,
+    fix: c.inventory.hasIpv6
+      ? fwgenShip(c)
+      : 'remove `ipv6: leave` from the inventory (fwgen then rejects over IPv6 what IPv4 does not open), render and ship',
   };
 }
 

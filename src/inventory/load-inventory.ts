@@ -14,6 +14,7 @@ import {
   type PortSpec,
   type Role,
   type SourceRef,
+  type Ipv6Mode,
   type SetsMode,
   type SshSettings,
   type Trust,
@@ -58,6 +59,7 @@ interface RawInventory {
   monitoring?: RawRule[];
   trust?: Trust;
   sets?: SetsMode;
+  ipv6?: Ipv6Mode;
   roles: Record<string, RawRole>;
 }
 
@@ -256,7 +258,13 @@ function normalize(raw: RawInventory, file: string, report: Reporter): Inventory
     preserve: preservePatterns(raw.preserve, report),
     roles,
     hosts,
-    hasIpv6: management.some(isIpv6) || ruleNets.some(isIpv6) || hosts.some((h) => h.addresses.some(isIpv6)),
+    ipv6: raw.ipv6 ?? 'manage',
+    // IPv6 left open by omission would open every port IPv4 closes: rules for it unless `ipv6: leave`.
+    hasIpv6:
+      raw.ipv6 !== 'leave' ||
+      management.some(isIpv6) ||
+      ruleNets.some(isIpv6) ||
+      hosts.some((h) => h.addresses.some(isIpv6)),
   };
 }
 

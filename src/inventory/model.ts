@@ -81,6 +81,12 @@ export interface Role {
 
 export type Trust = 'fleet' | 'none';
 
+/**
+ * `manage`: every role gets IPv6 rules; `leave`: only when the inventory has IPv6 addresses (IPv6
+ * otherwise stays as the host has it).
+ */
+export type Ipv6Mode = 'manage' | 'leave';
+
 /** How address lists reach the rules: one rule per CIDR (`none`), or named ipsets matched by one rule each. */
 export type SetsMode = 'none' | 'ipset';
 
@@ -122,6 +128,11 @@ export interface Inventory {
   readonly roles: readonly Role[];
   /** Every host of every role, sorted by name. */
   readonly hosts: readonly Host[];
-  /** True when any IPv6 address appears anywhere: every role then also gets an ip6tables file. */
+  /** `ipv6:` as written (default `manage`). */
+  readonly ipv6: Ipv6Mode;
+  /**
+   * True when every role gets an ip6tables file: unless `ipv6: leave`, always; with it, when any IPv6
+   * address appears anywhere.
+   */
   readonly hasIpv6: boolean;
 }

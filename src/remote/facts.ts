@@ -53,10 +53,24 @@ export interface HostFacts {
   readonly nftablesEnabled: boolean;
   readonly addresses: readonly { readonly ifname: string; readonly address: string }[];
   readonly links: readonly string[];
+  /** The live IPv6 INPUT chain (filter), when ip6tables-save could read it. */
+  readonly input6?: {
+    readonly policy: string;
+    readonly rules: number;
+    /** fwgen's hook is there. */
+    readonly fwgen: boolean;
+    /** The last rule drops or rejects. */
+    readonly closed: boolean;
+  };
   /** Armed dead-man switches: `alive` when the process (or systemd timer) that fires it still exists. */
   readonly armed: readonly (Leftover & { readonly id: string; readonly alive: boolean })[];
   readonly lock?: Leftover & { readonly owner: string };
   readonly staged: readonly Leftover[];
+}
+
+function input6(v: string): NonNullable<HostFacts['input6']> {
+  const [policy, rules, fwgen, closed] = v.split(' ');
+  return { policy: policy ?? '', rules: Number(rules) || 0, fwgen: Number(fwgen) > 0, closed: closed === '1' };
 }
 
 /** Parses what remote/facts.sh printed. */
@@ -97,6 +111,7 @@ export function parseFacts(stdout: string): HostFacts {
       return { ifname, address };
     }),
     links: all('link'),
+    ...(one('input6') ? { input6: input6(one('input6')!) } : {}),
     armed: all('armed').map((v) => {
       const [ageS, alive, id, path] = words(v, 3);
       return { ageS: Number(ageS), alive: alive === '1', id, path };
