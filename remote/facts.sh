@@ -40,6 +40,8 @@ say docker_chains "$(printf '%s\n' "$all" | grep -c '^:DOCKER')"
 if [ "$(systemctl is-active firewalld 2>/dev/null)" = active ] || pidof firewalld >/dev/null 2>&1; then say firewalld active; fi
 ls /etc/systemd/system/*.wants/nftables.service >/dev/null 2>&1 && say nftables enabled
 ip -o addr show 2>/dev/null | while read -r _ ifname _ addr _; do say addr "$ifname ${addr%/*}"; done
+# Native nftables (one line of JSON): chains beside iptables' that may drop what fwgen accepts.
+if has nft; then say nft "$(nft -j list ruleset 2>/dev/null | tr -d '\n')"; fi
 # IPv6 INPUT as filtered: policy, rules, whether fwgen's hook is there, whether the last rule drops.
 if has ip6tables-save && ip6=$(ip6tables-save -t filter 2>/dev/null) && [ -n "$ip6" ]; then
   last=$(printf '%s\n' "$ip6" | grep '^-A INPUT ' | tail -n 1)

@@ -1,10 +1,10 @@
 #!/bin/sh
 # fwgen remote step "read": what the host holds, changing nothing. Used by ship (before it acts),
 # status and rollback. Prints sections (byte count, bytes): state file, IPv4 rules file, live IPv4
-# filter table, [IPv6 file, live IPv6 table], [the backup FROM's files], fwgen's live ipsets (`ipset
+# tables (every table), [IPv6 file, live IPv6 tables], [the backup FROM's files], fwgen's live ipsets (`ipset
 # save` of the sets named fwgen-*; -1 without the ipset command), the sets file, [the backup FROM's
-# sets, its live snapshot (every table), its IPv6 snapshot, the state file as it was then], then a
-# status line.
+# sets, its live snapshot (every table), its IPv6 snapshot, the state file as it was then], the native
+# nftables ruleset (JSON), then a status line.
 # Arguments: RULES RULES6 HAS6 [FROM]
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
@@ -14,11 +14,12 @@ set_paths "$1" "$2"
 HAS6=$3 FROM=${4:-}
 T=$(mktemp) || fail 1 "mktemp failed"
 trap 'rm -f "$T" "$T.err"' EXIT
+# Every table (the lockout check after the read walks them all); fwgen's fingerprint is of filter alone.
 live() {
   need "$1"
-  "$1" -t filter > "$T" 2> "$T.err" || fail 1 "$1 failed: $(head -c 400 "$T.err" | tr '\n' ' ')"
+  "$1" > "$T" 2> "$T.err" || fail 1 "$1 failed: $(head -c 400 "$T.err" | tr '\n' ' ')"
   section "$T"
-  fp=$(fingerprint < "$T")
+  fp=$(sed -n '/^\*filter$/,/^COMMIT$/p' "$T" | fingerprint)
 }
 section "$STATE"
 section "$RULES"
@@ -45,6 +46,8 @@ if [ -n "$FROM" ]; then
   if [ "$HAS6" = 1 ]; then section "$RULES.bak.$FROM.live6"; fi
   section "$RULES.bak.$FROM.state"
 fi
+# Native nftables (`nft -j list ruleset`, one line of JSON; -1 without nft): what may filter besides iptables.
+if command -v nft >/dev/null 2>&1 && nft -j list ruleset > "$T" 2>/dev/null; then section "$T"; else echo -1; fi
 count() { n=0; for f in "$@"; do [ -e "$f" ] && n=$((n + 1)); done; echo "$n"; }
 backups=$(count "$RULES".bak.*.live)
 armed=$(count "$RULES".fwgen-armed.*)

@@ -516,6 +516,31 @@ describe("evaluating a host's facts", () => {
     expect(evaluateFacts(local, ctx()).find((x) => x.name === 'ipv6')).toBeUndefined();
   });
 
+  it('lists native nftables base chains, and fails when one drops what fwgen accepts, with the fix', () => {
+    const nft = readFileSync('test/fixtures/nft/mixed.json', 'utf8');
+    const rendered = [[readFileSync('test/golden/focused/app/iptables.up.rules', 'utf8'), 'ipv4']] as const;
+    const c = one(evaluateFacts({ ...healthy, nftJson: nft }, { ...ctx(), rendered }), 'native nftables');
+    expect(c).toMatchObject({
+      level: 'fail',
+      detail: expect.stringMatching(
+        /^inet filter input \(hook input, priority 0, policy accept\) drops tcp\/22 from 192\.0\.2\.0\/28, which fwgen accepts \(tcp dport \{ 22, 80 \} drop comment "no web here"\); native chains: inet filter input \(hook input, priority 0, policy accept, 3 drop\/reject rule\(s\)\); inet open output .*; inet open input \(hook input, priority 10, policy accept, 1 drop\/reject rule\(s\)\)$/,
+      ),
+      fix: expect.stringContaining('nft delete table inet filter'),
+    });
+    // Only a table that accepts everything: listed, ok.
+    const open = JSON.stringify({
+      nftables: JSON.parse(nft).nftables.filter(
+        (x: { table?: { name: string }; chain?: { table: string }; rule?: { table: string } }) =>
+          (x.table?.name ?? x.chain?.table ?? x.rule?.table) === 'open',
+      ),
+    });
+    expect(one(evaluateFacts({ ...healthy, nftJson: open }, { ...ctx(), rendered }), 'native nftables')).toMatchObject({
+      level: 'ok',
+      detail: expect.stringContaining('none drops what fwgen accepts'),
+    });
+    expect(evaluateFacts(healthy, ctx()).find((x) => x.name === 'native nftables')).toBeUndefined();
+  });
+
   it('checks the internal interface, with + as a prefix, failing only when fleet trust uses it', () => {
     expect(one(evaluateFacts(healthy, ctx({ interface: 'eth9' })), 'interface')).toMatchObject({
       level: 'fail',

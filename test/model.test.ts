@@ -7,7 +7,8 @@ import { emitRule, emitText, quoteWord } from '../src/model/emit.js';
 import { ownerOf, preserveMatcher } from '../src/model/ownership.js';
 import { parseRule, parseRuleset, splitWords } from '../src/model/parse.js';
 import { rulesOf, type Ruleset } from '../src/model/ruleset.js';
-import { changeScript, isEmptyChange, planChange, undoScript } from '../src/model/transaction.js';
+import { describeTakeover, takeoverLine } from '../src/model/takeover.js';
+import { changeScript, isEmptyChange, planChange, removedLeftovers, undoScript } from '../src/model/transaction.js';
 import { renderedText } from '../src/render/render-role.js';
 
 const PRESERVE = preserveMatcher(DEFAULT_PRESERVE);
@@ -196,5 +197,23 @@ describe('planChange: fwgen changes only what it owns', () => {
     expect(script).toMatch(/#@del 1 -A FORWARD -m comment --comment "fwgen hook" -j FWGEN-FORWARD\n-D FORWARD \d+/);
     expect(script).toContain('-X FWGEN-FORWARD');
     expect(script).not.toContain('docker0');
+  });
+});
+
+describe('describeTakeover: the tools whose rules a ship removes', () => {
+  const want = parseRuleset(readFileSync('test/golden/focused/app/iptables.up.rules', 'utf8')).ruleset;
+  const removedFrom = (fixture: string) =>
+    removedLeftovers(
+      planChange(parseRuleset(readFileSync(`test/fixtures/takeover/${fixture}`, 'utf8')).ruleset, want, PRESERVE),
+      PRESERVE,
+    );
+  it('knows ufw and Shorewall by their chains; anything else is hand-written', () => {
+    expect(describeTakeover(removedFrom('ufw.v4'))).toEqual({ from: ['ufw'], removed: 18 });
+    expect(describeTakeover(removedFrom('shorewall.v4'))).toEqual({ from: ['Shorewall'], removed: 13 });
+    expect(describeTakeover(removedFrom('router.v4'))).toEqual({ from: ['hand-written rules'], removed: 14 });
+    expect(describeTakeover([])).toBeUndefined();
+    expect(takeoverLine({ from: ['ufw'], removed: 18 }, 'web1', false)).toBe(
+      'takes over from ufw: 18 rule(s) removed, kept in the backup; `fwgen rollback --host web1` restores them',
+    );
   });
 });

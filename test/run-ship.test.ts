@@ -9,7 +9,7 @@ import type { ShipJob } from '../src/ship/jobs.js';
 import { lastShipBackups } from '../src/ship/rollback-plan.js';
 import { planStages } from '../src/ship/rollout.js';
 import { haltAfter, haltedFleet, runShip, type RunEvent, type RunPlan, type StageCheck } from '../src/ship/run-ship.js';
-import { effects, fake, host, job, ok, settings, type FakeHost } from './support/fake-hosts.js';
+import { effects, fake, host, job, ok, readOutput, settings, type FakeHost } from './support/fake-hosts.js';
 
 const roleJob = (name: string, role: string): ShipJob => ({ ...job(name), host: { ...host(name), role } });
 
@@ -195,6 +195,61 @@ describe('rollback past the first ship (fake transport)', () => {
     );
     expect(upload).toContain('-X FWGEN-INPUT');
     expect(states).toEqual([{ runs: null, fwgenRemoved: true }]);
+  });
+});
+
+describe('the lockout check over the live rules after the read (fake transport)', () => {
+  const WANT =
+    '*filter\n:FWGEN-INPUT - [0:0]\n-A INPUT -m comment --comment "fwgen hook" -j FWGEN-INPUT\n' +
+    '-A FWGEN-INPUT -s 192.0.2.0/24 -p tcp -m tcp --dport 22 -m comment --comment "fwgen management ssh" -j ACCEPT\n' +
+    '-A FWGEN-INPUT -m comment --comment "fwgen default reject" -j REJECT\nCOMMIT\n';
+  // A leftover ACCEPT of SSH from the deployer (the ship removes it) ahead of a hook into a preserved
+  // chain that rejects SSH from everyone else.
+  const LIVE =
+    '*nat\n:PREROUTING ACCEPT [0:0]\nCOMMIT\n*filter\n:INPUT ACCEPT [0:0]\n:MYTOOL - [0:0]\n' +
+    '-A INPUT -s 192.0.2.5/32 -p tcp -m tcp --dport 22 -j ACCEPT\n-A INPUT -j MYTOOL\n' +
+    '-A MYTOOL -p tcp -m tcp --dport 22 -j REJECT --reject-with icmp-port-unreachable\nCOMMIT\n';
+  const shipTo = async (force: boolean, live = LIVE) => {
+    const hosts = { a: fake({ read: readOutput({ file4: 'old\n', live4: live }) }) };
+    const j: ShipJob = { ...job('a'), v4: Buffer.from(WANT), preserve: (c) => c === 'MYTOOL' };
+    const sources = new Map([['a', { address: '192.0.2.5', port: 22, why: 'this machine' }]]);
+    const { report } = await run(plan([j], { settings: { ...settings, lockout: { sources, force } } }), hosts);
+    return { result: report.results[0], scripts: hosts.a.scripts };
+  };
+
+  it('refuses before any change, naming the table, chain and foreign rule', async () => {
+    const { result, scripts } = await shipTo(false);
+    expect(result.outcome).toBe('failed');
+    expect(result.lockout).toEqual({
+      source: '192.0.2.5',
+      port: 22,
+      table: 'filter',
+      chain: 'INPUT',
+      packets: 'new connection',
+      rule: '-A MYTOOL -p tcp -m tcp --dport 22 -j REJECT --reject-with icmp-port-unreachable',
+      refused: true,
+    });
+    expect(result.reason).toMatch(
+      /^refused: the live rules after this change would not admit SSH from 192\.0\.2\.5 to port 22 \(table filter, chain INPUT, new connection: -A MYTOOL .*-j REJECT.*\); nothing changed\. .*--force-lockout-risk/,
+    );
+    expect(scripts).toEqual(['read']);
+  });
+
+  it('--force-lockout-risk ships anyway (the dead-man switch still arms) and says so', async () => {
+    const { result, scripts } = await shipTo(true);
+    expect(result.outcome).toBe('applied');
+    expect(result.lockout?.refused).toBe(false);
+    expect(result.reason).toContain('lockout risk shipped anyway (--force-lockout-risk)');
+    expect(scripts).toEqual(['read', 'apply', 'commit']);
+  });
+
+  it('ships when the live rules let SSH through (the preserved chain returns it)', async () => {
+    const { result } = await shipTo(
+      false,
+      LIVE.replace('--dport 22 -j REJECT --reject-with icmp-port-unreachable', '--dport 23 -j REJECT'),
+    );
+    expect(result.outcome).toBe('applied');
+    expect(result.lockout).toBeUndefined();
   });
 });
 

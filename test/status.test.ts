@@ -504,6 +504,23 @@ describe('assessHost: what the remote read means', () => {
     expect(assessHost(job(), remote({ liveSets: '' })).state).toBe('in-sync');
   });
 
+  it('warns about native nftables that drop what fwgen accepts; in sync stays about fwgen alone', () => {
+    const mixed = readFileSync('test/fixtures/nft/mixed.json', 'utf8');
+    const s = assessHost(job(), remote({ native: mixed }));
+    expect(s.state).toBe('in-sync');
+    expect(s.native).toEqual([
+      'native nftables inet filter input (hook input, priority 0, policy accept) drops what fwgen accepts (tcp/22 from 192.0.2.0/28, tcp/22 from 198.51.100.9/32): tcp dport { 22, 80 } drop comment "no web here"',
+    ]);
+    // A native table that accepts everything (the fixture's inet open): no warning.
+    const open = JSON.stringify({
+      nftables: JSON.parse(mixed).nftables.filter(
+        (x: { table?: { name: string }; chain?: { table: string }; rule?: { table: string } }) =>
+          (x.table?.name ?? x.chain?.table ?? x.rule?.table) !== 'filter',
+      ),
+    });
+    expect(assessHost(job(), remote({ native: open })).native).toBeUndefined();
+  });
+
   it('says so when a ship is in flight, or the state file is unreadable', () => {
     expect(assessHost(job(), remote({ armed: true })).reason).toMatch(/a ship is in flight/);
     const s = assessHost(job(), remote({ stateJson: '{"fwgen":' }));
@@ -562,7 +579,7 @@ describe('the status script, run by a local shell against stub iptables-save', (
   const live4 = saved(RENDERED, insert('INPUT', '-A INPUT -m comment --comment "odd \\" quote" -j ACCEPT'));
   writeFileSync(join(dir, 'live4'), live4);
   writeFileSync(join(dir, 'live6'), saved(RENDERED6));
-  stub('iptables-save', `[ "$1 $2" = "-t filter" ] || exit 9; cat ${dir}/live4`);
+  stub('iptables-save', `[ $# = 0 ] || exit 9; cat ${dir}/live4`);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('reads the state, files, live tables and counts in one command', async () => {

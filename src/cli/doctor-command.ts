@@ -8,6 +8,7 @@ import type { Host } from '../inventory/model.js';
 import { describeReach } from '../remote/reach.js';
 import { resolvePolicies } from '../resolve/resolve-policy.js';
 import { remotePaths } from '../remote/scripts.js';
+import { RULES_FILE, renderedText } from '../render/render-role.js';
 import { selectHosts } from '../inventory/select-hosts.js';
 import { positiveInt, sshForRun, type HostOptions } from './options.js';
 import { printWarnings, renderProject } from './project.js';
@@ -37,7 +38,12 @@ export async function doctorCommand(opts: DoctorOptions, internal: InternalOptio
   if (!opts.offline) {
     process.stderr.write(`checking ${hosts.length} host(s), ${concurrency} at a time\n`);
     const { transport, reaches } = sshForRun(opts, hosts);
-    const deps = { transport, resolver: internal.resolver ?? systemResolver(), connectTimeoutMs, reaches };
+    const rendered = (role: string) =>
+      project.files
+        .filter((f) => f.path === `${role}/${RULES_FILE.ipv4}` || f.path === `${role}/${RULES_FILE.ipv6}`)
+        .map((f) => [renderedText(f), f.path.endsWith(RULES_FILE.ipv6) ? 'ipv6' : 'ipv4'] as const);
+    const resolver = internal.resolver ?? systemResolver();
+    const deps = { transport, resolver, connectTimeoutMs, reaches, rendered };
     const results = await doctorFleet(hosts, inv, remotePaths(inv), deps, concurrency).finally(() => transport.close());
     hosts.forEach((h, i) =>
       groups.push({ name: h.name, title: hostTitle(h, describeReach(reaches.get(h.name)!)), checks: results[i] }),

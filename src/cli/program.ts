@@ -142,6 +142,10 @@ function buildProgram(internal: InternalOptions): Command {
     opt.breakLock(),
     opt.from(),
     new Option(
+      '--force-lockout-risk',
+      "ship even where the host's live rules after the change may cut SSH (the dead-man switch still undoes a lockout)",
+    ),
+    new Option(
       '--persist',
       "install a boot hook on hosts where nothing loads the rules at boot; update fwgen's own where it is outdated",
     ),

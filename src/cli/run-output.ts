@@ -2,7 +2,7 @@ import { hostname, userInfo } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { appendAudit } from '../audit/audit-log.js';
 import { inventoryCommit } from '../audit/inventory-commit.js';
-import { WorkFailedError } from '../errors.js';
+import { LockoutError, WorkFailedError } from '../errors.js';
 import type { Host, Inventory } from '../inventory/model.js';
 import type { Reach } from '../remote/reach.js';
 import { installBootHook } from '../remote/boot-hook.js';
@@ -98,6 +98,12 @@ export async function runAndReport(
   }
   printSummary(report.results);
   if (opts.json) process.stdout.write(`${JSON.stringify(report.results, null, 2)}\n`);
+  const refused = report.results.filter((r) => r.lockout?.refused);
+  if (refused.length > 0)
+    throw new LockoutError(
+      `refused ${refused.length} host(s) whose live rules after the change would cut SSH: ${refused.map((r) => r.host).join(', ')} (nothing changed on them)`,
+      "see each host's reason: fix the rule it names, say the source with --from, or ship with --force-lockout-risk",
+    );
   if (!report.succeeded) throw failure(report, plan.maxFailures);
 }
 

@@ -26,6 +26,8 @@ export interface ShipOptions extends HostOptions {
   /** `--from ADDR`: the address hosts see SSH come from (NAT); overrides ssh.source. */
   from?: string;
   breakLock?: boolean;
+  /** `--force-lockout-risk`: ship even where the live rules after the change may cut SSH (the dead-man switch stays). */
+  forceLockoutRisk?: boolean;
 }
 
 /** `fwgen ship`: check rendered/ is current and safe, then ship every selected host. */
@@ -55,7 +57,8 @@ export async function shipCommand(opts: ShipOptions, internal: InternalOptions =
       )
     : [{ name: 'all', jobs }];
   const concurrency = positiveInt(opts.concurrency, '--concurrency');
-  const { settings, origin } = settingsFor(opts, inv);
+  const { settings: base, origin } = settingsFor(opts, inv);
+  let settings = base;
   const fx = realEffects(
     opts,
     jobs.map((j) => j.host),
@@ -72,6 +75,8 @@ export async function shipCommand(opts: ShipOptions, internal: InternalOptions =
         verdict.hint,
       );
     }
+    // Each host checks again after its read, over its live rules as the change leaves them.
+    settings = { ...settings, lockout: { sources: verdict.sources, force: !!opts.forceLockoutRisk } };
   }
   await runAndReport({ action: 'ship', stages, staged, maxFailures, concurrency, settings, origin }, opts, fx);
 }

@@ -66,6 +66,7 @@ export function formatStatus(results: readonly HostStatus[], withDiff: boolean):
       const extras = [
         r.foreign.length > 0 ? `foreign: ${r.foreign.join(', ')}` : '',
         r.reason ? `(${r.reason})` : '',
+        ...(r.native ?? []).map((w) => `[warning: ${w}]`),
       ].filter(Boolean);
       const line = [...rows[i].map((c, j) => c.padEnd(widths[j])), ...extras].join('  ').trimEnd();
       const details = withDiff ? [...r.drift, ...r.foreignRules.map((f) => `foreign rule: ${f}`)] : [];

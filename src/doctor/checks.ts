@@ -4,6 +4,9 @@ import type { ForwardMode, Host, Inventory } from '../inventory/model.js';
 import type { RemotePaths } from '../remote/scripts.js';
 import { whyInactive, type BootMechanism } from '../remote/boot-hook.js';
 import type { HostFacts, LiveState, Tool } from '../remote/facts.js';
+import { nativeFindings } from '../lockout/native.js';
+import { dropRules } from '../lockout/nft-eval.js';
+import { baseChains, describeChain, parseNftJson } from '../model/nft.js';
 
 const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
 
@@ -26,6 +29,8 @@ export interface HostContext {
   readonly forward?: ForwardMode;
   readonly inventory: Pick<Inventory, 'interface' | 'trust' | 'hasIpv6'> & { readonly sets?: Inventory['sets'] };
   readonly paths: RemotePaths;
+  /** The role's rendered files and their families: what fwgen accepts, for the native nftables check. */
+  readonly rendered?: readonly (readonly [string, 'ipv4' | 'ipv6'])[];
 }
 
 /** A lock or staged file older than this, with no ship in flight, was left by a ship that died. */
@@ -43,6 +48,7 @@ export function evaluateFacts(f: HostFacts, c: HostContext): Check[] {
       : [rulesFile(f, c), boot(f, c)]),
     addresses(f, c),
     ipv6Exposure(f, c),
+    nativeNftables(f, c),
     internalInterface(f, c),
     ...leftovers(f, c),
   ];
@@ -312,6 +318,45 @@ function ipv6Exposure(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undef
       ? fwgenShip(c)
       : 'remove `ipv6: leave` from the inventory (fwgen then rejects over IPv6 what IPv4 does not open), render and ship',
   };
+}
+
+/**
+ * Native nftables base chains on the input, forward and output hooks, listed; a fail when one drops
+ * what fwgen accepts (a warning when it may: a match not understood, a source it names), with the
+ * owner's fix.
+ */
+function nativeNftables(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefined {
+  const tables = parseNftJson(f.nftJson);
+  const chains = baseChains(tables).filter((b) => ['input', 'forward', 'output'].includes(b.chain.hook ?? ''));
+  if (chains.length === 0) return undefined;
+  const listed = chains.map(
+    (b) => `${describeChain(b).replace(/\)$/, '')}, ${dropRules(b.chain.rules)} drop/reject rule(s))`,
+  );
+  const findings = nativeFindings(tables, c.rendered ?? []);
+  const worst = findings.find((x) => x.certain) ?? findings[0];
+  if (!worst)
+    return { name: 'native nftables', level: 'ok', detail: `${listed.join('; ')}; none drops what fwgen accepts` };
+  const table = chains.find((b) => worst.chain.startsWith(`${b.table.family} ${b.table.name} `))?.table;
+  return {
+    name: 'native nftables',
+    level: worst.certain ? 'fail' : 'warn',
+    detail: `${worst.chain} ${worst.certain ? 'drops' : 'may drop'} ${worst.flow}, which fwgen accepts (${worst.rule}); native chains: ${listed.join('; ')}`,
+    fix: ownerFix(table?.family ?? '', table?.name ?? '', worst.flow),
+  };
+}
+
+/** Which service owns a native table, and how to let fwgen's traffic through or turn it off. */
+function ownerFix(family: string, name: string, flow: string): string {
+  const [proto, port] = flow.split(' ')[0].split('/');
+  if (name === 'firewalld')
+    return `firewalld owns it: \`firewall-cmd --permanent --add-port=${port}/${proto} && firewall-cmd --reload\`, or let fwgen filter alone: \`systemctl disable --now firewalld\``;
+  if (/docker/i.test(name))
+    return `Docker owns it (nftables mode): publish the port through Docker, or run Docker with its iptables backend`;
+  if (/kube/i.test(name)) return `kube-proxy owns it: let the traffic through in the cluster's network policy`;
+  if (/incus|lxd/i.test(name)) return `incus owns it: allow the port in its network ACLs`;
+  if (/netavark|podman/i.test(name)) return `podman (netavark) owns it: publish the port through podman`;
+  if (/f2b|fail2ban/i.test(name)) return `fail2ban bans into it: unban the source (\`fail2ban-client unban ADDR\`)`;
+  return `the nftables service (/etc/nftables.conf) or another tool made ${family} ${name}: accept ${proto}/${port} there, or remove it (\`nft delete table ${family} ${name}\`; \`systemctl disable nftables\` keeps it from coming back)`;
 }
 
 function internalInterface(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefined {

@@ -14,6 +14,8 @@ export interface DoctorDeps {
   readonly connectTimeoutMs: number;
   /** How each host is reached (ssh_config, jump hosts), by host name. */
   readonly reaches?: ReadonlyMap<string, Reach>;
+  /** A role's rendered files with their families (what fwgen accepts, for the native nftables check). */
+  readonly rendered?: (role: string) => readonly (readonly [string, 'ipv4' | 'ipv6'])[];
 }
 
 /** Checks one host: names from here, then one SSH connection running one read-only script. */
@@ -60,6 +62,7 @@ async function remoteChecks(host: Host, inv: Inventory, paths: RemotePaths, deps
         inventory: inv,
         paths,
         forward: inv.roles?.find((x) => x.name === host.role)?.forward,
+        ...(deps.rendered ? { rendered: deps.rendered(host.role) } : {}),
       }),
     ];
   } catch (err) {

@@ -16,9 +16,21 @@ export interface LockoutSubject {
   readonly sets?: Buffer;
 }
 
-/** The lockout check's answer: every host admits SSH from where it sees it come from, or why not. */
+/** Where a host sees SSH come from, and the port: what the check over its live rules evaluates again. */
+export interface LockoutSource {
+  readonly address: string;
+  readonly port: number;
+  /** `this machine`, `--from`, the jump host's, ... */
+  readonly why: string;
+}
+
+/**
+ * The lockout check's answer: every host admits SSH from where it sees it come from (with that
+ * source, per host, for the check over the live rules after the read), or why not.
+ */
 export type LockoutVerdict =
-  { readonly ok: true } | { readonly ok: false; readonly problems: readonly string[]; readonly hint: string };
+  | { readonly ok: true; readonly sources: ReadonlyMap<string, LockoutSource> }
+  | { readonly ok: false; readonly problems: readonly string[]; readonly hint: string };
 
 /**
  * Checks that each host's new rules admit SSH from where the host sees it come from (this machine,
@@ -34,6 +46,7 @@ export async function checkLockout(
   from?: string,
 ): Promise<LockoutVerdict> {
   const problems: string[] = [];
+  const sources = new Map<string, LockoutSource>();
   let viaJump = false;
   let unknownSource = false;
   const verdicts = new Map<string, SshVerdict>();
@@ -53,6 +66,7 @@ export async function checkLockout(
         );
         return;
       }
+      sources.set(job.host.name, { address: source.address, port, why: source.why });
       const v6 = ipaddr.process(source.address).kind() === 'ipv6';
       const rules = v6 ? job.v6 : job.v4;
       if (!rules) return;
@@ -69,7 +83,7 @@ export async function checkLockout(
       }
     }),
   );
-  if (problems.length === 0) return { ok: true };
+  if (problems.length === 0) return { ok: true, sources };
   const hint = unknownSource
     ? 'say the address the hosts see SSH come from with --from ADDR or ssh.source in the inventory; nothing was shipped'
     : viaJump

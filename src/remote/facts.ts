@@ -53,6 +53,8 @@ export interface HostFacts {
   readonly nftablesEnabled: boolean;
   readonly addresses: readonly { readonly ifname: string; readonly address: string }[];
   readonly links: readonly string[];
+  /** `nft -j list ruleset`, when the host has nft. */
+  readonly nftJson?: string;
   /** The live IPv6 INPUT chain (filter), when ip6tables-save could read it. */
   readonly input6?: {
     readonly policy: string;
@@ -112,6 +114,7 @@ export function parseFacts(stdout: string): HostFacts {
     }),
     links: all('link'),
     ...(one('input6') ? { input6: input6(one('input6')!) } : {}),
+    ...(one('nft') !== undefined ? { nftJson: one('nft') } : {}),
     armed: all('armed').map((v) => {
       const [ageS, alive, id, path] = words(v, 3);
       return { ageS: Number(ageS), alive: alive === '1', id, path };

@@ -17,10 +17,10 @@ export interface RemoteStatus {
   /** `<rules_path>.fwgen-state.json`, as the commit step wrote it. */
   readonly stateJson?: string;
   readonly file4?: string;
-  /** `iptables-save -t filter`. */
+  /** `iptables-save`: every table (fwgen owns only parts of filter; the lockout check walks them all). */
   readonly live4: string;
   readonly file6?: string;
-  /** `ip6tables-save -t filter`, when the inventory has IPv6. */
+  /** `ip6tables-save` (every table), when the inventory has IPv6. */
   readonly live6?: string;
   /** Backups kept (`<rules_path>.bak.*.live`). */
   readonly backups: number;
@@ -48,6 +48,8 @@ export interface RemoteStatus {
   readonly backupLive6?: string;
   /** With a backup asked for: the state file as it was when it was made (undefined: there was none). */
   readonly backupState?: string;
+  /** `nft -j list ruleset` (undefined without the nft command): native nftables beside iptables. */
+  readonly native?: string;
 }
 
 /** A status read: what the host holds, or why it could not be read. */
@@ -80,9 +82,12 @@ export function parseStatusOutput(stdout: string, ipv6: boolean, withBackup = fa
   // snapshots and state.
   const sets = 2 + (withBackup ? 1 : 0);
   const snapshots = withBackup ? (ipv6 ? 3 : 2) : 0;
-  const { sections, rest } = splitSections(Buffer.from(stdout, 'utf8'), rules + sets + snapshots);
+  const { sections, rest } = splitSections(Buffer.from(stdout, 'utf8'), rules + sets + snapshots + 1);
   const tail = parseStatus(rest);
-  const complete = [rules, rules + sets, rules + sets + snapshots].includes(sections.length);
+  const complete = [rules, rules + sets, rules + sets + snapshots, rules + sets + snapshots + 1].includes(
+    sections.length,
+  );
+  const native = sections[rules + sets + snapshots];
   if (tail.status !== 'read' || !complete)
     return { ok: false, reason: 'could not read the rules: the status output was cut short' };
   const [stateJson, file4, live4] = sections;
@@ -108,6 +113,7 @@ export function parseStatusOutput(stdout: string, ipv6: boolean, withBackup = fa
       ...(tail.ipset !== undefined ? { hasIpset: tail.ipset === '1' } : {}),
       liveSets: liveSets ?? '',
       setsFile,
+      ...(native !== undefined ? { native } : {}),
     },
   };
 }

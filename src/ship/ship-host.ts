@@ -12,6 +12,14 @@ import {
   undoScript,
   type Change,
 } from '../model/transaction.js';
+import { checkSsh } from '../lockout/lockout.js';
+import { nativeFindings, nativeWarnings } from '../lockout/native.js';
+import { judgeNative, sshPackets } from '../lockout/nft-eval.js';
+import { parseNftJson } from '../model/nft.js';
+import { describeTakeover, takeoverLine, type Takeover } from '../model/takeover.js';
+import type { LockoutSource } from '../lockout/check-hosts.js';
+import type { Ruleset } from '../model/ruleset.js';
+import { parseSets } from '../model/sets.js';
 import { readHostStatus, type RemoteStatus } from '../remote/read.js';
 import {
   applyCall,
@@ -46,6 +54,26 @@ export interface HostResult {
   readonly restored?: readonly string[];
   /** A rollback: what the host runs after it (the ship it went back to, or its pre-fwgen firewall). */
   readonly restore?: Restore;
+  /** Native nftables chains that drop traffic the host's new rules accept: they override fwgen there. */
+  readonly native?: readonly string[];
+  /** The firewall tools whose rules in the built-in chains this ship removed (or a dry run would). */
+  readonly takeover?: Takeover;
+  /** The live rules after the change would cut SSH: where, and whether the host was refused for it. */
+  readonly lockout?: LiveLockout;
+}
+
+/** What the lockout check over a host's live rules found: the SSH source and the rule that cuts it. */
+export interface LiveLockout {
+  readonly source: string;
+  readonly port: number;
+  readonly table?: string;
+  readonly chain?: string;
+  /** Which packets of the connection: `new connection`, `client packets` or `replies`. */
+  readonly packets?: string;
+  readonly rule: string;
+  readonly why?: string;
+  /** True when the host was refused (no `--force-lockout-risk`); nothing changed then. */
+  readonly refused: boolean;
 }
 
 /** Settings shared by every host of one run. */
@@ -60,6 +88,12 @@ export interface RunSettings {
   readonly connectTimeoutMs: number;
   readonly breakLock?: boolean;
   readonly stateJson: (job: HostJob, backup: string | undefined, restore?: Restore) => string;
+  /**
+   * The lockout check over each host's live rules as the change leaves them (other tools' rules kept,
+   * every table): where each host sees SSH come from (the up-front check's sources), and whether a
+   * risk found there is shipped anyway (`--force-lockout-risk`; the dead-man switch still arms).
+   */
+  readonly lockout?: { readonly sources: ReadonlyMap<string, LockoutSource>; readonly force: boolean };
   /** `--persist`: after the rules are in place, make sure they load at boot; returns a note for the reason. */
   readonly persist?: (session: Session, vars: ScriptVars) => Promise<string>;
 }
@@ -125,12 +159,15 @@ const NO_IPSET =
  */
 export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promise<HostResult> {
   const started = fx.now();
+  // Native nftables that override fwgen's rules: known after the read, said on every row from then.
+  let native: readonly string[] = [];
   const result: ResultFn = (outcome, reason, extra = {}) => ({
     host: job.host.name,
     role: job.host.role,
     outcome,
-    reason,
+    reason: native.length > 0 ? `${reason}; warning: ${native.join('; ')}` : reason,
     ms: fx.now() - started,
+    ...(native.length > 0 ? { native } : {}),
     ...extra,
   });
   const target: ConnectTarget = {
@@ -149,6 +186,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
   }
   let backup: string | undefined;
   let moved: Moved = { removed: [], restored: [] };
+  let risk: LiveLockout | undefined;
   let armedAt = fx.now();
   try {
     let applied: ApplyOutput | undefined;
@@ -157,12 +195,16 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
     for (let attempt = 0; attempt < 2 && applied === undefined; attempt++) {
       const read = await readHostStatus(first, { paths: job.paths, ipv6: vars.ipv6 }, backupOf(job));
       if (!read.ok) return result('failed', read.reason);
+      native = nativeWarningsFor(job, read.status);
       const plan = planHost(job, read.status, s.force);
       if (needsIpset(plan) && read.status.hasIpset === false) return result('failed', NO_IPSET);
       if (s.dryRun) return await dryRun(job, read.status, plan, result);
       if (plan.unchanged) {
         return result('unchanged', withNote('fwgen rules and rules file already match', await persist(s, first, vars)));
       }
+      const cut = liveLockout(job, read.status, plan, s);
+      if (cut?.refused) return result('failed', lockoutReason(cut), { lockout: cut });
+      risk = cut;
       moved = { removed: plan.removed, restored: plan.restored, ...(plan.restore ? { restore: plan.restore } : {}) };
       armedAt = fx.now();
       try {
@@ -207,7 +249,85 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
   } finally {
     first.close();
   }
-  return confirm(job, s, fx, target, vars, armedAt, backup, moved, result);
+  const done = await confirm(job, s, fx, target, vars, armedAt, backup, moved, result);
+  return risk ? { ...done, reason: `${done.reason}; ${lockoutReason(risk)}`, lockout: risk } : done;
+}
+
+/**
+ * The lockout check over the host's live rules as the change leaves them: the read step brought every
+ * table; fwgen's part is replaced by what the change makes of it, other tools' rules stay. Undefined
+ * when SSH gets through (or there is nothing to check: no source known, a rollback).
+ */
+function liveLockout(job: HostJob, remote: RemoteStatus, plan: Plan, s: RunSettings): LiveLockout | undefined {
+  const src = s.lockout?.sources.get(job.host.name);
+  if (!src || job.kind !== 'ship') return undefined;
+  const v6 = src.address.includes(':');
+  const live = v6 ? remote.live6 : remote.live4;
+  const change = v6 ? plan.change6 : plan.change4;
+  if (live === undefined || !change) return undefined;
+  const sets = job.sets ? setMembers(job.sets) : undefined;
+  const v = checkSsh(afterChange(parseRuleset(live).ruleset, change), {
+    source: src.address,
+    dport: src.port,
+    ...(sets ? { sets } : {}),
+  });
+  const source = `${src.address}${src.why === 'this machine' ? '' : ` (${src.why})`}`;
+  const refused = !s.lockout!.force;
+  if (!v.admitted)
+    return {
+      source,
+      port: src.port,
+      ...(v.table ? { table: v.table, chain: v.chain, packets: v.packets } : {}),
+      rule: v.rule,
+      ...(v.why ? { why: v.why } : {}),
+      refused,
+    };
+  // Native nftables base chains see the packets too, whatever iptables decided.
+  const tables = parseNftJson(remote.native);
+  for (const packet of sshPackets(src.address, src.port)) {
+    const stop = judgeNative(tables, packet);
+    if (stop)
+      return {
+        source,
+        port: src.port,
+        table: 'nftables',
+        chain: stop.chain,
+        packets: stop.packets,
+        rule: stop.rule,
+        ...(stop.certain ? {} : { why: 'assumed to match: not every match of it is understood' }),
+        refused,
+      };
+  }
+  return undefined;
+}
+
+/** Native nftables chains that drop what the host's new rules accept: a warning on the host's row. */
+function nativeWarningsFor(job: HostJob, remote: RemoteStatus): string[] {
+  if (job.kind !== 'ship') return [];
+  const tables = parseNftJson(remote.native);
+  const rendered: [string, 'ipv4' | 'ipv6'][] = [[job.v4.toString('utf8'), 'ipv4']];
+  if (job.v6) rendered.push([job.v6.toString('utf8'), 'ipv6']);
+  return nativeWarnings(nativeFindings(tables, rendered));
+}
+
+/** The live tables with each table the change touches as the change leaves it. */
+function afterChange(live: Ruleset, change: Change): Ruleset {
+  const changed = new Map(change.tables.map((t) => [t.table, t.result]));
+  const tables = live.tables.map((t) => changed.get(t.name) ?? t);
+  for (const t of change.tables) if (!live.tables.some((l) => l.name === t.table)) tables.push(t.result);
+  return { tables };
+}
+
+function setMembers(text: Buffer): Map<string, readonly string[]> {
+  return new Map(parseSets(text.toString('utf8')).sets.map((x) => [x.name, x.members]));
+}
+
+function lockoutReason(l: LiveLockout): string {
+  const where = l.table ? `table ${l.table}, chain ${l.chain}, ${l.packets}: ` : '';
+  const what = `the live rules after this change would not admit SSH from ${l.source} to port ${l.port} (${where}${l.rule}${l.why ? `; ${l.why}` : ''})`;
+  return l.refused
+    ? `refused: ${what}; nothing changed. Fix or remove that rule on the host, say the source with --from, or ship with --force-lockout-risk (the dead-man switch still undoes a lockout)`
+    : `lockout risk shipped anyway (--force-lockout-risk): ${what}`;
 }
 
 /** Pure: what the host should end with, and the change from what it runs now. */
@@ -363,7 +483,9 @@ async function confirm(
     switch (c.kind) {
       case 'committed': {
         const { removed, restored } = moved;
+        const takeover = job.kind === 'ship' ? describeTakeover(removed) : undefined;
         const notes = [
+          takeover ? takeoverLine(takeover, job.host.name, true) : undefined,
           removed.length > 0
             ? `removed ${removed.length} rule(s) that were neither fwgen's nor another tool's hook: ${removed.join(' | ')}`
             : undefined,
@@ -380,6 +502,7 @@ async function confirm(
         return result('applied', withNote(backup ? `previous rules backed up as ${backup}` : 'applied', note), {
           backup,
           ...(removed.length > 0 ? { removed } : {}),
+          ...(takeover ? { takeover } : {}),
           ...(restored.length > 0 ? { restored } : {}),
           ...(moved.restore ? { restore: moved.restore } : {}),
         });
@@ -474,13 +597,16 @@ async function dryRun(job: HostJob, remote: RemoteStatus, plan: Plan, result: Re
         : plan.wantSets === NO_SETS
           ? "fwgen's ipsets are left from sets: ipset"
           : 'ipsets differ';
-  const removing =
-    plan.removed.length > 0
+  const takeover = job.kind === 'ship' ? describeTakeover(plan.removed) : undefined;
+  const removing = takeover
+    ? `; ${takeoverLine(takeover, job.host.name, false)}`
+    : plan.removed.length > 0
       ? `; would remove ${plan.removed.length} rule(s) that are neither fwgen's nor another tool's hook`
       : '';
   return result('would-apply', reason + removing, {
     diff: [...diffs, liveNote, setsNote].filter(Boolean).join('\n'),
     ...(plan.removed.length > 0 ? { removed: plan.removed } : {}),
+    ...(takeover ? { takeover } : {}),
   });
 }
 

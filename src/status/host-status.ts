@@ -6,6 +6,8 @@ import { TransportError, type Session, type Transport } from '../remote/transpor
 import type { PreserveFn } from '../model/ownership.js';
 import { compareLive, type LiveComparison } from './compare-rules.js';
 import { mapPool } from '../util/map-pool.js';
+import { nativeFindings, nativeWarnings } from '../lockout/native.js';
+import { parseNftJson } from '../model/nft.js';
 import { readHostStatus, type RemoteStatus } from '../remote/read.js';
 import { parseState, type ShippedRecord } from '../remote/state-file.js';
 
@@ -36,6 +38,11 @@ export interface HostStatus {
   readonly foreignRules: string[];
   /** Unified-diff lines, rendered → live, of fwgen's chains; empty when in sync. */
   readonly drift: string[];
+  /**
+   * Native nftables chains that drop traffic the rendered rules accept: they override fwgen there,
+   * whatever the state (which is about fwgen's own part).
+   */
+  readonly native?: string[];
   readonly reason?: string;
 }
 
@@ -137,11 +144,15 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
     recorded && !shipped ? `${job.paths.rules}.fwgen-state.json is unreadable` : undefined,
     remote.armed || remote.locked ? 'a ship is in flight on this host (lock held or dead-man switch armed)' : undefined,
   ].filter((r): r is string => r !== undefined);
+  const rendered: [string, 'ipv4' | 'ipv6'][] = [[job.v4.toString('utf8'), 'ipv4']];
+  if (job.v6) rendered.push([job.v6.toString('utf8'), 'ipv6']);
+  const native = nativeWarnings(nativeFindings(parseNftJson(remote.native), rendered));
   return {
     host: job.host.name,
     role: job.host.role,
     state,
     ...(shipped ? { shipped } : {}),
+    ...(native.length > 0 ? { native } : {}),
     backups: remote.backups,
     armed: remote.armed,
     foreign: foreignNames(vsRendered.map((f) => f.cmp)),

@@ -105,7 +105,10 @@ roles:
     expect(before.code).toBe(1);
     expect(only(before, 'h1', 'ssh')).toMatchObject({ level: 'ok', detail: `reachable at ${NET}.11` });
     expect(only(before, 'h1', 'host key').level).toBe('ok');
-    expect(only(before, 'h1', 'rules file')).toMatchObject({ level: 'ok', detail: `${RULES} present and live` });
+    expect(only(before, 'h1', 'rules file')).toMatchObject({
+      level: 'ok',
+      detail: `${RULES}, /etc/ip6tables.up.rules present and live`,
+    });
     expect(only(before, 'h1', 'backend')).toMatchObject({
       level: 'ok',
       detail: 'iptables uses nf_tables; no rules in legacy',
@@ -300,7 +303,7 @@ roles:
         detail: expect.stringContaining(`host key for ${NET}.14 does not match`),
       });
       expect(key.fix).toContain(`ssh-keygen -R '${NET}.14' -f ${join(project, 'bad_known_hosts')}`);
-      expect(only(r, 'h1', 'boot').level).toBe('ok');
+      expect(only(r, 'h1', 'boot')).toMatchObject({ level: 'ok' });
       expect(r.stderr).toMatch(/fwgen: \d+ check\(s\) failed: .*h2.*h3.*h4/);
     } finally {
       await lab.startSshd('h3');

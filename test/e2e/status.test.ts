@@ -197,7 +197,7 @@ roles:
       const stale = await status('--role', 'db');
       expect(stale.code, stale.stderr).toBe(0);
       expect(stale.stderr).toMatch(
-        /warning: rendered\/ does not match the inventory \(updated: db\/iptables\.up\.rules\); comparing the hosts with what rendered\/ holds/,
+        /warning: rendered\/ does not match the inventory \(updated: db\/ip6tables\.up\.rules, updated: db\/iptables\.up\.rules\); comparing the hosts with what rendered\/ holds/,
       );
       await render();
       const pending = await statusJson('--role', 'db', '--diff');

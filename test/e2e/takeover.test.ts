@@ -100,8 +100,26 @@ ${NAMES.map(
     if (project) rmSync(project, { recursive: true, force: true });
   }, 60_000);
 
+  it('--dry-run says what each host would take over from, and how to get it back', async () => {
+    const r = await fwgen('ship', '--role', 'all', '--dry-run');
+    const rows = r.results as unknown as { host: string; reason: string; takeover?: { from: string[] } }[];
+    expect(Object.fromEntries(rows.map((x) => [x.host, x.takeover?.from]))).toEqual({
+      odd: ['hand-written rules'],
+      router: ['hand-written rules'],
+      shorewall: ['Shorewall'],
+      ufw: ['ufw'],
+    });
+    expect(rows.find((x) => x.host === 'ufw')!.reason).toMatch(
+      /takes over from ufw: 36 rule\(s\) removed, kept in the backup; `fwgen rollback --host ufw` restores them/,
+    );
+    for (const n of NAMES) expect(await snapshot(n)).toEqual(before.get(n));
+  });
+
   it('the first ship takes every host over: the previous rules leave the built-in chains, everything else stays', async () => {
     const r = await fwgen('ship', '--role', 'all');
+    expect(r.results.find((x) => x.host === 'shorewall')!.reason).toMatch(
+      /took over from Shorewall: \d+ rule\(s\) removed/,
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(Object.fromEntries(r.results.map((x) => [x.host, x.outcome]))).toEqual(
       Object.fromEntries(NAMES.map((n) => [n, 'applied'])),
