@@ -27,16 +27,30 @@ fwgen_txn() { :; }
 txn_resolve() {
   awk -v mode="$1" -v fam="${2:-ip}" '
 function rest(s, k,   i) { while (--k > 0) { i = index(s, " "); if (!i) return ""; s = substr(s, i + 1) } return s }
-function find(t, c, text, occ,   i, n) {
+# The occ-th rule with this text. A text the chain holds once is looked for from the planned position
+# outwards (it is there, or near, unless others changed the chain much): a long chain stays fast.
+function find(t, c, text, occ, hint,   i, n, d) {
+  if (occ == 1 && cnt[t, c, text] == 1) {
+    for (d = 0; hint - d >= 1 || hint + d <= len[t, c]; d++) {
+      i = hint - d; if (i >= 1 && i <= len[t, c] && !gh[t, c, i] && line[t, c, i] == text) return i
+      i = hint + d; if (i >= 1 && i <= len[t, c] && !gh[t, c, i] && line[t, c, i] == text) return i
+    }
+    return 0
+  }
   n = 0
   for (i = 1; i <= len[t, c]; i++) if (!gh[t, c, i] && line[t, c, i] == text && ++n == occ) return i
   return 0
 }
 function put(t, c, p, text,   i) {
   for (i = ++len[t, c]; i > p; i--) { line[t, c, i] = line[t, c, i - 1]; org[t, c, i] = org[t, c, i - 1]; gh[t, c, i] = gh[t, c, i - 1] }
-  line[t, c, p] = text; org[t, c, p] = 0; gh[t, c, p] = 0
+  line[t, c, p] = text; org[t, c, p] = 0; gh[t, c, p] = 0; cnt[t, c, text]++
+}
+function flush(t, c,   i) {
+  for (i = 1; i <= len[t, c]; i++) if (!gh[t, c, i]) cnt[t, c, line[t, c, i]]--
+  len[t, c] = 0
 }
 function cut(t, c, p,   i) {
+  if (!gh[t, c, p]) cnt[t, c, line[t, c, p]]--
   for (i = p; i < len[t, c]; i++) { line[t, c, i] = line[t, c, i + 1]; org[t, c, i] = org[t, c, i + 1]; gh[t, c, i] = gh[t, c, i + 1] }
   len[t, c]--
 }
@@ -52,7 +66,7 @@ part == 0 && mode == "nft" {
 }
 part == (mode == "nft" ? 1 : 0) {
   if (substr($0, 1, 1) == "*") tb = substr($0, 2)
-  else if (substr($0, 1, 3) == "-A ") { n = ++len[tb, $2]; olen[tb, $2] = n; line[tb, $2, n] = $0; org[tb, $2, n] = n; gh[tb, $2, n] = 0 }
+  else if (substr($0, 1, 3) == "-A ") { n = ++len[tb, $2]; olen[tb, $2] = n; line[tb, $2, n] = $0; org[tb, $2, n] = n; gh[tb, $2, n] = 0; cnt[tb, $2, $0]++ }
   next
 }
 substr($0, 1, 1) == "*" { tb = substr($0, 2); print; next }
@@ -60,17 +74,17 @@ substr($0, 1, 6) == "#@del " { pk = "del"; po = $2; pt = rest($0, 3); next }
 substr($0, 1, 6) == "#@ins " { pk = $2; po = $3; pt = rest($0, 4); next }
 substr($0, 1, 1) == ":" {
   c = substr($1, 2)
-  if (c !~ /^(INPUT|FORWARD|OUTPUT|PREROUTING|POSTROUTING)$/) len[tb, c] = 0
+  if (c !~ /^(INPUT|FORWARD|OUTPUT|PREROUTING|POSTROUTING)$/) flush(tb, c)
   pk = ""; print; next
 }
 substr($0, 1, 3) == "-D " {
   c = $2
-  p = (pk == "del") ? find(tb, c, pt, po) : find(tb, c, "-A " rest($0, 3), 1)
+  p = (pk == "del") ? find(tb, c, pt, po, $3 + 0) : find(tb, c, "-A " rest($0, 3), 1, 1)
   pk = ""
   if (!p) next
   o = org[tb, c, p]
   if (mode == "nft" && o > 0 && hl[tb, c] == olen[tb, c] && hnd[tb, c, o] != "") {
-    gh[tb, c, p] = 1
+    gh[tb, c, p] = 1; cnt[tb, c, line[tb, c, p]]--
     print "#@nft delete rule " fam " " tb " " c " handle " hnd[tb, c, o]
     next
   }
@@ -78,8 +92,8 @@ substr($0, 1, 3) == "-D " {
 }
 substr($0, 1, 3) == "-I " {
   c = $2; r = rest($0, 4); p = $3 + 0
-  if (pk == "after") { a = find(tb, c, pt, po); if (a) p = a + 1 }
-  else if (pk == "before") { a = find(tb, c, pt, po); if (a) p = a }
+  if (pk == "after") { a = find(tb, c, pt, po, p - 1); if (a) p = a + 1 }
+  else if (pk == "before") { a = find(tb, c, pt, po, p); if (a) p = a }
   else if (pk == "end") p = len[tb, c] + 1
   if (p < 1) p = 1
   if (p > len[tb, c] + 1) p = len[tb, c] + 1
@@ -96,7 +110,7 @@ substr($0, 1, 3) == "-I " {
 }
 substr($0, 1, 3) == "-A " { put(tb, $2, len[tb, $2] + 1, $0); print; next }
 substr($0, 1, 3) == "-X " {
-  len[tb, $2] = 0
+  flush(tb, $2)
   if (mode == "nft") xs = xs "#@x " $0 "\n"; else print
   next
 }

@@ -283,13 +283,15 @@ function diffChain(
   live.forEach((r, i) => isPreserved(r) && kept.add(i));
   want.forEach((r, j) => isPreserved(r) && keptWant.add(j));
   const deletes: Delete[] = [];
+  const liveOcc = occurrences(live);
   live.forEach((rule, i) => {
-    if (!kept.has(i)) deletes.push({ rule, position: i + 1, occurrence: occurrence(live, i) });
+    if (!kept.has(i)) deletes.push({ rule, position: i + 1, occurrence: liveOcc[i] });
   });
   deletes.reverse();
   const inserts: Insert[] = [];
+  const wantOcc = occurrences(want);
   want.forEach((rule, j) => {
-    if (!keptWant.has(j)) inserts.push({ rule, position: j + 1, anchor: anchorOf(want, j, keptWant) });
+    if (!keptWant.has(j)) inserts.push({ rule, position: j + 1, anchor: anchorOf(want, j, keptWant, wantOcc) });
   });
   return { chain, deletes, inserts };
 }
@@ -304,16 +306,20 @@ function slotsOf(rules: readonly Rule[], isPreserved: (r: Rule) => boolean): num
   return slots;
 }
 
-function occurrence(rules: readonly Rule[], i: number): number {
-  const k = keyOf(rules[i]);
-  let n = 0;
-  for (let j = 0; j <= i; j++) if (keyOf(rules[j]) === k) n++;
-  return n;
+/** For each rule, which occurrence of its text it is in the list (1 for the first). */
+function occurrences(rules: readonly Rule[]): number[] {
+  const seen = new Map<string, number>();
+  return rules.map((r) => {
+    const k = keyOf(r);
+    const n = (seen.get(k) ?? 0) + 1;
+    seen.set(k, n);
+    return n;
+  });
 }
 
 /** The neighbour an inserted rule is placed by: the rule before it, else the first kept rule after it. */
-function anchorOf(want: readonly Rule[], j: number, kept: ReadonlySet<number>): Anchor {
-  if (j > 0) return { after: ruleLine(want[j - 1]), occurrence: occurrence(want, j - 1) };
+function anchorOf(want: readonly Rule[], j: number, kept: ReadonlySet<number>, occ: readonly number[]): Anchor {
+  if (j > 0) return { after: ruleLine(want[j - 1]), occurrence: occ[j - 1] };
   for (let m = j + 1; m < want.length; m++) if (kept.has(m)) return { before: ruleLine(want[m]), occurrence: 1 };
   return 'end';
 }

@@ -6,18 +6,53 @@
  * nor the cause of a wrong delete (legacy: the xtables lock is held from reading positions to the
  * commit; nf_tables: deletes go by rule handle).
  */
-import { chmodSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_PRESERVE } from '../../src/inventory/model.js';
 import { preserveMatcher } from '../../src/model/ownership.js';
 import { parseRuleset } from '../../src/model/parse.js';
-import { changeScript, planChange, undoScript } from '../../src/model/transaction.js';
+import { changeScript, planChange, planRestore, undoScript } from '../../src/model/transaction.js';
 import { remoteDir } from '../../src/remote/scripts.js';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
 
 const PRESERVE = preserveMatcher(DEFAULT_PRESERVE);
+const CORPUS = 'test/fixtures/takeover/corpus';
+
+/** A university's border-host firewall, generated: `n` rules in INPUT (hosts, nets, ports, comments) and a FORWARD. */
+function university(n: number): string {
+  const rules: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const a = `198.18.${(i >> 8) & 255}.${i & 255}`;
+    const port = [22, 80, 443, 3306, 5432, 8080][i % 6];
+    if (i % 10 === 0) rules.push(`-A INPUT -s ${a}/32 -m comment --comment "lab ${i} (room ${i % 97})" -j DROP`);
+    else if (i % 7 === 0) rules.push(`-A INPUT -s ${a}/31 -p udp -m udp --dport ${1000 + (i % 50)} -j ACCEPT`);
+    else rules.push(`-A INPUT -s ${a}/32 -p tcp -m tcp --dport ${port} -j ACCEPT`);
+  }
+  return [
+    '*filter',
+    ':INPUT DROP [0:0]',
+    ':FORWARD ACCEPT [0:0]',
+    ':OUTPUT ACCEPT [0:0]',
+    '-A INPUT -i lo -j ACCEPT',
+    '-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+    ...rules,
+    '-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT',
+    '-A FORWARD -s 198.18.0.0/16 -j ACCEPT',
+    'COMMIT',
+    '',
+  ].join('\n');
+}
 type Backend = 'nft' | 'legacy';
 
 const ODD4 = `*nat
@@ -205,6 +240,50 @@ describe('transactions against the real kernel', () => {
         '-A INPUT -m comment --comment "fwgen hook" -j FWGEN-INPUT',
       ]);
     });
+  }
+
+  // Every real-world-style ruleset of test/fixtures/takeover (and a generated 4,000-rule one): ship,
+  // ship again, roll back one step (the first ship's state), roll back past the first ship (the
+  // previous firewall): each compared with iptables-save of every table, counters aside.
+  const corpus = [
+    ...readdirSync(CORPUS)
+      .filter((f) => f.endsWith('.v4'))
+      .map((f) => ({ name: f, v6: false, text: readFileSync(join(CORPUS, f), 'utf8') })),
+    ...['ufw', 'shorewall', 'router', 'odd'].flatMap((n) =>
+      [false, true].map((v6) => ({
+        name: `${n}.${v6 ? 'v6' : 'v4'}`,
+        v6,
+        text: readFileSync(join(CORPUS, '..', `${n}.${v6 ? 'v6' : 'v4'}`), 'utf8'),
+      })),
+    ),
+    { name: 'university (generated, 4,000 rules)', v6: false, text: university(4000) },
+  ];
+  for (const backend of ['nft', 'legacy'] as const) {
+    it(`${backend}: ${corpus.length} real-world-style rulesets come back exactly after ship, ship, rollback, rollback`, async () => {
+      const exact: string[] = [];
+      for (const c of corpus) {
+        await load(backend, c.v6, c.text);
+        const before = await save(backend, c.v6);
+        await plan(backend, c.v6);
+        await txn(backend, c.v6, 'change');
+        const first = await save(backend, c.v6);
+        const live = parseRuleset(await save(backend, c.v6, 'filter')).ruleset;
+        const second = parseRuleset(want(c.v6).replace('--dport 22 -m comment', '--dport 2222 -m comment')).ruleset;
+        writeFileSync(join(dir, 'change2'), changeScript(planChange(live, second, PRESERVE)));
+        await txn(backend, c.v6, 'change2');
+        const restoreTo = async (snapshot: string) => {
+          const now = parseRuleset(await save(backend, c.v6, 'filter')).ruleset;
+          writeFileSync(join(dir, 'restore'), changeScript(planRestore(now, parseRuleset(snapshot).ruleset, PRESERVE)));
+          await txn(backend, c.v6, 'restore');
+        };
+        await restoreTo(first);
+        expect(norm(await save(backend, c.v6)), `${c.name}: one step back`).toEqual(norm(first));
+        await restoreTo(before);
+        expect(norm(await save(backend, c.v6)), `${c.name}: past the first ship`).toEqual(norm(before));
+        exact.push(c.name);
+      }
+      expect(exact).toHaveLength(corpus.length);
+    }, 300_000);
   }
 
   it('nft without the nft command: positions read just before, so a rule inserted in that window shifts them', async () => {
