@@ -1,7 +1,8 @@
 #!/bin/sh
 # fwgen remote step "apply": lock, stage the upload and verify every part (size, SHA-256), check that
 # fwgen's live rules are still those the change was computed from, test, back up, arm the dead-man
-# switch, and apply the change with `iptables-restore --noflush` (one transaction per family).
+# switch, and apply the change with `iptables-restore --noflush` (one transaction per family, its
+# positions found again in the live rules by txn.sh's txn_apply; the undo goes the same way).
 # Arguments: RULES RULES6 ID HAS6 OWNER TIMEOUT KEEP BREAK_LOCK FP4 FP6, then NAME SIZE SHA256 for each
 # part of stdin in order: file4 change4 undo4 [file6 change6 undo6] [sets] deadman. With `sets` (ipset
 # mode) the sets are loaded under staging names before the rules' test, and swapped in before the rules.

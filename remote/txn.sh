@@ -135,6 +135,8 @@ txn_apply() {
   tx_t=$2 tx_d=$3
   # Only the tables the transaction names are read (filter, in practice).
   tx_tables=$(sed -n 's/^\*\([a-z]*\)$/\1/p' "$tx_t" | tr '\n' ' ')
+  # No table: this family has nothing to change.
+  [ -n "$tx_tables" ] || return 0
   tx_live=$(txn_save) || return 1
   if [ "${4:-}" = test ]; then
     txn_pos | "$tx_restore" --test --noflush
