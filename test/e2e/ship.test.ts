@@ -170,9 +170,12 @@ ${o.extraRoles ?? ''}`;
     expect(added.sort()).toEqual([
       `iptables.up.rules.bak.${stamp}`,
       `iptables.up.rules.bak.${stamp}.live`,
+      // IPv6 is filtered too (ipv6: manage, the default), so its live rules and undo are kept as well.
+      `iptables.up.rules.bak.${stamp}.live6`,
       // The state file as it was: what the host ran before (status shows it after a rollback to here).
       `iptables.up.rules.bak.${stamp}.state`,
       `iptables.up.rules.bak.${stamp}.undo4`,
+      `iptables.up.rules.bak.${stamp}.undo6`,
     ]);
     expect(await lab.execOk('db1', ['cat', `/etc/iptables.up.rules.bak.${stamp}`])).toBe(before);
   });
@@ -252,7 +255,9 @@ ${o.extraRoles ?? ''}`;
       ),
     );
     await render();
-    const backupsBefore = (await backups('db1')).length;
+    // One backup per applied run (each a set of files: counted by its live snapshot).
+    const sets = async () => (await backups('db1')).filter((f) => f.endsWith('.live')).length;
+    const backupsBefore = await sets();
     const runs = await Promise.all([1, 2, 3].map(() => ship('--role', 'db', '--force')));
     const results = runs.map((r) => r.results[0]);
     const applied = results.filter((x) => x.outcome === 'applied');
@@ -267,7 +272,7 @@ ${o.extraRoles ?? ''}`;
           /locked by another fwgen run: .* since .*clears by|live IPv4 rules changed since they were read/,
         ),
       });
-    expect((await backups('db1')).length).toBe(backupsBefore + 4 * applied.length);
+    expect(await sets()).toBe(backupsBefore + applied.length);
     expect(await rulesFile('db1')).toBe(readFileSync(join(project, 'rendered/db/iptables.up.rules'), 'utf8'));
     expect(
       await lab.execOk('db1', ['sh', '-c', 'ls /etc | grep -c "fwgen-lock\\|fwgen-stage\\|fwgen-armed" || true']),
