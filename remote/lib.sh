@@ -30,7 +30,7 @@ section() { if [ -f "$1" ]; then stat -L -c %s "$1" && cat "$1"; else echo -1; f
 # chains and rules (fail2ban's bans, Docker's hooks) do not count. Reads iptables-save text on stdin.
 # (One sed and one sha256sum: the same digest as sed | grep -E | sha256sum | cut, two forks fewer.)
 fingerprint() {
-  fp_sum=$(sed -n -E 's/ \[[0-9]*:[0-9]*\]$//; /^(:FWGEN-|-A FWGEN-|-A [A-Z]+ .*(-j FWGEN-|--comment "?fwgen))/p' | sha256sum) &&
+  fp_sum=$(sed -n -E 's/ \[[0-9]*:[0-9]*\]$//; /^(:FWGEN-|-A FWGEN-|-A (INPUT|FORWARD|OUTPUT) (.* )?(-[jg] FWGEN-|--comment "?fwgen([^A-Za-z0-9_]|$)))/p' | sha256sum) &&
     printf '%s\n' "${fp_sum%% *}"
 }
 

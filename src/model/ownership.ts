@@ -32,3 +32,25 @@ export function ownerOf(rule: Rule, preserve: PreserveFn): RuleOwner {
   if (comment !== undefined && /^fwgen\b/.test(comment)) return 'fwgen';
   return 'leftover';
 }
+
+/**
+ * What fwgen owns of a live filter table, line by line: its chains' declarations and rules, and the
+ * rules of INPUT, FORWARD and OUTPUT that {@link ownerOf} calls fwgen's. remote/lib.sh `fingerprint`
+ * and remote/deadman.sh select exactly these lines with this extended regular expression (counters
+ * cut first); test/ownership.test.ts holds the shell and this definition to the same answers.
+ */
+export const OWNED_LINE_ERE =
+  '^(:FWGEN-|-A FWGEN-|-A (INPUT|FORWARD|OUTPUT) (.* )?(-[jg] FWGEN-|--comment "?fwgen([^A-Za-z0-9_]|$)))';
+
+const OWNED_LINE = new RegExp(OWNED_LINE_ERE);
+const COUNTERS_AT_END = / \[[0-9]*:[0-9]*\]$/;
+
+/** The lines of `iptables-save -t filter` text that are fwgen's, as the host steps select them. */
+export function ownedLines(save: string): string[] {
+  const out: string[] = [];
+  for (const raw of save.split('\n')) {
+    const line = raw.replace(COUNTERS_AT_END, '');
+    if (OWNED_LINE.test(line)) out.push(line);
+  }
+  return out;
+}
