@@ -5,7 +5,7 @@ import { resolveAll, runReach, type RunReach } from '../remote/reach-resolver.js
 import { SshTransport } from '../remote/ssh-transport.js';
 import type { ProjectOptions } from './project.js';
 
-/** Options of every command that talks to hosts (main.ts `hostOptions`). */
+/** Options of every command that talks to hosts (program.ts `connection()`). */
 export interface HostOptions extends ProjectOptions {
   host?: string[];
   concurrency: string;

@@ -118,7 +118,7 @@ function buildProgram(internal: InternalOptions): Command {
     .addHelpText('after', examples('fwgen render', 'fwgen render --check', 'fwgen render --role web,db -o out'))
     .action(renderCommand);
 
-  // Ship code (and node-ssh) loads only for the commands that need it, keeping `render` fast.
+  // Ship code (and ssh2) loads only for the commands that need it, keeping `render` fast.
   const ship = async () => import('./ship-command.js');
   const connection = () => [opt.connectTimeout(), opt.json(), opt.acceptNew(), opt.sshConfig()];
   // What ship, status and doctor act on: the rendered roles and hosts.
