@@ -27,10 +27,11 @@ set_paths() {
 section() { if [ -f "$1" ]; then stat -L -c %s "$1" && cat "$1"; else echo -1; fi; }
 
 # What fwgen owns of a live filter table, as one digest: its chains and its hooks. Other tools'
-# chains and rules (fail2ban's bans, Docker's hooks) do not count. Reads iptables-save text on stdin.
+# chains and rules (fail2ban's bans, Docker's hooks) do not count. Reads iptables-save text on stdin:
+# the filter table alone (`-t filter`) or every table (only the filter table's lines count).
 # (One sed and one sha256sum: the same digest as sed | grep -E | sha256sum | cut, two forks fewer.)
 fingerprint() {
-  fp_sum=$(sed -n -E 's/ \[[0-9]*:[0-9]*\]$//; /^(:FWGEN-|-A FWGEN-|-A (INPUT|FORWARD|OUTPUT) (.* )?(-[jg] FWGEN-|--comment "?fwgen([^A-Za-z0-9_]|$)))/p' | sha256sum) &&
+  fp_sum=$(sed -n -E '/^\*filter$/,/^COMMIT$/{s/ \[[0-9]*:[0-9]*\]$//; /^(:FWGEN-|-A FWGEN-|-A (INPUT|FORWARD|OUTPUT) (.* )?(-[jg] FWGEN-|--comment "?fwgen([^A-Za-z0-9_]|$)))/p;}' | sha256sum) &&
     printf '%s\n' "${fp_sum%% *}"
 }
 

@@ -126,7 +126,12 @@ describe("what fwgen owns: the shell's idea and TypeScript's agree", () => {
   it('remote/lib.sh and remote/deadman.sh select lines with the one expression TypeScript uses', () => {
     for (const file of ['lib.sh', 'deadman.sh']) {
       const text = readFileSync(join(remoteDir, file), 'utf8');
-      const seds = [...text.matchAll(/sed -n -E 's\/ \\\[\[0-9\]\*:\[0-9\]\*\\\]\$\/\/; \/(.*)\/p'/g)].map((m) => m[1]);
+      const prefix = "sed -n -E '/^\\*filter$/,/^COMMIT$/{s/ \\[[0-9]*:[0-9]*\\]$//; /";
+      const seds = text
+        .split('\n')
+        .filter((l) => l.includes('sed -n -E'))
+        .map((l) => l.slice(l.indexOf(prefix) + prefix.length, l.indexOf("/p;}'")));
+      expect(text.split(prefix).length - 1, file).toBe(1);
       expect(seds, file).toEqual([OWNED_LINE_ERE]);
     }
   });
@@ -145,6 +150,20 @@ describe("what fwgen owns: the shell's idea and TypeScript's agree", () => {
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('on a whole iptables-save (every table, as the apply step reads it once): only the filter table counts', () => {
+    const filter = ['*filter', ':INPUT DROP [0:0]', ':FWGEN-INPUT - [3:4]', '-A INPUT -j FWGEN-INPUT', 'COMMIT'];
+    const nat = [
+      '*nat',
+      ':PREROUTING ACCEPT [0:0]',
+      ':FWGEN-X - [0:0]',
+      '-A INPUT -m comment --comment fwgen -j ACCEPT',
+      'COMMIT',
+    ];
+    const whole = [...nat, ...filter, ''].join('\n');
+    expect(ownedLines(whole)).toEqual([':FWGEN-INPUT - [0:0]'.replace(' [0:0]', ''), '-A INPUT -j FWGEN-INPUT']);
+    expect(shellFingerprints([whole, [...filter, ''].join('\n')])).toEqual(Array(2).fill(digest(ownedLines(whole))));
   });
 
   it('on random filter tables: the shell on the host computes the same fingerprint', () => {

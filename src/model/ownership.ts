@@ -45,10 +45,22 @@ export const OWNED_LINE_ERE =
 const OWNED_LINE = new RegExp(OWNED_LINE_ERE);
 const COUNTERS_AT_END = / \[[0-9]*:[0-9]*\]$/;
 
-/** The lines of `iptables-save -t filter` text that are fwgen's, as the host steps select them. */
+/**
+ * The lines of `iptables-save` text that are fwgen's, as the host steps select them: in the filter
+ * table (`*filter` to its `COMMIT`), counters cut, those {@link OWNED_LINE_ERE} matches.
+ */
 export function ownedLines(save: string): string[] {
   const out: string[] = [];
+  let inFilter = false;
   for (const raw of save.split('\n')) {
+    if (!inFilter) {
+      inFilter = raw === '*filter';
+      continue;
+    }
+    if (raw === 'COMMIT') {
+      inFilter = false;
+      continue;
+    }
     const line = raw.replace(COUNTERS_AT_END, '');
     if (OWNED_LINE.test(line)) out.push(line);
   }
