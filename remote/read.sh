@@ -17,13 +17,13 @@ live() {
   need "$1"
   "$1" -t filter > "$T" 2> "$T.err" || fail 1 "$1 failed: $(head -c 400 "$T.err" | tr '\n' ' ')"
   section "$T"
-  fp=$(fingerprint < "$T")
 }
 section "$STATE"
 section "$RULES"
+# (What fwgen owns of each table, the fingerprint the apply step checks, is computed by the controller
+# from these same bytes: src/model/ownership.ts, held to lib.sh's by test/ownership.test.ts.)
 live iptables-save
-fp4=$fp fp6=-
-if [ "$HAS6" = 1 ]; then section "$RULES6"; live ip6tables-save; fp6=$fp; fi
+if [ "$HAS6" = 1 ]; then section "$RULES6"; live ip6tables-save; fi
 if [ -n "$FROM" ]; then
   [ -f "$RULES.bak.$FROM.live" ] || fail "$E_NOBACKUP" "no backup $FROM of $RULES on this host"
   section "$RULES.bak.$FROM"
@@ -43,4 +43,4 @@ count() { n=0; for f in "$@"; do [ -e "$f" ] && n=$((n + 1)); done; echo "$n"; }
 backups=$(count "$RULES".bak.*.live)
 armed=$(count "$RULES".fwgen-armed.*)
 if [ -d "$LOCK" ]; then locked=1; else locked=0; fi
-echo "status=read backups=$backups armed=$armed locked=$locked fp4=$fp4 fp6=$fp6 ipset=$has_ipset"
+echo "status=read backups=$backups armed=$armed locked=$locked ipset=$has_ipset"

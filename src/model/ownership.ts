@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { globMatcher } from '../util/glob.js';
 import { commentOf, targetOf, type Rule } from './ruleset.js';
 
@@ -65,4 +66,12 @@ export function ownedLines(save: string): string[] {
     if (OWNED_LINE.test(line)) out.push(line);
   }
   return out;
+}
+
+/** remote/lib.sh `fingerprint` of `iptables-save` text: the SHA-256 of {@link ownedLines}, one per line. */
+export function ownedFingerprint(save: string): string {
+  const lines = ownedLines(save);
+  return createHash('sha256')
+    .update(lines.length > 0 ? `${lines.join('\n')}\n` : '')
+    .digest('hex');
 }
