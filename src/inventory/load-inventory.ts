@@ -8,6 +8,7 @@ import { DEFAULT_PRESERVE, type AllowRule, type ForwardMode, type Host, type Inv
 import { parsePort, sortPorts } from './ports.js';
 import { globMatcher } from '../util/glob.js';
 import { checkSchema } from './schema-check.js';
+import { checkAliases } from './yaml-aliases.js';
 import { formatPath, YamlLocator, type PathSegment } from './yaml-positions.js';
 
 /** The inventory as written, after the schema has accepted its shape. */
@@ -51,6 +52,7 @@ export function loadInventory(file: string): LoadedInventory {
 export function parseInventory(text: string, file: string): LoadedInventory {
   const report = new Reporter(file, () => new YamlLocator(text));
   const data = parseYaml(text, file);
+  checkAliases(data, text, file);
   for (const issue of checkSchema(data)) report.error(issue.path, issue.message, issue.atKey);
   if (report.errors.length > 0) throw new InputError(inFileOrder(report.errors));
   const inventory = normalize(data as RawInventory, file, report);
