@@ -33,7 +33,12 @@ interface RawInventory {
 export interface LoadedInventory {
   inventory: Inventory;
   warnings: Problem[];
+  /** Where a value is written, for problems later stages find (parses the text again, on first use). */
+  locate: Locate;
 }
+
+/** Finds the position of the value at a JSON path of the inventory. */
+export type Locate = (path: readonly PathSegment[]) => { line: number; col: number };
 
 const DEFAULT_SSH: SshSettings = { host: '', user: 'root', port: 22, knownHosts: '~/.ssh/known_hosts', sudo: false, written: [] };
 
@@ -57,7 +62,7 @@ export function parseInventory(text: string, file: string): LoadedInventory {
   if (report.errors.length > 0) throw new InputError(inFileOrder(report.errors));
   const inventory = normalize(data as RawInventory, file, report);
   if (report.errors.length > 0) throw new InputError(inFileOrder(report.errors));
-  return { inventory, warnings: inFileOrder(report.warnings) };
+  return { inventory, warnings: inFileOrder(report.warnings), locate: (path) => report.positionOf(path) };
 }
 
 const require = createRequire(import.meta.url);
