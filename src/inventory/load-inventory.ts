@@ -20,7 +20,7 @@ interface RawRule { from: string[]; ports: string[] }
 interface RawHost { address: string | string[]; ssh?: RawSsh }
 interface RawRole { public?: boolean; forward?: ForwardMode; ports?: string[]; allow?: RawRule[]; template?: string; hosts: Record<string, string | string[] | RawHost> | null }
 interface RawInventory {
-  defaults?: { interface?: string; rules_path?: string; forward?: ForwardMode; ssh?: RawSsh };
+  defaults?: { interface?: string; rules_path?: string; rules_path_unusual?: boolean; forward?: ForwardMode; ssh?: RawSsh };
   management?: string[];
   preserve?: string[];
   monitoring?: RawRule[];
@@ -176,6 +176,9 @@ function normalize(raw: RawInventory, file: string, report: Reporter): Inventory
   } else if (!looksLikeRulesFile(rulesPath)) {
     const expected = 'a path under /etc/ ending in .rules, .v4 or .v6, such as /etc/iptables.up.rules or /etc/iptables/rules.v4';
     report.error(['defaults', 'rules_path'], `defaults.rules_path "${rulesPath}" does not look like a rules file (expected ${expected})`);
+  } else {
+    const folderProblem = rulesFolderProblem(rulesPath, defaults.rules_path_unusual === true);
+    if (folderProblem) report.error(['defaults', 'rules_path'], `defaults.rules_path "${rulesPath}" ${folderProblem}`);
   }
   const defaultSsh = mergeSsh(DEFAULT_SSH, defaults.ssh, ['defaults', 'ssh'], report);
   const management = sortNets(parseNets(raw.management ?? [], ['management'], report));
@@ -302,6 +305,24 @@ function normalizeHost(name: string, role: string, written: string | string[] | 
 function looksLikeRulesFile(path: string): boolean {
   const name = path.slice(path.lastIndexOf('/') + 1);
   return path.startsWith('/etc/') && /^[A-Za-z0-9][A-Za-z0-9._@+-]*\.(rules|v4|v6)$/.test(name);
+}
+
+/** The folders iptables rules files live in (Debian's ifupdown and iptables-persistent, RHEL's iptables-services). */
+export const RULES_FOLDERS = ['/etc', '/etc/iptables', '/etc/network', '/etc/sysconfig'];
+
+/**
+ * Another folder holds files of other tools, and `ship` replaces the file as root: `/etc/udev/rules.d/x.rules`
+ * or `/etc/audit/rules.d/audit.rules` would become iptables rules. Another folder needs
+ * `rules_path_unusual: true`; a `.d` folder (every file in it is read by some tool) is refused even then.
+ */
+function rulesFolderProblem(path: string, unusual: boolean): string | undefined {
+  const folder = path.slice(0, path.lastIndexOf('/'));
+  if (RULES_FOLDERS.includes(folder)) return undefined;
+  const usual = `expected a file in ${RULES_FOLDERS.slice(0, -1).join(', ')} or ${RULES_FOLDERS.at(-1)}`;
+  const dotD = folder.split('/').find((part) => part.endsWith('.d'));
+  if (dotD) return `is in ${folder}, a folder whose files another tool reads (${dotD}), not iptables (${usual})`;
+  if (unusual) return undefined;
+  return `is in ${folder}, not a folder iptables rules files live in (${usual}, or, for ${folder}, also set defaults.rules_path_unusual: true)`;
 }
 
 const WRITTEN = [['host', 'host'], ['user', 'user'], ['port', 'port'], ['identity', 'identity'], ['known_hosts', 'knownHosts']] as const;
