@@ -54,6 +54,7 @@ export const EXIT = {
   stageFailed: 18,
   changed: 19,
   fileNotReplaced: 20,
+  unsafeFolder: 21,
 } as const;
 
 /** The package's folder of host-side scripts. */
