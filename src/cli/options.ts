@@ -2,7 +2,7 @@ import { UsageError } from '../errors.js';
 import type { Host } from '../inventory/model.js';
 import type { Reach } from '../remote/reach.js';
 import { resolveAll, runReach, type RunReach } from '../remote/reach-resolver.js';
-import { SshTransport } from '../remote/ssh-transport.js';
+import { DEFAULT_STEP_LIMITS, SshTransport } from '../remote/ssh-transport.js';
 import type { ProjectOptions } from './project.js';
 
 /** Options of every command that talks to hosts (main.ts `hostOptions`). */
@@ -10,6 +10,8 @@ export interface HostOptions extends ProjectOptions {
   host?: string[];
   concurrency: string;
   connectTimeout: string;
+  /** `--step-timeout S`: how long one remote step may run (default 120). */
+  stepTimeout?: string;
   json?: boolean;
   /** `--ssh-config PATH|none`. */
   sshConfig?: string;
@@ -17,13 +19,17 @@ export interface HostOptions extends ProjectOptions {
 
 /** The run's ssh_config resolution and an SSH transport using it; prints ssh_config warnings once. */
 export function sshForRun(
-  opts: { sshConfig?: string },
+  opts: { sshConfig?: string; stepTimeout?: string },
   hosts: readonly Host[],
 ): { reach: RunReach; reaches: Map<string, Reach>; transport: SshTransport } {
+  const limits = {
+    ...DEFAULT_STEP_LIMITS,
+    ...(opts.stepTimeout !== undefined ? { stepMs: positiveInt(opts.stepTimeout, '--step-timeout') * 1000 } : {}),
+  };
   const reach = runReach(opts.sshConfig);
   const reaches = resolveAll(reach, hosts);
   for (const w of reach.warnings()) process.stderr.write(`warning: ${w}\n`);
-  return { reach, reaches, transport: new SshTransport((ssh) => reach.resolve(ssh)) };
+  return { reach, reaches, transport: new SshTransport((ssh) => reach.resolve(ssh), undefined, limits) };
 }
 
 /** Parses a numeric option that must be a whole number ≥ 1. */

@@ -3,6 +3,7 @@ import { planShip, selectHosts } from '../ship/plan.js';
 import { allInSync, statusFleet, type HostStatus } from '../status/host-status.js';
 import { positiveInt, sshForRun, type HostOptions } from './options.js';
 import { printWarnings, renderProject } from './project.js';
+import { printable } from '../util/printable.js';
 
 export interface StatusOptions extends HostOptions {
   acceptNew?: boolean;
@@ -48,27 +49,31 @@ export async function statusCommand(opts: StatusOptions): Promise<void> {
   }
 }
 
-/** One aligned line per host (`host role state fwgen commit shipped-at backups N [foreign: ...]`), with drift under it when asked. */
+/**
+ * One aligned line per host (`host role state fwgen commit shipped-at backups N [foreign: ...]`), with
+ * drift under it when asked. What the host sent (its state file, chain names, rules) is made printable.
+ */
 export function formatStatus(results: readonly HostStatus[], withDiff: boolean): string {
-  const rows = results.map((r) => [
-    r.host,
-    r.role,
-    r.state,
-    r.shipped ? `fwgen ${r.shipped.fwgen}` : '-',
-    r.shipped?.commit ? shortCommit(r.shipped.commit) : '-',
-    r.shipped ? r.shipped.shippedAt.replace(/\.\d+Z$/, 'Z') : '-',
-    r.state === 'unreachable' ? 'backups ?' : `backups ${r.backups}`,
-  ]);
+  const rows = results.map((r) =>
+    [
+      r.host,
+      r.role,
+      r.state,
+      r.shipped ? `fwgen ${r.shipped.fwgen}` : '-',
+      r.shipped?.commit ? shortCommit(r.shipped.commit) : '-',
+      r.shipped ? r.shipped.shippedAt.replace(/\.\d+Z$/, 'Z') : '-',
+      r.state === 'unreachable' ? 'backups ?' : `backups ${r.backups}`,
+    ].map((c) => printable(c)),
+  );
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => row[i].length))) ?? [];
   return results
     .map((r, i) => {
-      const extras = [
-        r.foreign.length > 0 ? `foreign: ${r.foreign.join(', ')}` : '',
-        r.reason ? `(${r.reason})` : '',
-      ].filter(Boolean);
+      const extras = [r.foreign.length > 0 ? `foreign: ${r.foreign.join(', ')}` : '', r.reason ? `(${r.reason})` : '']
+        .filter(Boolean)
+        .map((c) => printable(c));
       const line = [...rows[i].map((c, j) => c.padEnd(widths[j])), ...extras].join('  ').trimEnd();
       const details = withDiff ? [...r.drift, ...r.foreignRules.map((f) => `foreign rule: ${f}`)] : [];
-      return [line, ...details.map((d) => `    ${d}`)].join('\n');
+      return [line, ...details.map((d) => `    ${printable(d)}`)].join('\n');
     })
     .map((block) => `${block}\n`)
     .join('');

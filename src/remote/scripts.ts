@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { printable } from '../util/printable.js';
 
 /** The host's sets file in ipset mode (remote/sets.sh `sets_file`): loaded at boot before the rules. */
 export function setsPathFor(rules: string): string {
@@ -28,7 +29,12 @@ export interface RemoteCall {
   readonly name: StepName;
   readonly script: string;
   readonly args: readonly string[];
+  /** Seconds the step may wait on the host besides its work (the dead-man switch): added to its deadline. */
+  readonly waitS?: number;
 }
+
+/** How long a step may wait for a dead-man switch that fired to finish its undo (remote/lib.sh `await_switch`). */
+export const SWITCH_WAIT_S = 120;
 
 /** The IPv6 rules file beside the IPv4 one: `iptables` becomes `ip6tables`, `rules.v4` becomes `rules.v6`, else `.v6` is appended. */
 export function rules6PathFor(rules: string): string {
@@ -81,9 +87,9 @@ const LIBS: Readonly<Record<string, readonly string[]>> = {
   'boot-hook.sh': ['boot.sh'],
 };
 
-function step(name: StepName, file: string, args: readonly (string | number)[]): RemoteCall {
+function step(name: StepName, file: string, args: readonly (string | number)[], waitS?: number): RemoteCall {
   const files = ['lib.sh', ...(LIBS[file] ?? []), file];
-  return { name, script: files.map(remoteFile).join('\n'), args: args.map(String) };
+  return { name, script: files.map(remoteFile).join('\n'), args: args.map(String), ...(waitS ? { waitS } : {}) };
 }
 
 /** Reads state, rules files and live filter tables (and a backup's files for a rollback); changes nothing. */
@@ -113,19 +119,9 @@ export interface ApplySettings {
 /** Locks, stages and verifies `parts` (sent on stdin), tests, backs up, arms the switch and applies. */
 export function applyCall(paths: RemotePaths, s: ApplySettings, parts: readonly Part[]): RemoteCall {
   const manifest = parts.flatMap((p) => [p.name, p.bytes.length, digestOf(p.bytes)]);
-  return step('apply', 'apply.sh', [
-    paths.rules,
-    paths.rules6,
-    s.id,
-    s.ipv6 ? 1 : 0,
-    s.owner,
-    s.timeoutS,
-    s.keep,
-    s.breakLock ? 1 : 0,
-    s.fp4,
-    s.fp6,
-    ...manifest,
-  ]);
+  const args = [paths.rules, paths.rules6, s.id, s.ipv6 ? 1 : 0, s.owner, s.timeoutS, s.keep, s.breakLock ? 1 : 0];
+  // It may outlast the switch's timeout, then wait for the switch's undo.
+  return step('apply', 'apply.sh', [...args, s.fp4, s.fp6, ...manifest], s.timeoutS + SWITCH_WAIT_S);
 }
 
 /** Claims the switch, moves the new files into place, records state, unlocks. */
@@ -136,7 +132,8 @@ export function commitCall(
   backup: string,
   stateJson: string,
 ): RemoteCall {
-  return step('commit', 'commit.sh', [paths.rules, paths.rules6, id, ipv6 ? 1 : 0, backup, stateJson]);
+  // It may find the switch fired, and wait for its undo.
+  return step('commit', 'commit.sh', [paths.rules, paths.rules6, id, ipv6 ? 1 : 0, backup, stateJson], SWITCH_WAIT_S);
 }
 
 /** After a failed confirmation: has the dead-man switch fired? */
@@ -181,7 +178,7 @@ function digestOf(bytes: Buffer): string {
   return d;
 }
 
-/** The last line a step printed on stderr, without the `fwgen: ` of remote/lib.sh's `fail`. */
+/** The last line a step printed on stderr, without the `fwgen: ` of remote/lib.sh's `fail`; control characters escaped. */
 export function lastErrorLine(stderr: string): string | undefined {
   const line = stderr
     .trim()
@@ -189,7 +186,7 @@ export function lastErrorLine(stderr: string): string | undefined {
     .filter(Boolean)
     .pop()
     ?.replace(/^fwgen: /, '');
-  return line || undefined;
+  return line ? printable(line) : undefined;
 }
 
 /** Parses the `status=...` line and `key=value` pairs a script printed last. */

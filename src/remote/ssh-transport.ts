@@ -41,6 +41,21 @@ type Client = InstanceType<typeof Client>;
 const SUDO_REFUSED =
   /sudo: (a password is required|a terminal is required)|may not run sudo|is not in the sudoers|not allowed to execute/;
 
+/** Bounds on one remote step (one script run on a host). */
+export interface StepLimits {
+  /** A step still running after this many ms (plus the step's own `waitS`) fails the host. */
+  readonly stepMs: number;
+  /** A step whose stdout and stderr together pass this many bytes fails the host. */
+  readonly outputBytes: number;
+}
+
+/**
+ * Two minutes a step (the apply step: plus --timeout and the wait for the dead-man switch, see
+ * remote/scripts.ts `waitS`), and 64 MiB of output: a read of a host with 100k rules and a 100k-member
+ * ipset sends a few MiB.
+ */
+export const DEFAULT_STEP_LIMITS: StepLimits = { stepMs: 120_000, outputBytes: 64 * 1024 * 1024 };
+
 /** Resolves a host's inventory settings into hops; the default ignores ssh_config. */
 export type ReachResolver = (ssh: ConnectTarget['ssh']) => Reach;
 
@@ -60,6 +75,8 @@ export class SshTransport implements Transport {
     private readonly reachOf: ReachResolver = (ssh) => resolveReach(ssh, NO_SSH_CONFIG),
     /** A silent peer is declared lost after `keepaliveMs` × `keepaliveCount` ms. */
     private readonly keepalive = { keepaliveMs: 5000, keepaliveCount: 3 },
+    /** Each step's deadline and output cap. */
+    private readonly limits: StepLimits = DEFAULT_STEP_LIMITS,
   ) {}
 
   async connect(target: ConnectTarget): Promise<Session> {
@@ -85,7 +102,7 @@ export class SshTransport implements Transport {
       via: reach.jumps.map(hopLabel),
       key: auth,
     };
-    return new SshSession(client, target.ssh.sudo, reached);
+    return new SshSession(client, target.ssh.sudo, reached, this.limits);
   }
 
   /** Ends the shared jump host connections. */
@@ -350,6 +367,7 @@ class SshSession implements Session {
     private readonly client: Client,
     private readonly sudo: boolean,
     readonly reached: Reached,
+    private readonly limits: StepLimits,
   ) {
     // A network fault (reset, keepalive timeout, half-closed socket) fails the commands in flight.
     const lose = (why: string) => {
@@ -367,45 +385,7 @@ class SshSession implements Session {
     const words = [shq(call.script), `fwgen-${call.name}`, ...call.args.map(shq)].join(' ');
     const command = this.sudo ? `sudo -n sh -c ${words}` : `sh -c ${words}`;
     if (this.lost) throw new TransportError('unreachable', `connection lost: ${this.lost}`);
-    const result = await new Promise<ExecResult>((resolve, reject) => {
-      this.pending.add(reject);
-      const done = () => this.pending.delete(reject);
-      try {
-        this.client.exec(command, (err: Error | undefined, stream: ClientChannel) => {
-          if (err) {
-            done();
-            return reject(new TransportError('unreachable', err.message));
-          }
-          const out: Buffer[] = [];
-          const errOut: Buffer[] = [];
-          let exitCode: number | undefined;
-          stream.on('data', (d: Buffer) => out.push(d));
-          stream.stderr.on('data', (d: Buffer) => errOut.push(d));
-          stream.on('exit', (code: number | null) => {
-            if (typeof code === 'number') exitCode = code;
-          });
-          stream.on('close', () => {
-            done();
-            // No exit status means the connection went away mid-command: that is not a command failure.
-            if (exitCode === undefined)
-              return reject(new TransportError('unreachable', 'connection lost while a command was running'));
-            resolve({
-              code: exitCode,
-              stdout: Buffer.concat(out).toString('utf8'),
-              stderr: Buffer.concat(errOut).toString('utf8'),
-            });
-          });
-          stream.on('error', (e: Error) => {
-            done();
-            reject(new TransportError('unreachable', e.message));
-          });
-          stream.end(stdin ?? undefined);
-        });
-      } catch (err) {
-        done();
-        reject(new TransportError('unreachable', (err as Error).message));
-      }
-    });
+    const result = await this.exec(call, command, stdin);
     const refusal =
       this.sudo && result.code !== 0 ? result.stderr.split('\n').find((l) => SUDO_REFUSED.test(l)) : undefined;
     if (refusal)
@@ -416,7 +396,92 @@ class SshSession implements Session {
     return result;
   }
 
+  /**
+   * One command, bounded: past its deadline, or past the output cap, the channel is closed and the step
+   * fails (the host's outcome); what came so far is dropped. The connection stays for what follows.
+   */
+  private exec(call: RemoteCall, command: string, stdin?: Buffer): Promise<ExecResult> {
+    const deadlineMs = stepDeadlineMs(call, this.limits);
+    return new Promise<ExecResult>((resolve, reject) => {
+      let stream: ClientChannel | undefined;
+      let settled = false;
+      const settle = (err: TransportError | undefined, ok?: ExecResult) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.pending.delete(fail);
+        if (err) {
+          reject(err);
+          stream?.close();
+        } else resolve(ok!);
+      };
+      const fail = (e: TransportError) => settle(e);
+      this.pending.add(fail);
+      const timer = setTimeout(
+        () =>
+          fail(
+            new TransportError(
+              'step-timeout',
+              `the ${call.name} step did not finish within ${+(deadlineMs / 1000).toFixed(1)} s (--step-timeout); the host is stuck or too slow`,
+            ),
+          ),
+        deadlineMs,
+      );
+      let bytes = 0;
+      const keep = (into: Buffer[]) => (d: Buffer) => {
+        if (settled) return;
+        bytes += d.length;
+        if (bytes <= this.limits.outputBytes) return void into.push(d);
+        fail(
+          new TransportError(
+            'output-limit',
+            `the ${call.name} step sent more than ${mebibytes(this.limits.outputBytes)} of output; stopped reading it (a broken or hostile host?)`,
+          ),
+        );
+      };
+      try {
+        this.client.exec(command, (err: Error | undefined, channel: ClientChannel) => {
+          if (err) return fail(new TransportError('unreachable', err.message));
+          stream = channel;
+          // A step that ran out of time before its channel opened: closed at once.
+          if (settled) return void channel.close();
+          const out: Buffer[] = [];
+          const errOut: Buffer[] = [];
+          let exitCode: number | undefined;
+          channel.on('data', keep(out));
+          channel.stderr.on('data', keep(errOut));
+          channel.on('exit', (code: number | null) => {
+            if (typeof code === 'number') exitCode = code;
+          });
+          channel.on('close', () => {
+            // No exit status means the connection went away mid-command: that is not a command failure.
+            if (exitCode === undefined)
+              return fail(new TransportError('unreachable', 'connection lost while a command was running'));
+            settle(undefined, {
+              code: exitCode,
+              stdout: Buffer.concat(out).toString('utf8'),
+              stderr: Buffer.concat(errOut).toString('utf8'),
+            });
+          });
+          channel.on('error', (e: Error) => fail(new TransportError('unreachable', e.message)));
+          channel.end(stdin ?? undefined);
+        });
+      } catch (err) {
+        fail(new TransportError('unreachable', (err as Error).message));
+      }
+    });
+  }
+
   close(): void {
     this.client.end();
   }
+}
+
+/** How long a step may run: the run's step limit, plus what the step itself may wait on the host. */
+export function stepDeadlineMs(call: RemoteCall, limits: StepLimits): number {
+  return limits.stepMs + (call.waitS ?? 0) * 1000;
+}
+
+function mebibytes(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${Math.round(bytes / (1024 * 1024))} MiB` : `${bytes} bytes`;
 }
