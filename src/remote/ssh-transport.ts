@@ -1,9 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import type { Duplex } from 'node:stream';
 import type Ssh2 from 'ssh2';
 import type { AnyAuthMethod, ClientChannel, ParsedKey } from 'ssh2';
+import { readBounded } from '../util/read-bounded.js';
 import { requireCjs } from '../util/require-cjs.js';
+import { isLiteralHost, isPort } from './host-name.js';
 import {
   fingerprint,
   knownHostsName,
@@ -56,6 +58,22 @@ export interface StepLimits {
  */
 export const DEFAULT_STEP_LIMITS: StepLimits = { stepMs: 120_000, outputBytes: 64 * 1024 * 1024 };
 
+/**
+ * Host key signature algorithms fwgen accepts: ssh2's defaults without `ssh-rsa` (RSA with SHA-1,
+ * refused by OpenSSH since 8.8); an RSA host key is used with rsa-sha2-512/256.
+ */
+export const HOST_KEY_ALGORITHMS = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+];
+
+/** ssh2's debug line that lists the server's host key algorithms. */
+const REMOTE_HOST_KEYS = 'Handshake: (remote) Host key format: ';
+
 /** Resolves a host's inventory settings into hops; the default ignores ssh_config. */
 export type ReachResolver = (ssh: ConnectTarget['ssh']) => Reach;
 
@@ -105,6 +123,16 @@ export class SshTransport implements Transport {
     return new SshSession(client, target.ssh.sudo, reached, this.limits);
   }
 
+  /**
+   * The entries of a known_hosts file, read once per run; refuses (ConfigError) a file that is not
+   * one (readKnownHosts). The CLI loads every host's file before any host is touched.
+   */
+  loadKnownHosts(path: string): ReturnType<typeof readKnownHosts> {
+    let entries = this.knownHosts.get(path);
+    if (!entries) this.knownHosts.set(path, (entries = readKnownHosts(path)));
+    return entries;
+  }
+
   /** Ends the shared jump host connections. */
   close(): void {
     for (const p of this.jumps.values())
@@ -143,20 +171,31 @@ export class SshTransport implements Transport {
     role: string | undefined,
   ): Promise<Opened> {
     const knownHostsPath = expandHome(hop.knownHosts);
-    if (!this.knownHosts.has(knownHostsPath)) this.knownHosts.set(knownHostsPath, readKnownHosts(knownHostsPath));
-    const entries = this.knownHosts.get(knownHostsPath)!;
-    const auth = authMethods(hop, process.env.SSH_AUTH_SOCK || undefined, this.identities);
     const fail = (e: TransportError) => (role ? new TransportError(e.kind, `${role}: ${e.message}`, role) : e);
+    // Resolution refuses these already (reach.ts); nothing else is ever connected to or recorded.
+    if (!isLiteralHost(hop.host) || !isPort(hop.port))
+      throw fail(new TransportError('unreachable', `"${hop.host}" port ${hop.port} is not a host name or address`));
+    let entries: ReturnType<typeof readKnownHosts>;
+    try {
+      entries = this.loadKnownHosts(knownHostsPath);
+    } catch (err) {
+      throw fail(new TransportError('unreachable', (err as Error).message));
+    }
+    const auth = authMethods(hop, process.env.SSH_AUTH_SOCK || undefined, this.identities);
     if (auth.methods.length === 0) {
       const why = auth.problems.join('; ') || 'no identity file found and no ssh-agent';
       throw fail(new TransportError('auth-failed', `no usable key for ${hopLabel(hop)}: ${why}`));
     }
-    // An ssh-rsa key is used with rsa-sha2-* signatures by modern servers (plain ssh-rsa is SHA-1).
-    const keyTypes = knownKeyTypes(entries, hop.host, hop.port).flatMap((t) =>
-      t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', t] : [t],
-    );
+    // Ask for a key type known_hosts has for this host, as OpenSSH does; an RSA key only with rsa-sha2-*
+    // signatures (ssh-rsa signatures are SHA-1).
+    const known = knownKeyTypes(entries, hop.host, hop.port)
+      .flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256'] : [t]))
+      .filter((t) => HOST_KEY_ALGORITHMS.includes(t));
+    const asked = known.length > 0 ? known : HOST_KEY_ALGORITHMS;
     let verdict: 'match' | 'mismatch' | 'unknown' | 'accepted' = 'unknown';
     let presented = '';
+    let offered = '';
+    let refused: Error | undefined;
     let tried = 'none';
     const client = new Client();
     try {
@@ -180,13 +219,21 @@ export class SshTransport implements Transport {
             tried = m.label;
             next(m.method);
           },
-          // Ask for a key type known_hosts has for this host, as OpenSSH does.
-          algorithms: keyTypes.length > 0 ? { serverHostKey: keyTypes as never } : undefined,
+          algorithms: { serverHostKey: asked as never },
+          // The server's host key algorithms, for the message when none is acceptable.
+          debug: (line: string) => {
+            if (line.startsWith(REMOTE_HOST_KEYS)) offered = line.slice(REMOTE_HOST_KEYS.length);
+          },
           hostVerifier: (key: Buffer) => {
             presented = fingerprint(key);
             verdict = verifyHostKey(entries, hop.host, hop.port, key);
             if (verdict === 'unknown' && target.acceptNew) {
-              recordHostKey(knownHostsPath, hop.host, hop.port, key);
+              try {
+                recordHostKey(knownHostsPath, hop.host, hop.port, key);
+              } catch (err) {
+                refused = err as Error;
+                return false;
+              }
               this.knownHosts.delete(knownHostsPath);
               verdict = 'accepted';
             }
@@ -197,7 +244,9 @@ export class SshTransport implements Transport {
     } catch (err) {
       client.end();
       client.destroy();
-      throw fail(classify(err as Error, verdict, presented, hop, knownHostsPath, auth.problems));
+      if (refused) throw fail(new TransportError('host-key-unknown', refused.message));
+      const offer = { offered: offered.split(',').filter(Boolean), asked };
+      throw fail(classify(err as Error, verdict, presented, hop, knownHostsPath, auth.problems, offer));
     }
     // Small request/response exchanges: without this, Nagle and delayed ACKs add ~40 ms stalls.
     (client as unknown as { _sock?: { setNoDelay?: (v: boolean) => void } })._sock?.setNoDelay?.(true);
@@ -254,16 +303,23 @@ interface Identity {
   readonly pub?: ReturnType<typeof utils.parseKey>;
 }
 
+const IDENTITY_MAX_BYTES = 1024 * 1024;
+
 /** Identity files by path, read and parsed once (per transport, so per run). */
 export type IdentityCache = Map<string, Identity | undefined>;
 
 function readIdentity(path: string, cache: IdentityCache | undefined): Identity | undefined {
   if (cache?.has(path)) return cache.get(path);
+  // Bounded: an identity path may name anything (/dev/zero); a key file is a few KB.
+  const read = (p: string) => {
+    try {
+      return utils.parseKey(readBounded(p, IDENTITY_MAX_BYTES, 'identity file'));
+    } catch (err) {
+      return err as Error;
+    }
+  };
   const id = existsSync(path)
-    ? {
-        key: utils.parseKey(readFileSync(path)),
-        pub: existsSync(`${path}.pub`) ? utils.parseKey(readFileSync(`${path}.pub`)) : undefined,
-      }
+    ? { key: read(path), pub: existsSync(`${path}.pub`) ? read(`${path}.pub`) : undefined }
     : undefined;
   cache?.set(path, id);
   return id;
@@ -333,6 +389,7 @@ function classify(
   hop: Hop,
   knownHostsPath: string,
   problems: readonly string[],
+  keys: { readonly offered: readonly string[]; readonly asked: readonly string[] },
 ): TransportError {
   const where = hopLabel(hop);
   const name = knownHostsName(hop.host, hop.port);
@@ -356,7 +413,24 @@ function classify(
     return new TransportError('auth-failed', `authentication failed for ${where} ${check}${extra}`);
   }
   if (/Timed out/i.test(msg)) return new TransportError('timeout', `connection to ${where} timed out`);
+  if (/no matching host key format/i.test(msg)) return noHostKeyAlgorithm(where, keys.offered, keys.asked);
   return new TransportError('unreachable', `cannot connect to ${where}: ${msg}`);
+}
+
+/** The server offers no host key algorithm fwgen asks for: SHA-1 signatures only, or other key types than known_hosts has. */
+function noHostKeyAlgorithm(where: string, offered: readonly string[], asked: readonly string[]): TransportError {
+  const list = offered.join(', ') || 'none';
+  if (offered.length > 0 && offered.every((a) => a === 'ssh-rsa' || a === 'ssh-dss'))
+    return new TransportError(
+      'unreachable',
+      `${where} offers only ${list} host key signatures (SHA-1), which fwgen refuses as OpenSSH does since 8.8; ` +
+        "let the host's sshd offer rsa-sha2-512 or rsa-sha2-256 (HostKeyAlgorithms), or add an ed25519 host key",
+    );
+  return new TransportError(
+    'unreachable',
+    `${where} offers host key algorithms ${list}, none of those fwgen asks for (${asked.join(', ')}: ` +
+      'the types known_hosts has for it, without SHA-1 ssh-rsa)',
+  );
 }
 
 class SshSession implements Session {
