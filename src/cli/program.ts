@@ -207,6 +207,10 @@ function buildProgram(internal: InternalOptions): Command {
     ...target(),
     ...connection(),
     new Option('--diff', 'print the drift of each host under its line'),
+    new Option(
+      '--strict',
+      "exit 1 also when another tool's chain ahead of fwgen's in INPUT can accept what fwgen rejects",
+    ),
   ])
     .description('for each host: in sync, drifted, never shipped or unreachable; exit 1 unless all are in sync')
     .addHelpText('after', examples('fwgen status', 'fwgen status --role web --diff'))
