@@ -10,13 +10,18 @@ command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
 # shellcheck source=sets.sh
 command -v fwgen_sets >/dev/null 2>&1 || . "$(dirname "$0")/sets.sh"
 set_paths "$1" "$2"
+refuse_unsafe_folder
 HAS6=$3 FROM=${4:-}
-T=$(mktemp) || fail 1 "mktemp failed"
-trap 'rm -f "$T" "$T.err"' EXIT
+# What is read stays in shell variables: this step writes no file, and none in /tmp or $TMPDIR, where
+# others could plant a symlink or a FIFO at the name. ($(cmd && echo .): the dot keeps the trailing
+# newlines that command substitution drops, then goes.)
+text() { printf '%s\n' "$(($(printf '%s' "$1" | wc -c)))"; printf '%s' "$1"; }
 live() {
   need "$1"
-  "$1" -t filter > "$T" 2> "$T.err" || fail 1 "$1 failed: $(head -c 400 "$T.err" | tr '\n' ' ')"
-  section "$T"
+  out=$("$1" -t filter 2>/dev/null && echo .) ||
+    fail 1 "$1 failed: $("$1" -t filter 2>&1 >/dev/null | head -c 400 | tr '\n' ' ')"
+  out=${out%.}
+  text "$out"
 }
 section "$STATE"
 section "$RULES"
@@ -31,8 +36,8 @@ if [ -n "$FROM" ]; then
 fi
 if command -v ipset >/dev/null 2>&1; then
   has_ipset=1
-  save_fwgen_sets > "$T"
-  section "$T"
+  out=$(save_fwgen_sets && echo .)
+  text "${out%.}"
 else
   has_ipset=0
   echo -1
