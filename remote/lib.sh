@@ -5,6 +5,10 @@
 fwgen_lib() { :; }
 set -u
 umask 077
+# Bytes, not characters: ${#var} counts the bytes of what read.sh frames (bash and busybox count
+# characters in a UTF-8 locale), and sed and grep match bytes.
+LC_ALL=C
+export LC_ALL
 
 E_LOCKED=10 E_TEST=11 E_APPLY=13 E_ROLLEDBACK=14 E_TOOL=15 E_NOBACKUP=16 E_NEVERARMED=17 E_STAGE=18 E_CHANGED=19 E_FILE=20 E_UNSAFE=21
 

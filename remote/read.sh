@@ -15,7 +15,8 @@ HAS6=$3 FROM=${4:-}
 # What is read stays in shell variables: this step writes no file, and none in /tmp or $TMPDIR, where
 # others could plant a symlink or a FIFO at the name. ($(cmd && echo .): the dot keeps the trailing
 # newlines that command substitution drops, then goes.)
-text() { printf '%s\n' "$(($(printf '%s' "$1" | wc -c)))"; printf '%s' "$1"; }
+# (${#1} is its length in bytes: lib.sh sets LC_ALL=C. No fork.)
+text() { printf '%s\n%s' "${#1}" "$1"; }
 live() {
   need "$1"
   out=$("$1" -t filter 2>/dev/null && echo .) ||
@@ -42,10 +43,13 @@ else
   has_ipset=0
   echo -1
 fi
-section "$(sets_file)"
+section "$RULES.ipset" # sets.sh sets_file, without a subshell
 if [ -n "$FROM" ]; then section "$RULES.bak.$FROM.sets"; fi
-count() { n=0; for f in "$@"; do [ -e "$f" ] && n=$((n + 1)); done; echo "$n"; }
-backups=$(count "$RULES".bak.*.live)
-armed=$(count "$RULES".fwgen-armed.*)
+# count GLOB...: how many of the files exist, into $c_n (no subshell).
+count() { c_n=0; for f in "$@"; do [ -e "$f" ] && c_n=$((c_n + 1)); done; }
+count "$RULES".bak.*.live
+backups=$c_n
+count "$RULES".fwgen-armed.*
+armed=$c_n
 if [ -d "$LOCK" ]; then locked=1; else locked=0; fi
 echo "status=read backups=$backups armed=$armed locked=$locked ipset=$has_ipset"
