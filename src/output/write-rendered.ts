@@ -9,12 +9,14 @@ import {
   readSync,
   renameSync,
   rmdirSync,
+  rmSync,
   unlinkSync,
   writevSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { RenderedFile } from '../render/render-role.js';
 import { RULES_FILE, SETS_FILE, renderedText } from '../render/render-role.js';
+import { checkLinksStayInside } from '../util/contained-path.js';
 
 export type ChangeStatus = 'added' | 'updated' | 'removed' | 'unchanged';
 
@@ -30,6 +32,10 @@ const OWNED = new Set([...Object.values(RULES_FILE), SETS_FILE.split('/')[1]!]);
 
 /** Compares rendered files with the output folder. `roles` limits removals to those roles' folders. */
 export function planOutput(files: readonly RenderedFile[], outDir: string, roles?: ReadonlySet<string>): FileChange[] {
+  // The project is the folder holding the output folder: no file is read or written through a link out of it.
+  const checked = new Set<string>();
+  const project = dirname(resolve(outDir));
+  for (const file of files) checkLinksStayInside(project, join(outDir, file.path), 'rendered files', checked);
   const scratch = { buf: Buffer.alloc(0) };
   const changes: FileChange[] = files.map((file) => ({
     path: file.path,
@@ -55,8 +61,10 @@ export async function applyOutput(changes: readonly FileChange[], outDir: string
       const dir = dirname(target);
       if (!made.has(dir)) mkdirSync(dir, { recursive: true });
       made.add(dir);
+      // A new file (wx: never an existing one, nor a link planted under that name).
       const tmp = `${target}.tmp-${process.pid}`;
-      const fd = openSync(tmp, 'w', 0o644);
+      rmSync(tmp, { force: true });
+      const fd = openSync(tmp, 'wx', 0o644);
       try {
         writeAll(fd, c.file.parts);
       } finally {
