@@ -122,7 +122,10 @@ describe('rules an inventory expands to', () => {
     expect(err.problems).toHaveLength(1);
     const [p] = err.problems;
     expect(p!.message).toMatch(
-      /^allow#2 of role "db" \(1,000 source addresses × 1,001 ports\) expands to 1,001,000 rules, the inventory's roles to 1,001,\d{3} in all \(expected at most 1,000,000/,
+      new RegExp(
+        '^allow#2 of role "db" \\(1,000 source addresses × 1,001 ports\\) expands to 1,001,000 rules, ' +
+          "the inventory's roles to 1,001,\\d{3} in all \\(expected at most 1,000,000",
+      ),
     );
     expect(`${p!.line}:${p!.col}`).toBe(`${lineOf(text, '{ from: [app]')}:9`);
   });
@@ -185,7 +188,10 @@ describe('rules an inventory expands to', () => {
     const err = renderError(text, 'fleet');
     const [p] = err.problems;
     expect(p!.message).toMatch(
-      /^every role's rules file repeats the fleet's addresses: 4,500 files would hold 20,2\d\d,\d{3} rules \(expected at most 20,000,000; with `sets: ipset`/,
+      new RegExp(
+        "^every role's rules file repeats the fleet's addresses: 4,500 files would hold 20,2\\d\\d,\\d{3} rules " +
+          '\\(expected at most 20,000,000; with `sets: ipset`',
+      ),
     );
     expect(`${p!.line}:${p!.col}`).toBe('2:8');
     // The same inventory in ipset mode writes the fleet once: it passes the check.

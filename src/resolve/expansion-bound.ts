@@ -64,9 +64,9 @@ export function checkExpansion(
   const rendered = total + fleetRules(inv);
   if (rendered > MAX_RENDERED_RULES) {
     const files = inv.roles.length * (inv.hasIpv6 ? 2 : 1);
-    const why = `every role's rules file repeats the fleet's addresses: ${fmt(files)} files would hold ${fmt(rendered)} rules`;
+    const why = `every role's rules file repeats the fleet's addresses: ${fmt(files)} files would hold ${fmt(rendered)}`;
     const expected = `at most ${fmt(MAX_RENDERED_RULES)}; with \`sets: ipset\` the fleet is one set, written once`;
-    throw problem(inv, locate, ['trust'], `${why} (expected ${expected})`);
+    throw problem(inv, locate, ['trust'], `${why} rules (expected ${expected})`);
   }
 }
 
@@ -92,6 +92,8 @@ function roleShares(inv: Inventory, expandsAllow: (role: Role) => boolean): Shar
     }
     return n;
   };
+  const sourcesTimesPorts = (rule: AllowRule): string =>
+    `${fmt(sourcesOf(rule))} source addresses × ${fmt(rule.ports.length)} ports`;
   const perRole = (rule: AllowRule, expands: boolean): number =>
     expands ? sourcesOf(rule) * rule.ports.length : rule.ports.length;
   const shares: Share[] = [];
@@ -99,12 +101,13 @@ function roleShares(inv: Inventory, expandsAllow: (role: Role) => boolean): Shar
   for (const role of inv.roles) {
     const expands = expandsAllow(role);
     role.allow.forEach((rule, i) => {
-      const what = `allow#${i + 1} of role "${role.name}" (${fmt(sourcesOf(rule))} source addresses × ${fmt(rule.ports.length)} ports)`;
+      const what = `allow#${i + 1} of role "${role.name}" (${sourcesTimesPorts(rule)})`;
       shares.push({ path: ['roles', role.name, 'allow', i], what, rules: perRole(rule, expands) });
     });
     inv.monitoring.forEach((rule, i) => (monitoring[i] += perRole(rule, expands)));
     const sshPorts = new Set(role.hosts.map((h) => h.ssh.port)).size || 1;
-    const management = `management (${fmt(inv.management.length)} networks × ${fmt(sshPorts)} SSH ports of role "${role.name}")`;
+    const networks = fmt(inv.management.length);
+    const management = `management (${networks} networks × ${fmt(sshPorts)} SSH ports of role "${role.name}")`;
     shares.push({ path: ['management'], what: management, rules: inv.management.length * sshPorts });
     shares.push({
       path: ['roles', role.name, 'ports'],
@@ -113,7 +116,7 @@ function roleShares(inv: Inventory, expandsAllow: (role: Role) => boolean): Shar
     });
   }
   inv.monitoring.forEach((rule, i) => {
-    const what = `monitoring#${i + 1} (${fmt(sourcesOf(rule))} source addresses × ${fmt(rule.ports.length)} ports, in each of ${fmt(inv.roles.length)} roles)`;
+    const what = `monitoring#${i + 1} (${sourcesTimesPorts(rule)}, in each of ${fmt(inv.roles.length)} roles)`;
     shares.push({ path: ['monitoring', i], what, rules: monitoring[i]! });
   });
   return shares;

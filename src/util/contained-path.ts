@@ -27,9 +27,10 @@ export function checkLinksStayInside(root: string, path: string, what: string, c
     if (kind === 'link') {
       const real = linkTarget(at);
       if (real === undefined || !within(realTop(), real)) {
-        const to = real ?? resolve(dirname(at), readlinkSync(at));
+        const to = real ?? `${resolve(dirname(at), readlinkSync(at))} (which does not exist)`;
         throw new UsageError(
-          `${what}: ${at} is a symbolic link to ${to}${real === undefined ? ' (which does not exist)' : ''}, outside ${top}; fwgen does not follow links that leave the repository`,
+          `${what}: ${at} is a symbolic link to ${to}, outside ${top}; ` +
+            'fwgen does not follow links that leave the repository',
           'replace the link with a real folder or file, or point it inside the repository',
         );
       }
