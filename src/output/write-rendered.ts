@@ -1,5 +1,6 @@
 import {
   closeSync,
+  constants,
   existsSync,
   fstatSync,
   mkdirSync,
@@ -32,14 +33,11 @@ const OWNED = new Set([...Object.values(RULES_FILE), SETS_FILE.split('/')[1]!]);
 
 /** Compares rendered files with the output folder. `roles` limits removals to those roles' folders. */
 export function planOutput(files: readonly RenderedFile[], outDir: string, roles?: ReadonlySet<string>): FileChange[] {
-  // The project is the folder holding the output folder: no file is read or written through a link out of it.
-  const checked = new Set<string>();
-  const project = dirname(resolve(outDir));
-  for (const file of files) checkLinksStayInside(project, join(outDir, file.path), 'rendered files', checked);
+  const checkLinks = linkChecker(outDir, files);
   const scratch = { buf: Buffer.alloc(0) };
   const changes: FileChange[] = files.map((file) => ({
     path: file.path,
-    status: compareWithDisk(file, join(outDir, file.path), scratch),
+    status: compareWithDisk(file, join(outDir, file.path), scratch, checkLinks),
     file,
   }));
   const wanted = new Set(files.map((f) => f.path));
@@ -101,14 +99,42 @@ export function changeTexts(c: FileChange, outDir: string): { before: string; af
   return { before: existsSync(path) ? readFileSync(path, 'utf8') : '', after: c.file ? renderedText(c.file) : '' };
 }
 
+/**
+ * No rendered file is read or written through a link out of the project (the folder holding the output
+ * folder). Checked here: the output folder and the links among its folders (one listing); each file's own
+ * link is found when it is opened (O_NOFOLLOW), so the common case costs no call per file. Returns the
+ * check for one path.
+ */
+function linkChecker(outDir: string, files: readonly RenderedFile[]): (path: string) => void {
+  const project = dirname(resolve(outDir));
+  const check = (path: string): void => checkLinksStayInside(project, path, 'rendered files');
+  check(outDir);
+  const used = new Set(files.map((f) => f.path.split('/')[0]!));
+  if (existsSync(outDir)) {
+    for (const e of readdirSync(outDir, { withFileTypes: true })) {
+      if (e.isSymbolicLink() && used.has(e.name)) check(join(outDir, e.name));
+    }
+  }
+  return check;
+}
+
 /** Compares without building the whole text: size first, then part by part against one reused buffer. */
-function compareWithDisk(file: RenderedFile, path: string, scratch: { buf: Buffer }): ChangeStatus {
+function compareWithDisk(
+  file: RenderedFile,
+  path: string,
+  scratch: { buf: Buffer },
+  checkLinks: (path: string) => void,
+): ChangeStatus {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'added';
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return 'added';
+    if (code !== 'ELOOP') throw err;
+    // The file is a link: read it only if it stays inside the project.
+    checkLinks(path);
+    fd = openSync(path, 'r');
   }
   try {
     if (fstatSync(fd).size !== file.size) return 'updated';
