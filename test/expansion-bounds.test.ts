@@ -56,13 +56,15 @@ const lineOf = (text: string, needle: string): number => text.split('\n').findIn
 describe('YAML aliases', () => {
   const bomb = aliasBomb(28, 95);
 
-  it('the 16.5 KB alias bomb is refused at an alias, in well under a second of work', () => {
+  it('the 16.5 KB alias bomb is refused at an alias, quickly (about 0.3 s of CPU here, bound 1.5 s)', () => {
     expect(bomb.length).toBeGreaterThan(16_000);
     expect(bomb.length).toBeLessThan(17_500);
-    const started = performance.now();
+    const started = process.cpuUsage();
     const err = inputErrorOf(() => parseInventory(bomb, 'bomb.yaml'));
-    // Generous for a loaded CI machine; before the cap this took about a minute and 4.3 GB.
-    expect(performance.now() - started).toBeLessThan(2_000);
+    // CPU time, which other processes on a loaded CI machine do not inflate as they do wall time; before
+    // the cap this took about a minute and 4.3 GB.
+    const used = process.cpuUsage(started);
+    expect((used.user + used.system) / 1000).toBeLessThan(1_500);
     expect(err.exitCode).toBe(2);
     expect(err.problems).toHaveLength(1);
     const [p] = err.problems;
@@ -122,7 +124,10 @@ describe('rules an inventory expands to', () => {
     expect(err.problems).toHaveLength(1);
     const [p] = err.problems;
     expect(p!.message).toMatch(
-      /^allow#2 of role "db" \(1,000 source addresses × 1,001 ports\) expands to 1,001,000 rules, the inventory's roles to 1,001,\d{3} in all \(expected at most 1,000,000/,
+      new RegExp(
+        '^allow#2 of role "db" \\(1,000 source addresses × 1,001 ports\\) expands to 1,001,000 rules, ' +
+          "the inventory's roles to 1,001,\\d{3} in all \\(expected at most 1,000,000",
+      ),
     );
     expect(`${p!.line}:${p!.col}`).toBe(`${lineOf(text, '{ from: [app]')}:9`);
   });
@@ -185,7 +190,10 @@ describe('rules an inventory expands to', () => {
     const err = renderError(text, 'fleet');
     const [p] = err.problems;
     expect(p!.message).toMatch(
-      /^every role's rules file repeats the fleet's addresses: 4,500 files would hold 20,2\d\d,\d{3} rules \(expected at most 20,000,000; with `sets: ipset`/,
+      new RegExp(
+        "^every role's rules file repeats the fleet's addresses: 4,500 files would hold 20,2\\d\\d,\\d{3} rules " +
+          '\\(expected at most 20,000,000; with `sets: ipset`',
+      ),
     );
     expect(`${p!.line}:${p!.col}`).toBe('2:8');
     // The same inventory in ipset mode writes the fleet once: it passes the check.

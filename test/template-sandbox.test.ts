@@ -188,12 +188,13 @@ describe('templates still do what templates are for', () => {
 describe("the issue's proof: a template cannot patch rendered/ or ship something else", () => {
   // Under render it prints nothing; it tries to rewrite rendered/web/iptables.up.rules with an extra rule,
   // and under ship to emit that rule: the attack of the issue, which went live with a clean git status.
+  const BACKDOOR = '-A FWGEN-INPUT -s 203.0.113.66/32 -j ACCEPT';
   const proof = (rendered: string): string =>
     extra(
       [
         `{% set fs = range.constructor("return process")().mainModule.require("fs") %}`,
-        `{{ fs.appendFileSync(${JSON.stringify(join(rendered, 'web/iptables.up.rules'))}, "-A FWGEN-INPUT -s 203.0.113.66/32 -j ACCEPT\\n") }}`,
-        `{% if "ship" in process.argv %}-A FWGEN-INPUT -s 203.0.113.66/32 -j ACCEPT{% endif %}`,
+        `{{ fs.appendFileSync(${JSON.stringify(join(rendered, 'web/iptables.up.rules'))}, "${BACKDOOR}\\n") }}`,
+        `{% if "ship" in process.argv %}${BACKDOOR}{% endif %}`,
       ].join('\n'),
     );
   const snapshot = (dir: string): Record<string, string> =>

@@ -1,5 +1,17 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fchmodSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
+import { UsageError } from '../errors.js';
+import { checkLinksStayInside } from '../util/contained-path.js';
 
 /** One host's line in an audit entry. */
 export interface AuditHost {
@@ -28,10 +40,46 @@ export interface AuditEntry {
   readonly interrupted?: boolean;
 }
 
-/** Appends one JSON line (O_APPEND: concurrent runs never interleave within a line). */
+/**
+ * Checks the log's path and makes its folder, before a run touches a host: no link on the way from the
+ * current folder out of it (a committed `.fwgen -> /elsewhere`), the folder made 0700 if missing.
+ */
+export function prepareAuditLog(path: string): void {
+  checkLinksStayInside(process.cwd(), path, 'audit log');
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+}
+
+/**
+ * Appends one JSON line (O_APPEND: concurrent runs never interleave within a line). The log is fwgen's
+ * own file: created 0600 (who shipped what, and the hosts' backups), never written through a link.
+ */
 export function appendAudit(path: string, entry: AuditEntry): void {
-  mkdirSync(dirname(path), { recursive: true });
-  appendFileSync(path, `${JSON.stringify(entry)}\n`);
+  prepareAuditLog(path);
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ELOOP') throw err;
+    throw new UsageError(
+      `audit log: ${path} is a symbolic link; fwgen writes its log only as a file of its own`,
+      'remove the link (or pass --audit-log PATH)',
+    );
+  }
+  try {
+    // A log made by an older fwgen was world-readable; one of another user's stays theirs to change.
+    if ((fstatSync(fd).mode & 0o077) !== 0) tighten(fd);
+    writeSync(fd, `${JSON.stringify(entry)}\n`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function tighten(fd: number): void {
+  try {
+    fchmodSync(fd, 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+  }
 }
 
 /** Reads the log; a line that is not JSON is skipped rather than hiding the rest. */

@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UsageError } from '../errors.js';
+import { checkLinksStayInside } from '../util/contained-path.js';
 import { applyOutput } from '../output/write-rendered.js';
 import { existingFiles, INVENTORY_PATH, scaffoldFiles } from '../init/scaffold.js';
 import { renderProject, VERSION } from './project.js';
@@ -17,6 +18,8 @@ export async function initCommand(dirArg: string | undefined): Promise<void> {
     const found = existing.join(', ');
     throw new UsageError(`${dir} already has ${found}; fwgen init overwrites nothing`, 'choose an empty or new folder');
   }
+  // Nothing is written if any file would go through a link out of the new repository (`templates -> ~/.ssh`).
+  for (const f of [...files.map((x) => x.path), 'rendered']) checkLinksStayInside(dir, join(dir, f), 'fwgen init');
   for (const f of files) {
     mkdirSync(dirname(join(dir, f.path)), { recursive: true });
     writeFileSync(join(dir, f.path), f.content, { flag: 'wx' });

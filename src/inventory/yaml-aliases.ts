@@ -113,8 +113,11 @@ function locateAliasProblem(text: string, file: string): Problem {
   const node = cycle ?? at;
   const pos = lines.linePos(node?.range?.[0] ?? 0);
   const name = node && isAlias(node) ? `*${node.source}` : 'an alias';
+  const limit = MAX_ALIAS_ENTRIES.toLocaleString('en-US');
   const message = cycle
-    ? `YAML alias ${name} is inside the node it names, so the inventory would contain itself (expected aliases of finished nodes)`
-    : `YAML aliases add more than ${MAX_ALIAS_ENTRIES.toLocaleString('en-US')} entries to the inventory when written out, passed at ${name} (expected aliases that repeat small blocks; an alias bomb is refused)`;
+    ? `YAML alias ${name} is inside the node it names, so the inventory would contain itself ` +
+      '(expected aliases of finished nodes)'
+    : `YAML aliases add more than ${limit} entries to the inventory when written out, passed at ${name} ` +
+      '(expected aliases that repeat small blocks; an alias bomb is refused)';
   return { file, ...pos, message, severity: 'error' };
 }
