@@ -24,8 +24,11 @@ export const KNOWN_HOSTS_MAX_BYTES = 16 * 1024 * 1024;
 const KEY_TYPE =
   /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)(-cert-v01@openssh\.com)?$/;
 
-/** Host patterns as known_hosts writes them: names, `*?!`, `[host]:port`, commas; or a hashed `|1|salt|hash`. */
-const HOST_PATTERNS = /^([A-Za-z0-9.:_*?!\-[\]]+(,[A-Za-z0-9.:_*?!\-[\]]+)*|\|1\|[A-Za-z0-9+/=]+\|[A-Za-z0-9+/=]+)$/;
+/**
+ * Host patterns as known_hosts holds them: names, `*?!`, `[host]:port` (no quote, no `=`, which
+ * authorized_keys options have: `command="..."`), comma-separated; or a hashed `|1|salt|hash`.
+ */
+const HOST_PATTERNS = /^([^\s"'=|]+|\|1\|[A-Za-z0-9+/=]+\|[A-Za-z0-9+/=]+)$/;
 
 /**
  * authorized_keys options without a value: a line `restrict ssh-ed25519 KEY` is both a valid known_hosts
