@@ -126,6 +126,14 @@ describe('runShip (fake transport)', () => {
       expect(haltedFleet(report).suspect).toEqual([canary]);
     });
 
+    it("what the host's status said after the stage is printed with its control characters escaped", async () => {
+      const p = staged(3);
+      const canary = p.stages[0].jobs[0].host.name;
+      const hosts = { w1: fake(), w2: fake(), d1: fake(), d2: fake() };
+      const { report } = await run(p, hosts, { [canary]: { inSync: false, problem: 'drifted (\x1b[2Kall good)' } });
+      expect(report.results[0].reason).toBe('check after the stage: drifted (\\x1b[2Kall good)');
+    });
+
     it('haltAfter is pure: never after the last stage, never when not staged', () => {
       const p = staged();
       const bad = [{ host: 'x', role: 'web', outcome: 'failed' as const, reason: '', ms: 0 }];

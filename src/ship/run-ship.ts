@@ -1,5 +1,6 @@
 import type { AuditEntry, AuditHost } from '../audit/audit-log.js';
 import { mapPool } from '../util/map-pool.js';
+import { printable } from '../util/printable.js';
 import type { HostJob, ShipJob } from './jobs.js';
 import type { Stage } from './rollout.js';
 import { fleetSucceeded, shipFleet } from './ship-fleet.js';
@@ -146,7 +147,7 @@ async function checkStage(stage: Stage, done: HostResult[], concurrency: number,
     const failed = {
       ...result,
       outcome: 'failed' as const,
-      reason: `check after the stage: ${check.problem ?? 'not in sync'}`,
+      reason: `check after the stage: ${printable(check.problem ?? 'not in sync')}`,
     };
     deps.progress({ kind: 'check-failed', result: failed });
     return failed;
