@@ -1,0 +1,614 @@
+/**
+ * The evaluator: which connections to a host its ruleset admits. A connection is seen from the host:
+ * a remote address and port, a local service (protocol and port), the interface it arrives on. Its
+ * packets cross netfilter as the lockout check walks them (the first packet, the client's later
+ * packets, the replies), every table and chain, jumps included. Three answers: accepted, denied, and
+ * undetermined where a rule that may decide has a match this cannot read (`-m recent`, a rate limit,
+ * an unknown target): never a guess.
+ *
+ * Rules are compiled once per table: conditions become sets of remote addresses and of services, and
+ * runs of rules that differ only in their source (the fleet's thousands of `-s CIDR` rules) become one
+ * rule matching the union. The same compiled rules answer for one connection (the deciding rule) and
+ * for regions of connections (every address and service at once, for `diff` and port ranges).
+ */
+import type { Family } from '../inventory/model.js';
+import { isBlock, type Rule, type RuleBlock, type Ruleset, type Table, type TableName } from '../model/ruleset.js';
+import { FULL, parseCidr, type Addr, type AddrSet } from './addresses.js';
+import { contains, fromRanges, intersect, subtract } from './intervals.js';
+import { EMPTY_REGION, box, isEmptyRegion, splitRegion, subtractRegion, unionRegion, type Region } from './region.js';
+import {
+  flip,
+  ifaceIn,
+  membersAsSets,
+  parseRuleMatch,
+  portRanges,
+  portsIn,
+  worse,
+  type Condition,
+  type IfaceClass,
+  type Match,
+} from './rule-match.js';
+import { ALL_SERVICES, PROTO_SERVICES, SERVICE_END, UDP_BASE, portServices, type ServiceSet } from './services.js';
+
+/** The ports a client connects from (as the lockout check assumes): unprivileged, ephemeral. */
+const CLIENT_PORTS = [1024, 65535] as const;
+
+/** Which way a packet goes: from the remote end to the host (`in`), or from the host to it (`out`). */
+type Way = 'in' | 'out';
+
+/** A rule's conditions seen from one way: what is left to decide per connection. */
+interface Frame {
+  /** Remote addresses it matches; undefined: every address. */
+  readonly remote: AddrSet | undefined;
+  /** Local addresses it matches; undefined: every address. */
+  readonly local: AddrSet | undefined;
+  /** Local services it matches. */
+  readonly svc: ServiceSet;
+  /** Conditions decided per packet: interface, state, direction, the remote port, unknown options. */
+  readonly fixed: readonly Condition[];
+  /** Unknown whatever the packet: a condition on an address or port it cannot read. */
+  readonly unknown: boolean;
+}
+
+/** Rules that share everything but their source, compiled as one. */
+export interface CompiledRule {
+  readonly members: readonly Rule[];
+  /** Each member's own source set, to name the member that holds an address (merged rules only). */
+  readonly memberSources?: readonly AddrSet[];
+  readonly target: string;
+  readonly goto: boolean;
+  readonly frames: Readonly<Record<Way, Frame>>;
+  /** Options not understood, for messages. */
+  readonly unknownOptions: readonly string[];
+}
+
+export interface CompiledTable {
+  readonly name: string;
+  readonly chains: ReadonlyMap<string, readonly CompiledRule[]>;
+  readonly policies: ReadonlyMap<string, string>;
+  readonly declared: ReadonlySet<string>;
+}
+
+/** What a ruleset is judged with: its family, and the members of the sets its rules match. */
+export interface RulesetInput {
+  readonly ruleset: Ruleset;
+  readonly family: Family;
+  readonly sets?: ReadonlyMap<string, readonly string[]>;
+}
+
+/** Targets that never drop, divert, rewrite or reroute a packet (the lockout check's list). */
+const HARMLESS = new Set(['LOG', 'NFLOG', 'ULOG', 'TRACE', 'AUDIT', 'TCPMSS', 'CHECKSUM']);
+const FINAL = new Set(['ACCEPT', 'DROP', 'REJECT']);
+
+// ---- compiling ---------------------------------------------------------------------------------------
+
+const NO_SETS: ReadonlyMap<string, readonly string[]> = new Map();
+const tableCache = new WeakMap<Table, Map<string, CompiledTable>>();
+const blockCache = new WeakMap<object, WeakMap<RuleBlock, CompiledRule[]>>();
+
+/** A table compiled for a family and a set of set members; cached per table object. */
+export function compileTable(table: Table, family: Family, sets: ReadonlyMap<string, readonly string[]> = NO_SETS) {
+  let byFamily = tableCache.get(table);
+  if (!byFamily) tableCache.set(table, (byFamily = new Map()));
+  const key = family;
+  let ct = byFamily.get(key);
+  if (ct && setsOf.get(ct) === sets) return ct;
+  ct = buildTable(table, family, sets);
+  setsOf.set(ct, sets);
+  byFamily.set(key, ct);
+  return ct;
+}
+
+const setsOf = new WeakMap<CompiledTable, ReadonlyMap<string, readonly string[]>>();
+
+function buildTable(table: Table, family: Family, sets: ReadonlyMap<string, readonly string[]>): CompiledTable {
+  const chains = new Map<string, CompiledRule[]>();
+  const into = (chain: string): CompiledRule[] => {
+    let list = chains.get(chain);
+    if (!list) chains.set(chain, (list = []));
+    return list;
+  };
+  let run: { chain: string; key: string; rules: Rule[] } | undefined;
+  const flush = (): void => {
+    if (run) into(run.chain).push(...compileRun(run.rules, family, sets));
+    run = undefined;
+  };
+  for (const r of table.rules) {
+    if (isBlock(r)) {
+      flush();
+      into(r.chain).push(...compiledBlock(r, family, sets));
+      continue;
+    }
+    const key = mergeKey(r);
+    if (run && key !== undefined && run.chain === r.chain && run.key === key) run.rules.push(r);
+    else {
+      flush();
+      if (key === undefined) into(r.chain).push(...compileRun([r], family, sets));
+      else run = { chain: r.chain, key, rules: [r] };
+    }
+  }
+  flush();
+  const policies = new Map(table.chains.map((c) => [c.name, c.policy]));
+  const declared = new Set([...table.chains.map((c) => c.name), ...chains.keys()]);
+  return { name: table.name, chains, policies, declared };
+}
+
+function compiledBlock(block: RuleBlock, family: Family, sets: ReadonlyMap<string, readonly string[]>): CompiledRule[] {
+  let byBlock = blockCache.get(sets);
+  if (!byBlock) blockCache.set(sets, (byBlock = new WeakMap()));
+  let compiled = byBlock.get(block);
+  if (!compiled) {
+    compiled = [];
+    let run: Rule[] = [];
+    let runKey: string | undefined;
+    for (const r of block.rules) {
+      const key = mergeKey(r);
+      if (key !== undefined && key === runKey) run.push(r);
+      else {
+        if (run.length > 0) compiled.push(...compileRun(run, family, sets));
+        run = [r];
+        runKey = key;
+      }
+    }
+    if (run.length > 0) compiled.push(...compileRun(run, family, sets));
+    byBlock.set(block, compiled);
+  }
+  return compiled;
+}
+
+/**
+ * What a rule is besides its one plain source and its comment; undefined when it cannot be merged
+ * with its neighbours (no source, a negated one, or more than one).
+ */
+function mergeKey(rule: Rule): string | undefined {
+  const a = rule.args;
+  let sources = 0;
+  let key = '';
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === '-s') {
+      if (a[i - 1] === '!') return undefined;
+      sources++;
+      i++;
+    } else if (a[i] === '--comment') i++;
+    else key += `${a[i]}\u0000`;
+  }
+  return sources === 1 ? key : undefined;
+}
+
+/** Compiled rules for a run of rules that differ only in their source: one rule when every source reads. */
+function compileRun(
+  rules: readonly Rule[],
+  family: Family,
+  sets: ReadonlyMap<string, readonly string[]>,
+): CompiledRule[] {
+  const first = parseRuleMatch(rules[0]!.args);
+  if (rules.length === 1) return [compileOne(rules[0]!, first, family, sets)];
+  const sources = rules.map((r) => {
+    const src = parseRuleMatch(r.args).conditions.find((c) => c.kind === 'addr' && c.side === 'src');
+    return src && src.kind === 'addr' ? addrSet(src.cidr, family) : undefined;
+  });
+  if (sources.some((s) => s === undefined)) {
+    return rules.map((r) => compileOne(r, parseRuleMatch(r.args), family, sets));
+  }
+  const all = fromRanges(sources.flatMap((s) => pairs(s!)));
+  const rest = { ...first, conditions: first.conditions.filter((c) => !(c.kind === 'addr' && c.side === 'src')) };
+  const one = compileOne(rules[0]!, rest, family, sets, all);
+  return [{ ...one, members: rules, memberSources: sources as AddrSet[] }];
+}
+
+function pairs(set: AddrSet): [Addr, Addr][] {
+  const out: [Addr, Addr][] = [];
+  for (let i = 0; i < set.length; i += 2) out.push([set[i]!, set[i + 1]!]);
+  return out;
+}
+
+/** A CIDR's addresses in this family: empty when it is of the other family; undefined when unreadable. */
+function addrSet(cidr: string, family: Family): AddrSet | undefined {
+  const r = parseCidr(cidr);
+  if (!r) return undefined;
+  return r.family === family ? [r.lo, r.hi] : [];
+}
+
+function compileOne(
+  rule: Rule,
+  m: ReturnType<typeof parseRuleMatch>,
+  family: Family,
+  sets: ReadonlyMap<string, readonly string[]>,
+  extraSource?: AddrSet,
+): CompiledRule {
+  const unknownOptions = m.conditions.flatMap((c) => (c.kind === 'unknown' ? [c.option] : []));
+  const frame = (way: Way): Frame => compileFrame(m.conditions, way, family, sets, extraSource);
+  return {
+    members: [rule],
+    target: m.target,
+    goto: m.goto,
+    frames: { in: frame('in'), out: frame('out') },
+    unknownOptions,
+  };
+}
+
+function compileFrame(
+  conditions: readonly Condition[],
+  way: Way,
+  family: Family,
+  sets: ReadonlyMap<string, readonly string[]>,
+  extraSource?: AddrSet,
+): Frame {
+  const full = FULL[family];
+  let remote: AddrSet | undefined;
+  let local: AddrSet | undefined;
+  let svc: ServiceSet = [0, SERVICE_END];
+  let unknown = false;
+  const fixed: Condition[] = [];
+  const remoteSide = way === 'in' ? 'src' : 'dst';
+  const narrow = (side: 'src' | 'dst', set: AddrSet): void => {
+    if (side === remoteSide) remote = remote === undefined ? set : intersect(remote, set);
+    else local = local === undefined ? set : intersect(local, set);
+  };
+  if (extraSource) narrow('src', extraSource);
+  for (const c of conditions) {
+    switch (c.kind) {
+      case 'addr': {
+        const set = addrSet(c.cidr, family);
+        if (set === undefined) unknown = true;
+        else narrow(c.side, c.neg ? subtract(full, set) : set);
+        break;
+      }
+      case 'set': {
+        const members = sets.get(c.name);
+        if (members === undefined || c.side === undefined) {
+          unknown = true;
+          break;
+        }
+        const m = membersAsSets(members);
+        if (m.unreadable > 0) unknown = true;
+        const set = family === 'ipv4' ? m.v4 : m.v6;
+        narrow(c.side, c.neg ? subtract(full, set) : set);
+        break;
+      }
+      case 'proto': {
+        const p = PROTO_BY_NAME[c.value] ?? [];
+        svc = intersect(svc, c.neg ? subtract([0, SERVICE_END], p) : p);
+        break;
+      }
+      case 'ports': {
+        const ranges = portRanges(c.specs);
+        if (!ranges) {
+          unknown = true;
+          break;
+        }
+        const ports = fromRanges(portServices(ranges));
+        const localSide = way === 'in' ? 'dst' : 'src';
+        const remoteMatch = portsIn(c.specs, CLIENT_PORTS);
+        if (c.side === localSide || (c.side === 'either' && remoteMatch === 'no')) {
+          svc = intersect(svc, c.neg ? subtract([0, SERVICE_END], ports) : ports);
+        } else if (c.side === 'either' && remoteMatch === 'unknown') {
+          unknown = true;
+        } else {
+          // The remote port: decided the same way for every connection.
+          const m = flip(remoteMatch, c.neg);
+          if (m === 'no') svc = [];
+          if (m === 'unknown') unknown = true;
+        }
+        break;
+      }
+      default:
+        fixed.push(c);
+    }
+  }
+  return { remote, local, svc, fixed, unknown };
+}
+
+const PROTO_BY_NAME: Readonly<Record<string, ServiceSet>> = {
+  tcp: PROTO_SERVICES.tcp,
+  '6': PROTO_SERVICES.tcp,
+  udp: PROTO_SERVICES.udp,
+  '17': PROTO_SERVICES.udp,
+  all: [0, SERVICE_END],
+  '0': [0, SERVICE_END],
+};
+
+// ---- the packets of a connection ---------------------------------------------------------------------
+
+/** The host and interface a connection is judged at. */
+export interface Place {
+  readonly family: Family;
+  /** The host's own address (the connection's destination). */
+  readonly local: Addr;
+  /** The interface the connection arrives on (and its replies leave by). */
+  readonly iface: IfaceClass;
+}
+
+interface PacketKind {
+  readonly label: 'new connection' | 'client packets' | 'replies';
+  readonly way: Way;
+  readonly state: 'NEW' | 'ESTABLISHED';
+  readonly dir: 'ORIGINAL' | 'REPLY';
+  readonly opt: '-i' | '-o';
+  readonly path: readonly Hook[];
+}
+
+interface Hook {
+  readonly table: TableName;
+  readonly chain: string;
+  readonly newOnly?: boolean;
+}
+
+/** Netfilter's order for a packet to a local socket, and for a locally generated one (as in the lockout check). */
+const REQUEST_PATH: readonly Hook[] = [
+  { table: 'raw', chain: 'PREROUTING' },
+  { table: 'mangle', chain: 'PREROUTING' },
+  { table: 'nat', chain: 'PREROUTING', newOnly: true },
+  { table: 'mangle', chain: 'INPUT' },
+  { table: 'filter', chain: 'INPUT' },
+  { table: 'security', chain: 'INPUT' },
+  { table: 'nat', chain: 'INPUT', newOnly: true },
+];
+const REPLY_PATH: readonly Hook[] = [
+  { table: 'raw', chain: 'OUTPUT' },
+  { table: 'mangle', chain: 'OUTPUT' },
+  { table: 'filter', chain: 'OUTPUT' },
+  { table: 'security', chain: 'OUTPUT' },
+  { table: 'mangle', chain: 'POSTROUTING' },
+];
+
+const PACKETS: readonly PacketKind[] = [
+  { label: 'new connection', way: 'in', state: 'NEW', dir: 'ORIGINAL', opt: '-i', path: REQUEST_PATH },
+  { label: 'client packets', way: 'in', state: 'ESTABLISHED', dir: 'ORIGINAL', opt: '-i', path: REQUEST_PATH },
+  // conntrack marks every packet in the reply direction ESTABLISHED, the SYN-ACK included.
+  { label: 'replies', way: 'out', state: 'ESTABLISHED', dir: 'REPLY', opt: '-o', path: REPLY_PATH },
+];
+
+/** The per-packet conditions of a frame: interface, conntrack state and direction, the local address. */
+function fixedMatch(f: Frame, place: Place, pk: PacketKind): Match {
+  let m: Match = f.unknown ? 'unknown' : 'yes';
+  if (f.local !== undefined) m = worse(m, contains(f.local, place.local) ? 'yes' : 'no');
+  for (const c of f.fixed) {
+    if (m === 'no') return m;
+    switch (c.kind) {
+      case 'iface':
+        m = worse(m, c.opt === pk.opt ? flip(ifaceIn(c.name, place.iface), c.neg) : 'unknown');
+        break;
+      case 'state':
+        m = worse(m, flip(c.values.includes(pk.state) ? 'yes' : 'no', c.neg));
+        break;
+      case 'ctdir':
+        m = worse(m, flip(c.value === pk.dir ? 'yes' : 'no', c.neg));
+        break;
+      default:
+        m = worse(m, 'unknown');
+    }
+  }
+  return m;
+}
+
+// ---- regions -----------------------------------------------------------------------------------------
+
+/** Which connections a ruleset accepts, and where it cannot say; the rest it denies. */
+export interface Access {
+  readonly accept: Region;
+  readonly undetermined: Region;
+}
+
+interface Walked {
+  accept: Region;
+  deny: Region;
+  undet: Region;
+  fall: Region;
+}
+
+/** Every connection to the host at `place` (tcp and udp, every remote address of the family), judged. */
+export function accessOf(input: RulesetInput, place: Place): Access {
+  let alive = box(ALL_SERVICES, FULL[place.family]);
+  let undet = EMPTY_REGION;
+  for (const pk of PACKETS) {
+    for (const hook of pk.path) {
+      if (hook.newOnly && pk.state !== 'NEW') continue;
+      const table = input.ruleset.tables.find((t) => t.name === hook.table);
+      if (!table) continue;
+      const ct = compileTable(table, input.family, input.sets);
+      const w = walkRegion(ct, hook.chain, alive, place, pk, 0);
+      const policy = ct.policies.get(hook.chain) ?? 'ACCEPT';
+      undet = unionRegion(undet, w.undet);
+      alive = policy === 'ACCEPT' ? unionRegion(w.accept, w.fall) : w.accept;
+      if (isEmptyRegion(alive)) return { accept: alive, undetermined: undet };
+    }
+  }
+  return { accept: alive, undetermined: undet };
+}
+
+function walkRegion(
+  ct: CompiledTable,
+  chain: string,
+  region: Region,
+  place: Place,
+  pk: PacketKind,
+  depth: number,
+): Walked {
+  const out: Walked = { accept: EMPTY_REGION, deny: EMPTY_REGION, undet: EMPTY_REGION, fall: EMPTY_REGION };
+  if (depth > 16) {
+    out.undet = region;
+    return out;
+  }
+  let alive = region;
+  for (const rule of ct.chains.get(chain) ?? []) {
+    if (isEmptyRegion(alive)) break;
+    const t = rule.target;
+    if (t === '' || HARMLESS.has(t)) continue;
+    const f = rule.frames[pk.way];
+    const m = fixedMatch(f, place, pk);
+    if (m === 'no') continue;
+    const { hit, rest } = splitRegion(alive, f.svc, f.remote);
+    if (isEmptyRegion(hit)) continue;
+    alive = rest;
+    if (m === 'unknown') out.undet = unionRegion(out.undet, hit);
+    else if (t === 'ACCEPT') out.accept = unionRegion(out.accept, hit);
+    else if (t === 'DROP' || t === 'REJECT') out.deny = unionRegion(out.deny, hit);
+    else if (t === 'RETURN') out.fall = unionRegion(out.fall, hit);
+    else if (ct.declared.has(t) && !FINAL.has(t)) {
+      const inner = walkRegion(ct, t, hit, place, pk, depth + 1);
+      out.accept = unionRegion(out.accept, inner.accept);
+      out.deny = unionRegion(out.deny, inner.deny);
+      out.undet = unionRegion(out.undet, inner.undet);
+      // After a jump the packet comes back to the next rule; after a goto, to the chain that called this one.
+      if (rule.goto) out.fall = unionRegion(out.fall, inner.fall);
+      else alive = unionRegion(alive, inner.fall);
+    } else out.undet = unionRegion(out.undet, hit);
+  }
+  out.fall = unionRegion(out.fall, alive);
+  return out;
+}
+
+// ---- one connection ----------------------------------------------------------------------------------
+
+/** One connection: a remote address, a local service (see services.ts), at a place. */
+export interface Connection {
+  readonly remote: Addr;
+  readonly service: number;
+}
+
+/** How one connection fares, and the rule (or chain policy) that decided. */
+export interface Decision {
+  readonly verdict: 'accept' | 'deny' | 'undetermined';
+  /** Which packets were decided: the new connection's unless a later packet is stopped. */
+  readonly packets: PacketKind['label'];
+  readonly table: string;
+  readonly chain: string;
+  /** The deciding rule; absent when the chain's policy decided. */
+  readonly rule?: Rule;
+  /** The policy that decided (`ACCEPT`, `DROP`), when no rule did. */
+  readonly policy?: string;
+  /** Why a rule leaves the verdict undetermined. */
+  readonly why?: string;
+}
+
+interface PointOutcome {
+  readonly kind: 'accept' | 'deny' | 'undet' | 'fall';
+  readonly chain: string;
+  readonly rule?: Rule;
+  readonly why?: string;
+}
+
+/** The decision for one connection: every packet of it through every hook, as `accessOf` judges regions. */
+export function decide(input: RulesetInput, place: Place, conn: Connection): Decision {
+  let decided: Decision | undefined;
+  for (const pk of PACKETS) {
+    for (const hook of pk.path) {
+      if (hook.newOnly && pk.state !== 'NEW') continue;
+      const table = input.ruleset.tables.find((t) => t.name === hook.table);
+      if (!table) continue;
+      const ct = compileTable(table, input.family, input.sets);
+      const o = walkPoint(ct, hook.chain, conn, place, pk, 0);
+      const where = { packets: pk.label, table: hook.table };
+      const policy = ct.policies.get(hook.chain) ?? 'ACCEPT';
+      let d: Decision;
+      if (o.kind === 'fall') {
+        d = { verdict: policy === 'ACCEPT' ? 'accept' : 'deny', ...where, chain: hook.chain, policy };
+      } else {
+        const verdict = o.kind === 'undet' ? 'undetermined' : o.kind;
+        d = {
+          verdict,
+          ...where,
+          chain: o.chain,
+          ...(o.rule ? { rule: o.rule } : {}),
+          ...(o.why ? { why: o.why } : {}),
+        };
+      }
+      if (d.verdict !== 'accept') return d;
+      // The rule named for an accepted connection is the one that admitted its first packet in filter INPUT.
+      if (!decided && hook.table === 'filter' && pk.label === 'new connection') decided = d;
+    }
+  }
+  return decided ?? { verdict: 'accept', packets: 'new connection', table: 'filter', chain: 'INPUT', policy: 'ACCEPT' };
+}
+
+function walkPoint(
+  ct: CompiledTable,
+  chain: string,
+  c: Connection,
+  place: Place,
+  pk: PacketKind,
+  depth: number,
+): PointOutcome {
+  if (depth > 16) return { kind: 'undet', chain, why: `jumps nested deeper than 16 at ${chain}` };
+  for (const rule of ct.chains.get(chain) ?? []) {
+    const t = rule.target;
+    if (t === '' || HARMLESS.has(t)) continue;
+    const f = rule.frames[pk.way];
+    if (!contains(f.svc, c.service)) continue;
+    if (f.remote !== undefined && !contains(f.remote, c.remote)) continue;
+    const m = fixedMatch(f, place, pk);
+    if (m === 'no') continue;
+    const member = memberHolding(rule, c.remote);
+    if (m === 'unknown') return { kind: 'undet', chain, rule: member, why: unknownWhy(rule) };
+    if (t === 'ACCEPT') return { kind: 'accept', chain, rule: member };
+    if (t === 'DROP' || t === 'REJECT') return { kind: 'deny', chain, rule: member };
+    if (t === 'RETURN') return { kind: 'fall', chain };
+    if (ct.declared.has(t) && !FINAL.has(t)) {
+      const inner = walkPoint(ct, t, c, place, pk, depth + 1);
+      if (inner.kind !== 'fall') return inner;
+      if (rule.goto) return inner;
+      continue;
+    }
+    return { kind: 'undet', chain, rule: member, why: `target ${t} is not known to accept or deny` };
+  }
+  return { kind: 'fall', chain };
+}
+
+function memberHolding(rule: CompiledRule, remote: Addr): Rule {
+  if (!rule.memberSources) return rule.members[0]!;
+  const i = rule.memberSources.findIndex((s) => contains(s, remote));
+  return rule.members[Math.max(i, 0)]!;
+}
+
+function unknownWhy(rule: CompiledRule): string {
+  const opts = rule.unknownOptions;
+  return opts.length > 0
+    ? `not understood: ${opts.join(' ')}`
+    : 'a match it cannot read (a set without members, an address)';
+}
+
+/** Access as three regions: accepted, denied and undetermined connections. */
+export function deniedOf(a: Access, family: Family): Region {
+  return subtractRegion(subtractRegion(box(ALL_SERVICES, FULL[family]), a.accept), a.undetermined);
+}
+
+// ---- pieces of a service set ---------------------------------------------------------------------------
+
+/** Every service number at which some rule's services start or end. */
+function ruleBoundaries(input: RulesetInput): number[] {
+  const cuts = new Set<number>();
+  for (const table of input.ruleset.tables) {
+    const ct = compileTable(table, input.family, input.sets);
+    for (const list of ct.chains.values()) {
+      for (const r of list) for (const f of [r.frames.in, r.frames.out]) for (const b of f.svc) cuts.add(b);
+    }
+  }
+  return [...cuts].sort((a, b) => a - b);
+}
+
+/**
+ * A set of services from one remote address, cut where rules start or end, each piece decided;
+ * neighbours of one protocol decided by the same rule are joined.
+ */
+export function decidedPieces(
+  input: RulesetInput,
+  place: Place,
+  remote: Addr,
+  svcs: ServiceSet,
+): [number, number, Decision][] {
+  const cuts = ruleBoundaries(input);
+  const out: [number, number, Decision][] = [];
+  for (let i = 0; i < svcs.length; i += 2) {
+    const points = [svcs[i]!, ...cuts.filter((c) => c > svcs[i]! && c < svcs[i + 1]!), svcs[i + 1]!];
+    for (let k = 0; k + 1 < points.length; k++) {
+      const d = decide(input, place, { remote, service: points[k]! });
+      const last = out[out.length - 1];
+      const sameProto = last !== undefined && last[0] >= UDP_BASE === points[k]! >= UDP_BASE;
+      if (last && last[1] === points[k] && last[2].rule === d.rule && last[2].policy === d.policy && sameProto) {
+        last[1] = points[k + 1]!;
+      } else out.push([points[k]!, points[k + 1]!, d]);
+    }
+  }
+  return out;
+}
