@@ -10,7 +10,7 @@ import { formatAddr, type Addr, type AddrSet } from './addresses.js';
 import type { ChangeKind, AccessDiff, FleetAccess, RawChange } from './diff.js';
 import { decide, decidedPieces, type Decision } from './evaluate.js';
 import { contains, equals, intersect, union } from './intervals.js';
-import { servicesWhere } from './region.js';
+import { box, servicesWhere } from './region.js';
 import type { Rule } from '../model/ruleset.js';
 import { hostAddr, rulesetFor, type FleetRules } from './fleet.js';
 import type { MembershipChange } from './membership.js';
@@ -27,7 +27,7 @@ import {
 } from './names.js';
 import { originOf } from './origin.js';
 import type { IfaceClass } from './rule-match.js';
-import { describeServices, serviceOf, serviceRanges, type ServiceSet } from './services.js';
+import { ALL_SERVICES, describeServices, serviceOf, serviceRanges, type ServiceSet } from './services.js';
 
 /** A connection whose verdict differs between the two revisions. */
 export interface Witness {
@@ -273,7 +273,11 @@ function hostAccessClauses(name: string, access: FleetAccess, kind: 'added' | 'r
       const input = access.input(role.name, family);
       for (const cls of access.classes(role.name, family)) {
         const label = ifaceKey(cls);
-        const svcs = servicesWhere(access.at(role.name, family, cls, local).accept, (set) => contains(set, addr));
+        const only = box(
+          ALL_SERVICES,
+          family === 'ipv4' ? [addr, (addr as number) + 1] : [addr, (addr as bigint) + 1n],
+        );
+        const svcs = servicesWhere(access.at(role.name, family, cls, local, only).accept, (set) => contains(set, addr));
         if (svcs.length === 0) continue;
         if (!reach.has(label)) reach.set(label, new Map());
         add(reach.get(label)!, role.name, svcs);

@@ -5,7 +5,7 @@
  */
 import type { Family, Host } from '../inventory/model.js';
 import { FULL, type Addr, type AddrSet } from './addresses.js';
-import { accessOf, type Access, type RulesetInput } from './evaluate.js';
+import { accessOf, changeZone, type Access, type RulesetInput } from './evaluate.js';
 import {
   hostAddr,
   ifaceLabel,
@@ -72,8 +72,9 @@ export class FleetAccess {
     return c;
   }
 
-  /** Every connection to a role's host at `local` arriving on `iface`, judged. */
-  at(role: string, family: Family, iface: IfaceClass, local: Addr): Access {
+  /** Connections to a role's host at `local` arriving on `iface`, judged: all of them, or those `within`. */
+  at(role: string, family: Family, iface: IfaceClass, local: Addr, within?: Region): Access {
+    if (within) return accessOf(this.input(role, family), { family, local, iface }, within);
     const key = `${role}|${family}|${'name' in iface ? `n:${iface.name}` : `x:${iface.except.join(',')}`}|${local}`;
     let a = this.cache.get(key);
     if (!a) this.cache.set(key, (a = accessOf(this.input(role, family), { family, local, iface })));
@@ -139,15 +140,16 @@ function diffRole(
     else groups.set(key, [p]);
   }
   const out: RawChange[] = [];
+  // Only where the two rulesets may differ is worth judging (one host's address, when it joins the fleet).
+  const zone = changeZone(base, head) ?? box(ALL_SERVICES, FULL[family]);
+  if (isEmptyRegion(zone)) return [];
   for (const group of groups.values()) {
     const first = group[0]!;
-    const perClass = classes.map((iface) =>
-      changeRegions(
-        access.base.at(role, family, iface, first.base),
-        access.head.at(role, family, iface, first.head),
-        family,
-      ),
-    );
+    const perClass = classes.map((iface) => {
+      const before = accessOf(base, { family, local: first.base, iface }, zone);
+      const after = accessOf(head, { family, local: first.head, iface }, zone);
+      return changeRegions(before, after, zone);
+    });
     const hosts = group.map((p) => p.host.name);
     for (const kind of ['added', 'removed', 'undetermined'] as const) {
       const regions = perClass.map((c) => c[kind]);
@@ -162,10 +164,9 @@ function diffRole(
 }
 
 /** Denied before and accepted now (added), the reverse (removed), and changes into or out of undetermined. */
-function changeRegions(before: Access, after: Access, family: Family): Record<ChangeKind, Region> {
-  const all = box(ALL_SERVICES, FULL[family]);
-  const deniedBefore = subtractRegion(subtractRegion(all, before.accept), before.undetermined);
-  const deniedAfter = subtractRegion(subtractRegion(all, after.accept), after.undetermined);
+function changeRegions(before: Access, after: Access, zone: Region): Record<ChangeKind, Region> {
+  const deniedBefore = subtractRegion(subtractRegion(zone, before.accept), before.undetermined);
+  const deniedAfter = subtractRegion(subtractRegion(zone, after.accept), after.undetermined);
   const undetermined = unionRegion(
     subtractRegion(after.undetermined, before.undetermined),
     subtractRegion(before.undetermined, after.undetermined),

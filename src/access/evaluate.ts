@@ -14,7 +14,7 @@
 import type { Family } from '../inventory/model.js';
 import { isBlock, type Rule, type RuleBlock, type Ruleset, type Table, type TableName } from '../model/ruleset.js';
 import { FULL, parseCidr, type Addr, type AddrSet } from './addresses.js';
-import { contains, fromRanges, intersect, subtract } from './intervals.js';
+import { contains, equals, fromRanges, intersect, subtract, union } from './intervals.js';
 import { EMPTY_REGION, box, isEmptyRegion, splitRegion, subtractRegion, unionRegion, type Region } from './region.js';
 import {
   flip,
@@ -397,9 +397,12 @@ interface Walked {
   fall: Region;
 }
 
-/** Every connection to the host at `place` (tcp and udp, every remote address of the family), judged. */
-export function accessOf(input: RulesetInput, place: Place): Access {
-  let alive = box(ALL_SERVICES, FULL[place.family]);
+/**
+ * Every connection to the host at `place` (tcp and udp, every remote address of the family), judged;
+ * with `within`, only the connections of that region.
+ */
+export function accessOf(input: RulesetInput, place: Place, within?: Region): Access {
+  let alive = within ?? box(ALL_SERVICES, FULL[place.family]);
   let undet = EMPTY_REGION;
   for (const pk of PACKETS) {
     for (const hook of pk.path) {
@@ -611,4 +614,144 @@ export function decidedPieces(
     }
   }
   return out;
+}
+
+// ---- where two rulesets may differ ---------------------------------------------------------------------
+
+const shapes = new WeakMap<CompiledRule, string>();
+
+/** Everything about a compiled rule, seen one way, but the remote addresses it matches. */
+function shapeOf(rule: CompiledRule, ways: readonly Way[]): string {
+  const id = ways.join('+');
+  let key = shapes.get(rule);
+  if (key === undefined || !key.startsWith(`${id}|`)) {
+    const frame = (f: Frame) =>
+      [f.svc.join(','), setId(f.local), f.remote === undefined ? '*' : 'set', f.unknown, JSON.stringify(f.fixed)].join(
+        ';',
+      );
+    key = [id, rule.target, rule.goto, ...ways.map((w) => frame(rule.frames[w]))].join('|');
+    shapes.set(rule, key);
+  }
+  return key;
+}
+
+const setIds = new Map<string, { set: AddrSet; id: number }[]>();
+const idOfSet = new WeakMap<AddrSet, string>();
+
+/** A short key naming a set by its content: the same for equal sets. */
+function setId(set: AddrSet | undefined): string {
+  if (set === undefined) return '*';
+  if (set.length <= 16) return set.join(',');
+  let id = idOfSet.get(set);
+  if (id === undefined) {
+    const bucketKey = `${set.length}:${set[0]}:${set[set.length - 1]}`;
+    const bucket = setIds.get(bucketKey) ?? [];
+    setIds.set(bucketKey, bucket);
+    let hit = bucket.find((b) => equals(b.set, set));
+    if (!hit) bucket.push((hit = { set, id: bucket.length }));
+    id = `${bucketKey}#${hit.id}`;
+    idOfSet.set(set, id);
+  }
+  return id;
+}
+
+/** Which ways packets walk each chain of a table: from the hooks of requests (in) and replies (out), jumps followed. */
+function waysOf(ct: CompiledTable): Map<string, Set<Way>> {
+  const ways = new Map<string, Set<Way>>();
+  const visit = (chain: string, way: Way, depth: number): void => {
+    const seen = ways.get(chain) ?? new Set<Way>();
+    if (seen.has(way) || depth > 16) return;
+    ways.set(chain, seen.add(way));
+    for (const r of ct.chains.get(chain) ?? []) if (ct.declared.has(r.target)) visit(r.target, way, depth + 1);
+  };
+  for (const [path, way] of [
+    [REQUEST_PATH, 'in'],
+    [REPLY_PATH, 'out'],
+  ] as const) {
+    for (const h of path) if (h.table === ct.name) visit(h.chain, way, 0);
+  }
+  return ways;
+}
+
+const symmetric = new WeakMap<AddrSet, WeakMap<AddrSet, AddrSet>>();
+
+/** Addresses in one set and not the other, computed once per pair. */
+function symmetricDifference(a: AddrSet, b: AddrSet): AddrSet {
+  if (a === b) return [];
+  let inner = symmetric.get(a);
+  if (!inner) symmetric.set(a, (inner = new WeakMap()));
+  let d = inner.get(b);
+  if (!d) inner.set(b, (d = union(subtract(a, b), subtract(b, a))));
+  return d;
+}
+
+/**
+ * The connections whose verdict may differ between two rulesets of one family: outside this region a
+ * connection meets rules of the same shape matching it alike in both, so both decide it the same way.
+ * Rules are paired chain by chain (longest common subsequence of their shapes); an unpaired rule adds
+ * all it matches, a paired one the addresses only one of the two matches. Undefined: the tables or
+ * chain policies differ, so anything may.
+ */
+export function changeZone(base: RulesetInput, head: RulesetInput): Region | undefined {
+  const names = (rs: Ruleset) =>
+    rs.tables
+      .map((t) => t.name)
+      .sort()
+      .join(',');
+  if (names(base.ruleset) !== names(head.ruleset)) return undefined;
+  const full = FULL[base.family];
+  let zone = EMPTY_REGION;
+  const add = (f: Frame, remote: AddrSet | undefined) => {
+    if (remote === undefined || remote.length > 0) zone = unionRegion(zone, box(f.svc, remote ?? full));
+  };
+  for (const tb of base.ruleset.tables) {
+    const th = head.ruleset.tables.find((t) => t.name === tb.name)!;
+    const cb = compileTable(tb, base.family, base.sets);
+    const ch = compileTable(th, head.family, head.sets);
+    const policies = (c: CompiledTable) => [...c.policies].sort().join(',');
+    if (policies(cb) !== policies(ch)) return undefined;
+    const wb = waysOf(cb);
+    const wh = waysOf(ch);
+    for (const chain of new Set([...cb.chains.keys(), ...ch.chains.keys()])) {
+      const ways = [...new Set([...(wb.get(chain) ?? []), ...(wh.get(chain) ?? [])])].sort();
+      if (ways.length === 0) continue;
+      const { pairs, onlyA, onlyB } = align(cb.chains.get(chain) ?? [], ch.chains.get(chain) ?? [], ways);
+      for (const r of [...onlyA, ...onlyB]) for (const w of ways) add(r.frames[w], r.frames[w].remote);
+      for (const [a, b] of pairs) {
+        for (const w of ways) {
+          const fa = a.frames[w].remote;
+          const fb = b.frames[w].remote;
+          if (fa !== undefined && fb !== undefined) add(a.frames[w], symmetricDifference(fa, fb));
+        }
+      }
+    }
+  }
+  return zone;
+}
+
+/** Pairs the rules of two lists with the same shapes, in order (longest common subsequence). */
+function align(a: readonly CompiledRule[], b: readonly CompiledRule[], ways: readonly Way[]) {
+  const ka = a.map((r) => shapeOf(r, ways));
+  const kb = b.map((r) => shapeOf(r, ways));
+  const n = a.length;
+  const m = b.length;
+  const len: number[][] = Array.from({ length: n + 1 }, () => new Array<number>(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--) {
+    for (let j = m - 1; j >= 0; j--) {
+      len[i]![j] = ka[i] === kb[j] ? len[i + 1]![j + 1]! + 1 : Math.max(len[i + 1]![j]!, len[i]![j + 1]!);
+    }
+  }
+  const pairs: [CompiledRule, CompiledRule][] = [];
+  const onlyA: CompiledRule[] = [];
+  const onlyB: CompiledRule[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < n && j < m) {
+    if (ka[i] === kb[j]) pairs.push([a[i++]!, b[j++]!]);
+    else if (len[i + 1]![j]! >= len[i]![j + 1]!) onlyA.push(a[i++]!);
+    else onlyB.push(b[j++]!);
+  }
+  onlyA.push(...a.slice(i));
+  onlyB.push(...b.slice(j));
+  return { pairs, onlyA, onlyB };
 }

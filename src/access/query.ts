@@ -15,13 +15,13 @@ import { parseSets } from '../model/sets.js';
 import { formatAddr, parseCidr, setCidrs, type Addr, type AddrSet } from './addresses.js';
 import { accessOf, decide, decidedPieces, type Decision, type Place, type RulesetInput } from './evaluate.js';
 import { interfaceClasses, namedInterfaces } from './fleet.js';
-import { contains, intersect } from './intervals.js';
+import { contains, intersect, union } from './intervals.js';
 import { InventoryLines } from './inventory-lines.js';
 import { listText } from './names.js';
 import { entryPath, originOf } from './origin.js';
 import { segments, servicesWhere } from './region.js';
 import type { IfaceClass } from './rule-match.js';
-import { describeServices, formatServiceRange, service } from './services.js';
+import { describeServices, service, serviceRanges, type ServiceSet } from './services.js';
 
 /** The rendered files a query reads. */
 export interface QueryFiles {
@@ -77,7 +77,10 @@ export interface Answer {
   }[];
   /** Without --port: what may be reached, as port ranges, each with its rule. */
   readonly ports?: readonly {
+    /** As a reader says it: `tcp/22`, `every port`, `every port except tcp/25`. */
     readonly port: string;
+    /** Each range of one protocol: `tcp/1-65535`, `udp/161`. */
+    readonly ranges: readonly string[];
     readonly verdict: 'allowed' | 'undetermined';
     readonly from?: readonly string[];
     readonly rule: RuleRef;
@@ -449,37 +452,45 @@ function portsAnswer(
   ref: (d: Decision) => RuleRef,
 ): Answer {
   const access = accessOf(loaded.input, place);
-  const ports: NonNullable<Answer['ports']>[number][] = [];
+  // Pieces decided by one rule (for one part of a network source) are told together.
+  const groups = new Map<
+    string,
+    { verdict: 'allowed' | 'undetermined'; svcs: ServiceSet; from?: string[]; d: Decision }
+  >();
+  const put = (verdict: 'allowed' | 'undetermined', lo: number, hi: number, d: Decision, from?: string[]) => {
+    const key = `${verdict}|${d.rule ? (loaded.lines.get(d.rule) ?? emitRule(d.rule)) : d.policy}|${from?.join(',') ?? ''}`;
+    const g = groups.get(key);
+    if (g) g.svcs = union(g.svcs, [lo, hi]);
+    else groups.set(key, { verdict, svcs: [lo, hi], d, ...(from ? { from } : {}) });
+  };
   const add = (verdict: 'allowed' | 'undetermined', region: typeof access.accept): void => {
     if (src.point) {
       const remote = src.set[0]!;
       const svcs = servicesWhere(region, (s) => contains(s, remote));
-      for (const [lo, hi, d] of decidedPieces(loaded.input, place, remote, svcs)) {
-        ports.push({ port: formatServiceRange(lo, hi), verdict, rule: ref(d) });
-      }
+      for (const [lo, hi, d] of decidedPieces(loaded.input, place, remote, svcs)) put(verdict, lo, hi, d);
       return;
     }
     for (const [lo, hi, set] of segments(region)) {
       const part = intersect(set, src.set);
       if (part.length === 0) continue;
-      const d = decide(loaded.input, place, { remote: part[0]!, service: lo });
-      for (const port of describeRange(lo, hi)) {
-        ports.push({ port, verdict, from: setCidrs(src.family, part), rule: ref(d) });
-      }
+      put(verdict, lo, hi, decide(loaded.input, place, { remote: part[0]!, service: lo }), setCidrs(src.family, part));
     }
   };
   add('allowed', access.accept);
   add('undetermined', access.undetermined);
+  const ports = [...groups.values()].map((g) => ({
+    port: describeServices(g.svcs).join(', '),
+    ranges: serviceRanges(g.svcs),
+    verdict: g.verdict,
+    ...(g.from ? { from: g.from } : {}),
+    rule: ref(g.d),
+  }));
   const verdict: QueryVerdict = ports.some((p) => p.verdict === 'allowed')
     ? 'allowed'
     : ports.length > 0
       ? 'undetermined'
       : 'denied';
   return { in: label, verdict, ports };
-}
-
-function describeRange(lo: number, hi: number): string[] {
-  return describeServices([Math.max(lo, 1), hi]);
 }
 
 function ruleRef(
@@ -534,8 +545,17 @@ export function formatQuery(r: QueryReport): string[] {
   const on = r.port ? ` on ${r.port}` : '';
   const counts = countVerdicts(r);
   const out = [`${r.from} -> ${r.to}${on}: ${r.verdict}${counts}`];
-  for (const p of r.pairs.slice(0, SHOWN)) out.push(...pairLines(p, r.port));
-  if (r.pairs.length > SHOWN) out.push(`... and ${r.pairs.length - SHOWN} more pairs (--json lists every pair)`);
+  // Destinations answered alike (the hosts of a role share its rules) are listed together.
+  const groups = new Map<string, { p: PairResult; to: string[] }>();
+  for (const p of r.pairs) {
+    const key = `${p.from} ${p.fromAddress}\n${pairLines(p, r.port, '').join('\n')}`;
+    const g = groups.get(key);
+    if (g) g.to.push(`${p.to} (${p.toAddress})`);
+    else groups.set(key, { p, to: [`${p.to} (${p.toAddress})`] });
+  }
+  const list = [...groups.values()];
+  for (const g of list.slice(0, SHOWN)) out.push(...pairLines(g.p, r.port, listText(g.to, 6)));
+  if (list.length > SHOWN) out.push(`... and ${list.length - SHOWN} more (--json lists every pair)`);
   for (const u of r.unpaired) out.push(`${u.from} -> ${u.to}: no address family in common`);
   return out;
 }
@@ -546,8 +566,9 @@ function countVerdicts(r: QueryReport): string {
   return ` (${n} of ${r.pairs.length} pairs ${r.port ? 'allowed' : 'reach something'})`;
 }
 
-function pairLines(p: PairResult, port: string | undefined): string[] {
-  const head = `${p.from} (${p.fromAddress}) -> ${p.to} (${p.toAddress})`;
+function pairLines(p: PairResult, port: string | undefined, to: string): string[] {
+  const from = p.from === p.fromAddress ? p.from : `${p.from} (${p.fromAddress})`;
+  const head = `${from} -> ${to}`;
   const lines = answerLines(head, p.answer, port);
   if (p.other) lines.push(...answerLines('  but', p.other, port));
   return lines;
