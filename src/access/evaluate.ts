@@ -216,7 +216,13 @@ function compileOne(
   sets: ReadonlyMap<string, readonly string[]>,
   extraSource?: AddrSet,
 ): CompiledRule {
-  const unknownOptions = m.conditions.flatMap((c) => (c.kind === 'unknown' ? [c.option] : []));
+  const modules = new Set<string>();
+  const unknownOptions = m.conditions.flatMap((c) => {
+    if (c.kind !== 'unknown') return [];
+    const first = c.module !== undefined && !modules.has(c.module);
+    if (c.module !== undefined) modules.add(c.module);
+    return [first ? `-m ${c.module} ${c.option}` : c.option];
+  });
   const frame = (way: Way): Frame => compileFrame(m.conditions, way, family, sets, extraSource);
   return {
     members: [rule],

@@ -1,5 +1,6 @@
 import type { Family, Host, Inventory } from '../inventory/model.js';
 import type { Ruleset } from '../model/ruleset.js';
+import type { RoleRuleset } from '../render/render-role.js';
 import { parseCidr, type Addr, type AddrSet } from './addresses.js';
 import { compileTable, type RulesetInput } from './evaluate.js';
 import { contains } from './intervals.js';
@@ -10,6 +11,17 @@ export interface FleetRules {
   readonly inventory: Inventory;
   readonly rulesets: ReadonlyMap<string, Partial<Record<Family, Ruleset>>>;
   readonly sets: ReadonlyMap<string, readonly string[]>;
+}
+
+/** A fleet's rules from the rulesets a render built (before printing them). */
+export function fleetRulesOf(inventory: Inventory, built: readonly RoleRuleset[]): FleetRules {
+  const rulesets = new Map<string, Partial<Record<Family, Ruleset>>>();
+  const sets = new Map<string, readonly string[]>();
+  for (const { policy, ruleset } of built) {
+    rulesets.set(policy.role, { ...rulesets.get(policy.role), [policy.family]: ruleset });
+    for (const s of ruleset.sets ?? []) sets.set(s.name, s.members);
+  }
+  return { inventory, rulesets, sets };
 }
 
 /** A role without rules for a family accepts everything on it: no rules were loaded. */

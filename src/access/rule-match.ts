@@ -57,7 +57,7 @@ export type Condition =
   | { readonly kind: 'ctdir'; readonly value: string; readonly neg: boolean }
   | { readonly kind: 'set'; readonly name: string; readonly side?: 'src' | 'dst'; readonly neg: boolean }
   /** An option this does not understand (includes -m limit: it takes some packets of a flow, not others). */
-  | { readonly kind: 'unknown'; readonly option: string };
+  | { readonly kind: 'unknown'; readonly option: string; readonly module?: string };
 
 /** A rule's conditions (all must hold) and target. */
 export interface RuleMatch {
@@ -85,6 +85,7 @@ export function parseRuleMatch(args: readonly string[]): RuleMatch {
   let target = '';
   let goto = false;
   let inTarget = false;
+  let module: string | undefined;
   for (let i = 0; i < args.length; i++) {
     // The target's own options (--reject-with, --to-ports, --notrack) follow it, up to the next short option.
     if (inTarget && args[i]!.startsWith('--')) {
@@ -119,6 +120,9 @@ export function parseRuleMatch(args: readonly string[]): RuleMatch {
         i++;
         break;
       case '-m':
+        module = val;
+        i++;
+        break;
       case '--comment':
         i++;
         break;
@@ -157,7 +161,7 @@ export function parseRuleMatch(args: readonly string[]): RuleMatch {
         break;
       }
       default:
-        conditions.push({ kind: 'unknown', option: opt });
+        conditions.push({ kind: 'unknown', option: opt, ...(module ? { module } : {}) });
         if (takesValue(args[i + 1])) i++;
     }
   }

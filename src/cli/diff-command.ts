@@ -4,13 +4,13 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { describeDiff, type DiffReport } from '../access/describe.js';
 import { diffAccess } from '../access/diff.js';
-import type { FleetRules } from '../access/fleet.js';
+import { fleetRulesOf, type FleetRules } from '../access/fleet.js';
 import { formatDiff, type DiffFormat } from '../access/format.js';
 import { diffMembership } from '../access/membership.js';
 import { UsageError, WorkFailedError } from '../errors.js';
 import { loadInventory, parseInventory } from '../inventory/load-inventory.js';
 import type { Family, Inventory } from '../inventory/model.js';
-import { setsMatched, type Ruleset } from '../model/ruleset.js';
+import { setsMatched } from '../model/ruleset.js';
 import { buildRulesets, renderRulesets, type RenderedFile } from '../render/render-role.js';
 import { builtinTemplatesDir, findUserTemplatesDir, loadTemplates } from '../render/templates.js';
 import { positiveInt } from './options.js';
@@ -217,14 +217,9 @@ function rendered(label: string, inv: Inventory, templatesDir: string | undefine
   const templates = loadTemplates(templatesDir);
   const meta = { inventory: inventoryLabel, version: VERSION };
   const built = buildRulesets(resolveProject(inv, templates), templates, meta);
-  const rulesets = new Map<string, Partial<Record<Family, Ruleset>>>();
-  const sets = new Map<string, readonly string[]>();
-  for (const { policy, ruleset } of built) {
-    rulesets.set(policy.role, { ...rulesets.get(policy.role), [policy.family]: ruleset });
-    for (const s of ruleset.sets ?? []) sets.set(s.name, s.members);
-  }
+  const fleet = fleetRulesOf(inv, built);
   const files = new Map(renderRulesets(built, meta).map((f) => [f.path, f]));
-  return { label, fleet: { inventory: inv, rulesets, sets }, files };
+  return { label, fleet, files };
 }
 
 const EMPTY: Inventory = {
