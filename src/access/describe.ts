@@ -4,7 +4,7 @@
  * deciding rule) and a witness connection whose verdict differs between the revisions. Hosts that
  * joined, left, moved or were readdressed get one line each, carrying the access that comes with them.
  */
-import type { Family } from '../inventory/model.js';
+import type { Family, Host } from '../inventory/model.js';
 import { emitRule } from '../model/emit.js';
 import { formatAddr, type Addr, type AddrSet } from './addresses.js';
 import type { ChangeKind, AccessDiff, FleetAccess, RawChange } from './diff.js';
@@ -98,11 +98,17 @@ export interface DescribeInput {
 export function describeDiff(input: DescribeInput): DiffReport {
   const names = { base: indexNames(input.base.inventory), head: indexNames(input.head.inventory) };
   const items = input.diff.changes.flatMap((c) => itemsOf(c, input, names));
-  const { folded, rest } = foldMembership(items, input.membership);
-  const sentences = groupSentences(rest, input.diff);
-  const membership = input.membership.map((m) => ({ ...m, access: (folded.get(m.host) ?? []).flatMap(itemJson) }));
+  const groups = groupByRole(items, input.diff, names);
+  const folded = foldMembership(groups, input.membership);
+  const sentences = groupSentences(
+    groups.filter((g) => g.sources.length > 0),
+    input.diff,
+  );
+  const membership = input.membership.map((m) => ({ ...m, access: (folded.get(m.host) ?? []).flatMap(foldedJson) }));
   const lines = [...membershipLines(input.membership, folded, input.diff), ...sentences.map((s) => s.line)];
-  if (sentences.length === 0 && [...folded.values()].every((l) => l.length === 0) && input.renderedFilesChanged > 0) {
+  // Renamed hosts aside, nothing else changed: say that the rendered files change but access does not.
+  const quiet = membership.every((m) => m.change === 'renamed' && m.access.length === 0);
+  if (sentences.length === 0 && quiet && input.renderedFilesChanged > 0) {
     lines.push(
       `= no access changes: ${plural(input.renderedFilesChanged, 'rendered file')} change, ` +
         'but every connection is admitted or refused as before',
@@ -133,8 +139,10 @@ function itemsOf(c: RawChange, input: DescribeInput, names: { base: NameIndex; h
 /** The deciding rule for the first connection of a part: in head for what is granted, in base for what is taken. */
 function attribute(c: RawChange, addrs: AddrSet, input: DescribeInput): Omit<Item, 'source' | 'kind'> {
   const host = c.hosts[0]!;
-  const remote = addrs[0]! as Addr;
-  const service = c.services[0]!;
+  // A connection of this part that changed: the change's own witness when it lies in the part.
+  const inPart = contains(addrs, c.witness.remote);
+  const remote = inPart ? c.witness.remote : addrs[0]!;
+  const service = c.witness.service;
   const judge = (fleet: FleetRules): { d: Decision; local: Addr } => {
     const h = fleet.inventory.hosts.find((x) => x.name === host)!;
     const local = hostAddr(h, c.family)!;
@@ -180,11 +188,100 @@ function otherIfaceWitness(cls: IfaceClass): string {
 
 // ---- membership ----------------------------------------------------------------------------------------
 
-/** Host parts of changes that belong to a host's membership change move to that host's line. */
-function foldMembership(
+/**
+ * Changes of one kind to one role, on the same ports and interface and decided by the same rule, with
+ * their sources: hosts collapsed into roles (and the fleet) across both address families.
+ */
+interface RoleGroup {
+  readonly first: Item;
+  readonly role: string;
+  readonly hosts: ReadonlySet<string>;
+  readonly families: ReadonlySet<Family>;
+  sources: Source[];
+  /** Each host source's first item (its witness). */
+  readonly byHost: ReadonlyMap<string, Item>;
+  /** The names the sources were given with (head's, or base's for what was taken away). */
+  readonly idx: NameIndex;
+}
+
+function groupByRole(
   items: readonly Item[],
-  membership: readonly MembershipChange[],
-): { folded: Map<string, Item[]>; rest: Item[] } {
+  diff: AccessDiff,
+  names: { base: NameIndex; head: NameIndex },
+): RoleGroup[] {
+  const groups = new Map<string, Item[]>();
+  for (const i of items) {
+    const key = [i.kind, i.nowUndetermined, i.role, i.iface, i.services.join(','), i.rule].join('|');
+    const g = groups.get(key);
+    if (g) g.push(i);
+    else groups.set(key, [i]);
+  }
+  return [...groups.values()].map((list) => {
+    const first = list[0]!;
+    const common = diff.commonHosts.get(first.role);
+    // The families the role has hosts in: a source host is whole when all its addresses of these are there.
+    const relevant = (['ipv4', 'ipv6'] as const).filter((f) => (common?.[f].length ?? 0) > 0);
+    const byHost = new Map<string, Item>();
+    for (const i of list) if (i.source.kind === 'host' && !byHost.has(i.source.name)) byHost.set(i.source.name, i);
+    const idx = first.kind === 'removed' ? names.base : names.head;
+    return {
+      first,
+      role: first.role,
+      hosts: new Set(list.flatMap((i) => i.hosts)),
+      families: new Set(list.map((i) => i.family)),
+      sources: collapse(list, idx, relevant),
+      byHost,
+      idx,
+    };
+  });
+}
+
+/** Host sources collapsed: a role whose hosts (more than one) are all there, the fleet when every host is. */
+function collapse(items: readonly Item[], idx: NameIndex, relevant: readonly Family[]): Source[] {
+  const present = new Map<string, Set<Family>>();
+  const others: Source[] = [];
+  for (const i of items) {
+    if (i.source.kind === 'host') present.set(i.source.name, (present.get(i.source.name) ?? new Set()).add(i.family));
+    else others.push(i.source);
+  }
+  const inv = idx.inventory;
+  const counts = (h: Host) => h.addresses.some((a) => relevant.includes(a.family));
+  const whole = (h: Host) =>
+    h.addresses.every((a) => !relevant.includes(a.family) || (present.get(h.name)?.has(a.family) ?? false));
+  const out: Source[] = [];
+  const hosts = inv.hosts.filter(counts);
+  if (present.size > 0 && hosts.length > 1 && inv.roles.length > 1 && hosts.every(whole)) {
+    out.push({ kind: 'fleet', hosts: inv.hosts.length });
+  } else {
+    const taken = new Set<string>();
+    for (const role of inv.roles) {
+      const mine = role.hosts.filter(counts);
+      if (mine.length > 1 && mine.every(whole)) {
+        out.push({ kind: 'role', name: role.name, hosts: role.hosts.length });
+        for (const h of mine) taken.add(h.name);
+      }
+    }
+    for (const name of present.keys()) {
+      if (!taken.has(name)) out.push({ kind: 'host', name, role: idx.hostsByName.get(name)?.role ?? '' });
+    }
+  }
+  // Anyone of every family the role has hosts in is anyone.
+  const merged = mergeSources([...out, ...others]);
+  return merged.map((src) =>
+    src.kind === 'any' && relevant.every((f) => src.families.includes(f))
+      ? { ...src, families: ['ipv4', 'ipv6'] as Family[] }
+      : src,
+  );
+}
+
+/** A host's share of a role group, moved to the host's membership line. */
+interface Folded {
+  readonly group: RoleGroup;
+  readonly item: Item;
+}
+
+/** Host sources that belong to a host's membership change move to that host's line. */
+function foldMembership(groups: RoleGroup[], membership: readonly MembershipChange[]): Map<string, Folded[]> {
   // Which host name, seen in which revision's names, belongs to which membership line.
   const inHead = new Map<string, string>();
   const inBase = new Map<string, string>();
@@ -193,23 +290,31 @@ function foldMembership(
     if (m.change === 'left' || m.change === 'moved' || m.change === 'readdressed') inBase.set(m.host, m.host);
     if (m.change === 'renamed') inBase.set(m.from, m.host);
   }
-  const folded = new Map<string, Item[]>(membership.map((m) => [m.host, []]));
-  const rest: Item[] = [];
-  for (const item of items) {
-    const names = item.kind === 'removed' ? inBase : inHead;
-    const owner = item.source.kind === 'host' ? names.get(item.source.name) : undefined;
-    if (owner !== undefined) folded.get(owner)!.push(item);
-    else rest.push(item);
+  const folded = new Map<string, Folded[]>(membership.map((m) => [m.host, []]));
+  for (const g of groups) {
+    const names = g.first.kind === 'removed' ? inBase : inHead;
+    g.sources = g.sources.filter((src) => {
+      // A host, or a role (the fleet) all of whose hosts are members that changed: a new role, a new fleet.
+      const members =
+        src.kind === 'host'
+          ? [src.name]
+          : src.kind === 'role' || src.kind === 'fleet'
+            ? [...g.byHost.keys()].filter((h) => src.kind === 'fleet' || g.idx.hostsByName.get(h)?.role === src.name)
+            : [];
+      if (members.length === 0 || !members.every((h) => names.has(h))) return true;
+      for (const h of members) folded.get(names.get(h)!)!.push({ group: g, item: g.byHost.get(h)! });
+      return false;
+    });
   }
   // A readdressed (or renamed) host keeps what it had: the same access taken from its old address and
   // granted to its new one cancels out.
   for (const [host, list] of folded) {
-    const key = (i: Item) => `${i.role}|${i.iface}|${i.services.join(',')}|${i.family}`;
+    const key = (f: Folded) => `${f.group.role}|${f.item.iface}|${f.item.services.join(',')}`;
     const removed = new Map<string, number>();
-    list.forEach((i, n) => i.kind === 'removed' && removed.set(key(i), n));
+    list.forEach((f, n) => f.item.kind === 'removed' && removed.set(key(f), n));
     const drop = new Set<number>();
-    list.forEach((i, n) => {
-      const r = i.kind === 'added' ? removed.get(key(i)) : undefined;
+    list.forEach((f, n) => {
+      const r = f.item.kind === 'added' ? removed.get(key(f)) : undefined;
       if (r !== undefined && !drop.has(r)) drop.add(r).add(n);
     });
     folded.set(
@@ -217,12 +322,12 @@ function foldMembership(
       list.filter((_, n) => !drop.has(n)),
     );
   }
-  return { folded, rest };
+  return folded;
 }
 
 function membershipLines(
   membership: readonly MembershipChange[],
-  folded: ReadonlyMap<string, readonly Item[]>,
+  folded: ReadonlyMap<string, readonly Folded[]>,
   diff: AccessDiff,
 ): string[] {
   // A host that joins (or leaves) is described by all it may reach (or could), not only by what an
@@ -230,7 +335,8 @@ function membershipLines(
   const clauses = (m: MembershipChange): string[] => {
     if (m.change === 'joined') return hostAccessClauses(m.host, diff.head, 'added');
     if (m.change === 'left') return hostAccessClauses(m.host, diff.base, 'removed');
-    return groupSentences(folded.get(m.host) ?? [], diff).map((s) => s.clause);
+    const own = (folded.get(m.host) ?? []).map((f) => ({ ...f.group, first: f.item, sources: [] }));
+    return groupSentences(own, diff).map((s) => s.clause);
   };
   // Hosts joining (or leaving) one role with the same consequences share a line.
   const shared = new Map<string, { names: string[]; m: MembershipChange; clauses: string[] }>();
@@ -375,51 +481,35 @@ interface Sentence {
   readonly json: ChangeJson[];
 }
 
-/**
- * Items with the same change, ports, interface and deciding rule are one sentence: first their sources
- * are gathered per destination role, then destination roles with the same sources are listed together.
- */
-function groupSentences(items: readonly Item[], diff: AccessDiff): Sentence[] {
-  const byRole = new Map<string, { items: Item[]; sources: Source[]; hosts: Set<string> }>();
-  for (const i of items) {
-    const key = [i.kind, i.nowUndetermined, i.role, i.iface, i.services.join(','), i.rule].join('|');
-    let g = byRole.get(key);
-    if (!g) byRole.set(key, (g = { items: [], sources: [], hosts: new Set() }));
-    g.items.push(i);
-    g.sources.push(i.source);
-    for (const h of i.hosts) g.hosts.add(h);
-  }
-  const bySources = new Map<string, { items: Item[]; sources: Source[]; dst: Map<string, Set<string>> }>();
-  for (const g of byRole.values()) {
-    const sources = mergeSources(g.sources);
-    const first = g.items[0]!;
-    const key = [
-      first.kind,
-      first.nowUndetermined,
-      first.iface,
-      first.services.join(','),
-      first.rule,
-      ...sources.map(sourceKey),
-    ].join('|');
+/** Role groups with the same change, ports, interface, rule and sources are one sentence, listing their roles. */
+function groupSentences(groups: readonly RoleGroup[], diff: AccessDiff): Sentence[] {
+  const bySources = new Map<
+    string,
+    { first: Item; sources: Source[]; dst: Map<string, Set<string>>; families: Set<Family> }
+  >();
+  for (const g of groups) {
+    const f = g.first;
+    const key = [f.kind, f.nowUndetermined, f.iface, f.services.join(','), f.rule, ...g.sources.map(sourceKey)].join(
+      '|',
+    );
     let s = bySources.get(key);
-    if (!s) bySources.set(key, (s = { items: [], sources, dst: new Map() }));
-    s.items.push(...g.items);
-    const hosts = s.dst.get(first.role) ?? new Set<string>();
+    if (!s) bySources.set(key, (s = { first: f, sources: g.sources, dst: new Map(), families: new Set() }));
+    const hosts = s.dst.get(g.role) ?? new Set<string>();
     for (const h of g.hosts) hosts.add(h);
-    s.dst.set(first.role, hosts);
+    s.dst.set(g.role, hosts);
+    for (const fam of g.families) s.families.add(fam);
   }
-  const out = [...bySources.values()].map((s) => sentence(s.items, s.sources, s.dst, diff));
+  const out = [...bySources.values()].map((s) => sentence(s.first, s.sources, s.dst, [...s.families], diff));
   return out.sort((a, b) => lineOrder(a.line) - lineOrder(b.line) || (a.line < b.line ? -1 : a.line > b.line ? 1 : 0));
 }
 
 function sentence(
-  items: readonly Item[],
+  first: Item,
   sources: readonly Source[],
   dst: ReadonlyMap<string, ReadonlySet<string>>,
+  families: readonly Family[],
   diff: AccessDiff,
 ): Sentence {
-  const first = items[0]!;
-  const families = [...new Set(items.map((i) => i.family))];
   const from = listText(sources.map(sourceText));
   const to = destinationText(dst, families, diff);
   const ports = describeServices(first.services).join(', ');
@@ -486,11 +576,12 @@ function ifaceText(iface: string, cls: IfaceClass): string {
   return ` via ${iface}`;
 }
 
-function itemJson(i: Item): ChangeJson[] {
+function foldedJson(f: Folded): ChangeJson[] {
+  const i = f.item;
   return serviceRanges(i.services).map((port) => ({
     change: i.kind,
     from: [sourceJson(i.source)],
-    to: [i.role],
+    to: [f.group.role],
     port,
     in: i.iface,
     rule: i.rule,

@@ -16,8 +16,17 @@ import {
   rulesetFor,
   type FleetRules,
 } from './fleet.js';
-import { equals, union } from './intervals.js';
-import { box, intersectRegion, isEmptyRegion, segments, subtractRegion, unionRegion, type Region } from './region.js';
+import { equals, intersect, union } from './intervals.js';
+import {
+  box,
+  combine,
+  intersectRegion,
+  isEmptyRegion,
+  segments,
+  subtractRegion,
+  unionRegion,
+  type Region,
+} from './region.js';
 import type { IfaceClass } from './rule-match.js';
 import { ALL_SERVICES, type ServiceSet } from './services.js';
 
@@ -35,6 +44,8 @@ export interface RawChange {
   readonly ifaceClass: IfaceClass;
   readonly services: ServiceSet;
   readonly addrs: AddrSet;
+  /** A connection of the change whose verdict differs (addrs may be widened beyond what changed). */
+  readonly witness: { readonly remote: Addr; readonly service: number };
 }
 
 /** Roles and families whose rules were judged, and what changed. */
@@ -154,8 +165,11 @@ function diffRole(
     for (const kind of ['added', 'removed', 'undetermined'] as const) {
       const regions = perClass.map((c) => c[kind]);
       for (const { iface, ifaceClass, region } of splitByInterface(regions, classes)) {
+        // The witness is a connection that did change, on the interface the witness names.
+        const exact = perClass[classes.indexOf(ifaceClass)]![kind === 'added' ? 'addedExact' : kind];
         for (const { services, addrs } of groupSegments(region)) {
-          out.push({ kind, role, family, hosts, iface, ifaceClass, services, addrs });
+          const witness = witnessOf(exact, services, addrs);
+          out.push({ kind, role, family, hosts, iface, ifaceClass, services, addrs, witness });
         }
       }
     }
@@ -163,19 +177,34 @@ function diffRole(
   return out;
 }
 
-/** Denied before and accepted now (added), the reverse (removed), and changes into or out of undetermined. */
-function changeRegions(before: Access, after: Access, zone: Region): Record<ChangeKind, Region> {
+/**
+ * Denied before and accepted now (added), the reverse (removed), and changes into or out of
+ * undetermined. Where every connection of the zone is accepted now, what was added is widened to all
+ * of them: "anyone may reach web on tcp/80" reads better than "anyone but the fleet", who could before.
+ */
+function changeRegions(before: Access, after: Access, zone: Region): Record<ChangeKind | 'addedExact', Region> {
   const deniedBefore = subtractRegion(subtractRegion(zone, before.accept), before.undetermined);
   const deniedAfter = subtractRegion(subtractRegion(zone, after.accept), after.undetermined);
   const undetermined = unionRegion(
     subtractRegion(after.undetermined, before.undetermined),
     subtractRegion(before.undetermined, after.undetermined),
   );
-  return {
-    added: intersectRegion(after.accept, deniedBefore),
-    removed: intersectRegion(before.accept, deniedAfter),
-    undetermined,
-  };
+  const addedExact = intersectRegion(after.accept, deniedBefore);
+  const everyone = combine(zone, after.accept, (z, acc) => (z.length > 0 && equals(z, acc) ? z : []));
+  const added = combine(addedExact, everyone, (a, all) => (a.length > 0 && all.length > 0 ? all : a));
+  return { added, addedExact, removed: intersectRegion(before.accept, deniedAfter), undetermined };
+}
+
+/** A changed connection inside a change: its first service, and an address that changed there. */
+function witnessOf(exact: Region, services: ServiceSet, addrs: AddrSet): { remote: Addr; service: number } {
+  const service = services[0]!;
+  for (let i = 0; i < exact.sets.length; i++) {
+    if (exact.bounds[i]! <= service && service < exact.bounds[i + 1]!) {
+      const hit = intersect(exact.sets[i]!, addrs);
+      if (hit.length > 0) return { remote: hit[0]!, service };
+    }
+  }
+  return { remote: addrs[0]!, service };
 }
 
 /**

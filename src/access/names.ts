@@ -72,63 +72,67 @@ function hostsIn(idx: NameIndex, family: Family, lo: Addr, hi: Addr): [number, n
 
 /**
  * Names a set of addresses of one family: CIDRs that hold only inventory hosts become those hosts,
- * a role all of whose hosts (of the family) are there becomes the role (when it has more than one),
- * every role the fleet; the whole family is anyone; a set bigger than what it leaves out is "any
- * address except" what it leaves out.
+ * others stay CIDRs; the whole family is anyone, and a set with more gaps than ranges is "any address
+ * except" what it leaves out (named with roles and the fleet collapsed). Hosts are not collapsed into
+ * roles here: that needs both families (see the report's grouping).
  */
 export function nameSources(idx: NameIndex, family: Family, addrs: AddrSet): NamedPart[] {
   const full = FULL[family];
   if (equals(addrs, full)) return [{ source: { kind: 'any', families: [family] }, addrs }];
-  // A set with more gaps than ranges reads better as what it leaves out.
   const rest = subtract(full, addrs);
   if (rest.length < addrs.length) {
-    const except = nameSources(idx, family, rest).map((p) => p.source);
+    const except = collapseRoles(idx, family, hostsAndCidrs(idx, family, rest)).map((p) => p.source);
     return [{ source: { kind: 'any', families: [family], except }, addrs }];
   }
-  const parts: NamedPart[] = [];
-  const hosts: { host: Host; addr: Addr }[] = [];
+  return hostsAndCidrs(idx, family, addrs).flatMap((x) =>
+    'host' in x
+      ? [{ source: { kind: 'host', name: x.host.name, role: x.host.role }, addrs: one(family, x.addr) }]
+      : [x],
+  );
+}
+
+function hostsAndCidrs(idx: NameIndex, family: Family, addrs: AddrSet): ({ host: Host; addr: Addr } | NamedPart)[] {
+  const out: ({ host: Host; addr: Addr } | NamedPart)[] = [];
   for (const cidr of setCidrs(family, addrs)) {
     const r = parseCidr(cidr)!;
     const [i, j] = hostsIn(idx, family, r.lo, r.hi);
     const size = family === 'ipv4' ? (r.hi as number) - (r.lo as number) : Number((r.hi as bigint) - (r.lo as bigint));
     if (j - i === size) {
       for (let k = i; k < j; k++)
-        hosts.push({ host: idx.byFamily[family].hosts[k]!, addr: idx.byFamily[family].addrs[k]! });
-    } else parts.push({ source: { kind: 'cidr', cidr }, addrs: [r.lo, r.hi] });
+        out.push({ host: idx.byFamily[family].hosts[k]!, addr: idx.byFamily[family].addrs[k]! });
+    } else out.push({ source: { kind: 'cidr', cidr }, addrs: [r.lo, r.hi] });
   }
-  return [...collapseRoles(idx, family, hosts), ...parts];
+  return out;
 }
 
 function one(family: Family, a: Addr): AddrSet {
   return family === 'ipv4' ? [a, (a as number) + 1] : [a, (a as bigint) + 1n];
 }
 
-function collapseRoles(idx: NameIndex, family: Family, hosts: { host: Host; addr: Addr }[]): NamedPart[] {
+/** One family's hosts collapsed: all of a role's hosts (more than one) to the role, all hosts to the fleet. */
+function collapseRoles(
+  idx: NameIndex,
+  family: Family,
+  parts: readonly ({ host: Host; addr: Addr } | NamedPart)[],
+): NamedPart[] {
+  const hosts = parts.filter((p): p is { host: Host; addr: Addr } => 'host' in p);
+  const others = parts.filter((p): p is NamedPart => !('host' in p));
   const byRole = new Map<string, { host: Host; addr: Addr }[]>();
-  for (const h of hosts) {
-    const list = byRole.get(h.host.role);
-    if (list) list.push(h);
-    else byRole.set(h.host.role, [h]);
+  for (const h of hosts) byRole.set(h.host.role, [...(byRole.get(h.host.role) ?? []), h]);
+  const addrsOf = (list: { addr: Addr }[]): AddrSet => merged(list.flatMap((h) => [...one(family, h.addr)]));
+  if (hosts.length === idx.byFamily[family].addrs.length && idx.inventory.hosts.length > 1) {
+    return [{ source: { kind: 'fleet', hosts: countHosts(idx) }, addrs: addrsOf(hosts) }, ...others];
   }
-  const addrsOf = (list: { addr: Addr }[]): AddrSet => list.flatMap((h) => [...one(family, h.addr)]);
-  if (hosts.length === idx.byFamily[family].addrs.length && byRole.size > 1) {
-    hosts.sort((x, y) => (x.addr < y.addr ? -1 : x.addr > y.addr ? 1 : 0));
-    return [{ source: { kind: 'fleet', hosts: countHosts(idx) }, addrs: merged(addrsOf(hosts)) }];
-  }
-  const whole = [...byRole].filter(
-    ([role, list]) => list.length > 1 && list.length === idx.roleHosts.get(role)![family],
-  );
   const out: NamedPart[] = [];
-  const wholeNames = new Set(whole.map(([r]) => r));
   for (const [role, list] of byRole) {
-    if (wholeNames.has(role)) {
+    if (list.length > 1 && list.length === idx.roleHosts.get(role)![family]) {
       const total = idx.inventory.roles.find((r) => r.name === role)!.hosts.length;
-      out.push({ source: { kind: 'role', name: role, hosts: total }, addrs: merged(addrsOf(list)) });
+      out.push({ source: { kind: 'role', name: role, hosts: total }, addrs: addrsOf(list) });
     } else {
       for (const h of list) out.push({ source: { kind: 'host', name: h.host.name, role }, addrs: one(family, h.addr) });
     }
   }
-  return out;
+  return [...out, ...others];
 }
 
 function countHosts(idx: NameIndex): number {
