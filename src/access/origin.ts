@@ -41,7 +41,7 @@ const BASELINE: Readonly<Record<string, string>> = {
 export function originOf(rule: Rule | undefined, policy?: string): Origin {
   if (!rule) return { label: `policy ${policy ?? 'ACCEPT'}` };
   const comment = commentOf(rule);
-  if (!comment?.startsWith('fwgen ')) return { label: `template rule ${shorten(emitRule(rule))}` };
+  if (!comment?.startsWith('fwgen ')) return { label: `template rule "${shorten(emitRule(rule), 48)}"` };
   const text = comment.slice('fwgen '.length);
   const base = BASELINE[text];
   if (base) return { label: base };
@@ -57,8 +57,8 @@ export function originOf(rule: Rule | undefined, policy?: string): Origin {
   return { label: shorten(comment) };
 }
 
-function shorten(text: string): string {
-  return text.length > 72 ? `${text.slice(0, 69)}...` : text;
+function shorten(text: string, max = 72): string {
+  return text.length > max ? `${text.slice(0, max - 3)}...` : text;
 }
 
 /** The inventory path of an entry, for the YAML locator (`ports` and `management` need the list as written). */
