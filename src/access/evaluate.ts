@@ -53,8 +53,8 @@ interface Frame {
 /** Rules that share everything but their source, compiled as one. */
 export interface CompiledRule {
   readonly members: readonly Rule[];
-  /** Each member's own source set, to name the member that holds an address (merged rules only). */
-  readonly memberSources?: readonly AddrSet[];
+  /** Each member's own source, flat (`[lo0, hi0, lo1, hi1, ...]`), to name the member holding an address. */
+  readonly memberRanges?: readonly Addr[];
   readonly target: string;
   readonly goto: boolean;
   readonly frames: Readonly<Record<Way, Frame>>;
@@ -183,23 +183,31 @@ function compileRun(
 ): CompiledRule[] {
   const first = parseRuleMatch(rules[0]!.args);
   if (rules.length === 1) return [compileOne(rules[0]!, first, family, sets)];
-  const sources = rules.map((r) => {
-    const src = parseRuleMatch(r.args).conditions.find((c) => c.kind === 'addr' && c.side === 'src');
-    return src && src.kind === 'addr' ? addrSet(src.cidr, family) : undefined;
-  });
-  if (sources.some((s) => s === undefined)) {
-    return rules.map((r) => compileOne(r, parseRuleMatch(r.args), family, sets));
+  // mergeKey made sure each has one plain `-s`: each member's range, flat, in rule order.
+  const ranges: Addr[] = new Array(rules.length * 2);
+  for (let k = 0; k < rules.length; k++) {
+    const a = rules[k]!.args;
+    const r = parseCidr(a[a.indexOf('-s') + 1] ?? '');
+    if (!r) return rules.map((x) => compileOne(x, parseRuleMatch(x.args), family, sets));
+    // A source of the other family matches nothing here: an empty range.
+    ranges[2 * k] = r.family === family ? r.lo : 0;
+    ranges[2 * k + 1] = r.family === family ? r.hi : 0;
   }
-  const all = fromRanges(sources.flatMap((s) => pairs(s!)));
   const rest = { ...first, conditions: first.conditions.filter((c) => !(c.kind === 'addr' && c.side === 'src')) };
-  const one = compileOne(rules[0]!, rest, family, sets, all);
-  return [{ ...one, members: rules, memberSources: sources as AddrSet[] }];
+  const one = compileOne(rules[0]!, rest, family, sets, unionOfRanges(ranges));
+  return [{ ...one, members: rules, memberRanges: ranges }];
 }
 
-function pairs(set: AddrSet): [Addr, Addr][] {
-  const out: [Addr, Addr][] = [];
-  for (let i = 0; i < set.length; i += 2) out.push([set[i]!, set[i + 1]!]);
-  return out;
+/** The set of flat ranges in any order; fwgen writes merged sources sorted and apart, which costs no sort. */
+function unionOfRanges(flat: readonly Addr[]): AddrSet {
+  let sorted = true;
+  for (let i = 2; i < flat.length && sorted; i += 2) sorted = flat[i - 1]! < flat[i]!;
+  if (!sorted) {
+    const pairs: [Addr, Addr][] = [];
+    for (let i = 0; i < flat.length; i += 2) pairs.push([flat[i]!, flat[i + 1]!]);
+    return fromRanges(pairs);
+  }
+  return flat.filter((_, i) => flat[i - (i % 2)]! < flat[i - (i % 2) + 1]!);
 }
 
 /** A CIDR's addresses in this family: empty when it is of the other family; undefined when unreadable. */
@@ -565,9 +573,11 @@ function walkPoint(
 }
 
 function memberHolding(rule: CompiledRule, remote: Addr): Rule {
-  if (!rule.memberSources) return rule.members[0]!;
-  const i = rule.memberSources.findIndex((s) => contains(s, remote));
-  return rule.members[Math.max(i, 0)]!;
+  const r = rule.memberRanges;
+  if (!r) return rule.members[0]!;
+  for (let k = 0; k < rule.members.length; k++)
+    if (r[2 * k]! <= remote && remote < r[2 * k + 1]!) return rule.members[k]!;
+  return rule.members[0]!;
 }
 
 function unknownWhy(rule: CompiledRule): string {
