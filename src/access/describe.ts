@@ -139,9 +139,13 @@ function itemsOf(c: RawChange, input: DescribeInput, names: { base: NameIndex; h
 /** The deciding rule for the first connection of a part: in head for what is granted, in base for what is taken. */
 function attribute(c: RawChange, addrs: AddrSet, input: DescribeInput): Omit<Item, 'source' | 'kind'> {
   const host = c.hosts[0]!;
-  // A connection of this part that changed: the change's own witness when it lies in the part.
-  const inPart = contains(addrs, c.witness.remote);
-  const remote = inPart ? c.witness.remote : addrs[0]!;
+  // A connection of this part that changed (the change's own witness when none of the part did).
+  const changed = intersect(addrs, c.witness.exact);
+  const remote = contains(addrs, c.witness.remote)
+    ? c.witness.remote
+    : changed.length > 0
+      ? changed[0]!
+      : c.witness.remote;
   const service = c.witness.service;
   const judge = (fleet: FleetRules): { d: Decision; local: Addr } => {
     const h = fleet.inventory.hosts.find((x) => x.name === host)!;

@@ -44,8 +44,11 @@ export interface RawChange {
   readonly ifaceClass: IfaceClass;
   readonly services: ServiceSet;
   readonly addrs: AddrSet;
-  /** A connection of the change whose verdict differs (addrs may be widened beyond what changed). */
-  readonly witness: { readonly remote: Addr; readonly service: number };
+  /**
+   * A connection of the change whose verdict differs, and the addresses whose verdict differs at its
+   * service (`addrs` may be widened beyond them: see changeRegions).
+   */
+  readonly witness: { readonly remote: Addr; readonly service: number; readonly exact: AddrSet };
 }
 
 /** Roles and families whose rules were judged, and what changed. */
@@ -196,15 +199,21 @@ function changeRegions(before: Access, after: Access, zone: Region): Record<Chan
 }
 
 /** A changed connection inside a change: its first service, and an address that changed there. */
-function witnessOf(exact: Region, services: ServiceSet, addrs: AddrSet): { remote: Addr; service: number } {
+function witnessOf(exact: Region, services: ServiceSet, addrs: AddrSet): RawChange['witness'] {
   const service = services[0]!;
   for (let i = 0; i < exact.sets.length; i++) {
     if (exact.bounds[i]! <= service && service < exact.bounds[i + 1]!) {
       const hit = intersect(exact.sets[i]!, addrs);
-      if (hit.length > 0) return { remote: hit[0]!, service };
+      // Inside a network, an address a host could have rather than the network's own.
+      if (hit.length > 0) return { remote: inside(hit[0]!, hit[1]!), service, exact: hit };
     }
   }
-  return { remote: addrs[0]!, service };
+  return { remote: inside(addrs[0]!, addrs[1]!), service, exact: addrs };
+}
+
+function inside(lo: Addr, hi: Addr): Addr {
+  if (typeof lo === 'bigint') return (hi as bigint) - lo > 2n ? lo + 1n : lo;
+  return (hi as number) - lo > 2 ? lo + 1 : lo;
 }
 
 /**
