@@ -594,8 +594,15 @@ export function deniedOf(a: Access, family: Family): Region {
 
 // ---- pieces of a service set ---------------------------------------------------------------------------
 
-/** Every service number at which some rule's services start or end. */
+const boundaries = new WeakMap<Ruleset, Map<string, number[]>>();
+
+/** Every service number at which some rule's services start or end (per ruleset, family and sets: once). */
 function ruleBoundaries(input: RulesetInput): number[] {
+  let byInput = boundaries.get(input.ruleset);
+  if (!byInput) boundaries.set(input.ruleset, (byInput = new Map()));
+  const key = `${input.family}`;
+  const known = byInput.get(key);
+  if (known) return known;
   const cuts = new Set<number>();
   for (const table of input.ruleset.tables) {
     const ct = compileTable(table, input.family, input.sets);
@@ -603,7 +610,9 @@ function ruleBoundaries(input: RulesetInput): number[] {
       for (const r of list) for (const f of [r.frames.in, r.frames.out]) for (const b of f.svc) cuts.add(b);
     }
   }
-  return [...cuts].sort((a, b) => a - b);
+  const sorted = [...cuts].sort((a, b) => a - b);
+  byInput.set(key, sorted);
+  return sorted;
 }
 
 /**
