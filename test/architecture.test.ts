@@ -16,6 +16,7 @@ const RANK: Readonly<Record<string, number>> = {
   audit: 4,
   init: 4,
   lockout: 5,
+  access: 5,
   ship: 6,
   status: 6,
   doctor: 6,

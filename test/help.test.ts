@@ -6,7 +6,19 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const CLI = 'dist/cli/main.js';
-const COMMANDS = ['init', 'validate', 'render', 'ship', 'backups', 'rollback', 'status', 'log', 'doctor'];
+const COMMANDS = [
+  'init',
+  'validate',
+  'render',
+  'query',
+  'diff',
+  'ship',
+  'backups',
+  'rollback',
+  'status',
+  'log',
+  'doctor',
+];
 
 function fwgen(...args: string[]): { code: number | null; out: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 });

@@ -163,6 +163,34 @@ describe('fwgen init in an empty folder, then npm install of the packed fwgen', 
       expect(readFileSync(join(tmp, 'summary.md'), 'utf8')).toContain('198.51.100.22');
     });
 
+    it("the workflow's pull-request step writes the access diff to the job summary, with the installed fwgen", () => {
+      const wf = parse(readFileSync(join(repo, '.github/workflows/render.yml'), 'utf8')) as {
+        jobs: { check: { steps: { run?: string; if?: string }[] } };
+      };
+      const step = wf.jobs.check.steps.find((s) => s.run?.includes('fwgen diff'))!;
+      expect(step.if).toContain("github.event_name == 'pull_request'");
+      const git = (...args: string[]) =>
+        expect(run('git', ['-c', 'user.email=ci@example.net', '-c', 'user.name=ci', ...args], repo, env).code).toBe(0);
+      // The base of the pull request: what init wrote; its head: one host more.
+      git('checkout', '-q', '--', 'inventory/inventory.yaml');
+      git('add', '-A');
+      git('commit', '-qm', 'base');
+      const inv = join(repo, 'inventory/inventory.yaml');
+      const text = readFileSync(inv, 'utf8');
+      expect(text).toContain('w2: 198.51.100.32 }');
+      writeFileSync(inv, text.replace('w2: 198.51.100.32 }', 'w2: 198.51.100.32, w3: 198.51.100.33 }'));
+      git('commit', '-qam', 'w3');
+      const summary = join(tmp, 'diff-summary.md');
+      const r = run('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', step.run!], repo, {
+        ...env,
+        GITHUB_STEP_SUMMARY: summary,
+      });
+      expect(r.code, r.stderr).toBe(0);
+      expect(readFileSync(summary, 'utf8')).toMatch(
+        /^\+ w3 joins worker \(198\.51\.100\.33\): it gets worker's rules/m,
+      );
+    });
+
     it('fwgen init run from the installed package records a version range, not a path', () => {
       const r = run('npx', ['--no-install', 'fwgen', 'init', 'nested'], repo, env);
       expect(r.code, r.stderr).toBe(0);

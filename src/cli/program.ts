@@ -123,6 +123,35 @@ function buildProgram(internal: InternalOptions): Command {
     .addHelpText('after', examples('fwgen render', 'fwgen render --check', 'fwgen render --role web,db -o out'))
     .action(renderCommand);
 
+  withOptions(program.command('query'), [
+    opt.inventory(),
+    opt.out('rendered folder'),
+    new Option('--from <src>', 'source: a host, a role, an address or a CIDR').makeOptionMandatory(),
+    new Option('--to <dst>', 'destination: a host or a role').makeOptionMandatory(),
+    new Option('--port <proto/n>', 'tcp/N or udp/N (default: list every port SRC may reach)'),
+    new Option('--in <iface>', 'interface the packet arrives on (default: internal one for inventory hosts)'),
+    opt.json('print the answer as JSON on stdout'),
+  ])
+    .description('can SRC reach DST (on a port), and which rendered rule decides? exit 0 allowed, 1 not')
+    .addHelpText(
+      'after',
+      examples('fwgen query --from worker --to db --port tcp/5432', 'fwgen query --from 192.0.2.7 --to web1'),
+    )
+    .action(async (opts) => (await import('./query-command.js')).queryCommand(opts));
+
+  withOptions(program.command('diff'), [
+    opt.inventory(),
+    opt.templates(),
+    new Option('--format <format>', 'text, md (pull requests, job summaries) or json').default('text'),
+    new Option('--exit-code', 'exit 1 when access changed, 0 when not'),
+    new Option('--max-bytes <n>', 'cut the output at a line boundary below N bytes (job summaries)'),
+  ])
+    .argument('[base]', 'git revision of the inventory before (default: HEAD)')
+    .argument('[head]', 'git revision after (default: the working tree)')
+    .description('access that changed between two revisions of the inventory, as sentences a reviewer can approve')
+    .addHelpText('after', examples('fwgen diff', 'fwgen diff main', 'fwgen diff HEAD^1 HEAD --format md'))
+    .action(async (base, head, opts) => (await import('./diff-command.js')).diffCommand(base, head, opts));
+
   // Ship code (and ssh2) loads only for the commands that need it, keeping `render` fast.
   const ship = async () => import('./ship-command.js');
   const connection = () => [opt.connectTimeout(), opt.stepTimeout(), opt.json(), opt.acceptNew(), opt.sshConfig()];
