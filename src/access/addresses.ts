@@ -106,18 +106,6 @@ export function setCidrs(family: Family, set: AddrSet): string[] {
   return out;
 }
 
-/** How many addresses a set holds (as a number: exact for IPv4, approximate for large IPv6 sets). */
-export function setSize(set: AddrSet): number {
-  let n = 0;
-  for (let i = 0; i < set.length; i += 2) n += Number((set[i + 1] as number) - (set[i] as number));
-  return n;
-}
-
-/** The family an address or CIDR text belongs to, or undefined when it is neither. */
-export function familyOf(text: string): Family | undefined {
-  return parseCidr(text)?.family;
-}
-
 /**
  * IPv4 CIDRs without a regular expression (a 10,000-host fleet's rules hold as many): the range, null
  * when the text is IPv4-like but not valid, undefined when it is not IPv4 at all.

@@ -5,7 +5,6 @@
  * joined, left, moved or were readdressed get one line each, carrying the access that comes with them.
  */
 import type { Family, Host } from '../inventory/model.js';
-import { emitRule } from '../model/emit.js';
 import { formatAddr, type Addr, type AddrSet } from './addresses.js';
 import type { ChangeKind, AccessDiff, FleetAccess, RawChange } from './diff.js';
 import { decide, decidedPieces, type Decision } from './evaluate.js';
@@ -595,9 +594,4 @@ function foldedJson(f: Folded): ChangeJson[] {
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
-}
-
-/** The rule text of a decision, for messages. */
-export function ruleText(d: Decision): string {
-  return d.rule ? emitRule(d.rule) : `policy ${d.policy}`;
 }

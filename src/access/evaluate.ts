@@ -15,7 +15,7 @@ import type { Family } from '../inventory/model.js';
 import { isBlock, type Rule, type RuleBlock, type Ruleset, type Table, type TableName } from '../model/ruleset.js';
 import { FULL, parseCidr, type Addr, type AddrSet } from './addresses.js';
 import { contains, equals, fromRanges, intersect, subtract, union } from './intervals.js';
-import { EMPTY_REGION, box, isEmptyRegion, splitRegion, subtractRegion, unionRegion, type Region } from './region.js';
+import { EMPTY_REGION, box, isEmptyRegion, splitRegion, unionRegion, type Region } from './region.js';
 import {
   flip,
   ifaceIn,
@@ -585,11 +585,6 @@ function unknownWhy(rule: CompiledRule): string {
   return opts.length > 0
     ? `not understood: ${opts.join(' ')}`
     : 'a match it cannot read (a set without members, an address)';
-}
-
-/** Access as three regions: accepted, denied and undetermined connections. */
-export function deniedOf(a: Access, family: Family): Region {
-  return subtractRegion(subtractRegion(box(ALL_SERVICES, FULL[family]), a.accept), a.undetermined);
 }
 
 // ---- pieces of a service set ---------------------------------------------------------------------------

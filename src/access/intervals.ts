@@ -9,11 +9,6 @@ type Ranges<T extends Num> = readonly T[];
 
 const EMPTY: readonly never[] = [];
 
-/** The empty set. */
-export function empty<T extends Num>(): Ranges<T> {
-  return EMPTY;
-}
-
 /** A set from ranges in any order, overlapping or touching. */
 export function fromRanges<T extends Num>(ranges: readonly (readonly [T, T])[]): Ranges<T> {
   const sorted = ranges.filter(([lo, hi]) => lo < hi).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
@@ -132,14 +127,4 @@ export function equals<T extends Num>(a: Ranges<T>, b: Ranges<T>): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-/** Whether the set is empty. */
-export function isEmpty<T extends Num>(set: Ranges<T>): boolean {
-  return set.length === 0;
-}
-
-/** The first number of the set, if any. */
-export function first<T extends Num>(set: Ranges<T>): T | undefined {
-  return set[0];
 }

@@ -337,9 +337,12 @@ function answerPair(
   const other = classes[classes.length - 1]!;
   const named = (n: string): IfaceClass => ({ name: n });
   // The default: the internal interface for an inventory host, any other interface otherwise.
-  const first: IfaceClass = given !== undefined ? named(given) : isHost && internal ? named(internal) : other;
+  // A host connecting to its own address goes over lo.
+  const self = src.host !== undefined && src.host === dst.host;
+  const first: IfaceClass =
+    given !== undefined ? named(given) : self ? named('lo') : isHost && internal ? named(internal) : other;
   const second: IfaceClass | undefined =
-    given !== undefined || !internal ? undefined : 'name' in first ? other : named(internal);
+    given !== undefined || self || !internal ? undefined : 'name' in first ? other : named(internal);
   const ref = (d: Decision) => ruleRef(d, loaded, src, dst, inv, lines, inventoryFile);
   const answer = (iface: IfaceClass): Answer => {
     const place: Place = { family: dst.family, local: dst.addr, iface };
@@ -545,6 +548,19 @@ export function formatQuery(r: QueryReport): string[] {
   const on = r.port ? ` on ${r.port}` : '';
   const counts = countVerdicts(r);
   const out = [`${r.from} -> ${r.to}${on}: ${r.verdict}${counts}`];
+  // A mixed answer says first which pairs are allowed and which not, before the details.
+  if (r.verdict === 'mixed' && r.pairs.length > 1) {
+    for (const v of ['allowed', 'denied', 'undetermined', 'mixed'] as const) {
+      const pairs = r.pairs.filter((p) => (r.port ? p.answer.verdict : reachable(p.answer)) === v);
+      if (pairs.length > 0)
+        out.push(
+          `  ${v}: ${listText(
+            pairs.map((p) => `${p.from} -> ${p.to}`),
+            12,
+          )}`,
+        );
+    }
+  }
   // Destinations answered alike (the hosts of a role share its rules) are listed together.
   const groups = new Map<string, { p: PairResult; to: string[] }>();
   for (const p of r.pairs) {
