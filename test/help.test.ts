@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const CLI = 'dist/cli/main.js';
-const COMMANDS = ['init', 'validate', 'render', 'ship', 'backups', 'rollback', 'status', 'log', 'doctor'];
+const COMMANDS = ['init', 'validate', 'render', 'ship', 'backups', 'rollback', 'remove', 'status', 'log', 'doctor'];
 
 function fwgen(...args: string[]): { code: number | null; out: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 });
@@ -59,7 +59,17 @@ describe('fwgen --help', () => {
       ].sort(),
     );
     expect(optionsOf(fwgen('backups', '--help').out).sort()).toEqual(
-      ['--accept-new', '--connect-timeout', '--host', '--inventory', '--json', '--role', '--ssh-config'].sort(),
+      [
+        '--accept-new',
+        '--audit-log',
+        '--concurrency',
+        '--connect-timeout',
+        '--host',
+        '--inventory',
+        '--json',
+        '--role',
+        '--ssh-config',
+      ].sort(),
     );
     const r = fwgen('rollback', '--role', 'web', '--host', 'web1');
     expect(r.code).toBe(2);

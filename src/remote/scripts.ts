@@ -22,7 +22,8 @@ export interface ScriptVars {
 }
 
 /** The host-side steps, each a shell file in the package's `remote/` folder. */
-export type StepName = 'read' | 'apply' | 'commit' | 'verify' | 'backups' | 'doctor-facts' | 'boot-hook';
+export type StepName =
+  'read' | 'apply' | 'commit' | 'verify' | 'backups' | 'doctor-facts' | 'boot-hook' | 'boot-remove';
 
 /** One remote call: a script, run by `sh -c` with its values as arguments, never pasted into the code. */
 export interface RemoteCall {
@@ -60,6 +61,7 @@ export const EXIT = {
   stageFailed: 18,
   changed: 19,
   fileNotReplaced: 20,
+  noBoot: 21,
 } as const;
 
 /** The package's folder of host-side scripts. */
@@ -84,6 +86,7 @@ const LIBS: Readonly<Record<string, readonly string[]>> = {
   'commit.sh': ['sets.sh'],
   'facts.sh': ['boot.sh'],
   'boot-hook.sh': ['boot.sh'],
+  'boot-remove.sh': ['boot.sh'],
 };
 
 /** A step's call: lib.sh, the libraries it needs, its own file; values as arguments. */
