@@ -35,22 +35,28 @@ export function parseJson<T>(stdout: string, fallback: T): T {
   }
 }
 
-/** One host's line of a `ship`/`rollback --json` run. */
+/** One host's row of a `ship`/`rollback`/`remove --json` run (README "JSON output"). */
 export interface HostRow {
   host: string;
   role: string;
+  stage: string;
   outcome: string;
   reason: string;
-  backup?: string;
-  removed?: string[];
+  ms: number;
+  backup: string | null;
+  restored: string | null;
+  removed: string[];
+  boot: { status: string; ok: boolean; path: string | null; detail: string } | null;
+  diff: string | null;
 }
 
-/** A run of a host command with `--json`: the process, and the host rows it printed (none if not JSON). */
+/** A run of a host command with `--json`: the process, its JSON object, and its host rows (none if not JSON). */
 export interface HostsRun extends CliRun {
+  json: Record<string, unknown> | undefined;
   results: HostRow[];
 }
 
-/** Runs `fwgen ARGS` (see {@link runFwgen}) and reads the host rows of its `--json` output. */
+/** Runs `fwgen ARGS` (see {@link runFwgen}) and reads the host rows of its `--json` object. */
 export async function runFwgenHosts(
   cwd: string,
   args: string[],
@@ -58,7 +64,8 @@ export async function runFwgenHosts(
   entry = CLI,
 ): Promise<HostsRun> {
   const r = await runFwgen(cwd, args, env, entry);
-  return { ...r, results: parseJson(r.stdout, [] as HostRow[]) };
+  const json = parseJson<Record<string, unknown> | undefined>(r.stdout, undefined);
+  return { ...r, json, results: (json?.hosts as HostRow[] | undefined) ?? [] };
 }
 
 /** iptables-save text as comparable lines: comments dropped, chain counters zeroed. */
