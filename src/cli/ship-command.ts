@@ -103,7 +103,7 @@ export async function shipCommand(opts: ShipOptions, internal: InternalOptions =
 
 /** `--role changed`: roles with a host whose last ship (per the deploy log) is not what rendered/ holds now. */
 function changedRoles(inv: Inventory, opts: ShipOptions): Set<string> {
-  const behind = rolesBehind(inv.hosts, roleDigests(inv, opts.out), lastReceived(readAudit(opts.auditLog)));
+  const behind = rolesBehind(hostsByRole(inv), roleDigests(inv, opts.out), lastReceived(readAudit(opts.auditLog)));
   const roles = new Set(behind.map((b) => b.role));
   if (roles.size > 0) {
     const why = (b: RoleBehind) =>
@@ -127,7 +127,7 @@ function warnUncommitted(commit: string | null, inv: Inventory): void {
  */
 function leftBehind(report: ShipReport, inv: Inventory, opts: ShipOptions): ReportExtras {
   if (report.dryRun) return {};
-  const behind = rolesBehind(inv.hosts, roleDigests(inv, opts.out), lastReceived(readAudit(opts.auditLog)));
+  const behind = rolesBehind(hostsByRole(inv), roleDigests(inv, opts.out), lastReceived(readAudit(opts.auditLog)));
   const command = shipCommandFor(behind);
   const unknown = behind.flatMap((b) => b.unknown);
   const text: string[] = [];
@@ -152,4 +152,9 @@ function leftBehind(report: ShipReport, inv: Inventory, opts: ShipOptions): Repo
     },
     text,
   };
+}
+
+/** The inventory's hosts, role by role (in the inventory's order of roles). */
+function hostsByRole(inv: Inventory): Inventory['hosts'] {
+  return inv.roles.flatMap((r) => r.hosts);
 }
