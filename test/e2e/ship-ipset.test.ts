@@ -8,17 +8,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Check } from '../../src/doctor/checks.js';
 import { parseSets } from '../../src/model/sets.js';
-import { CLI_INTERNAL, parseJson, runFwgen, runFwgenHosts, savedLines } from '../support/run-cli.js';
+import { CLI_INTERNAL, parseJson, runFwgen, runFwgenHosts, savedLines, type HostsRun } from '../support/run-cli.js';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
 
 const NET = '198.18.133';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  results: { host: string; outcome: string; reason: string; backup?: string }[];
-}
+type Run = HostsRun;
 
 const fwgen = (cwd: string, args: string[], env: Record<string, string> = {}, entry?: string): Promise<Run> =>
   runFwgenHosts(cwd, args, env, entry);
