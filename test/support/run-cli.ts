@@ -56,7 +56,10 @@ export interface HostsRun extends CliRun {
   results: HostRow[];
 }
 
-/** Runs `fwgen ARGS` (see {@link runFwgen}) and reads the host rows of its `--json` object. */
+/**
+ * Runs `fwgen ARGS` (see {@link runFwgen}) and reads the host rows of its `--json`: the `hosts` of a
+ * ship/rollback/remove object, or the rows of `status --json` (an array).
+ */
 export async function runFwgenHosts(
   cwd: string,
   args: string[],
@@ -64,7 +67,9 @@ export async function runFwgenHosts(
   entry = CLI,
 ): Promise<HostsRun> {
   const r = await runFwgen(cwd, args, env, entry);
-  const json = parseJson<Record<string, unknown> | undefined>(r.stdout, undefined);
+  const parsed = parseJson<unknown>(r.stdout, undefined);
+  if (Array.isArray(parsed)) return { ...r, json: undefined, results: parsed as HostRow[] };
+  const json = parsed as Record<string, unknown> | undefined;
   return { ...r, json, results: (json?.hosts as HostRow[] | undefined) ?? [] };
 }
 
