@@ -429,7 +429,7 @@ describe('persistence: the boot-hook step (fake transport)', () => {
   it('a dry run says the boot step would run, and runs nothing', async () => {
     const hosts = { a: fake({ read: readOutput(inSync) }) };
     const [r] = await shipFleet([job('a')], { ...persist, dryRun: true }, effects(hosts), 4);
-    expect(r.reason).toContain('would also check that the rules load at boot');
+    expect(r.reason).toContain('would also make the rules load at boot, if nothing does yet');
     expect(hosts.a.scripts).toEqual(['read']);
   });
 });

@@ -425,7 +425,7 @@ async function awaitRollback(
 const bootPending = (s: RunSettings, marker: string | undefined): boolean => !!s.persist && marker !== s.persist.marker;
 
 /** What the boot-hook step would do, as a note for a dry run. */
-const BOOT_NOTE = 'would also check that the rules load at boot (and install a boot hook if nothing loads them)';
+const BOOT_NOTE = 'would also make the rules load at boot, if nothing does yet';
 
 async function dryRun(
   job: HostJob,

@@ -64,7 +64,7 @@ roles:
       .map((l) => l.replace(/\[\d+:\d+\]$/, ''));
   const deadmanUnits = () =>
     out('systemctl', 'list-units', '--all', '--no-legend', '--plain', 'fwgen-deadman-*').trim();
-  const results = (r: CliRun) => parseJson(r.stdout, [] as Result[]);
+  const results = (r: CliRun) => parseJson(r.stdout, { hosts: [] as Result[] }).hosts;
 
   beforeAll(async () => {
     canary = join(tmpdir(), `fwgen-systemd-canary-${process.pid}`);
