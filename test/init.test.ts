@@ -72,6 +72,9 @@ describe('fwgen init in an empty folder, then npm install of the packed fwgen', 
     expect(files.filter((f) => /^rendered\/[^/]+\/iptables\.up\.rules$/.test(f)).length).toBeGreaterThan(0);
     expect(readFileSync(join(repo, 'templates/README.md'), 'utf8')).toContain('{% block extra %}');
     expect(readFileSync(join(repo, '.gitignore'), 'utf8').split('\n')).toContain('.fwgen/');
+    // The scaffold explains trust: fleet against trust: none, where it is set.
+    const scaffold = readFileSync(join(repo, 'inventory/inventory.yaml'), 'utf8');
+    expect(scaffold).toMatch(/^# trust: fleet \(the default\): .*\n#   .*\n# trust: none: .*\n#   .*\ntrust: fleet$/m);
     const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as {
       dependencies: Record<string, string>;
     };
@@ -86,7 +89,7 @@ describe('fwgen init in an empty folder, then npm install of the packed fwgen', 
     ]);
     // fwgen came from a folder, not a registry: the dependency CI cannot install is flagged.
     expect(init.stdout).toContain(`Before you push: package.json depends on fwgen as file:${ROOT.replace(/\/$/, '')}`);
-    expect(init.stdout).toContain("CI's `npm ci` cannot install that");
+    expect(init.stdout).toContain("which CI's `npm ci` cannot install: replace it with a version or a git URL");
     // The new repository is not inside another one (tmp is no git work tree).
     expect(init.stdout).not.toContain('is inside the git repository');
   });

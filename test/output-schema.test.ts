@@ -48,6 +48,13 @@ roles:
   it('render, render --check', () => {
     expect(outputProblems('render', json('render', '--json'))).toEqual([]);
     expect(outputProblems('render', json('render', '--check', '--json'))).toEqual([]);
+    // Without --json: the result on stdout ("1 file", not "1 files"), the shadowed rule warned on stderr.
+    const text = fwgen('render', '--role', 'db');
+    expect(text.stdout).toBe('rendered 1 file into rendered/: 0 added, 0 updated, 0 removed, 1 unchanged\n');
+    expect(text.stderr).toContain(
+      'inventory/inventory.yaml: warning: role db allow#1 (from web to tcp/5432) is shadowed on eth1 by fleet trust',
+    );
+    expect(fwgen('validate').stdout).toBe('inventory/inventory.yaml: valid (2 roles, 3 hosts, 1 warning)\n');
   });
 
   it('validate: with the shadowed allow rule as a warning', () => {

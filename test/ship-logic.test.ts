@@ -4,10 +4,10 @@ import { fingerprint, knownHostsName, readKnownHosts, verifyHostKey } from '../s
 import { fleetSucceeded, shipFleet } from '../src/ship/ship-fleet.js';
 import type { Effects } from '../src/ship/ship-host.js';
 import { effects, fake, FakeTransport, job, ok, readOutput, settings, type FakeHost } from './support/fake-hosts.js';
-import { TransportError, type Session, type Transport } from '../src/remote/transport.js';
+import { TransportError, type ExecResult, type Session, type Transport } from '../src/remote/transport.js';
 import { runBootHook } from '../src/remote/boot-hook.js';
 import { rules6PathFor, type RemoteCall } from '../src/remote/scripts.js';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHmac } from 'node:crypto';
@@ -431,5 +431,24 @@ describe('persistence: the boot-hook step (fake transport)', () => {
     const [r] = await shipFleet([job('a')], { ...persist, dryRun: true }, effects(hosts), 4);
     expect(r.reason).toContain('would also make the rules load at boot, if nothing does yet');
     expect(hosts.a.scripts).toEqual(['read']);
+  });
+});
+
+describe('what a ship says', () => {
+  it('a lock held by another run: who, which run and since when once, and when it clears', async () => {
+    const locked = JSON.parse(readFileSync('test/fixtures/remote/apply/locked.json', 'utf8')) as ExecResult;
+    const hosts = { a: fake({ apply: locked }) };
+    const [r] = await shipFleet([job('a')], settings, effects(hosts), 4);
+    const clears = new Date(1796588625 * 1000).toISOString();
+    expect(r.reason).toBe(
+      `locked by another fwgen run: recorder@fwgen run 20261201T000003Z-dddddd pid 1 since 1970-01-01T00:00:00.000Z; it clears by ${clears} if that run is gone (or ship with --break-lock)`,
+    );
+    expect(r.reason.match(/20261201T000003Z-dddddd/g)).toHaveLength(1);
+  });
+
+  it('a host that had a rules file: "previous rules backed up"; one that had none: the live rules were', async () => {
+    const had = { a: fake({ read: readOutput({ file4: '*filter\n:OLD - [0:0]\nCOMMIT\n', live4: '' }) }) };
+    const [r] = await shipFleet([job('a')], settings, effects(had), 4);
+    expect(r.reason).toBe('previous rules backed up as 20261121T000000Z');
   });
 });
