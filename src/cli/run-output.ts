@@ -227,7 +227,8 @@ export function reportJson(report: ShipReport, plan: RunPlan): Record<string, un
 function printEvent(e: RunEvent, dryRun: boolean): void {
   const out = (s: string) => process.stderr.write(s);
   if (e.kind === 'start') {
-    const verb = e.dryRun ? 'checking' : e.action === 'rollback' ? 'rolling back' : 'shipping';
+    const verbs = { ship: 'shipping', rollback: 'rolling back', remove: 'removing fwgen from' } as const;
+    const verb = e.dryRun ? 'checking' : verbs[e.action];
     out(`${verb} ${e.total} host(s), ${e.concurrency} at a time (run ${e.id})\n`);
   } else if (e.kind === 'stage') out(`\n== ${e.stage.name}: ${e.stage.jobs.map((j) => j.host.name).join(', ')}\n`);
   else if (e.kind === 'check-failed') out(`failed      ${e.result.host} (${e.result.role}) ${e.result.reason}\n`);
