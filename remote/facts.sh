@@ -33,6 +33,7 @@ live_state() {
 }
 say live4 "$(live_state iptables-save "$RULES")"
 say live6 "$(live_state ip6tables-save "$RULES6")"
+say boot_runner "$(boot_runner)"
 detect_boot
 detect_outdated
 grep -qs '^ENABLED=yes' /etc/ufw/ufw.conf && say ufw enabled

@@ -3,7 +3,7 @@
 # status and rollback. Prints sections (byte count, bytes): state file, IPv4 rules file, live IPv4
 # filter table, [IPv6 file, live IPv6 table], [the backup FROM's files], fwgen's live ipsets (`ipset
 # save` of the sets named fwgen-*; -1 without the ipset command), the sets file, [the backup FROM's
-# sets], then a status line.
+# sets], then a status line (with the boot-hook step's marker, remote/boot-hook.sh).
 # Arguments: RULES RULES6 HAS6 [FROM]
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
@@ -52,4 +52,6 @@ backups=$c_n
 count "$RULES".fwgen-armed.*
 armed=$c_n
 if [ -d "$LOCK" ]; then locked=1; else locked=0; fi
-echo "status=read backups=$backups armed=$armed locked=$locked ipset=$has_ipset"
+# The boot-hook step's marker, while the mechanism it found loading the rules at boot is still there.
+boot=-; if read -r bm bp 2>/dev/null < "$RULES.fwgen-boot" && [ -e "$bp" ]; then boot=$bm; fi
+echo "status=read backups=$backups armed=$armed locked=$locked ipset=$has_ipset boot=$boot"

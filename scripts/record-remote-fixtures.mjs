@@ -22,8 +22,8 @@ const { verifyCall, parseVerify } = await dist('remote/verify.js');
 const { commitCall, parseCommitOutput } = await dist('remote/commit.js');
 const { listBackups, parseBackups } = await dist('remote/backups.js');
 const { factsCall, parseFacts, TOOLS } = await dist('remote/facts.js');
-const { bootHookCall, parseBootHookResult } = await dist('remote/boot-hook.js');
-const { parseStatusOutput } = await dist('remote/read.js');
+const { bootHookCall, parseBootHookResult, bootRemoveCall, parseBootRemove } = await dist('remote/boot-hook.js');
+const { parseStatusOutput, readCall } = await dist('remote/read.js');
 const { parseApplyOutput } = await dist('remote/apply.js');
 
 const NS = `fwrec-${process.pid}`;
@@ -40,15 +40,20 @@ export const PARSERS = {
   backups: (r) => parseBackups(r.stdout),
   'doctor-facts': (r) => parseFacts(r.stdout),
   'boot-hook': (r) => parseBootHookResult(r.stdout),
+  'boot-remove': (r) => parseBootRemove(r.stdout),
 };
 
 let label = 'none';
 const recorded = [];
+// The boot steps write to /etc: they (and the read that follows them) get an /etc of their own, kept
+// between calls; `ifup` exists (a stub: ifupdown) unless the case is about a host without it.
+const ETC = `${DIR}/host-etc`;
+const STUB = `${DIR}/stub-bin`;
+const BOOT_CASES = new Set(['unsupported', 'installed', 'present', 'boot-recorded', 'removed']);
 const transport = new LocalTransport(
   (call) =>
-    call.name === 'boot-hook'
-      ? // the boot hook goes to /etc: give the step an /etc of its own
-        [
+    BOOT_CASES.has(label)
+      ? [
           'ip',
           'netns',
           'exec',
@@ -59,8 +64,10 @@ const transport = new LocalTransport(
           'private',
           'sh',
           '-c',
-          'mount -t tmpfs fwrec /etc && exec "$@"',
-          'isolate',
+          'mount --bind "$0" /etc && exec "$@"',
+          ETC,
+          'env',
+          `PATH=${label === 'unsupported' ? '' : `${STUB}:`}/usr/sbin:/usr/bin:/sbin:/bin`,
         ]
       : ['ip', 'netns', 'exec', NS],
   (call, result) => recorded.push({ label, call, result }),
@@ -166,8 +173,21 @@ try {
 
   at('host');
   await (await session()).run(factsCall(paths, TOOLS));
+  mkdirSync(ETC, { recursive: true, mode: 0o755 });
+  // iptables-save and friends are /etc/alternatives links.
+  execFileSync('cp', ['-a', '/etc/alternatives', `${ETC}/alternatives`]);
+  mkdirSync(STUB, { recursive: true, mode: 0o755 });
+  writeFileSync(`${STUB}/ifup`, '#!/bin/sh\nexit 0\n', { mode: 0o755 });
+  at('unsupported');
+  await (await session()).run(bootHookCall(paths));
   at('installed');
   await (await session()).run(bootHookCall(paths));
+  at('present');
+  await (await session()).run(bootHookCall(paths));
+  at('boot-recorded');
+  await (await session()).run(readCall(paths, true));
+  at('removed');
+  await (await session()).run(bootRemoveCall(paths));
 
   rmSync(OUT, { recursive: true, force: true });
   const seen = new Map();

@@ -165,6 +165,18 @@ describe('audit log', () => {
     expect(listing(outside)).toEqual(['keep']);
   });
 
+  it('ship refuses a .fwgen link out of the repository before it touches any host', async () => {
+    const dir = repo('audit-ship');
+    const outside = elsewhere('audit-ship');
+    symlinkSync(outside, join(dir, '.fwgen'));
+    const args = ['ship', '--role', 'all', '--from', '203.0.113.5', '--ssh-config', 'none', '--connect-timeout', '1'];
+    const r = await runFwgen(dir, args);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/audit log: .*\.fwgen is a symbolic link to/);
+    expect(r.stderr).not.toMatch(/unreachable|ECONNREFUSED|timed out/);
+    expect(listing(outside)).toEqual(['keep']);
+  });
+
   it('refuses a log file that is a link, even to a file inside the repository', () => {
     const dir = repo('audit-file-link');
     mkdirSync(join(dir, '.fwgen'));

@@ -15,6 +15,7 @@ const COMMANDS = [
   'ship',
   'backups',
   'rollback',
+  'remove',
   'status',
   'log',
   'doctor',
@@ -74,6 +75,8 @@ describe('fwgen --help', () => {
     expect(optionsOf(fwgen('backups', '--help').out).sort()).toEqual(
       [
         '--accept-new',
+        '--audit-log',
+        '--concurrency',
         '--connect-timeout',
         '--host',
         '--inventory',

@@ -377,3 +377,12 @@ describe('rules_path folders (issue 16: ship replaces the file as root)', () => 
     },
   );
 });
+
+describe('an empty inventory file', () => {
+  it('says it is empty (not "found undefined undefined")', () => {
+    const err = inputErrorOf(() => parseInventory('', 'inventory/inventory.yaml'));
+    expect(err.problems.map(show)).toEqual([
+      '1:1: the inventory: found an empty file (expected a mapping with roles, and optionally defaults, management, monitoring, trust, sets and preserve)',
+    ]);
+  });
+});

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseApplyOutput } from '../src/remote/apply.js';
 import { parseBackups } from '../src/remote/backups.js';
-import { parseBootHookResult } from '../src/remote/boot-hook.js';
+import { parseBootHookResult, parseBootRemove } from '../src/remote/boot-hook.js';
 import { parseCommitOutput } from '../src/remote/commit.js';
 import { parseFacts } from '../src/remote/facts.js';
 import { parseStatusOutput } from '../src/remote/read.js';
@@ -22,6 +22,7 @@ const PARSERS: Record<StepName, (r: ExecResult, args: readonly string[]) => unkn
   backups: (r) => parseBackups(r.stdout),
   'doctor-facts': (r) => parseFacts(r.stdout),
   'boot-hook': (r) => parseBootHookResult(r.stdout),
+  'boot-remove': (r) => parseBootRemove(r.stdout),
 };
 
 interface Fixture extends ExecResult {

@@ -10,6 +10,7 @@ import { resolvePolicies } from '../resolve/resolve-policy.js';
 import { remotePaths } from '../remote/scripts.js';
 import { selectHosts } from '../inventory/select-hosts.js';
 import { positiveInt, sshForRun, type HostOptions } from './options.js';
+import { waitProgress } from './progress.js';
 import { printWarnings, renderProject } from './project.js';
 import { printable } from '../util/printable.js';
 
@@ -37,9 +38,14 @@ export async function doctorCommand(opts: DoctorOptions, internal: InternalOptio
   const hosts = opts.offline && !opts.host?.length ? [] : selectHosts(inv, project.roles, opts.host ?? []);
   if (!opts.offline) {
     process.stderr.write(`checking ${hosts.length} host(s), ${concurrency} at a time\n`);
-    const { transport, reaches } = sshForRun(opts, hosts);
+    const progress = waitProgress(opts.json);
+    const { transport, reaches } = sshForRun(opts, hosts, { progress });
     const deps = { transport, resolver: internal.resolver ?? systemResolver(), connectTimeoutMs, reaches };
-    const results = await doctorFleet(hosts, inv, remotePaths(inv), deps, concurrency).finally(() => transport.close());
+    const stop = progress.run();
+    const results = await doctorFleet(hosts, inv, remotePaths(inv), deps, concurrency).finally(() => {
+      stop();
+      transport.close?.();
+    });
     hosts.forEach((h, i) =>
       groups.push({ name: h.name, title: hostTitle(h, describeReach(reaches.get(h.name)!)), checks: results[i] }),
     );
@@ -60,12 +66,11 @@ interface Group {
   readonly checks: readonly Check[];
 }
 
-/** The report grouped by host: on stdout, or with --json on stderr beside the JSON on stdout. */
+/** The report grouped by host on stdout, or with --json the checks as JSON on stdout. */
 function printReport(groups: readonly Group[], json: boolean): void {
   const all = groups.flatMap((g) => g.checks);
   const text = groups.map((g) => `${g.title}\n${g.checks.map(formatCheck).join('\n')}\n`).join('\n');
-  if (json) process.stdout.write(`${JSON.stringify(all, null, 2)}\n`);
-  (json ? process.stderr : process.stdout).write(text);
+  process.stdout.write(json ? `${JSON.stringify(all, null, 2)}\n` : text);
   const count = (l: Level) => all.filter((c) => c.level === l).length;
   process.stderr.write(`\n${count('ok')} ok, ${count('warn')} warning(s), ${count('fail')} failure(s)\n`);
 }

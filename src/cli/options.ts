@@ -1,8 +1,12 @@
+import { hostname, userInfo } from 'node:os';
+import { appendAudit } from '../audit/audit-log.js';
 import { UsageError } from '../errors.js';
 import type { Host } from '../inventory/model.js';
 import type { Reach } from '../remote/reach.js';
 import { resolveAll, runReach, type RunReach } from '../remote/reach-resolver.js';
-import { DEFAULT_STEP_LIMITS, expandHome, SshTransport } from '../remote/ssh-transport.js';
+import { DEFAULT_STEP_LIMITS, expandHome, SshTransport, type AcceptedKey } from '../remote/ssh-transport.js';
+import type { Transport } from '../remote/transport.js';
+import { watchTransport, type WaitProgress } from './progress.js';
 import type { ProjectOptions } from './project.js';
 
 /** Options of every command that talks to hosts (program.ts `connection()`). */
@@ -17,6 +21,18 @@ export interface HostOptions extends ProjectOptions {
   sshConfig?: string;
 }
 
+/** What a run's SSH transport reports besides connections: progress on long waits, host keys it recorded. */
+export interface RunWatch {
+  readonly progress?: WaitProgress;
+  /** `--accept-new`: where each recorded host key is logged, and the run it belongs to. */
+  readonly keys?: {
+    readonly auditLog: string;
+    readonly run: string;
+    readonly inventory: string;
+    readonly commit: string | null;
+  };
+}
+
 /**
  * The run's ssh_config resolution and an SSH transport using it; prints ssh_config warnings once.
  * Every hop's known_hosts file is read here, so that one that is not a known_hosts file (an
@@ -25,7 +41,8 @@ export interface HostOptions extends ProjectOptions {
 export function sshForRun(
   opts: { sshConfig?: string; stepTimeout?: string },
   hosts: readonly Host[],
-): { reach: RunReach; reaches: Map<string, Reach>; transport: SshTransport } {
+  watch: RunWatch = {},
+): { reach: RunReach; reaches: Map<string, Reach>; transport: Transport } {
   const limits = {
     ...DEFAULT_STEP_LIMITS,
     ...(opts.stepTimeout !== undefined ? { stepMs: positiveInt(opts.stepTimeout, '--step-timeout') * 1000 } : {}),
@@ -33,10 +50,33 @@ export function sshForRun(
   const reach = runReach(opts.sshConfig);
   const reaches = resolveAll(reach, hosts);
   for (const w of reach.warnings()) process.stderr.write(`warning: ${w}\n`);
-  const transport = new SshTransport((ssh) => reach.resolve(ssh), undefined, limits);
+  const ssh = new SshTransport(
+    (ssh) => reach.resolve(ssh),
+    undefined,
+    limits,
+    (key) => acceptedKey(key, watch.keys),
+  );
   for (const r of reaches.values())
-    for (const hop of [...r.jumps, r.target]) transport.loadKnownHosts(expandHome(hop.knownHosts));
-  return { reach, reaches, transport };
+    for (const hop of [...r.jumps, r.target]) ssh.loadKnownHosts(expandHome(hop.knownHosts));
+  return { reach, reaches, transport: watch.progress ? watchTransport(ssh, watch.progress) : ssh };
+}
+
+/** A host key `--accept-new` recorded: its fingerprint on stderr, and a line in the deploy log. */
+function acceptedKey(key: AcceptedKey, log: RunWatch['keys']): void {
+  process.stderr.write(
+    `accepted new host key for ${key.name}: ${key.keyType} ${key.fingerprint} (recorded in ${key.knownHosts})\n`,
+  );
+  if (!log) return;
+  appendAudit(log.auditLog, {
+    time: new Date().toISOString(),
+    action: 'host-key',
+    run: log.run,
+    who: `${userInfo().username}@${hostname()}`,
+    inventory: log.inventory,
+    commit: log.commit,
+    hosts: [],
+    hostKey: key,
+  });
 }
 
 /** Parses a numeric option that must be a whole number ≥ 1. */

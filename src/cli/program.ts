@@ -1,7 +1,7 @@
 import type * as Commander from 'commander';
 import { FwgenError, InputError } from '../errors.js';
-import { printWarnings, renderProject, VERSION } from './project.js';
-import { renderCommand } from './render-command.js';
+import { VERSION } from './project.js';
+import { renderCommand, validateCommand } from './render-command.js';
 import type { InternalOptions } from './internal.js';
 
 export type { InternalOptions } from './internal.js';
@@ -101,15 +101,14 @@ function buildProgram(internal: InternalOptions): Command {
     .addHelpText('after', examples('fwgen init my-firewall', 'npx fwgen init .'))
     .action(async (dir: string | undefined) => (await import('./init-command.js')).initCommand(dir));
 
-  withOptions(program.command('validate'), [opt.inventory(), opt.templates()])
+  withOptions(program.command('validate'), [
+    opt.inventory(),
+    opt.templates(),
+    opt.json('print the result (roles, hosts, warnings) as JSON on stdout'),
+  ])
     .description('validate the inventory and templates; write nothing')
     .addHelpText('after', examples('fwgen validate', 'fwgen validate -i staging/inventory.yaml'))
-    .action((opts: { inventory: string; templates?: string }) => {
-      const project = renderProject({ ...opts, out: 'rendered' });
-      printWarnings(project.loaded.warnings);
-      const inv = project.loaded.inventory;
-      process.stderr.write(`${opts.inventory}: valid (${inv.roles.length} roles, ${inv.hosts.length} hosts)\n`);
-    });
+    .action(validateCommand);
 
   withOptions(program.command('render'), [
     opt.inventory(),
@@ -156,29 +155,31 @@ function buildProgram(internal: InternalOptions): Command {
   const ship = async () => import('./ship-command.js');
   const connection = () => [opt.connectTimeout(), opt.stepTimeout(), opt.json(), opt.acceptNew(), opt.sshConfig()];
   // What ship, status and doctor act on: the rendered roles and hosts.
-  const target = () => [
+  const target = (role = opt.role()) => [
     opt.inventory(),
     opt.out('rendered folder'),
     opt.templates(),
-    opt.role(),
+    role,
     opt.host(),
     opt.concurrency(),
   ];
 
   withOptions(program.command('ship'), [
-    ...target(),
+    ...target(opt.role('roles: all, changed (whose rules differ from what their hosts last got), or ROLE[,ROLE...]')),
     ...connection(),
     opt.auditLog(),
-    new Option('--dry-run', "connect and show each host's diff; change nothing"),
+    new Option('--dry-run', "connect and show each role's change, and hosts that differ from it; change nothing"),
+    new Option('--verbose', "with --dry-run: every host's full change"),
     opt.timeout(),
     opt.keep(),
     new Option('--force', 'apply even where the host already runs these rules'),
     opt.breakLock(),
     opt.from(),
     new Option(
-      '--persist',
-      "install a boot hook on hosts where nothing loads the rules at boot; update fwgen's own where it is outdated",
+      '--no-persist',
+      'do not make the rules load at boot (by default ship installs a boot hook where none loads them)',
     ),
+    new Option('--persist', 'the default (kept for scripts): make the rules load at boot'),
     new Option('--canary <n>', 'staged rollout: ship N hosts (spread over roles) first'),
     new Option('--waves <list>', 'staged rollout: then cumulative shares of the fleet, e.g. 10%,50%,100%'),
     new Option('--max-failures <k>', 'staged rollout: halt after a stage with more than K failures').default('0'),
@@ -189,15 +190,23 @@ function buildProgram(internal: InternalOptions): Command {
       examples(
         'fwgen ship --role all --dry-run',
         'fwgen ship --role web --host web1',
+        'fwgen ship --role changed',
         'fwgen ship --role all --canary 2 --waves 10%,50%,100% --max-failures 0',
       ),
     )
     .action(async (opts) => (await ship()).shipCommand(opts, internal));
 
-  const backupsOptions = [opt.inventory(), opt.role('roles: ROLE[,ROLE...] or all'), opt.host(), ...connection()];
+  const backupsOptions = [
+    opt.inventory(),
+    opt.role('roles: all, or ROLE[,ROLE...]').default('all'),
+    opt.host(),
+    opt.concurrency(),
+    ...connection(),
+    opt.auditLog(),
+  ];
   withOptions(program.command('backups'), backupsOptions)
-    .description('list the rules backups kept on hosts')
-    .addHelpText('after', examples('fwgen backups --host db1', 'fwgen backups --role web --json'))
+    .description('list the rules backups kept on hosts (every host unless --role or --host)')
+    .addHelpText('after', examples('fwgen backups', 'fwgen backups --host db1', 'fwgen backups --role web --json'))
     .action(async (opts) => (await import('./rollback-command.js')).backupsCommand(opts));
 
   withOptions(program.command('rollback'), [
@@ -223,16 +232,39 @@ function buildProgram(internal: InternalOptions): Command {
     )
     .action(async (opts) => (await import('./rollback-command.js')).rollbackCommand(opts));
 
+  withOptions(program.command('remove'), [
+    opt.inventory(),
+    opt.host(),
+    opt.concurrency(),
+    ...connection(),
+    opt.auditLog(),
+    opt.timeout(),
+    opt.keep(),
+    opt.breakLock(),
+    new Option(
+      '--forget',
+      'hosts no longer in the inventory (gone): mark them removed in the deploy log without contacting them',
+    ),
+  ])
+    .description(
+      'take fwgen off hosts: its chains, hooks and ipsets (tested, backed up, confirmed as a ship is), its boot hook and state',
+    )
+    .addHelpText('after', examples('fwgen remove --host web4', 'fwgen remove --host old-web9 --forget'))
+    .action(async (opts) => (await import('./remove-command.js')).removeCommand(opts));
+
   withOptions(program.command('status'), [
     ...target(),
     ...connection(),
+    opt.auditLog(),
     new Option('--diff', 'print the drift of each host under its line'),
     new Option(
       '--strict',
       "exit 1 also when another tool's chain ahead of fwgen's in INPUT can accept what fwgen rejects",
     ),
   ])
-    .description('for each host: in sync, drifted, never shipped or unreachable; exit 1 unless all are in sync')
+    .description(
+      'for each host: in sync, drifted, never shipped or unreachable, and hosts fwgen shipped to that left the inventory (orphaned); exit 1 unless all are in sync',
+    )
     .addHelpText('after', examples('fwgen status', 'fwgen status --role web --diff'))
     .action(async (opts) => (await import('./status-command.js')).statusCommand(opts));
 

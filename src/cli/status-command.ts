@@ -1,19 +1,28 @@
+import { readAudit, shortCommit } from '../audit/audit-log.js';
 import { WorkFailedError } from '../errors.js';
 import { planShip } from '../ship/plan.js';
 import { selectHosts } from '../inventory/select-hosts.js';
 import { allInSync, statusFleet, type HostStatus } from '../status/host-status.js';
+import { orphanedHosts } from '../status/orphans.js';
 import { positiveInt, sshForRun, type HostOptions } from './options.js';
+import { waitProgress } from './progress.js';
 import { printWarnings, renderProject } from './project.js';
+import { table } from './table.js';
 import { printable } from '../util/printable.js';
 
 export interface StatusOptions extends HostOptions {
   acceptNew?: boolean;
   diff?: boolean;
+  auditLog: string;
   /** Exit 1 when a foreign hook can get around fwgen's rules (HostStatus.bypass), even if in sync. */
   strict?: boolean;
 }
 
-/** `fwgen status`: one line per host, in sync / drifted / never shipped / unreachable; exit 1 unless all in sync. */
+/**
+ * `fwgen status`: one line per host, in sync / drifted / never shipped / unreachable, then the hosts
+ * the deploy log shows fwgen on that the inventory no longer has (orphaned); exit 1 unless every
+ * inventory host is in sync.
+ */
 export async function statusCommand(opts: StatusOptions): Promise<void> {
   const project = renderProject({ ...opts, role: opts.role ?? 'all' });
   printWarnings(project.loaded.warnings);
@@ -31,19 +40,27 @@ export async function statusCommand(opts: StatusOptions): Promise<void> {
     connectTimeoutMs: positiveInt(opts.connectTimeout, '--connect-timeout') * 1000,
   };
   process.stderr.write(`checking ${jobs.length} host(s), ${concurrency} at a time\n`);
+  const progress = waitProgress(opts.json);
   const { transport } = sshForRun(
     opts,
     jobs.map((j) => j.host),
+    { progress, keys: { auditLog: opts.auditLog, run: '-', inventory: inv.file, commit: null } },
   );
-  const results = await statusFleet(jobs, transport, settings, concurrency).finally(() => transport.close());
-  const report = formatStatus(results, !!opts.diff);
-  // The table is the result; with --json, JSON takes stdout and the table goes to stderr.
-  if (opts.json) {
-    process.stderr.write(report);
-    process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
-  } else {
-    process.stdout.write(report);
-  }
+  const stop = progress.run();
+  const results = await statusFleet(jobs, transport, settings, concurrency).finally(() => {
+    stop();
+    transport.close?.();
+  });
+  // Orphans are listed when the whole inventory is looked at: a subset says nothing of the others.
+  const whole = !project.roles && !opts.host?.length;
+  const orphans = whole ? orphanedHosts(readAudit(opts.auditLog), new Set(inv.hosts.map((h) => h.name))) : [];
+  const rows = [...results, ...orphans];
+  if (opts.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+  else process.stdout.write(formatStatus(rows, !!opts.diff));
+  if (orphans.length > 0)
+    process.stderr.write(
+      `${orphans.length} orphaned host(s): fwgen shipped to them and they are no longer in the inventory: ${orphans.map((o) => o.host).join(', ')} (see "Removing fwgen from a host" in the README)\n`,
+    );
   const bypassed = results.filter((r) => r.bypass?.length);
   if (bypassed.length > 0)
     process.stderr.write(
@@ -64,8 +81,8 @@ export async function statusCommand(opts: StatusOptions): Promise<void> {
 }
 
 /**
- * One aligned line per host (`host role state fwgen commit shipped-at backups N [foreign: ...]`), with
- * drift under it when asked. What the host sent (its state file, chain names, rules) is made printable.
+ * A header row, then one aligned line per host, with warnings and (when asked) drift under it. What the
+ * host sent (its state file, chain names, rules) is made printable.
  */
 export function formatStatus(results: readonly HostStatus[], withDiff: boolean): string {
   const rows = results.map((r) =>
@@ -73,31 +90,32 @@ export function formatStatus(results: readonly HostStatus[], withDiff: boolean):
       r.host,
       r.role,
       r.state,
-      r.shipped ? `fwgen ${r.shipped.fwgen}` : '-',
-      r.shipped?.commit ? shortCommit(r.shipped.commit) : '-',
-      r.shipped ? r.shipped.shippedAt.replace(/\.\d+Z$/, 'Z') : '-',
-      r.state === 'unreachable' ? 'backups ?' : `backups ${r.backups}`,
+      r.shipped ? r.shipped.fwgen : '-',
+      r.shipped?.commit
+        ? shortCommit(r.shipped.commit, 7)
+        : r.lastShip?.commit
+          ? shortCommit(r.lastShip.commit, 7)
+          : '-',
+      r.shipped
+        ? r.shipped.shippedAt.replace(/\.\d+Z$/, 'Z')
+        : r.lastShip
+          ? r.lastShip.time.replace(/\.\d+Z$/, 'Z')
+          : '-',
+      r.backups === null ? '?' : String(r.backups),
+      [r.foreign.length > 0 ? `foreign: ${r.foreign.join(', ')}` : '', r.reason ? `(${r.reason})` : '']
+        .filter(Boolean)
+        .join('  '),
     ].map((c) => printable(c)),
   );
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => row[i].length))) ?? [];
-  return results
-    .map((r, i) => {
-      const extras = [r.foreign.length > 0 ? `foreign: ${r.foreign.join(', ')}` : '', r.reason ? `(${r.reason})` : '']
-        .filter(Boolean)
-        .map((c) => printable(c));
-      const line = [...rows[i].map((c, j) => c.padEnd(widths[j])), ...extras].join('  ').trimEnd();
-      const warnings = (r.bypass ?? []).map((b) => `warning: ${b}`);
-      const details = [
-        ...warnings,
+  const lines = table(['HOST', 'ROLE', 'STATE', 'FWGEN', 'COMMIT', 'SHIPPED', 'BACKUPS', 'NOTES'], rows);
+  return `${[
+    lines[0],
+    ...results.flatMap((r, i) => [
+      lines[i + 1],
+      ...[
+        ...(r.bypass ?? []).map((b) => `warning: ${b}`),
         ...(withDiff ? [...r.drift, ...r.foreignRules.map((f) => `foreign rule: ${f}`)] : []),
-      ];
-      return [line, ...details.map((d) => `    ${printable(d)}`)].join('\n');
-    })
-    .map((block) => `${block}\n`)
-    .join('');
-}
-
-function shortCommit(commit: string): string {
-  const [sha, ...rest] = commit.split('+');
-  return [sha.slice(0, 7), ...rest].join('+');
+      ].map((d) => `    ${printable(d)}`),
+    ]),
+  ].join('\n')}\n`;
 }

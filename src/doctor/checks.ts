@@ -2,7 +2,7 @@ import type Ipaddr from 'ipaddr.js';
 import { requireCjs } from '../util/require-cjs.js';
 import type { ForwardMode, Host, Inventory } from '../inventory/model.js';
 import type { RemotePaths } from '../remote/scripts.js';
-import { whyInactive, type BootMechanism } from '../remote/boot-hook.js';
+import { BOOT_HOOK_PATH, whyInactive, type BootMechanism, type BootRunner } from '../remote/boot-hook.js';
 import type { HostFacts, LiveState, Tool } from '../remote/facts.js';
 
 const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
@@ -150,16 +150,22 @@ function rulesFile(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefine
   return { name: 'rules file', level: 'ok', detail: `${present} present and live` };
 }
 
-/** Is the rules file loaded at boot, by something that will actually run? */
+/**
+ * Is the rules file loaded at boot, by something that will actually run? Each fix is what `fwgen ship`
+ * does about it (its boot-hook step, remote/boot-hook.sh), so following it never leads back here.
+ * `runner`: what would run fwgen's hook on the host (unknown: an older facts step).
+ */
 export function evaluateBoot(
   mechanisms: readonly BootMechanism[],
   rules: string,
-  persistFix: string,
+  shipFix: string,
+  runner?: BootRunner,
 ): Omit<Check, 'host'> {
   const ours = mechanisms.filter((m) => m.loadsRules);
   const working = ours.find((m) => m.state === 'ok');
   const others = mechanisms.filter((m) => !m.loadsRules);
-  if (working?.outdated) return outdatedBoot(working, rules, persistFix);
+  const elsewise = `load ${rules} at boot another way`;
+  if (working?.outdated) return outdatedBoot(working, rules, shipFix);
   if (working && others.length === 0)
     return { name: 'boot', level: 'ok', detail: `${rules} is loaded at boot by ${working.path} (${working.kind})` };
   if (working) {
@@ -176,7 +182,7 @@ export function evaluateBoot(
       name: 'boot',
       level: 'fail',
       detail: `${m.path} would load ${rules} at boot, but ${whyInactive(m)}: a reboot drops the firewall`,
-      fix: bootFix(m),
+      fix: bootFix(m, shipFix, runner, elsewise),
     };
   }
   if (others.length > 0) {
@@ -188,20 +194,29 @@ export function evaluateBoot(
       fix:
         m.kind === 'netfilter-persistent'
           ? `set defaults.rules_path: /etc/iptables/rules.v4 so fwgen ships the file netfilter-persistent loads`
-          : `point ${m.path} at ${rules}, or remove it and run ${persistFix}`,
+          : runner === 'none'
+            ? `point ${m.path} at ${rules}`
+            : `point ${m.path} at ${rules}, or remove it and run ${shipFix}, which installs fwgen's boot hook`,
     };
   }
+  if (runner === 'none')
+    return {
+      name: 'boot',
+      level: 'fail',
+      detail: `nothing loads ${rules} at boot, and neither ifupdown nor systemd runs on this host to run a boot hook: a reboot drops the firewall`,
+      fix: `install ifupdown, then run ${shipFix} (it installs the hook); or ${elsewise}`,
+    };
   return {
     name: 'boot',
     level: 'fail',
     detail: `nothing loads ${rules} at boot: a reboot drops the firewall`,
-    fix: `${persistFix} installs a boot hook`,
+    fix: `${shipFix} installs a boot hook (unless shipped with --no-persist)`,
   };
 }
 
 /** fwgen's own hook or unit loads the rules at boot, but not as this version would write it. */
-function outdatedBoot(m: BootMechanism, rules: string, persistFix: string): Omit<Check, 'host'> {
-  const fix = `${persistFix} rewrites it`;
+function outdatedBoot(m: BootMechanism, rules: string, shipFix: string): Omit<Check, 'host'> {
+  const fix = `${shipFix} rewrites it`;
   return m.outdated === 'no-sets'
     ? {
         name: 'boot',
@@ -217,10 +232,15 @@ function outdatedBoot(m: BootMechanism, rules: string, persistFix: string): Omit
       };
 }
 
-function bootFix(m: BootMechanism): string {
+/** How to make a mechanism that would load the rules actually run, consistent with what ship does. */
+function bootFix(m: BootMechanism, shipFix: string, runner: BootRunner | undefined, elsewise: string): string {
   switch (m.state) {
     case 'no-ifupdown':
-      return 'install ifupdown, or load the rules from a systemd unit (remove the hook, then `fwgen ship --persist` installs one)';
+      if (runner === 'none') return `install ifupdown, so that the hook runs; or ${elsewise}`;
+      // With systemd, ship replaces fwgen's own hook by a unit; another tool's hook is for a person to remove.
+      return m.path === BOOT_HOOK_PATH
+        ? `${shipFix} replaces it with a systemd unit (or install ifupdown)`
+        : `install ifupdown, or remove ${m.path} and run ${shipFix}, which installs a systemd unit`;
     case 'not-executable':
       return `chmod 755 ${m.path}`;
     case 'bad-name':
@@ -234,7 +254,7 @@ function bootFix(m: BootMechanism): string {
 
 function boot(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefined {
   if (f.live4 === 'no-file') return undefined; // nothing to load yet: the rules-file check says so
-  return evaluateBoot(f.boot, c.paths.rules, fwgenShip(c, ' --persist'));
+  return evaluateBoot(f.boot, c.paths.rules, fwgenShip(c), f.bootRunner);
 }
 
 function otherManagers(f: HostFacts, c: HostContext): Omit<Check, 'host'>[] {

@@ -1,5 +1,7 @@
 import { step, type RemoteCall, type RemotePaths } from './scripts.js';
-import { parseBootMechanisms, type BootMechanism } from './boot-hook.js';
+import { parseBootMechanisms, type BootMechanism, type BootRunner } from './boot-hook.js';
+
+const isRunner = (v: string | undefined): boolean => v === 'ifupdown' || v === 'systemd' || v === 'none';
 
 /** Doctor's facts about a host (which of `tools` it has, and much else as `key=value` lines); changes nothing. */
 export function factsCall(paths: RemotePaths, tools: readonly string[]): RemoteCall {
@@ -46,6 +48,11 @@ export interface HostFacts {
   readonly live4: LiveState;
   readonly live6: LiveState;
   readonly boot: readonly BootMechanism[];
+  /**
+   * What would run fwgen's boot hook (remote/boot.sh `boot_runner`): ifupdown, systemd, or none (ship's
+   * boot-hook step fails there); undefined from a host whose facts step did not say.
+   */
+  readonly bootRunner?: BootRunner;
   readonly ufwEnabled: boolean;
   readonly ufwChains: number;
   readonly firewalldActive: boolean;
@@ -89,6 +96,7 @@ export function parseFacts(stdout: string): HostFacts {
     live4: (one('live4') ?? 'no-tool') as LiveState,
     live6: (one('live6') ?? 'no-tool') as LiveState,
     boot: parseBootMechanisms(stdout),
+    ...(isRunner(one('boot_runner')) ? { bootRunner: one('boot_runner') as BootRunner } : {}),
     ufwEnabled: one('ufw') === 'enabled',
     ufwChains: num('ufw_chains') ?? 0,
     firewalldActive: one('firewalld') === 'active',

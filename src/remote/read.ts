@@ -43,6 +43,11 @@ export interface RemoteStatus {
   readonly setsFile?: string;
   /** With a backup asked for: the live sets saved with it (undefined: none were saved). */
   readonly backupSets?: string;
+  /**
+   * The boot-hook step's marker (remote/boot-hook.sh), while the mechanism it found loading the rules at
+   * boot is still there; undefined when there is none.
+   */
+  readonly bootMarker?: string;
 }
 
 /** A status read: what the host holds, or why it could not be read. */
@@ -99,6 +104,7 @@ export function parseStatusOutput(stdout: string, ipv6: boolean, withBackup = fa
       ...(tail.ipset !== undefined ? { hasIpset: tail.ipset === '1' } : {}),
       liveSets: liveSets ?? '',
       setsFile,
+      ...(tail.boot && tail.boot !== '-' ? { bootMarker: tail.boot } : {}),
     },
   };
 }

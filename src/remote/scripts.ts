@@ -23,7 +23,8 @@ export interface ScriptVars {
 }
 
 /** The host-side steps, each a shell file in the package's `remote/` folder. */
-export type StepName = 'read' | 'apply' | 'commit' | 'verify' | 'backups' | 'doctor-facts' | 'boot-hook';
+export type StepName =
+  'read' | 'apply' | 'commit' | 'verify' | 'backups' | 'doctor-facts' | 'boot-hook' | 'boot-remove';
 
 /** One remote call: a script, run by `sh -c` with its values as arguments, never pasted into the code. */
 export interface RemoteCall {
@@ -67,6 +68,7 @@ export const EXIT = {
   changed: 19,
   fileNotReplaced: 20,
   unsafeFolder: 21,
+  noBoot: 22,
 } as const;
 
 /** The package's folder of host-side scripts. */
@@ -91,6 +93,7 @@ const LIBS: Readonly<Record<string, readonly string[]>> = {
   'commit.sh': ['sets.sh'],
   'facts.sh': ['boot.sh'],
   'boot-hook.sh': ['boot.sh'],
+  'boot-remove.sh': ['boot.sh'],
 };
 
 /** A step's call: lib.sh, the libraries it needs, its own file; values as arguments. */

@@ -77,6 +77,15 @@ const REMOTE_HOST_KEYS = 'Handshake: (remote) Host key format: ';
 /** Resolves a host's inventory settings into hops; the default ignores ssh_config. */
 export type ReachResolver = (ssh: ConnectTarget['ssh']) => Reach;
 
+/** A host key `--accept-new` recorded in known_hosts, as the CLI prints it and the deploy log records it. */
+export interface AcceptedKey {
+  /** The name recorded (`host` or `[host]:port`). */
+  readonly name: string;
+  readonly keyType: string;
+  readonly fingerprint: string;
+  readonly knownHosts: string;
+}
+
 /**
  * SSH through ssh2, host keys verified against known_hosts, through jump hosts when configured.
  * Each jump host gets one connection per run, shared by every host behind it (one forwarded
@@ -95,6 +104,8 @@ export class SshTransport implements Transport {
     private readonly keepalive = { keepaliveMs: 5000, keepaliveCount: 3 },
     /** Each step's deadline and output cap. */
     private readonly limits: StepLimits = DEFAULT_STEP_LIMITS,
+    /** Told of every host key `--accept-new` records. */
+    private readonly onAccepted: (key: AcceptedKey) => void = () => {},
   ) {}
 
   async connect(target: ConnectTarget): Promise<Session> {
@@ -236,6 +247,12 @@ export class SshTransport implements Transport {
               }
               this.knownHosts.delete(knownHostsPath);
               verdict = 'accepted';
+              this.onAccepted({
+                name: knownHostsName(hop.host, hop.port),
+                keyType: keyTypeOf(key),
+                fingerprint: presented,
+                knownHosts: knownHostsPath,
+              });
             }
             return verdict === 'match' || verdict === 'accepted';
           },
@@ -252,6 +269,12 @@ export class SshTransport implements Transport {
     (client as unknown as { _sock?: { setNoDelay?: (v: boolean) => void } })._sock?.setNoDelay?.(true);
     return { client, auth: tried };
   }
+}
+
+/** The key type named in an SSH wire-format public key (its first string). */
+function keyTypeOf(key: Buffer): string {
+  const n = key.length >= 4 ? key.readUInt32BE(0) : 0;
+  return n > 0 && n <= key.length - 4 ? key.subarray(4, 4 + n).toString('latin1') : 'unknown';
 }
 
 /** A TCP connection from a jump host to the next hop, as a stream (one channel of the shared connection). */

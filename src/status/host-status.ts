@@ -18,8 +18,10 @@ export type { ShippedRecord } from '../remote/state-file.js';
  * - `drifted`: fwgen shipped this host (a state file exists) and its live rules differ from rendered/.
  * - `never-shipped`: no state file, and the live rules differ from rendered/.
  * - `unreachable`: no connection, or the rules could not be read (`reason` says which).
+ * - `orphaned`: not in the inventory any more, yet the deploy log says fwgen shipped to it and never took
+ *   its rules off (status/orphans.ts); not contacted.
  */
-export type HostState = 'in-sync' | 'drifted' | 'never-shipped' | 'unreachable';
+export type HostState = 'in-sync' | 'drifted' | 'never-shipped' | 'unreachable' | 'orphaned';
 
 /** One host's status: a value, never an exception. */
 export interface HostStatus {
@@ -27,10 +29,10 @@ export interface HostStatus {
   readonly role: string;
   readonly state: HostState;
   readonly shipped?: ShippedRecord;
-  /** Backups kept on the host; 0 when unreachable. */
-  readonly backups: number;
-  /** A dead-man switch is armed: a ship is in flight (or was cut off before confirming). */
-  readonly armed: boolean;
+  /** Backups kept on the host; null when unknown (unreachable, orphaned). */
+  readonly backups: number | null;
+  /** A dead-man switch is armed: a ship is in flight (or was cut off before confirming); null when unknown. */
+  readonly armed: boolean | null;
   /** Chains on the host that fwgen does not manage (`ip6:` prefix for IPv6-only ones). */
   readonly foreign: string[];
   /** Rules in fwgen's chains that jump to foreign chains. */
@@ -43,6 +45,13 @@ export interface HostStatus {
    * (`ip6:` for IPv6): a warning whatever the state, a failure with `status --strict`.
    */
   readonly bypass?: string[];
+  /** `orphaned`: the last run the deploy log shows putting fwgen's rules on it. */
+  readonly lastShip?: {
+    readonly run: string;
+    readonly time: string;
+    readonly who: string;
+    readonly commit: string | null;
+  };
 }
 
 /** The host and the rendered files to compare with; a ship `HostJob` is one. */
@@ -105,9 +114,9 @@ export function statusFleet(
   return mapPool(jobs, concurrency, one, onResult);
 }
 
-/** True when every host is in sync: the exit status of `fwgen status`. */
+/** True when every inventory host is in sync: the exit status of `fwgen status` (orphans are reported, not judged). */
 export function allInSync(results: readonly HostStatus[]): boolean {
-  return results.every((r) => r.state === 'in-sync');
+  return results.every((r) => r.state === 'in-sync' || r.state === 'orphaned');
 }
 
 /** Pure: what a host's remote status means against its rendered files. */
@@ -228,8 +237,8 @@ function unreachable(job: StatusJob, reason: string): HostStatus {
     host: job.host.name,
     role: job.host.role,
     state: 'unreachable',
-    backups: 0,
-    armed: false,
+    backups: null,
+    armed: null,
     foreign: [],
     foreignRules: [],
     drift: [],

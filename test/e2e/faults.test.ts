@@ -189,7 +189,8 @@ roles:
       expect(by.h2.outcome).toBe('applied');
       expect(by.h1.outcome).toBe('failed');
       expect(by.h1.reason).toMatch(/unreachable|connection lost|timed out/);
-      expect(r.stderr).toMatch(/HOST\s+ROLE\s+OUTCOME/);
+      // The summary is the JSON object on stdout (--json): totals and every host's row.
+      expect(r.json).toMatchObject({ succeeded: false, totals: { hosts: 2, applied: 1, failed: 1 } });
       expect(r.stderr).not.toMatch(/Unhandled|TypeError|at .*\.js:\d+/);
       const log = readFileSync(join(project, '.fwgen/deploy.log'), 'utf8')
         .trim()
@@ -250,8 +251,9 @@ roles:
       const killedAt = await killedShip();
       const refused = await ship(timeout, '--host', 'h1');
       expect(refused.results[0]).toMatchObject({ outcome: 'failed' });
+      // Who holds it, which run, since when (said once), and when it clears.
       const lockRe =
-        /locked by another fwgen run: \S+ run \S+ .*\(run \S+\), since (\S+); it clears by (\S+) if that run is gone/;
+        /locked by another fwgen run: \S+ run \S+ pid \d+ since (\S+); it clears by (\S+) if that run is gone/;
       const m = lockRe.exec(refused.results[0].reason);
       expect(refused.results[0].reason).toContain('(or ship with --break-lock)');
       expect(m, refused.results[0].reason).not.toBeNull();
