@@ -160,6 +160,29 @@ function buildProgram(internal: InternalOptions): Command {
     )
     .action(async (opts) => (await ship()).shipCommand(opts, internal));
 
+  withOptions(program.command('publish'), [
+    opt.inventory(),
+    new Option('--rendered <dir>', 'rendered folder').default('rendered'),
+    opt.templates(),
+    new Option('-o, --out <dir>', 'the tree to publish into (served as agent.origin)').makeOptionMandatory(),
+    new Option(
+      '--sign-key <path>',
+      'OpenSSH private key file, or the .pub of a key held by ssh-agent',
+    ).makeOptionMandatory(),
+    opt.json('print what was published as JSON on stdout'),
+  ])
+    .description(
+      'sign a release of every role whose rules changed into a static tree (content-addressed blobs, one manifest per role) that agents pull',
+    )
+    .addHelpText(
+      'after',
+      examples(
+        'fwgen publish --out public --sign-key ~/.ssh/fwgen_release',
+        'fwgen publish --out public --sign-key ~/.ssh/fwgen_release.pub   # the key held by ssh-agent',
+      ),
+    )
+    .action(async (opts) => (await import('./publish-command.js')).publishCommand(opts));
+
   const backupsOptions = [opt.inventory(), opt.role('roles: ROLE[,ROLE...] or all'), opt.host(), ...connection()];
   withOptions(program.command('backups'), backupsOptions)
     .description('list the rules backups kept on hosts')

@@ -4,7 +4,7 @@ import { TemplateError } from '../errors.js';
 import type { Family } from '../inventory/model.js';
 import { emitRuleset } from '../model/emit.js';
 import { parseRule } from '../model/parse.js';
-import type { IpSet, Rule } from '../model/ruleset.js';
+import type { IpSet, Rule, Ruleset } from '../model/ruleset.js';
 import { emitSets } from '../model/sets.js';
 import type { RolePolicy } from '../resolve/policy.js';
 import { buildRuleset, extraChains } from './build-ruleset.js';
@@ -21,6 +21,8 @@ export interface RenderedFile {
   readonly path: string;
   readonly parts: readonly Buffer[];
   readonly size: number;
+  /** The rule model the rules file was emitted from (rules files only): `publish` checks it for lockout. */
+  readonly ruleset?: Ruleset;
 }
 
 /** The whole text of a rendered file. */
@@ -87,6 +89,7 @@ export function renderPolicies(
       path: `${policy.role}/${RULES_FILE[policy.family]}`,
       parts,
       size,
+      ruleset,
     };
   });
   if (policies.some((p) => p.sets === 'ipset')) files.push(renderSets([...sets.values()], meta));
