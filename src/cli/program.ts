@@ -183,6 +183,40 @@ function buildProgram(internal: InternalOptions): Command {
     )
     .action(async (opts) => (await import('./publish-command.js')).publishCommand(opts));
 
+  const agent = program
+    .command('agent')
+    .description('pull mode: install the agent on hosts, or make them poll now (see README, Pull mode)');
+  const agentCommand = async () => import('./agent-command.js');
+  const agentTarget = () => [
+    opt.inventory(),
+    opt.out('rendered folder'),
+    opt.templates(),
+    opt.role('roles: all, or ROLE[,ROLE...]'),
+    opt.host(),
+    opt.concurrency(),
+    ...connection(),
+  ];
+  withOptions(agent.command('install'), [
+    ...agentTarget(),
+    new Option('--uninstall', 'remove the agent, its config and schedule (the rules in place stay)'),
+    new Option('--textfile-dir <dir>', "node_exporter's textfile folder (metrics written when it exists)").default(
+      '/var/lib/prometheus/node-exporter',
+    ),
+    new Option('--timeout <s>', "dead-man switch of the agent's applies, seconds").default('30'),
+    opt.keep(),
+  ])
+    .description(
+      'install (or update) the pull agent over SSH: the agent, its config (origins, role, period, trusted keys, pinned management and monitoring rules), a systemd timer or cron entry, and the boot hook',
+    )
+    .addHelpText('after', examples('fwgen agent install --role all', 'fwgen agent install --host web1 --uninstall'))
+    .action(async (opts) => (await agentCommand()).agentInstallCommand(opts));
+  withOptions(agent.command('poll'), agentTarget())
+    .description("run one poll of the installed agent on each host now, over SSH, and print each host's outcome")
+    .addHelpText('after', examples('fwgen agent poll --role web', 'fwgen agent poll --host web1 --json'))
+    .action(async (opts) =>
+      (await agentCommand()).agentPollCommand({ ...opts, textfileDir: '/', timeout: '30', keep: '10' }),
+    );
+
   const backupsOptions = [opt.inventory(), opt.role('roles: ROLE[,ROLE...] or all'), opt.host(), ...connection()];
   withOptions(program.command('backups'), backupsOptions)
     .description('list the rules backups kept on hosts')

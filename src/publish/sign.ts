@@ -3,12 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError, WorkFailedError } from '../errors.js';
+import { allowedSigners, keyOf, SIGNATURE_NAMESPACE, SIGNER_PRINCIPAL } from '../remote/release-trust.js';
 
-/** The SSHSIG namespace of fwgen's releases: a signature made for anything else does not verify. */
-export const SIGNATURE_NAMESPACE = 'fwgen';
-
-/** The principal agents' allowed_signers file names every trusted key with. */
-export const SIGNER_PRINCIPAL = 'fwgen-release';
+export { allowedSigners, keyOf, SIGNATURE_NAMESPACE, SIGNER_PRINCIPAL } from '../remote/release-trust.js';
 
 /** A signing key: an OpenSSH private key file, or a public key whose private half ssh-agent holds. */
 export interface SignKey {
@@ -41,11 +38,6 @@ function sshKeygen(args: readonly string[], input?: Buffer): Promise<Run> {
 }
 
 const KEY_LINE = /^(ssh-ed25519|ecdsa-sha2-nistp\d+|ssh-rsa|sk-[a-z0-9-]+@openssh\.com) [A-Za-z0-9+/]+={0,2}(\s|$)/;
-
-/** `type base64` of an OpenSSH public key line. */
-export function keyOf(line: string): string {
-  return line.trim().split(/\s+/).slice(0, 2).join(' ');
-}
 
 /**
  * Reads `--sign-key`: a public key means ssh-agent holds the private half (ssh-keygen asks it); a
@@ -87,11 +79,6 @@ export async function signFiles(key: SignKey, files: readonly string[]): Promise
         : 'a private key file must be readable by you alone (chmod 600) and have no passphrase; else use ssh-agent',
     );
   }
-}
-
-/** The allowed_signers text agents verify with: every trusted key for fwgen's principal and namespace. */
-export function allowedSigners(signers: readonly string[]): string {
-  return signers.map((s) => `${SIGNER_PRINCIPAL} namespaces="${SIGNATURE_NAMESPACE}" ${keyOf(s)}\n`).join('');
 }
 
 /** Verifies a signature as agents do (`ssh-keygen -Y verify`); returns why not, or undefined. */
