@@ -368,4 +368,64 @@ roles:
       expect(await lab.probe('outside', `${NET}.11`, 9100)).toBe('open');
     });
   });
+
+  it('drift is repaired from the cache with the origin down', async () => {
+    const good = await snapshot('web1');
+    await origin.stop();
+    try {
+      await lab.execOk('web1', [
+        'sh',
+        '-c',
+        'iptables -I FWGEN-INPUT 1 -p tcp --dport 8081 -j ACCEPT && iptables -D FWGEN-AGENT 1 && echo "# edited" >> ' +
+          RULES,
+      ]);
+      expect(await snapshot('web1')).not.toEqual(good);
+      const r = await agent('poll', '--host', 'web1');
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.rows[0]).toMatchObject({ outcome: 'drift-repaired', ok: true });
+      expect(r.rows[0].detail).toMatch(/re-applied from the cache \(origin: unreachable\)/);
+      const after = await snapshot('web1');
+      expect(after.live).toEqual(good.live);
+      expect(after.file).toBe(good.file);
+      // And with nothing to repair, the origin still down: the rules are kept.
+      const again = await agent('poll', '--host', 'web1');
+      expect(again.rows[0].outcome).toBe('kept: unreachable');
+    } finally {
+      await origin.start();
+    }
+  }, 60_000);
+
+  it('at boot the cached release is applied by the boot hook, the origin down', async () => {
+    const good = await snapshot('web2');
+    await origin.stop();
+    try {
+      // A reboot, as the kernel sees it: no rules at all; then the hook runs (once per interface).
+      await lab.execOk('web2', ['sh', '-c', 'iptables -F && iptables -X']);
+      expect(await lab.probe('outside', `${NET}.12`, 22)).toBe('open');
+      const hook = '/etc/network/if-pre-up.d/fwgen-iptables';
+      await lab.execOk('web2', ['sh', hook]);
+      await lab.execOk('web2', ['sh', hook]);
+      expect((await snapshot('web2')).live).toEqual(good.live);
+      expect(await lab.probe('outside', `${NET}.12`, 22)).toBe('refused');
+      const r = await agent('poll', '--host', 'web2');
+      expect(r.rows[0].outcome).toBe('kept: unreachable');
+      expect(await snapshot('web2')).toEqual(good);
+    } finally {
+      await origin.start();
+    }
+  }, 60_000);
+
+  it('agent install --uninstall removes the agent and its schedule; the rules stay', async () => {
+    const good = await snapshot('db1');
+    const r = await agent('install', '--host', 'db1', '--uninstall');
+    expect(r.code, r.stderr).toBe(0);
+    expect(outcomes(r.rows)).toEqual({ db1: 'uninstalled' });
+    expect(
+      await lab.execOk('db1', ['sh', '-c', `ls -d /etc/cron.d/fwgen-agent ${RULES}.fwgen-agent 2>&1 || true`]),
+    ).toMatch(/No such file[\s\S]*No such file/);
+    expect(await snapshot('db1')).toEqual(good);
+    expect(outcomes((await agent('install', '--host', 'db1', '--uninstall')).rows)).toEqual({ db1: 'absent' });
+    const poll = await agent('poll', '--host', 'db1');
+    expect(poll.rows[0]).toMatchObject({ outcome: 'not-installed', ok: false });
+  }, 60_000);
 });
