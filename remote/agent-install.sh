@@ -11,6 +11,7 @@
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
 set_paths "$1" "$1"
+refuse_unsafe_folder
 ACTION=$2 EVERY=$3
 shift 3
 A="$RULES.fwgen-agent"

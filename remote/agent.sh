@@ -35,6 +35,7 @@ while read -r k v; do
 done < "$CFG"
 if [ -z "$ROLE" ] || [ -z "$ORIGINS" ] || [ -z "$RULES6" ]; then fail 1 "$CFG lacks role, origin or rules6"; fi
 set_paths "$2" "$RULES6" "agent-$(date +%s)-$$"
+refuse_unsafe_folder
 trap '' HUP PIPE
 
 # One poll at a time: a timer's poll and `fwgen agent poll` never share the fetch folder.
@@ -78,10 +79,10 @@ http_get() {
   : > "$F/headers"
   if [ "$FETCH" = curl ]; then
     if [ -n "${3:-}" ]; then
-      CODE=$(curl -sS -o "$2" -D "$F/headers" -w '%{http_code}' --connect-timeout 5 --max-time 60 \
+      CODE=$(curl -sS -o "$2" -D "$F/headers" -w '%{http_code}' --connect-timeout 5 --max-time 30 \
         -H "If-None-Match: $3" -- "$1" 2>> "$F/http.err") || CODE=000
     else
-      CODE=$(curl -sS -o "$2" -D "$F/headers" -w '%{http_code}' --connect-timeout 5 --max-time 60 \
+      CODE=$(curl -sS -o "$2" -D "$F/headers" -w '%{http_code}' --connect-timeout 5 --max-time 30 \
         -- "$1" 2>> "$F/http.err") || CODE=000
     fi
   elif [ "$FETCH" = wget ]; then

@@ -11,6 +11,7 @@ command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
 # shellcheck source=boot.sh
 command -v fwgen_boot >/dev/null 2>&1 || . "$(dirname "$0")/boot.sh"
 set_paths "$1" "$2"
+refuse_unsafe_folder
 # The paths are written into a file that runs as root at boot: only those that need no quoting there.
 case "$RULES$RULES6" in *[!A-Za-z0-9._/@+-]*) fail 1 "rules paths with characters a boot hook cannot hold: $RULES $RULES6" ;; esac
 umask 022

@@ -15,6 +15,9 @@ now=$(date +%s)
 age() { echo $((now - $(stat -c %Y "$1" 2>/dev/null || echo "$now"))); }
 has() { command -v "$1" >/dev/null 2>&1; }
 say uid "$(id -u)"
+# A rules folder others can change (lib.sh unsafe_folder): said, and its files are not read.
+unsafe=$(unsafe_folder "${RULES%/*}")
+[ -z "$unsafe" ] || say unsafe_folder "$unsafe"
 for t in "$@"; do has "$t" && say tool "$t"; done
 say version "$(iptables -V 2>/dev/null | head -n 1)"
 for b in legacy nft; do
@@ -40,16 +43,18 @@ if [ "$(systemctl is-active firewalld 2>/dev/null)" = active ] || pidof firewall
 ls /etc/systemd/system/*.wants/nftables.service >/dev/null 2>&1 && say nftables enabled
 ip -o addr show 2>/dev/null | while read -r _ ifname _ addr _; do say addr "$ifname ${addr%/*}"; done
 ip -o link show 2>/dev/null | while read -r _ ifname _; do ifname=${ifname%:}; say link "${ifname%%@*}"; done
-for f in "$RULES".fwgen-armed.*; do
-  [ -e "$f" ] || continue
-  id=${f#"$RULES.fwgen-armed."}; id=${id%.fired}; id=${id%.done}
-  alive=0; pid=$(cat "$RULES.fwgen-deadman.$id.pid" 2>/dev/null)
-  case "$pid" in
-    systemd) systemctl is-active --quiet "fwgen-deadman-$id.timer" 2>/dev/null && alive=1 ;;
-    [0-9]*) kill -0 "$pid" 2>/dev/null && alive=1 ;;
-  esac
-  say armed "$(age "$f") $alive $id $f"
-done
-[ -d "$LOCK" ] && say lock "$(age "$LOCK") $LOCK $(head -c 300 "$LOCK/owner" 2>/dev/null | tr '\n' ' ')"
-for f in "$RULES".fwgen-new.* "$RULES6".fwgen-new.*; do [ -e "$f" ] && say staged "$(age "$f") $f"; done
+if [ -z "$unsafe" ]; then
+  for f in "$RULES".fwgen-armed.*; do
+    [ -e "$f" ] || continue
+    id=${f#"$RULES.fwgen-armed."}; id=${id%.fired}; id=${id%.done}
+    alive=0; pid=$(cat "$RULES.fwgen-deadman.$id.pid" 2>/dev/null)
+    case "$pid" in
+      systemd) systemctl is-active --quiet "fwgen-deadman-$id.timer" 2>/dev/null && alive=1 ;;
+      [0-9]*) kill -0 "$pid" 2>/dev/null && alive=1 ;;
+    esac
+    say armed "$(age "$f") $alive $id $f"
+  done
+  [ -d "$LOCK" ] && say lock "$(age "$LOCK") $LOCK $(head -c 300 "$LOCK/owner" 2>/dev/null | tr '\n' ' ')"
+  for f in "$RULES".fwgen-new.* "$RULES6".fwgen-new.*; do [ -e "$f" ] && say staged "$(age "$f") $f"; done
+fi
 echo "status=facts"

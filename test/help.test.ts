@@ -53,13 +53,23 @@ describe('fwgen --help', () => {
         '--json',
         '--keep',
         '--ssh-config',
+        '--step-timeout',
         '--timeout',
         '--to',
         '--wave',
       ].sort(),
     );
     expect(optionsOf(fwgen('backups', '--help').out).sort()).toEqual(
-      ['--accept-new', '--connect-timeout', '--host', '--inventory', '--json', '--role', '--ssh-config'].sort(),
+      [
+        '--accept-new',
+        '--connect-timeout',
+        '--host',
+        '--inventory',
+        '--json',
+        '--role',
+        '--ssh-config',
+        '--step-timeout',
+      ].sort(),
     );
     const r = fwgen('rollback', '--role', 'web', '--host', 'web1');
     expect(r.code).toBe(2);

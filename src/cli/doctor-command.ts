@@ -11,6 +11,7 @@ import { remotePaths } from '../remote/scripts.js';
 import { selectHosts } from '../inventory/select-hosts.js';
 import { positiveInt, sshForRun, type HostOptions } from './options.js';
 import { printWarnings, renderProject } from './project.js';
+import { printable } from '../util/printable.js';
 
 export interface DoctorOptions extends HostOptions {
   offline?: boolean;
@@ -69,10 +70,10 @@ function printReport(groups: readonly Group[], json: boolean): void {
   process.stderr.write(`\n${count('ok')} ok, ${count('warn')} warning(s), ${count('fail')} failure(s)\n`);
 }
 
-/** One report line: `  ok    name: detail`, or with WARN / FAIL and the fix. */
+/** One report line: `  ok    name: detail`, or with WARN / FAIL and the fix (what a host said, made printable). */
 export function formatCheck(c: Check): string {
   const tag = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' }[c.level];
-  return `  ${tag}  ${c.name}: ${c.detail}${c.fix ? `  → fix: ${c.fix}` : ''}`;
+  return `  ${tag}  ${c.name}: ${printable(c.detail)}${c.fix ? `  → fix: ${printable(c.fix)}` : ''}`;
 }
 
 function hostTitle(h: Host, reach: string): string {

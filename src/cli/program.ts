@@ -51,6 +51,11 @@ const opt = {
   host: () => new Option('--host <names...>', 'only these hosts'),
   concurrency: () => new Option('--concurrency <n>', 'hosts at a time').default('10'),
   connectTimeout: () => new Option('--connect-timeout <s>', 'seconds to wait for an SSH connection').default('10'),
+  stepTimeout: () =>
+    new Option(
+      '--step-timeout <s>',
+      'seconds a remote step may run before its host fails (the apply step: plus --timeout and 120)',
+    ).default('120'),
   json: (what = 'print the results as JSON on stdout') => new Option('--json', what),
   acceptNew: () => new Option('--accept-new', 'trust and record host keys not yet in known_hosts'),
   auditLog: () =>
@@ -118,9 +123,9 @@ function buildProgram(internal: InternalOptions): Command {
     .addHelpText('after', examples('fwgen render', 'fwgen render --check', 'fwgen render --role web,db -o out'))
     .action(renderCommand);
 
-  // Ship code (and node-ssh) loads only for the commands that need it, keeping `render` fast.
+  // Ship code (and ssh2) loads only for the commands that need it, keeping `render` fast.
   const ship = async () => import('./ship-command.js');
-  const connection = () => [opt.connectTimeout(), opt.json(), opt.acceptNew(), opt.sshConfig()];
+  const connection = () => [opt.connectTimeout(), opt.stepTimeout(), opt.json(), opt.acceptNew(), opt.sshConfig()];
   // What ship, status and doctor act on: the rendered roles and hosts.
   const target = () => [
     opt.inventory(),
@@ -250,6 +255,10 @@ function buildProgram(internal: InternalOptions): Command {
     ...target(),
     ...connection(),
     new Option('--diff', 'print the drift of each host under its line'),
+    new Option(
+      '--strict',
+      "exit 1 also when another tool's chain ahead of fwgen's in INPUT can accept what fwgen rejects",
+    ),
   ])
     .description('for each host: in sync, drifted, never shipped or unreachable; exit 1 unless all are in sync')
     .addHelpText('after', examples('fwgen status', 'fwgen status --role web --diff'))
@@ -270,6 +279,7 @@ function buildProgram(internal: InternalOptions): Command {
   withOptions(program.command('doctor'), [
     ...target(),
     opt.connectTimeout(),
+    opt.stepTimeout(),
     opt.json(),
     opt.sshConfig(),
     new Option('--offline', 'check the inventory alone; contact no host'),

@@ -41,7 +41,7 @@ export function renderProject(opts: ProjectOptions): RenderedProject {
   checkRoleTemplates(inv.roles, templates);
   // The sets file holds the sets of every role: in ipset mode every role is rendered, the others' files dropped.
   const only = inv.sets === 'ipset' ? undefined : roles;
-  const policies = resolvePolicies(inv, (role) => chooseTemplate(role, templates), only);
+  const policies = resolvePolicies(inv, (role) => chooseTemplate(role, templates), only, loaded.locate);
   const meta = { inventory: inventoryLabel(opts.inventory, opts.out), version: VERSION };
   const all = renderPolicies(policies, templates, meta);
   const files = roles && !only ? all.filter((f) => f.role === '' || roles.has(f.role)) : all;

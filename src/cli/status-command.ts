@@ -4,10 +4,13 @@ import { selectHosts } from '../inventory/select-hosts.js';
 import { allInSync, statusFleet, type HostStatus } from '../status/host-status.js';
 import { positiveInt, sshForRun, type HostOptions } from './options.js';
 import { printWarnings, renderProject } from './project.js';
+import { printable } from '../util/printable.js';
 
 export interface StatusOptions extends HostOptions {
   acceptNew?: boolean;
   diff?: boolean;
+  /** Exit 1 when a foreign hook can get around fwgen's rules (HostStatus.bypass), even if in sync. */
+  strict?: boolean;
 }
 
 /** `fwgen status`: one line per host, in sync / drifted / never shipped / unreachable; exit 1 unless all in sync. */
@@ -41,35 +44,54 @@ export async function statusCommand(opts: StatusOptions): Promise<void> {
   } else {
     process.stdout.write(report);
   }
+  const bypassed = results.filter((r) => r.bypass?.length);
+  if (bypassed.length > 0)
+    process.stderr.write(
+      `warning: on ${bypassed.map((r) => r.host).join(', ')}, another tool's chain ahead of fwgen's in INPUT can accept ` +
+        `connections fwgen's rules reject${opts.strict ? '' : ' (--strict makes this a failure)'}\n`,
+    );
   if (!allInSync(results)) {
     const bad = results.filter((r) => r.state !== 'in-sync');
     throw new WorkFailedError(
       `${bad.length} of ${results.length} host(s) not in sync: ${bad.map((r) => `${r.host} ${r.state}`).join(', ')}`,
     );
   }
+  if (opts.strict && bypassed.length > 0)
+    throw new WorkFailedError(
+      `${bypassed.length} of ${results.length} host(s) in sync, but with a foreign chain that can get around fwgen's rules (--strict): ${bypassed.map((r) => r.host).join(', ')}`,
+      "remove the hook or the chain's ACCEPT, or leave its chain out of preserve:",
+    );
 }
 
-/** One aligned line per host (`host role state fwgen commit shipped-at backups N [foreign: ...]`), with drift under it when asked. */
+/**
+ * One aligned line per host (`host role state fwgen commit shipped-at backups N [foreign: ...]`), with
+ * drift under it when asked. What the host sent (its state file, chain names, rules) is made printable.
+ */
 export function formatStatus(results: readonly HostStatus[], withDiff: boolean): string {
-  const rows = results.map((r) => [
-    r.host,
-    r.role,
-    r.state,
-    r.shipped ? `fwgen ${r.shipped.fwgen}` : '-',
-    r.shipped?.commit ? shortCommit(r.shipped.commit) : '-',
-    r.shipped ? r.shipped.shippedAt.replace(/\.\d+Z$/, 'Z') : '-',
-    r.state === 'unreachable' ? 'backups ?' : `backups ${r.backups}`,
-  ]);
+  const rows = results.map((r) =>
+    [
+      r.host,
+      r.role,
+      r.state,
+      r.shipped ? `fwgen ${r.shipped.fwgen}` : '-',
+      r.shipped?.commit ? shortCommit(r.shipped.commit) : '-',
+      r.shipped ? r.shipped.shippedAt.replace(/\.\d+Z$/, 'Z') : '-',
+      r.state === 'unreachable' ? 'backups ?' : `backups ${r.backups}`,
+    ].map((c) => printable(c)),
+  );
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((row) => row[i].length))) ?? [];
   return results
     .map((r, i) => {
-      const extras = [
-        r.foreign.length > 0 ? `foreign: ${r.foreign.join(', ')}` : '',
-        r.reason ? `(${r.reason})` : '',
-      ].filter(Boolean);
+      const extras = [r.foreign.length > 0 ? `foreign: ${r.foreign.join(', ')}` : '', r.reason ? `(${r.reason})` : '']
+        .filter(Boolean)
+        .map((c) => printable(c));
       const line = [...rows[i].map((c, j) => c.padEnd(widths[j])), ...extras].join('  ').trimEnd();
-      const details = withDiff ? [...r.drift, ...r.foreignRules.map((f) => `foreign rule: ${f}`)] : [];
-      return [line, ...details.map((d) => `    ${d}`)].join('\n');
+      const warnings = (r.bypass ?? []).map((b) => `warning: ${b}`);
+      const details = [
+        ...warnings,
+        ...(withDiff ? [...r.drift, ...r.foreignRules.map((f) => `foreign rule: ${f}`)] : []),
+      ];
+      return [line, ...details.map((d) => `    ${printable(d)}`)].join('\n');
     })
     .map((block) => `${block}\n`)
     .join('');

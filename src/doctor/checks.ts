@@ -38,6 +38,7 @@ export function evaluateFacts(f: HostFacts, c: HostContext): Check[] {
   const checks: (Omit<Check, 'host'> | undefined)[] = [
     privileges(f, c),
     tools(f, c),
+    rulesFolder(f, c),
     ...(f.uid === 0
       ? [backend(f), rulesFile(f, c), boot(f, c), ...otherManagers(f, c)]
       : [rulesFile(f, c), boot(f, c)]),
@@ -104,6 +105,18 @@ function backend(f: HostFacts): Omit<Check, 'host'> | undefined {
     level: 'fail',
     detail: `iptables uses ${current}, but ${other} holds ${inOther} more rule(s): the kernel filters every packet through both, and \`iptables-save\` shows only ${current}`,
     fix: `review with \`iptables-${other}-save\` (and ip6tables-${other}-save), then remove them: \`iptables-${other} -F && iptables-${other} -X\` for each table`,
+  };
+}
+
+/** ship, status and rollback refuse a rules folder that someone other than root can change. */
+function rulesFolder(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefined {
+  if (f.unsafeFolder === undefined) return undefined;
+  const folder = c.paths.rules.slice(0, c.paths.rules.lastIndexOf('/')) || '/';
+  return {
+    name: 'rules folder',
+    level: 'fail',
+    detail: `${f.unsafeFolder}: fwgen runs and stages files beside ${c.paths.rules} as root, so ship, status and rollback refuse this host`,
+    fix: `make ${folder} and every folder above it owned by root and writable by root only (chown root, chmod go-w)`,
   };
 }
 

@@ -22,6 +22,7 @@ import {
 import { parsePort, sortPorts } from './ports.js';
 import { globMatcher } from '../util/glob.js';
 import { checkSchema } from './schema-check.js';
+import { checkAliases } from './yaml-aliases.js';
 import { formatPath, YamlLocator, type PathSegment } from './yaml-positions.js';
 
 /** The inventory as written, after the schema has accepted its shape. */
@@ -60,7 +61,13 @@ interface RawAgent {
 }
 interface RawInventory {
   agent?: RawAgent;
-  defaults?: { interface?: string; rules_path?: string; forward?: ForwardMode; ssh?: RawSsh };
+  defaults?: {
+    interface?: string;
+    rules_path?: string;
+    rules_path_unusual?: boolean;
+    forward?: ForwardMode;
+    ssh?: RawSsh;
+  };
   management?: string[];
   preserve?: string[];
   monitoring?: RawRule[];
@@ -73,7 +80,12 @@ interface RawInventory {
 export interface LoadedInventory {
   inventory: Inventory;
   warnings: Problem[];
+  /** Where a value is written, for problems later stages find (parses the text again, on first use). */
+  locate: Locate;
 }
+
+/** Finds the position of the value at a JSON path of the inventory. */
+export type Locate = (path: readonly PathSegment[]) => { line: number; col: number };
 
 const DEFAULT_SSH: SshSettings = {
   host: '',
@@ -102,11 +114,12 @@ export function loadInventory(file: string): LoadedInventory {
 export function parseInventory(text: string, file: string): LoadedInventory {
   const report = new Reporter(file, () => new YamlLocator(text));
   const data = parseYaml(text, file);
+  checkAliases(data, text, file);
   for (const issue of checkSchema(data)) report.error(issue.path, issue.message, issue.atKey);
   if (report.errors.length > 0) throw new InputError(inFileOrder(report.errors));
   const inventory = normalize(data as RawInventory, file, report);
   if (report.errors.length > 0) throw new InputError(inFileOrder(report.errors));
-  return { inventory, warnings: inFileOrder(report.warnings) };
+  return { inventory, warnings: inFileOrder(report.warnings), locate: (path) => report.positionOf(path) };
 }
 
 const require = createRequire(import.meta.url);
@@ -227,6 +240,9 @@ function normalize(raw: RawInventory, file: string, report: Reporter): Inventory
       ['defaults', 'rules_path'],
       `defaults.rules_path "${rulesPath}" does not look like a rules file (expected ${expected})`,
     );
+  } else {
+    const folderProblem = rulesFolderProblem(rulesPath, defaults.rules_path_unusual === true);
+    if (folderProblem) report.error(['defaults', 'rules_path'], `defaults.rules_path "${rulesPath}" ${folderProblem}`);
   }
   const defaultSsh = mergeSsh(DEFAULT_SSH, defaults.ssh, ['defaults', 'ssh'], report);
   const management = sortNets(parseNets(raw.management ?? [], ['management'], report));
@@ -438,6 +454,24 @@ function normalizeHost(
 function looksLikeRulesFile(path: string): boolean {
   const name = path.slice(path.lastIndexOf('/') + 1);
   return path.startsWith('/etc/') && /^[A-Za-z0-9][A-Za-z0-9._@+-]*\.(rules|v4|v6)$/.test(name);
+}
+
+/** The folders iptables rules files live in (Debian's ifupdown and iptables-persistent, RHEL's iptables-services). */
+export const RULES_FOLDERS = ['/etc', '/etc/iptables', '/etc/network', '/etc/sysconfig'];
+
+/**
+ * Another folder holds files of other tools, and `ship` replaces the file as root: `/etc/udev/rules.d/x.rules`
+ * or `/etc/audit/rules.d/audit.rules` would become iptables rules. Another folder needs
+ * `rules_path_unusual: true`; a `.d` folder (every file in it is read by some tool) is refused even then.
+ */
+function rulesFolderProblem(path: string, unusual: boolean): string | undefined {
+  const folder = path.slice(0, path.lastIndexOf('/'));
+  if (RULES_FOLDERS.includes(folder)) return undefined;
+  const usual = `expected a file in ${RULES_FOLDERS.slice(0, -1).join(', ')} or ${RULES_FOLDERS.at(-1)}`;
+  const dotD = folder.split('/').find((part) => part.endsWith('.d'));
+  if (dotD) return `is in ${folder}, a folder whose files another tool reads (${dotD}), not iptables (${usual})`;
+  if (unusual) return undefined;
+  return `is in ${folder}, not a folder iptables rules files live in (${usual}, or, for ${folder}, also set defaults.rules_path_unusual: true)`;
 }
 
 const WRITTEN = [

@@ -1,9 +1,19 @@
-import { lastErrorLine, parseStatus, step, type RemoteCall, type RemotePaths } from './scripts.js';
+import {
+  lastErrorLine,
+  parseStatus,
+  step,
+  SWITCH_WAIT_S,
+  type RemoteCall,
+  type RemotePaths,
+} from './scripts.js';
 import type { ExecResult } from './transport.js';
 
-/** Runs one poll of the installed agent now (remote/agent-poll.sh). */
+/** Seconds a poll may spend fetching (each of a few requests is bounded by remote/agent.sh's timeouts). */
+export const FETCH_WAIT_S = 120;
+
+/** Runs one poll of the installed agent now (remote/agent-poll.sh); it may wait on the origin and on a switch. */
 export function agentPollCall(paths: RemotePaths): RemoteCall {
-  return step('agent-poll', 'agent-poll.sh', [paths.rules]);
+  return step('agent-poll', 'agent-poll.sh', [paths.rules], FETCH_WAIT_S + SWITCH_WAIT_S);
 }
 
 /**

@@ -57,6 +57,8 @@ export interface HostFacts {
   readonly armed: readonly (Leftover & { readonly id: string; readonly alive: boolean })[];
   readonly lock?: Leftover & { readonly owner: string };
   readonly staged: readonly Leftover[];
+  /** Why the rules' folder is not root's alone (remote/lib.sh `unsafe_folder`): every step refuses it. */
+  readonly unsafeFolder?: string;
 }
 
 /** Parses what remote/facts.sh printed. */
@@ -106,5 +108,6 @@ export function parseFacts(stdout: string): HostFacts {
       const [ageS, path] = words(v, 1);
       return { ageS: Number(ageS), path };
     }),
+    ...(one('unsafe_folder') ? { unsafeFolder: one('unsafe_folder') } : {}),
   };
 }

@@ -1,3 +1,4 @@
+import { ownedFingerprint } from '../model/ownership.js';
 import { lastErrorLine, parseStatus, step, type RemoteCall, type RemotePaths } from './scripts.js';
 import { TransportError, type Session } from './transport.js';
 
@@ -91,8 +92,9 @@ export function parseStatusOutput(stdout: string, ipv6: boolean, withBackup = fa
       backups: Number(tail.backups) || 0,
       armed: Number(tail.armed) > 0,
       locked: tail.locked === '1',
-      fp4: tail.fp4 ?? '-',
-      fp6: tail.fp6 ?? '-',
+      // Computed here from the live text the step sent, as the host steps compute it (test/ownership.test.ts).
+      fp4: ownedFingerprint(live4 ?? ''),
+      fp6: ipv6 ? ownedFingerprint(live6 ?? '') : '-',
       ...(withBackup ? { backup4, backup6, backupSets } : {}),
       ...(tail.ipset !== undefined ? { hasIpset: tail.ipset === '1' } : {}),
       liveSets: liveSets ?? '',

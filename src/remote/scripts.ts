@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Inventory } from '../inventory/model.js';
+import { printable } from '../util/printable.js';
 
 /** The host's sets file in ipset mode (remote/sets.sh `sets_file`): loaded at boot before the rules. */
 export function setsPathFor(rules: string): string {
@@ -30,7 +31,12 @@ export interface RemoteCall {
   readonly name: StepName;
   readonly script: string;
   readonly args: readonly string[];
+  /** Seconds the step may wait on the host besides its work (the dead-man switch): added to its deadline. */
+  readonly waitS?: number;
 }
+
+/** How long a step may wait for a dead-man switch that fired to finish its undo (remote/lib.sh `await_switch`). */
+export const SWITCH_WAIT_S = 120;
 
 /** Remote paths of the rules files. */
 export function remotePaths(inv: Pick<Inventory, 'rulesPath'>): RemotePaths {
@@ -61,6 +67,7 @@ export const EXIT = {
   stageFailed: 18,
   changed: 19,
   fileNotReplaced: 20,
+  unsafeFolder: 21,
 } as const;
 
 /** The package's folder of host-side scripts. */
@@ -88,9 +95,9 @@ const LIBS: Readonly<Record<string, readonly string[]>> = {
 };
 
 /** A step's call: lib.sh, the libraries it needs, its own file; values as arguments. */
-export function step(name: StepName, file: string, args: readonly (string | number)[]): RemoteCall {
+export function step(name: StepName, file: string, args: readonly (string | number)[], waitS?: number): RemoteCall {
   const files = ['lib.sh', ...(LIBS[file] ?? []), file];
-  return { name, script: files.map(remoteFile).join('\n'), args: args.map(String) };
+  return { name, script: files.map(remoteFile).join('\n'), args: args.map(String), ...(waitS ? { waitS } : {}) };
 }
 
 /** Hex SHA-256, as `sha256sum` prints it. */
@@ -98,7 +105,7 @@ export function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** The last line a step printed on stderr, without the `fwgen: ` of remote/lib.sh's `fail`. */
+/** The last line a step printed on stderr, without the `fwgen: ` of remote/lib.sh's `fail`; control characters escaped. */
 export function lastErrorLine(stderr: string): string | undefined {
   const line = stderr
     .trim()
@@ -106,7 +113,7 @@ export function lastErrorLine(stderr: string): string | undefined {
     .filter(Boolean)
     .pop()
     ?.replace(/^fwgen: /, '');
-  return line || undefined;
+  return line ? printable(line) : undefined;
 }
 
 /** Parses the `status=...` line and `key=value` pairs a script printed last. */

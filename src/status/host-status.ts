@@ -1,10 +1,11 @@
 import type { Host } from '../inventory/model.js';
-import { diffSets } from '../model/sets.js';
+import { diffSets, parseSets } from '../model/sets.js';
 import { RULES_FILE, SETS_FILE } from '../render/render-role.js';
 import { setsPathFor, type RemotePaths } from '../remote/scripts.js';
 import { TransportError, type Session, type Transport } from '../remote/transport.js';
 import type { PreserveFn } from '../model/ownership.js';
 import { compareLive, type LiveComparison } from './compare-rules.js';
+import { bypassingHooks } from './foreign-hooks.js';
 import { mapPool } from '../util/map-pool.js';
 import { readHostStatus, type RemoteStatus } from '../remote/read.js';
 import { parseState, type ShippedRecord } from '../remote/state-file.js';
@@ -37,6 +38,11 @@ export interface HostStatus {
   /** Unified-diff lines, rendered → live, of fwgen's chains; empty when in sync. */
   readonly drift: string[];
   readonly reason?: string;
+  /**
+   * Foreign hooks ahead of fwgen's in INPUT that can accept new connections fwgen's rules reject
+   * (`ip6:` for IPv6): a warning whatever the state, a failure with `status --strict`.
+   */
+  readonly bypass?: string[];
 }
 
 /** The host and the rendered files to compare with; a ship `HostJob` is one. */
@@ -115,6 +121,7 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
     }),
   }));
   const setDrift = compareSets(job.sets?.toString('utf8'), remote, setsPathFor(job.paths.rules));
+  const bypass = bypassOf(job, families);
   const rulesInSync = vsRendered.every((f) => f.cmp.inSync);
   const inSync = rulesInSync && setDrift.length === 0;
   const recorded = remote.stateJson !== undefined;
@@ -144,7 +151,18 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
     foreignRules: vsRendered.flatMap((f) => f.cmp.foreignRules),
     drift: [...vsRendered.flatMap((f) => f.cmp.drift), ...setDrift],
     ...(reasons.length > 0 ? { reason: reasons.join('; ') } : {}),
+    ...(bypass.length > 0 ? { bypass } : {}),
   };
+}
+
+/** Foreign hooks that get around fwgen's rules ({@link bypassingHooks}), per family. */
+function bypassOf(job: StatusJob, families: readonly FamilyTexts[]): string[] {
+  const members = new Map(
+    (job.sets ? parseSets(job.sets.toString('utf8')).sets : []).map((s) => [s.name, s.members] as const),
+  );
+  return families.flatMap((f, i) =>
+    bypassingHooks(f.rendered, f.live, job.preserve, members).map((w) => (i === 0 ? w : `ip6: ${w}`)),
+  );
 }
 
 /**

@@ -39,6 +39,7 @@ describe('ship under faults: every host ends old or new, reported truthfully, un
 defaults:
   interface: eth1
   rules_path: ${RULES}
+  rules_path_unusual: true         # /etc/fwgen: a folder of its own
   ssh: { user: root, identity: ${lab.sshKey.privatePath}, known_hosts: ${lab.knownHostsPath} }
 management: [${NET}.240/28, "${NET6}:/64"]
 trust: none
@@ -151,7 +152,7 @@ roles:
   }, 90_000);
 
   it('a full disk (a 64k tmpfs over the rules folder, nearly filled): failed with the reason, nothing applied', async () => {
-    await sh('h1', `mount -t tmpfs -o size=64k fwgen-full ${DIR}`);
+    await sh('h1', `mount -t tmpfs -o size=64k,mode=0755 fwgen-full ${DIR}`);
     try {
       // The old rules, on the small file system.
       await render(port - 1);

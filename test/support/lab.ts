@@ -10,7 +10,7 @@
  *
  * The bridge lives in its own namespace, so bridged traffic never traverses the root
  * namespace's iptables (br_netfilter is per-netns). The root namespace (= the vitest
- * process, e.g. node-ssh or the `ssh` client) reaches the hosts through one veth that
+ * process, e.g. ssh2 or the `ssh` client) reaches the hosts through one veth that
  * carries the lab's "controller" address and /32 (/128) routes to each host address only;
  * hosts get no default route, so nothing can leave the lab.
  *
