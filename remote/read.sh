@@ -3,7 +3,7 @@
 # status and rollback. Prints sections (byte count, bytes): state file, IPv4 rules file, live IPv4
 # filter table, [IPv6 file, live IPv6 table], [the backup FROM's files], fwgen's live ipsets (`ipset
 # save` of the sets named fwgen-*; -1 without the ipset command), the sets file, [the backup FROM's
-# sets], then a status line.
+# sets], the pull agent's state file, then a status line.
 # Arguments: RULES RULES6 HAS6 [FROM]
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
@@ -44,8 +44,11 @@ else
 fi
 section "$(sets_file)"
 if [ -n "$FROM" ]; then section "$RULES.bak.$FROM.sets"; fi
+# Pull mode: the agent's state (what it applied, its last poll), and whether an agent is installed.
+section "$RULES.fwgen-agent/state"
+if [ -f "$RULES.fwgen-agent/config" ]; then agent=1; else agent=0; fi
 count() { n=0; for f in "$@"; do [ -e "$f" ] && n=$((n + 1)); done; echo "$n"; }
 backups=$(count "$RULES".bak.*.live)
 armed=$(count "$RULES".fwgen-armed.*)
 if [ -d "$LOCK" ]; then locked=1; else locked=0; fi
-echo "status=read backups=$backups armed=$armed locked=$locked ipset=$has_ipset"
+echo "status=read backups=$backups armed=$armed locked=$locked ipset=$has_ipset agent=$agent"

@@ -1,13 +1,10 @@
 import type { Family, Host, Inventory } from '../inventory/model.js';
 import { emitRule } from '../model/emit.js';
+import { PINNED_CHAIN, PINNED_HOOK } from '../model/ownership.js';
 import type { Rule } from '../model/ruleset.js';
 import { resolvePolicies } from '../resolve/resolve-policy.js';
 
-/** The chain of the rules an agent always applies, whatever a release says. */
-export const PINNED_CHAIN = 'FWGEN-AGENT';
-
-/** The comment of the jumps into {@link PINNED_CHAIN}, first in INPUT and OUTPUT. */
-export const PINNED_HOOK = 'fwgen agent pinned';
+export { PINNED_CHAIN, PINNED_HOOK } from '../model/ownership.js';
 
 const accept = (args: string[], why: string): Rule => ({
   chain: PINNED_CHAIN,

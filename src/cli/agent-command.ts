@@ -8,8 +8,11 @@ import { remotePaths } from '../remote/scripts.js';
 import { positiveInt, sshForRun, type HostOptions } from './options.js';
 import { printWarnings, renderProject, VERSION } from './project.js';
 
-export interface AgentOptions extends HostOptions {
+export interface AgentPollOptions extends HostOptions {
   acceptNew?: boolean;
+}
+
+export interface AgentOptions extends AgentPollOptions {
   uninstall?: boolean;
   textfileDir: string;
   timeout: string;
@@ -42,7 +45,7 @@ export async function agentInstallCommand(opts: AgentOptions): Promise<void> {
 }
 
 /** `fwgen agent poll`: one poll now on each selected host; prints each host's outcome. */
-export async function agentPollCommand(opts: AgentOptions): Promise<void> {
+export async function agentPollCommand(opts: AgentPollOptions): Promise<void> {
   const { inv, hosts } = selected(opts);
   const paths = remotePaths(inv);
   const results = await run(
@@ -54,7 +57,7 @@ export async function agentPollCommand(opts: AgentOptions): Promise<void> {
   report(results, opts);
 }
 
-function selected(opts: AgentOptions) {
+function selected(opts: AgentPollOptions) {
   if (!opts.role && !opts.host?.length)
     throw new UsageError('say which hosts: --role all, --role ROLE[,ROLE...] or --host NAME');
   const project = renderProject({ ...opts, role: opts.role ?? 'all' });
@@ -77,7 +80,7 @@ function requireAgent(inv: Inventory): NonNullable<Inventory['agent']> {
   return inv.agent;
 }
 
-async function run(opts: AgentOptions, inv: Inventory, jobs: AgentJob[], verb: string): Promise<AgentResult[]> {
+async function run(opts: AgentPollOptions, inv: Inventory, jobs: AgentJob[], verb: string): Promise<AgentResult[]> {
   const concurrency = positiveInt(opts.concurrency, '--concurrency');
   process.stderr.write(`${verb} ${jobs.length} host(s), ${concurrency} at a time\n`);
   const { transport } = sshForRun(
@@ -95,7 +98,7 @@ async function run(opts: AgentOptions, inv: Inventory, jobs: AgentJob[], verb: s
 }
 
 /** One line per host (HOST ROLE OUTCOME DETAIL); exit 1 unless every host succeeded. */
-function report(results: readonly AgentResult[], opts: AgentOptions): void {
+function report(results: readonly AgentResult[], opts: AgentPollOptions): void {
   const table = formatAgentResults(results);
   if (opts.json) {
     process.stderr.write(table);

@@ -259,8 +259,14 @@ function buildProgram(internal: InternalOptions): Command {
       '--strict',
       "exit 1 also when another tool's chain ahead of fwgen's in INPUT can accept what fwgen rejects",
     ),
+    new Option(
+      '--published <tree|url>',
+      'pull mode: where to read the published serials, to flag agent hosts behind them (default: the first agent.origin)',
+    ),
   ])
-    .description('for each host: in sync, drifted, never shipped or unreachable; exit 1 unless all are in sync')
+    .description(
+      'for each host: in sync, drifted, never shipped, behind (a pull agent on an older release) or unreachable; exit 1 unless all are in sync',
+    )
     .addHelpText('after', examples('fwgen status', 'fwgen status --role web --diff'))
     .action(async (opts) => (await import('./status-command.js')).statusCommand(opts));
 

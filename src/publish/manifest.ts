@@ -80,6 +80,7 @@ export function parseManifest(text: string): Manifest | string {
       if (!RELEASE_FILE_NAMES.includes(name as ReleaseFileName) || !PATTERNS.sha256.test(sha256 ?? ''))
         return `bad file line: ${line}`;
       if (!PATTERNS.number.test(size ?? '')) return `bad file size: ${line}`;
+      if (files.some((f) => f.name === name)) return `file ${name} listed twice`;
       files.push({ name: name as ReleaseFileName, sha256, size: Number(size) });
     } else fields.set(key, words);
   }

@@ -1,11 +1,4 @@
-import {
-  lastErrorLine,
-  parseStatus,
-  step,
-  SWITCH_WAIT_S,
-  type RemoteCall,
-  type RemotePaths,
-} from './scripts.js';
+import { lastErrorLine, parseStatus, step, SWITCH_WAIT_S, type RemoteCall, type RemotePaths } from './scripts.js';
 import type { ExecResult } from './transport.js';
 
 /** Seconds a poll may spend fetching (each of a few requests is bounded by remote/agent.sh's timeouts). */

@@ -9,6 +9,7 @@ import { bypassingHooks } from './foreign-hooks.js';
 import { mapPool } from '../util/map-pool.js';
 import { readHostStatus, type RemoteStatus } from '../remote/read.js';
 import { parseState, type ShippedRecord } from '../remote/state-file.js';
+import { agentStatusOf, isBehind, withoutPinned, type AgentStatus } from './agent-status.js';
 
 export type { ShippedRecord } from '../remote/state-file.js';
 
@@ -18,8 +19,10 @@ export type { ShippedRecord } from '../remote/state-file.js';
  * - `drifted`: fwgen shipped this host (a state file exists) and its live rules differ from rendered/.
  * - `never-shipped`: no state file, and the live rules differ from rendered/.
  * - `unreachable`: no connection, or the rules could not be read (`reason` says which).
+ * - `behind`: the host's pull agent runs an older release than the origin serves for its role.
+ * On a host with a pull agent, its pinned chain (and the jumps into it) is left out of the comparison.
  */
-export type HostState = 'in-sync' | 'drifted' | 'never-shipped' | 'unreachable';
+export type HostState = 'in-sync' | 'drifted' | 'never-shipped' | 'unreachable' | 'behind';
 
 /** One host's status: a value, never an exception. */
 export interface HostStatus {
@@ -43,6 +46,8 @@ export interface HostStatus {
    * (`ip6:` for IPv6): a warning whatever the state, a failure with `status --strict`.
    */
   readonly bypass?: string[];
+  /** Pull mode: what the host's agent last did (hosts with an agent only). */
+  readonly agent?: AgentStatus;
 }
 
 /** The host and the rendered files to compare with; a ship `HostJob` is one. */
@@ -56,6 +61,8 @@ export interface StatusJob {
   readonly preserve: PreserveFn;
   /** ipset mode: the sets the role's rules match (`ipset restore` text); live members are compared. */
   readonly sets?: Buffer;
+  /** Pull mode: the serial the origin serves for the host's role, when known. */
+  readonly published?: number;
 }
 
 /** Connection settings of a status run. */
@@ -126,8 +133,11 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
   const inSync = rulesInSync && setDrift.length === 0;
   const recorded = remote.stateJson !== undefined;
   const shipped = recorded ? parseState(remote.stateJson!) : undefined;
-  const state: HostState = inSync ? 'in-sync' : recorded ? 'drifted' : 'never-shipped';
+  const agent = agentStatusOf(remote, job.published);
+  const behind = agent !== undefined && isBehind(agent);
+  const state: HostState = behind ? 'behind' : inSync ? 'in-sync' : recorded ? 'drifted' : 'never-shipped';
   const reasons = [
+    behind ? `its agent runs serial ${agent.serial}, the origin serves ${agent.published}` : undefined,
     inSync
       ? recorded
         ? undefined
@@ -152,6 +162,7 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
     drift: [...vsRendered.flatMap((f) => f.cmp.drift), ...setDrift],
     ...(reasons.length > 0 ? { reason: reasons.join('; ') } : {}),
     ...(bypass.length > 0 ? { bypass } : {}),
+    ...(agent ? { agent } : {}),
   };
 }
 
@@ -191,8 +202,8 @@ function comparedFamilies(job: StatusJob, remote: RemoteStatus): FamilyTexts[] {
     file: RULES_FILE.ipv4,
     save: 'iptables-save',
     rendered: job.v4.toString('utf8'),
-    live: remote.live4,
-    onHost: remote.file4,
+    live: remote.agent ? withoutPinned(remote.live4) : remote.live4,
+    onHost: remote.file4 !== undefined && remote.agent ? withoutPinned(remote.file4) : remote.file4,
   };
   if (!job.v6) return [v4];
   return [
@@ -201,8 +212,8 @@ function comparedFamilies(job: StatusJob, remote: RemoteStatus): FamilyTexts[] {
       file: RULES_FILE.ipv6,
       save: 'ip6tables-save',
       rendered: job.v6.toString('utf8'),
-      live: remote.live6 ?? '',
-      onHost: remote.file6,
+      live: remote.agent ? withoutPinned(remote.live6 ?? '') : (remote.live6 ?? ''),
+      onHost: remote.file6 !== undefined && remote.agent ? withoutPinned(remote.file6) : remote.file6,
     },
   ];
 }

@@ -264,6 +264,51 @@ roles:
     expect(await lab.probe('outside', `${NET}.13`, 22)).toBe('refused');
   }, 60_000);
 
+  it("status shows each agent host's serial, last outcome and poll age, and flags hosts behind; ship refuses them", async () => {
+    interface StatusRow {
+      host: string;
+      state: string;
+      agent?: { serial: number; outcome: string; published?: number };
+    }
+    const status = async () => {
+      const r = await fwgen('status', '--json', '--connect-timeout', '5');
+      return { ...r, rows: parseJson(r.stdout, [] as StatusRow[]) };
+    };
+    const serial = manifestOf('web').serial;
+    const st = await status();
+    expect(st.code, st.stderr).toBe(0);
+    expect(Object.fromEntries(st.rows.map((r) => [r.host, r.state]))).toEqual({
+      db1: 'in-sync',
+      web1: 'in-sync',
+      web2: 'in-sync',
+      web3: 'in-sync',
+    });
+    expect(st.rows.find((r) => r.host === 'web2')!.agent).toMatchObject({ serial, outcome: `applied ${serial}` });
+    expect(st.stderr).toMatch(
+      new RegExp(`^web2 +web +in-sync .*agent serial ${serial}, last poll applied ${serial} \\d+s ago`, 'm'),
+    );
+
+    await renderAndPublish({ webPorts: 'tcp/8080, tcp/8081', extraHosts: `, web3: ${NET}.13` });
+    const next = manifestOf('web').serial;
+    const behind = await status();
+    expect(behind.code).toBe(1);
+    expect(behind.rows.find((r) => r.host === 'web1')).toMatchObject({
+      state: 'behind',
+      agent: { serial, published: next },
+    });
+    expect(behind.rows.find((r) => r.host === 'db1')!.state).toBe('in-sync');
+
+    const ship = await fwgen('ship', '--role', 'web', '--json', '--connect-timeout', '5');
+    expect(ship.code).toBe(1);
+    for (const row of parseJson(ship.stdout, [] as { outcome: string; reason: string }[])) {
+      expect(row.outcome).toBe('failed');
+      expect(row.reason).toMatch(/the host runs the fwgen agent \(pull mode\)/);
+    }
+    const poll = await agent('poll', '--role', 'web');
+    expect(poll.code, poll.stderr).toBe(0);
+    expect((await status()).code).toBe(0);
+  }, 90_000);
+
   describe('any answer but a good one keeps the live rules, byte for byte', () => {
     let before: Awaited<ReturnType<typeof snapshot>>;
     let serial: number;
