@@ -26,14 +26,19 @@ if [ "${1:-}" != poll ] || [ -z "${2:-}" ]; then fail 2 "usage: agent.sh poll RU
 A="$2.fwgen-agent"
 CFG="$A/config" C="$A/cache" F="$A/fetch" ST="$A/state"
 [ -f "$CFG" ] || fail 1 "no agent config $CFG (install it with fwgen agent install)"
-HOST='' ROLE='' RULES6='' ORIGINS='' EVERY=60 TIMEOUT=30 KEEP=10 TEXTFILE='' VERSION=-
+HOST='' ROLE='' RULES6='' ORIGINS='' EVERY=60 TIMEOUT=30 KEEP=10 TEXTFILE='' VERSION=- WAVE=''
 while read -r k v; do
   case $k in
     host) HOST=$v ;; role) ROLE=$v ;; rules6) RULES6=$v ;; origin) ORIGINS="$ORIGINS $v" ;;
     every) EVERY=$v ;; timeout) TIMEOUT=$v ;; keep) KEEP=$v ;; textfile) TEXTFILE=$v ;; version) VERSION=$v ;;
+    wave) WAVE=$v ;;
   esac
 done < "$CFG"
 if [ -z "$ROLE" ] || [ -z "$ORIGINS" ] || [ -z "$RULES6" ]; then fail 1 "$CFG lacks role, origin or rules6"; fi
+case $WAVE in *[!0-9]*) fail 1 "$CFG: wave $WAVE is not a number" ;; esac
+# A host in a wave of a staged release reads its wave's copy of the manifest (publish --advance opens them).
+MANIFEST="roles/$ROLE/manifest"
+[ -z "$WAVE" ] || MANIFEST="roles/$ROLE/waves/$WAVE/manifest"
 set_paths "$2" "$RULES6" "agent-$(date +%s)-$$"
 refuse_unsafe_folder
 trap '' HUP PIPE
@@ -125,7 +130,7 @@ fetch_release() {
   for o in $ORIGINS; do
     # The signature goes live before its manifest: a pair fetched in between fails; fetched again, it holds.
     for _ in 1 2; do
-      http_get "${o}roles/$ROLE/manifest" "$F/manifest" "$ETAG_C"
+      http_get "$o$MANIFEST" "$F/manifest" "$ETAG_C"
       case $CODE in
         304) GOT=same ORIGIN=$o; return 0 ;;
         200) ;;
@@ -133,7 +138,7 @@ fetch_release() {
         *) WHY=http-$CODE; continue 2 ;;
       esac
       etag_of
-      http_get "${o}roles/$ROLE/manifest.sig" "$F/manifest.sig"
+      http_get "$o$MANIFEST.sig" "$F/manifest.sig"
       case $CODE in
         200) ;;
         000) [ -n "$WHY" ] || WHY=unreachable; continue 2 ;;
@@ -285,7 +290,8 @@ record() {
   now=$(date +%s)
   case $1 in applied* | unchanged | drift-repaired) S_SUCCESS=$now ;; esac
   detail=$(printf '%s' "$3" | tr '\n\r' '  ' | head -c 400)
-  { printf 'serial=%s\noutcome=%s\ndetail=%s\npoll=%s\nsuccess=%s\nrelease=%s\n' "$2" "$1" "$detail" "$now" "$S_SUCCESS" "${M_SERIAL:-0}" > "$ST.tmp" &&
+  { printf 'serial=%s\noutcome=%s\ndetail=%s\npoll=%s\nsuccess=%s\nrelease=%s\nwave=%s\n' "$2" "$1" "$detail" "$now" \
+    "$S_SUCCESS" "${M_SERIAL:-0}" "${WAVE:-0}" > "$ST.tmp" &&
     mv -f "$ST.tmp" "$ST"; } 2> /dev/null || detail="$detail (cannot write $ST)"
   if [ -n "$TEXTFILE" ] && [ -d "$TEXTFILE" ]; then
     label=${1%% [0-9]*}

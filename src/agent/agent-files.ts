@@ -15,6 +15,8 @@ export interface AgentInstallSettings {
   readonly timeoutS: number;
   /** Backups of the previous rules kept on the host. */
   readonly keep: number;
+  /** Staged releases: each host's wave (1 = the first, the canary when there is one); absent: none. */
+  readonly waves?: ReadonlyMap<string, number>;
 }
 
 /** The agent's config file: `key value` lines, every value one word of a checked pattern (remote/agent.sh reads it). */
@@ -30,6 +32,7 @@ export function agentConfig(agent: AgentSettings, host: Host, rulesPath: string,
     `timeout ${s.timeoutS}`,
     `keep ${s.keep}`,
     `textfile ${s.textfileDir}`,
+    ...(s.waves?.has(host.name) ? [`wave ${s.waves.get(host.name)}`] : []),
     '',
   ].join('\n');
 }

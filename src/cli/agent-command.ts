@@ -5,7 +5,9 @@ import type { Inventory } from '../inventory/model.js';
 import { selectHosts } from '../inventory/select-hosts.js';
 import { installBootHook } from '../remote/boot-hook.js';
 import { remotePaths } from '../remote/scripts.js';
-import { positiveInt, sshForRun, type HostOptions } from './options.js';
+import { parseWaves } from '../ship/rollout.js';
+import { nonNegativeInt, positiveInt, sshForRun, type HostOptions } from './options.js';
+import { waveOf } from './publish-command.js';
 import { printWarnings, renderProject, VERSION } from './project.js';
 
 export interface AgentPollOptions extends HostOptions {
@@ -17,6 +19,9 @@ export interface AgentOptions extends AgentPollOptions {
   textfileDir: string;
   timeout: string;
   keep: string;
+  /** Staged releases: each host's wave, from the split of the whole inventory. */
+  canary?: string;
+  waves?: string;
 }
 
 const PATH_WORD = /^\/[A-Za-z0-9._/@+-]*$/;
@@ -37,6 +42,15 @@ export async function agentInstallCommand(opts: AgentOptions): Promise<void> {
       textfileDir: opts.textfileDir.replace(/\/$/, '') || '/',
       timeoutS: positiveInt(opts.timeout, '--timeout'),
       keep: positiveInt(opts.keep, '--keep'),
+      ...(opts.canary !== undefined || opts.waves !== undefined
+        ? {
+            waves: waveOf(
+              inv.hosts,
+              opts.canary === undefined ? 0 : nonNegativeInt(opts.canary, '--canary'),
+              parseWaves(opts.waves ?? '100%'),
+            ).wave,
+          }
+        : {}),
     });
     jobs = hosts.map((host) => ({ kind: 'install', host, paths, parts: parts.get(host.name)! }));
   }

@@ -170,11 +170,18 @@ function buildProgram(internal: InternalOptions): Command {
     new Option('--rendered <dir>', 'rendered folder').default('rendered'),
     opt.templates(),
     new Option('-o, --out <dir>', 'the tree to publish into (served as agent.origin)').makeOptionMandatory(),
-    new Option(
-      '--sign-key <path>',
-      'OpenSSH private key file, or the .pub of a key held by ssh-agent',
-    ).makeOptionMandatory(),
+    new Option('--sign-key <path>', 'OpenSSH private key file, or the .pub of a key held by ssh-agent'),
     opt.json('print what was published as JSON on stdout'),
+    new Option('--canary <n>', 'staged releases: N hosts (spread over roles) form wave 1, as agent install split them'),
+    new Option('--waves <list>', 'staged releases: then cumulative shares of the fleet, e.g. 10%,50%,100%'),
+    new Option(
+      '--advance',
+      'staged releases: open the next wave once every host of the open ones runs the newest release (read over SSH)',
+    ),
+    opt.concurrency(),
+    opt.connectTimeout(),
+    opt.stepTimeout(),
+    opt.sshConfig(),
   ])
     .description(
       'sign a release of every role whose rules changed into a static tree (content-addressed blobs, one manifest per role) that agents pull',
@@ -184,6 +191,8 @@ function buildProgram(internal: InternalOptions): Command {
       examples(
         'fwgen publish --out public --sign-key ~/.ssh/fwgen_release',
         'fwgen publish --out public --sign-key ~/.ssh/fwgen_release.pub   # the key held by ssh-agent',
+        'fwgen publish --out public --sign-key ~/.ssh/fwgen_release --canary 2 --waves 50%,100%',
+        'fwgen publish --out public --advance',
       ),
     )
     .action(async (opts) => (await import('./publish-command.js')).publishCommand(opts));
@@ -209,11 +218,20 @@ function buildProgram(internal: InternalOptions): Command {
     ),
     new Option('--timeout <s>', "dead-man switch of the agent's applies, seconds").default('30'),
     opt.keep(),
+    new Option('--canary <n>', 'staged releases: N hosts (spread over roles) form wave 1'),
+    new Option('--waves <list>', 'staged releases: then cumulative shares of the fleet, e.g. 10%,50%,100%'),
   ])
     .description(
       'install (or update) the pull agent over SSH: the agent, its config (origins, role, period, trusted keys, pinned management and monitoring rules), a systemd timer or cron entry, and the boot hook',
     )
-    .addHelpText('after', examples('fwgen agent install --role all', 'fwgen agent install --host web1 --uninstall'))
+    .addHelpText(
+      'after',
+      examples(
+        'fwgen agent install --role all',
+        'fwgen agent install --role all --canary 2 --waves 50%,100%',
+        'fwgen agent install --host web1 --uninstall',
+      ),
+    )
     .action(async (opts) => (await agentCommand()).agentInstallCommand(opts));
   withOptions(agent.command('poll'), agentTarget())
     .description("run one poll of the installed agent on each host now, over SSH, and print each host's outcome")

@@ -24,6 +24,11 @@ export interface AgentPoll {
   readonly detail: string;
 }
 
+/** The agent's state file: its last poll, and the wave of a staged release its config names (0: none). */
+export interface AgentState extends AgentPoll {
+  readonly wave: number;
+}
+
 export type AgentPollOutput =
   | ({ readonly kind: 'polled' } & AgentPoll)
   /** Another poll runs on the host (its schedule's). */
@@ -54,7 +59,7 @@ export function parseAgentPollOutput(r: ExecResult): AgentPollOutput {
 }
 
 /** The agent's state file (RULES.fwgen-agent/state, `key=value` lines), as status reads it. */
-export function parseAgentState(text: string): AgentPoll | undefined {
+export function parseAgentState(text: string): AgentState | undefined {
   const kv = new Map<string, string>();
   for (const line of text.split('\n')) {
     const i = line.indexOf('=');
@@ -69,5 +74,6 @@ export function parseAgentState(text: string): AgentPoll | undefined {
     poll: num('poll'),
     success: num('success'),
     detail: (kv.get('detail') ?? '').slice(0, 400),
+    wave: num('wave'),
   };
 }

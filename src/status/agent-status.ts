@@ -14,6 +14,8 @@ export interface AgentStatus {
   readonly detail: string;
   /** The serial the origin serves for the role, when it could be read. */
   readonly published?: number;
+  /** The wave of a staged release the agent's config names (0: none). */
+  readonly wave: number;
 }
 
 /** The agent's part of a status read; undefined on a host without an agent. */
@@ -26,6 +28,7 @@ export function agentStatusOf(remote: RemoteStatus, published: number | undefine
     poll: state?.poll ?? 0,
     success: state?.success ?? 0,
     detail: state?.detail ?? 'never polled',
+    wave: state?.wave ?? 0,
     ...(published !== undefined ? { published } : {}),
   };
 }
