@@ -93,7 +93,9 @@ describe('the read step on an agent host', () => {
       poll: 1800000000,
       success: 1800000000,
       detail: 'serial 1700000000',
+      wave: 0,
     });
+    expect(parseAgentState(`${STATE}wave=2\n`)?.wave).toBe(2);
     expect(parseAgentState('outcome=rm -rf /\nserial=1\n')).toBeUndefined();
     expect(parseAgentState('outcome=kept: http-404\nserial=12x\n')).toMatchObject({
       outcome: 'kept: http-404',
