@@ -112,6 +112,9 @@ while read -r name && read -r _ && read -r _; do
   cmp -s "$STAGE/$name" "$A/$name" && continue
   mv -f "$STAGE/$name" "$A/$name" || fail 1 "cannot write $A/$name"
   changed=$((changed + 1))
+  # The cache keeps the applied rules with the pinned part merged in: new pinned rules make them stale,
+  # and the next poll applies the release with the new ones.
+  case $name in pinned4) rm -f "$A/cache/want4" ;; pinned6) rm -f "$A/cache/want6" ;; esac
 done < "$STAGE/.manifest"
 
 if has_systemd; then

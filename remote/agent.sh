@@ -39,7 +39,8 @@ case $WAVE in *[!0-9]*) fail 1 "$CFG: wave $WAVE is not a number" ;; esac
 # A host in a wave of a staged release reads its wave's copy of the manifest (publish --advance opens them).
 MANIFEST="roles/$ROLE/manifest"
 [ -z "$WAVE" ] || MANIFEST="roles/$ROLE/waves/$WAVE/manifest"
-set_paths "$2" "$RULES6" "agent-$(date +%s)-$$"
+NOW=$(date +%s)
+set_paths "$2" "$RULES6" "agent-$NOW-$$"
 refuse_unsafe_folder
 trap '' HUP PIPE
 
@@ -63,7 +64,8 @@ fi
 
 # An interrupted cache swap (see keep_release) is finished first.
 if [ ! -d "$C" ] && [ -d "$C.old" ]; then mv "$C.old" "$C"; fi
-rm -rf "$C.new" "$C.old" "$F"
+# (Each fork counts: a poll with nothing new should cost the host a few tens of ms of CPU.)
+if [ -e "$C.new" ] || [ -e "$C.old" ] || [ -e "$F" ]; then rm -rf "$C.new" "$C.old" "$F"; fi
 mkdir -p "$F/blobs" || fail 1 "cannot create $F"
 
 S_SERIAL=0 S_SUCCESS=0
@@ -187,20 +189,20 @@ fetch_blobs() {
 
 NO_SETS='# fwgen: no sets (sets: none); fwgen-* sets and the sets file are dropped'
 
-# release_files DIR: the wanted files of the release in DIR (its parsed manifest and blobs), in $F:
-# want4, [want6], [sets]. Sets HAS6.
+# release_files DIR: the wanted files of the release in DIR (its parsed manifest and blobs): W4, W6
+# (the rules with the pinned part merged in, kept in the cache beside the release once applied) and WS
+# (the sets, or none). Sets HAS6.
 release_files() {
-  HAS6=0
-  rm -f "$F/want4" "$F/want6" "$F/sets"
+  HAS6=0 W4='' W6='' WS=''
   while read -r kind name sha _; do
     [ "$kind" = file ] || continue
     case $name in
-      iptables.up.rules) merge_pinned "$1/blobs/$sha" "$A/pinned4" "$F/want4" || return 1 ;;
-      ip6tables.up.rules) { merge_pinned "$1/blobs/$sha" "$A/pinned6" "$F/want6" && HAS6=1; } || return 1 ;;
-      ipset.rules) cp "$1/blobs/$sha" "$F/sets" || return 1 ;;
+      iptables.up.rules) W4=$1/want4; [ -f "$W4" ] || { W4=$F/want4; merge_pinned "$1/blobs/$sha" "$A/pinned4" "$W4"; } || return 1 ;;
+      ip6tables.up.rules) HAS6=1 W6=$1/want6; [ -f "$W6" ] || { W6=$F/want6; merge_pinned "$1/blobs/$sha" "$A/pinned6" "$W6"; } || return 1 ;;
+      ipset.rules) WS=$1/blobs/$sha ;;
     esac
   done < "$1/parsed"
-  [ -f "$F/want4" ]
+  [ -n "$W4" ] && [ -f "$W4" ]
 }
 
 # live FAMILY-SAVE OUT: fwgen's part of the live filter table is read from OUT.
@@ -208,12 +210,12 @@ live() { "$1" -t filter > "$2" 2> "$F/err" || { WHY=error DETAIL="$1 failed: $(h
 
 # same_sets: the sets (or no sets) wanted are those on the host: sets file and live members.
 same_sets() {
-  [ -f "$F/sets" ] || return 0
-  cmp -s "$F/sets" "$(sets_file)" || return 1
+  [ -n "$WS" ] || return 0
+  cmp -s "$WS" "$RULES.ipset" || return 1
   command -v ipset > /dev/null 2>&1 || return 0
   save_fwgen_sets > "$F/sets.live"
   sets_canon "$F/sets.live" > "$F/sets.a"
-  sets_canon "$F/sets" > "$F/sets.b"
+  sets_canon "$WS" > "$F/sets.b"
   cmp -s "$F/sets.a" "$F/sets.b"
 }
 
@@ -227,25 +229,25 @@ transact() {
     command -v "$t" > /dev/null 2>&1 || { WHY=error DETAIL="$t not found on the host"; return 0; }
   done
   live iptables-save "$F/live4" || return 0
-  t4=$(plan_change "$F/live4" "$F/want4" "$M_PRESERVE" "$F/change4" "$F/undo4") || { WHY=error DETAIL="plan failed"; return 0; }
-  FP4=$(fingerprint < "$F/live4") FP6=- t6=tables=0
+  t4=$(plan_change "$F/live4" "$W4" "$M_PRESERVE" "$F/change4" "$F/undo4") || { WHY=error DETAIL="plan failed"; return 0; }
+  t6=tables=0
   if [ "$HAS6" = 1 ]; then
     live ip6tables-save "$F/live6" || return 0
-    t6=$(plan_change "$F/live6" "$F/want6" "$M_PRESERVE" "$F/change6" "$F/undo6") || { WHY=error DETAIL="plan failed"; return 0; }
-    FP6=$(fingerprint < "$F/live6")
+    t6=$(plan_change "$F/live6" "$W6" "$M_PRESERVE" "$F/change6" "$F/undo6") || { WHY=error DETAIL="plan failed"; return 0; }
   fi
-  # Not in ipset mode: fwgen's sets left from it, and their file, are dropped (as ship drops them).
-  if [ ! -f "$F/sets" ] && { [ -f "$(sets_file)" ] || { command -v ipset > /dev/null 2>&1 && [ -n "$(save_fwgen_sets)" ]; }; }; then
-    printf '%s\n' "$NO_SETS" > "$F/sets"
-  fi
-  if [ "$t4" = tables=0 ] && [ "$t6" = tables=0 ] && cmp -s "$F/want4" "$RULES" &&
-    { [ "$HAS6" = 0 ] || cmp -s "$F/want6" "$RULES6"; } && same_sets; then
+  # Not in ipset mode: the sets file left from it (and fwgen's sets) goes, as ship drops them. (Unlike
+  # ship, fwgen sets live without a sets file are not looked for: an `ipset save` on every poll.)
+  if [ -z "$WS" ] && [ -f "$RULES.ipset" ]; then WS=$F/nosets; printf '%s\n' "$NO_SETS" > "$WS"; fi
+  if [ "$t4" = tables=0 ] && [ "$t6" = tables=0 ] && cmp -s "$W4" "$RULES" &&
+    { [ "$HAS6" = 0 ] || cmp -s "$W6" "$RULES6"; } && same_sets; then
     DID=unchanged
     return 0
   fi
-  set -- file4 "$F/want4" change4 "$F/change4" undo4 "$F/undo4"
-  [ "$HAS6" = 0 ] || set -- "$@" file6 "$F/want6" change6 "$F/change6" undo6 "$F/undo6"
-  [ ! -f "$F/sets" ] || set -- "$@" sets "$F/sets"
+  FP4=$(fingerprint < "$F/live4") FP6=-
+  [ "$HAS6" = 0 ] || FP6=$(fingerprint < "$F/live6")
+  set -- file4 "$W4" change4 "$F/change4" undo4 "$F/undo4"
+  [ "$HAS6" = 0 ] || set -- "$@" file6 "$W6" change6 "$F/change6" undo6 "$F/undo6"
+  [ -z "$WS" ] || set -- "$@" sets "$WS"
   set -- "$@" deadman "$A/deadman.sh"
   parts='' names=''
   while [ "$#" -ge 2 ]; do
@@ -281,15 +283,19 @@ transact() {
 keep_release() {
   mkdir -p "$C.new/blobs" || return 1
   for f in manifest manifest.sig parsed etag; do cp "$F/$f" "$C.new/$f" || return 1; done
+  # The rules as applied (pinned part merged in): a poll with nothing new compares with them directly.
+  for f in want4 want6; do if [ -f "$F/$f" ]; then cp "$F/$f" "$C.new/$f" || return 1; fi; done
   for b in "$F"/blobs/*; do [ -f "$b" ] && { ln "$b" "$C.new/blobs/" 2> /dev/null || cp "$b" "$C.new/blobs/"; }; done
   { [ ! -d "$C" ] || mv "$C" "$C.old"; } && mv "$C.new" "$C" && rm -rf "$C.old"
 }
 
 # record OUTCOME SERIAL DETAIL: the state file, the node_exporter textfile, and the lines for fwgen.
 record() {
-  now=$(date +%s)
+  now=$NOW
   case $1 in applied* | unchanged | drift-repaired) S_SUCCESS=$now ;; esac
-  detail=$(printf '%s' "$3" | tr '\n\r' '  ' | head -c 400)
+  # One line (its first), at most 400 characters; only a long one costs a fork.
+  detail=${3%%"$NL"*}
+  [ "${#detail}" -le 400 ] || detail=$(printf '%.400s' "$detail")
   { printf 'serial=%s\noutcome=%s\ndetail=%s\npoll=%s\nsuccess=%s\nrelease=%s\nwave=%s\n' "$2" "$1" "$detail" "$now" \
     "$S_SUCCESS" "${M_SERIAL:-0}" "${WAVE:-0}" > "$ST.tmp" &&
     mv -f "$ST.tmp" "$ST"; } 2> /dev/null || detail="$detail (cannot write $ST)"
@@ -308,7 +314,9 @@ record() {
   echo "status=polled serial=$2 poll=$now success=$S_SUCCESS outcome=$1"
 }
 
-now=$(date +%s)
+now=$NOW
+NL='
+'
 fetch_release
 NEW=0
 if [ "$GOT" = new ]; then

@@ -42,12 +42,12 @@ describe('pull mode: agents on real hosts pull signed releases from a real nginx
   let key: string;
   let pub: string;
 
-  const inventory = (o: { webPorts?: string; extraHosts?: string } = {}) => `
+  const inventory = (o: { webPorts?: string; extraHosts?: string; management?: string } = {}) => `
 defaults:
   interface: eth1
   ssh: { user: root, identity: ${lab.sshKey.privatePath}, known_hosts: ${lab.knownHostsPath} }
 agent: { origin: "${origin.url}", signers: ["${pub}"], every: 60, expires: 2d }
-management: [${NET}.240/28]
+management: [${o.management ?? `${NET}.240/28`}]
 monitoring: [{ from: [192.0.2.5], ports: [tcp/9100] }]
 trust: fleet
 roles:
@@ -458,6 +458,26 @@ roles:
     } finally {
       await origin.start();
     }
+  }, 60_000);
+
+  it('agent install with other management networks: the next poll applies the new pinned rules', async () => {
+    writeFileSync(
+      join(project, 'inventory/inventory.yaml'),
+      inventory({
+        webPorts: 'tcp/8080, tcp/8081',
+        extraHosts: `, web3: ${NET}.13`,
+        management: `${NET}.240/28, 192.0.2.0/24`,
+      }),
+    );
+    expect((await agent('poll', '--host', 'web2')).rows[0].ok).toBe(true); // on the newest release first
+    const r = await agent('install', '--host', 'web2');
+    expect(r.rows[0]).toMatchObject({ outcome: 'updated' });
+    const poll = await agent('poll', '--host', 'web2');
+    expect(poll.rows[0].outcome).toBe('drift-repaired');
+    expect(await lab.execOk('web2', ['iptables-save', '-t', 'filter'])).toContain(
+      '-A FWGEN-AGENT -s 192.0.2.0/24 -p tcp -m tcp --dport 22 -m comment --comment "fwgen agent management ssh" -j ACCEPT',
+    );
+    expect((await agent('poll', '--host', 'web2')).rows[0].outcome).toBe('unchanged');
   }, 60_000);
 
   it('agent install --uninstall removes the agent and its schedule; the rules stay', async () => {
