@@ -180,6 +180,9 @@ roles:
     expect(m.files[0].size).toBe(rendered.length);
     const sig = readFileSync(join(dir, 'public/roles/web/manifest.sig'), 'utf8');
     expect(sig).toMatch(/^-----BEGIN SSH SIGNATURE-----/);
+    // Dated by the release (a web server's ETag and Last-Modified come from the time): never alike for two.
+    for (const f of ['manifest', 'manifest.sig'])
+      expect(statSync(join(dir, 'public/roles/web', f)).mtimeMs / 1000).toBe(Math.max(m.serial, m.created));
     expect(await verifySignature(text, sig, [pub])).toBeUndefined();
     // Another namespace, another key, or one changed byte does not verify.
     const other = join(dir, 'other');

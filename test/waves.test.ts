@@ -2,7 +2,7 @@
  * Staged releases in the published tree (src/publish/waves.ts): the staging file, where a publish puts
  * new, refreshed and first releases, what opening a wave copies, and when the next wave may open.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -79,6 +79,7 @@ describe('publishing into a staged tree', () => {
     expect([served('web', 1), served('web', 2), served('web', 3)]).toEqual(['200', '100', '100']);
     // The copy is the signed manifest itself, signature included.
     expect(readFileSync(join(out, `${waveManifestPath('web', 1)}.sig`), 'utf8')).toBe('sig of serial 200');
+    expect(statSync(join(out, waveManifestPath('web', 1))).mtimeMs / 1000).toBe(200);
     openWave(out, ['web'], 2);
     expect([served('web', 1), served('web', 2), served('web', 3)]).toEqual(['200', '200', '100']);
   });

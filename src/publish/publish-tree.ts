@@ -1,4 +1,15 @@
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writevSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writevSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { WorkFailedError } from '../errors.js';
 import { formatManifest, parseManifest, type Manifest } from './manifest.js';
@@ -92,6 +103,7 @@ export async function writeRelease(
   }
   for (const n of next) {
     const live = n.slice(0, -'.next'.length);
+    stampRelease(n, readFileSync(n, 'utf8'));
     renameSync(`${n}.sig`, `${live}.sig`);
     renameSync(n, live);
     bytesWritten += statSync(live).size + statSync(`${live}.sig`).size;
@@ -106,6 +118,18 @@ export async function writeRelease(
     blobsWritten,
     bytesWritten,
   };
+}
+
+/**
+ * Dates a manifest (and its signature) by its release, not by when the file was written: web servers
+ * make the ETag and Last-Modified that agents revalidate with from the time and size (nginx: both in
+ * hex), so two releases written within one second, of one size, would look alike; a serial never repeats.
+ */
+export function stampRelease(path: string, manifest: string): void {
+  const m = parseManifest(manifest);
+  if (typeof m === 'string') return;
+  const t = Math.max(m.serial, m.created);
+  for (const f of [path, `${path}.sig`]) if (existsSync(f)) utimesSync(f, t, t);
 }
 
 function sizeOf(path: string): number {

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { parseManifest } from './manifest.js';
 import type { PublishReport } from './publish-tree.js';
-import { manifestPath } from './publish-tree.js';
+import { manifestPath, stampRelease } from './publish-tree.js';
 
 /**
  * Staged releases. Hosts are put in waves at `agent install --canary N --waves ...` (the split `ship`
@@ -126,13 +126,11 @@ export function writeWaves(out: string, plan: WavePlan): void {
 /** The signature goes live before its manifest (as publish writes them): a poll in between fetches both again. */
 function write(path: string, s: Served): void {
   mkdirSync(dirname(path), { recursive: true });
-  for (const [file, bytes] of [
-    [`${path}.sig`, s.sig],
-    [path, s.manifest],
-  ] as const) {
-    writeFileSync(`${file}.tmp`, bytes);
-    renameSync(`${file}.tmp`, file);
-  }
+  writeFileSync(`${path}.tmp`, s.manifest);
+  writeFileSync(`${path}.tmp.sig`, s.sig);
+  stampRelease(`${path}.tmp`, s.manifest.toString('utf8'));
+  renameSync(`${path}.tmp.sig`, `${path}.sig`);
+  renameSync(`${path}.tmp`, path);
 }
 
 /** What one host of an open wave says (read over SSH, as status reads it). */
