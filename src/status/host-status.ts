@@ -137,9 +137,9 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
   const behind = agent !== undefined && isBehind(agent);
   const state: HostState = behind ? 'behind' : inSync ? 'in-sync' : recorded ? 'drifted' : 'never-shipped';
   const reasons = [
-    behind ? `its agent runs serial ${agent.serial}, the origin serves ${agent.published}` : undefined,
-    inSync
-      ? recorded
+    behind ? `its agent runs serial ${agent.serial}, the origin serves ${agent.published}: not pulled yet` : undefined,
+    behind || inSync
+      ? behind || recorded
         ? undefined
         : 'live rules match rendered/, but fwgen has no record of shipping them'
       : rulesInSync
