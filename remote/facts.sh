@@ -2,7 +2,7 @@
 # fwgen remote step "doctor-facts": what doctor needs to know about a host, changing nothing. Prints
 # `key=value` lines: uid, the tools present (of those named), iptables' version and rule counts per
 # backend, rules files vs live rules, boot mechanisms, other firewall managers, addresses and links,
-# leftovers of ships (armed switches, a lock, staged files); then a status line.
+# leftovers of ships (armed switches, a lock, staged files), what the pull agent needs; then a status line.
 # Arguments: RULES RULES6 TOOL...
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
@@ -19,6 +19,15 @@ say uid "$(id -u)"
 unsafe=$(unsafe_folder "${RULES%/*}")
 [ -z "$unsafe" ] || say unsafe_folder "$unsafe"
 for t in "$@"; do has "$t" && say tool "$t"; done
+# Pull mode: what the agent needs besides the tools (ssh-keygen -Y arrived in OpenSSH 8.1; the agent's
+# timeouts need GNU wget's options when curl is missing), and whether it is installed.
+if has ssh-keygen; then
+  if ssh-keygen -Y fwgen-probe < /dev/null 2>&1 | grep -q 'Y verify'; then say sshsig 1; else say sshsig 0; fi
+fi
+if has wget; then
+  if wget --version 2>/dev/null | grep -q 'GNU Wget'; then say wget gnu; else say wget other; fi
+fi
+[ -f "$RULES.fwgen-agent/config" ] && say agent 1
 say version "$(iptables -V 2>/dev/null | head -n 1)"
 for b in legacy nft; do
   for f in 4 6; do

@@ -3,7 +3,8 @@
 # status and rollback. Prints sections (byte count, bytes): state file, IPv4 rules file, live IPv4
 # filter table, [IPv6 file, live IPv6 table], [the backup FROM's files], fwgen's live ipsets (`ipset
 # save` of the sets named fwgen-*; -1 without the ipset command), the sets file, [the backup FROM's
-# sets], then a status line (with the boot-hook step's marker, remote/boot-hook.sh).
+# sets], the pull agent's state file, then a status line (with the boot-hook step's marker,
+# remote/boot-hook.sh).
 # Arguments: RULES RULES6 HAS6 [FROM]
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
@@ -45,6 +46,9 @@ else
 fi
 section "$RULES.ipset" # sets.sh sets_file, without a subshell
 if [ -n "$FROM" ]; then section "$RULES.bak.$FROM.sets"; fi
+# Pull mode: the agent's state (what it applied, its last poll), and whether an agent is installed.
+section "$RULES.fwgen-agent/state"
+if [ -f "$RULES.fwgen-agent/config" ]; then agent=1; else agent=0; fi
 # count GLOB...: how many of the files exist, into $c_n (no subshell).
 count() { c_n=0; for f in "$@"; do [ -e "$f" ] && c_n=$((c_n + 1)); done; }
 count "$RULES".bak.*.live
@@ -54,4 +58,4 @@ armed=$c_n
 if [ -d "$LOCK" ]; then locked=1; else locked=0; fi
 # The boot-hook step's marker, while the mechanism it found loading the rules at boot is still there.
 boot=-; if read -r bm bp 2>/dev/null < "$RULES.fwgen-boot" && [ -e "$bp" ]; then boot=$bm; fi
-echo "status=read backups=$backups armed=$armed locked=$locked ipset=$has_ipset boot=$boot"
+echo "status=read backups=$backups armed=$armed locked=$locked ipset=$has_ipset boot=$boot agent=$agent"

@@ -20,6 +20,8 @@ const RANK: Readonly<Record<string, number>> = {
   ship: 6,
   status: 6,
   doctor: 6,
+  publish: 6,
+  agent: 6,
   cli: 7,
 };
 

@@ -188,7 +188,7 @@ describe('facts step (remote/facts.sh) and its parser', () => {
       const f = facts();
       expect([f.live4, f.live6]).toEqual(['match', 'no-tool']);
       expect(f.uid).toBe(process.getuid?.());
-      expect([...f.tools].sort()).toEqual(['iptables', 'iptables-save']);
+      expect([...f.tools].sort()).toEqual(['iptables', 'iptables-save', 'sha256sum']);
       expect(f.iptablesVersion).toBe('iptables v1.8.9 (nf_tables)');
       expect(f.dockerChains).toBe(1);
 
@@ -446,6 +446,36 @@ describe("evaluating a host's facts", () => {
     });
     expect(one(evaluateFacts(noIpset, ctx()), 'tools').level).toBe('ok');
     expect(one(evaluateFacts(healthy, ctx({ sets: 'ipset' })), 'tools').detail).toContain('ipset present');
+  });
+
+  it("pull mode: checks the agent's needs (sha256sum, curl or GNU wget, ssh-keygen -Y), only with agent: or an agent", () => {
+    expect(evaluateFacts(healthy, ctx()).map((c) => c.name)).not.toContain('agent');
+    const agent = { origins: ['https://fw.example.net/fleet/'] };
+    expect(one(evaluateFacts({ ...healthy, sshsig: true }, ctx({ agent })), 'agent')).toMatchObject({
+      level: 'ok',
+      detail: 'the pull agent (not installed yet) has sha256sum, curl, ssh-keygen -Y',
+    });
+    const wgetOnly = {
+      ...healthy,
+      tools: new Set(TOOLS.filter((t) => t !== 'curl')),
+      wget: 'gnu' as const,
+      agent: true,
+    };
+    expect(one(evaluateFacts(wgetOnly, ctx()), 'agent').detail).toBe(
+      'the pull agent (installed) has sha256sum, GNU wget, ssh-keygen -Y',
+    );
+    const old = {
+      ...healthy,
+      tools: new Set(TOOLS.filter((t) => t !== 'curl' && t !== 'sha256sum')),
+      wget: 'other' as const,
+      sshsig: false,
+    };
+    expect(one(evaluateFacts(old, ctx({ agent })), 'agent')).toMatchObject({
+      level: 'fail',
+      detail:
+        'the pull agent (not installed yet) needs sha256sum, curl (its wget is not GNU wget), ssh-keygen -Y (OpenSSH 8.1 or later)',
+      fix: expect.stringContaining('apt-get install curl openssh-client'),
+    });
   });
 
   it('warns when the live rules differ from the file', () => {

@@ -48,6 +48,20 @@ describe('fwgen --help', () => {
     expect(r.out).not.toMatch(/default: "/);
   });
 
+  it.each(['publish', 'agent install', 'agent poll'])('%s --help: examples and exit codes', (cmd) => {
+    const r = fwgen(...cmd.split(' '), '--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(new RegExp(`Examples:\\n(  fwgen ${cmd}.*\\n)+`));
+    expect(r.out).toContain('Exit codes: 0 success');
+  });
+
+  it('agent poll lists no option of install', () => {
+    expect(optionsOf(fwgen('agent', 'poll', '--help').out)).not.toContain('--textfile-dir');
+    expect(optionsOf(fwgen('agent', 'install', '--help').out)).toEqual(
+      expect.arrayContaining(['--uninstall', '--textfile-dir', '--timeout', '--keep', '--role', '--host']),
+    );
+  });
+
   it('shows defaults as typed', () => {
     expect(fwgen('render', '--help').out).toMatch(/--out <dir> +output folder \(default: rendered\)/);
     expect(fwgen('ship', '--help').out).toMatch(/\(default: 30\)/);

@@ -382,7 +382,7 @@ describe('an empty inventory file', () => {
   it('says it is empty (not "found undefined undefined")', () => {
     const err = inputErrorOf(() => parseInventory('', 'inventory/inventory.yaml'));
     expect(err.problems.map(show)).toEqual([
-      '1:1: the inventory: found an empty file (expected a mapping with roles, and optionally defaults, management, monitoring, trust, sets and preserve)',
+      '1:1: the inventory: found an empty file (expected a mapping with roles, and optionally defaults, management, monitoring, trust, sets, preserve and agent)',
     ]);
   });
 });

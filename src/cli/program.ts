@@ -196,6 +196,81 @@ function buildProgram(internal: InternalOptions): Command {
     )
     .action(async (opts) => (await ship()).shipCommand(opts, internal));
 
+  withOptions(program.command('publish'), [
+    opt.inventory(),
+    new Option('--rendered <dir>', 'rendered folder').default('rendered'),
+    opt.templates(),
+    new Option('-o, --out <dir>', 'the tree to publish into (served as agent.origin)').makeOptionMandatory(),
+    new Option('--sign-key <path>', 'OpenSSH private key file, or the .pub of a key held by ssh-agent'),
+    opt.json('print what was published as JSON on stdout'),
+    new Option('--canary <n>', 'staged releases: N hosts (spread over roles) form wave 1, as agent install split them'),
+    new Option('--waves <list>', 'staged releases: then cumulative shares of the fleet, e.g. 10%,50%,100%'),
+    new Option(
+      '--advance',
+      'staged releases: open the next wave once every host of the open ones runs the newest release (read over SSH)',
+    ),
+    opt.concurrency(),
+    opt.connectTimeout(),
+    opt.stepTimeout(),
+    opt.sshConfig(),
+  ])
+    .description(
+      'sign a release of every role whose rules changed into a static tree (content-addressed blobs, one manifest per role) that agents pull',
+    )
+    .addHelpText(
+      'after',
+      examples(
+        'fwgen publish --out public --sign-key ~/.ssh/fwgen_release',
+        'fwgen publish --out public --sign-key ~/.ssh/fwgen_release.pub   # the key held by ssh-agent',
+        'fwgen publish --out public --sign-key ~/.ssh/fwgen_release --canary 2 --waves 50%,100%',
+        'fwgen publish --out public --advance',
+      ),
+    )
+    .action(async (opts) => (await import('./publish-command.js')).publishCommand(opts));
+
+  const agent = program
+    .command('agent')
+    .description('pull mode: install the agent on hosts, or make them poll now (see README, Pull mode)');
+  const agentCommand = async () => import('./agent-command.js');
+  const agentTarget = () => [
+    opt.inventory(),
+    opt.out('rendered folder'),
+    opt.templates(),
+    opt.role('roles: all, or ROLE[,ROLE...]'),
+    opt.host(),
+    opt.concurrency(),
+    ...connection(),
+  ];
+  withOptions(agent.command('install'), [
+    ...agentTarget(),
+    new Option('--uninstall', 'remove the agent, its config and schedule (the rules in place stay)'),
+    new Option('--textfile-dir <dir>', "node_exporter's textfile folder (metrics written when it exists)").default(
+      '/var/lib/prometheus/node-exporter',
+    ),
+    new Option('--timeout <s>', "dead-man switch of the agent's applies, seconds").default('30'),
+    opt.keep(),
+    new Option('--canary <n>', 'staged releases: N hosts (spread over roles) form wave 1'),
+    new Option('--waves <list>', 'staged releases: then cumulative shares of the fleet, e.g. 10%,50%,100%'),
+  ])
+    .description(
+      'install (or update) the pull agent over SSH: the agent, its config (origins, role, period, trusted keys, pinned management and monitoring rules), a systemd timer or cron entry, and the boot hook',
+    )
+    .addHelpText(
+      'after',
+      examples(
+        'fwgen agent install --role all',
+        'fwgen agent install --role all --canary 2 --waves 50%,100%',
+        'fwgen agent install --host web1 --uninstall',
+      ),
+    )
+    .action(async (opts) => (await agentCommand()).agentInstallCommand(opts));
+  withOptions(agent.command('poll'), agentTarget())
+    .description("run one poll of the installed agent on each host now, over SSH, and print each host's outcome")
+    .addHelpText('after', examples('fwgen agent poll --role web', 'fwgen agent poll --host web1 --json'))
+    .action(async (opts) =>
+      (await agentCommand()).agentPollCommand({ ...opts, textfileDir: '/', timeout: '30', keep: '10' }),
+    );
+
   const backupsOptions = [
     opt.inventory(),
     opt.role('roles: all, or ROLE[,ROLE...]').default('all'),
@@ -261,9 +336,13 @@ function buildProgram(internal: InternalOptions): Command {
       '--strict',
       "exit 1 also when another tool's chain ahead of fwgen's in INPUT can accept what fwgen rejects",
     ),
+    new Option(
+      '--published <tree|url>',
+      'pull mode: where to read the published serials, to flag agent hosts behind them (default: the first agent.origin)',
+    ),
   ])
     .description(
-      'for each host: in sync, drifted, never shipped or unreachable, and hosts fwgen shipped to that left the inventory (orphaned); exit 1 unless all are in sync',
+      'for each host: in sync, drifted, never shipped, behind (a pull agent on an older release) or unreachable, and hosts fwgen shipped to that left the inventory (orphaned); exit 1 unless all are in sync',
     )
     .addHelpText('after', examples('fwgen status', 'fwgen status --role web --diff'))
     .action(async (opts) => (await import('./status-command.js')).statusCommand(opts));

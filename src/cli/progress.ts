@@ -29,6 +29,8 @@ const STEP_WORDS: Readonly<Record<RemoteCall['name'], string>> = {
   'doctor-facts': 'checking',
   'boot-hook': 'boot hook',
   'boot-remove': 'removing the boot hook',
+  'agent-install': 'installing the agent',
+  'agent-poll': 'polling',
 };
 
 /**

@@ -100,7 +100,7 @@ function chooseTemplate(role: Role, templates: TemplateSet): string {
 }
 
 /** The inventory path as headers show it: relative to the project (the folder holding the output folder). */
-function inventoryLabel(inventory: string, out: string): string {
+export function inventoryLabel(inventory: string, out: string): string {
   // The label goes into a comment line of every file: keep it to characters that cannot end the line.
   return relative(dirname(resolve(out)), resolve(inventory))
     .split('\\')

@@ -4,6 +4,8 @@ import { planShip } from '../ship/plan.js';
 import { selectHosts } from '../inventory/select-hosts.js';
 import { allInSync, statusFleet, type HostStatus } from '../status/host-status.js';
 import { orphanedHosts } from '../status/orphans.js';
+import type { AgentStatus } from '../status/agent-status.js';
+import { publishedSerials } from './published-serials.js';
 import { positiveInt, sshForRun, type HostOptions } from './options.js';
 import { waitProgress } from './progress.js';
 import { printWarnings, renderProject } from './project.js';
@@ -16,6 +18,8 @@ export interface StatusOptions extends HostOptions {
   auditLog: string;
   /** Exit 1 when a foreign hook can get around fwgen's rules (HostStatus.bypass), even if in sync. */
   strict?: boolean;
+  /** Pull mode: where the published serials are read (a tree or a URL); default: the first agent.origin. */
+  published?: string;
 }
 
 /**
@@ -33,7 +37,9 @@ export async function statusCommand(opts: StatusOptions): Promise<void> {
     );
   }
   const inv = project.loaded.inventory;
-  const jobs = planShip(inv, selectHosts(inv, project.roles, opts.host ?? []), opts.out);
+  const planned = planShip(inv, selectHosts(inv, project.roles, opts.host ?? []), opts.out);
+  const published = await releaseSerials(opts.published ?? inv.agent?.origins[0], planned);
+  const jobs = planned.map((j) => (published.has(j.host.role) ? { ...j, published: published.get(j.host.role) } : j));
   const concurrency = positiveInt(opts.concurrency, '--concurrency');
   const settings = {
     acceptNew: !!opts.acceptNew,
@@ -80,11 +86,24 @@ export async function statusCommand(opts: StatusOptions): Promise<void> {
     );
 }
 
+/** Pull mode: the published serial of each role of the jobs (a warning when some cannot be read). */
+async function releaseSerials(source: string | undefined, jobs: readonly { host: { role: string } }[]) {
+  if (source === undefined) return new Map<string, number>();
+  const { serials, problems } = await publishedSerials(source, [...new Set(jobs.map((j) => j.host.role))]);
+  if (problems.length > 0)
+    process.stderr.write(`warning: published serials not read from ${source}: ${problems.join('; ')}\n`);
+  return serials;
+}
+
 /**
  * A header row, then one aligned line per host, with warnings and (when asked) drift under it. What the
  * host sent (its state file, chain names, rules) is made printable.
  */
-export function formatStatus(results: readonly HostStatus[], withDiff: boolean): string {
+export function formatStatus(
+  results: readonly HostStatus[],
+  withDiff: boolean,
+  now = Math.floor(Date.now() / 1000),
+): string {
   const rows = results.map((r) =>
     [
       r.host,
@@ -102,7 +121,11 @@ export function formatStatus(results: readonly HostStatus[], withDiff: boolean):
           ? r.lastShip.time.replace(/\.\d+Z$/, 'Z')
           : '-',
       r.backups === null ? '?' : String(r.backups),
-      [r.foreign.length > 0 ? `foreign: ${r.foreign.join(', ')}` : '', r.reason ? `(${r.reason})` : '']
+      [
+        r.agent ? agentColumn(r.agent, now) : '',
+        r.foreign.length > 0 ? `foreign: ${r.foreign.join(', ')}` : '',
+        r.reason ? `(${r.reason})` : '',
+      ]
         .filter(Boolean)
         .join('  '),
     ].map((c) => printable(c)),
@@ -118,4 +141,18 @@ export function formatStatus(results: readonly HostStatus[], withDiff: boolean):
       ].map((d) => `    ${printable(d)}`),
     ]),
   ].join('\n')}\n`;
+}
+
+/** `agent serial N (published M), last poll OUTCOME 42s ago`: what a pull agent last did. */
+function agentColumn(a: AgentStatus, now: number): string {
+  const published = a.published !== undefined && a.published !== a.serial ? ` (published ${a.published})` : '';
+  const poll = a.poll > 0 ? `, last poll ${a.outcome} ${age(now - a.poll)} ago` : ', never polled';
+  return `agent serial ${a.serial}${published}${poll}`;
+}
+
+function age(s: number): string {
+  if (s < 120) return `${Math.max(0, s)}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  if (s < 172800) return `${Math.round(s / 3600)}h`;
+  return `${Math.round(s / 86400)}d`;
 }

@@ -24,7 +24,11 @@ export interface HostContext {
   readonly host: Host;
   /** The host's role's `forward:` (reject when unknown). */
   readonly forward?: ForwardMode;
-  readonly inventory: Pick<Inventory, 'interface' | 'trust' | 'hasIpv6'> & { readonly sets?: Inventory['sets'] };
+  readonly inventory: Pick<Inventory, 'interface' | 'trust' | 'hasIpv6'> & {
+    readonly sets?: Inventory['sets'];
+    /** Pull mode: the inventory has an `agent:` block. */
+    readonly agent?: unknown;
+  };
   readonly paths: RemotePaths;
 }
 
@@ -38,6 +42,7 @@ export function evaluateFacts(f: HostFacts, c: HostContext): Check[] {
   const checks: (Omit<Check, 'host'> | undefined)[] = [
     privileges(f, c),
     tools(f, c),
+    agentNeeds(f, c),
     rulesFolder(f, c),
     ...(f.uid === 0
       ? [backend(f), rulesFile(f, c), boot(f, c), ...otherManagers(f, c)]
@@ -80,6 +85,37 @@ function tools(f: HostFacts, c: HostContext): Omit<Check, 'host'> {
   }
   if (c.inventory.sets === 'ipset') needed.push('ipset');
   return { name: 'tools', level: 'ok', detail: `${needed.join(', ')} present` };
+}
+
+/**
+ * Pull mode (an `agent:` block, or an agent on the host): what remote/agent.sh runs besides iptables
+ * (checked by tools) and sh: sha256sum, curl or GNU wget, and ssh-keygen with -Y (OpenSSH 8.1 or later).
+ */
+function agentNeeds(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefined {
+  if (!c.inventory.agent && !f.agent) return undefined;
+  const installed = f.agent ? 'installed' : 'not installed yet';
+  const missing = [
+    f.tools.has('sha256sum') ? undefined : 'sha256sum',
+    f.tools.has('curl') || f.wget === 'gnu'
+      ? undefined
+      : f.wget === 'other'
+        ? 'curl (its wget is not GNU wget)'
+        : 'curl or wget',
+    !f.tools.has('ssh-keygen') ? 'ssh-keygen' : f.sshsig === false ? 'ssh-keygen -Y (OpenSSH 8.1 or later)' : undefined,
+  ].filter((m): m is string => m !== undefined);
+  if (missing.length > 0)
+    return {
+      name: 'agent',
+      level: 'fail',
+      detail: `the pull agent (${installed}) needs ${missing.join(', ')}`,
+      fix: 'install them (`apt-get install curl openssh-client coreutils`); OpenSSH must be 8.1 or later',
+    };
+  const fetcher = f.tools.has('curl') ? 'curl' : 'GNU wget';
+  return {
+    name: 'agent',
+    level: 'ok',
+    detail: `the pull agent (${installed}) has sha256sum, ${fetcher}, ssh-keygen -Y`,
+  };
 }
 
 /** The backend `iptables` uses, from `iptables -V`; before 1.8 there was only legacy. */

@@ -6,6 +6,7 @@ import { InputError, UsageError, type Problem } from '../errors.js';
 import { parseNet, sortNets } from './addresses.js';
 import {
   DEFAULT_PRESERVE,
+  type AgentSettings,
   type AllowRule,
   type ForwardMode,
   type Host,
@@ -52,7 +53,14 @@ interface RawRole {
   template?: string;
   hosts: Record<string, string | string[] | RawHost> | null;
 }
+interface RawAgent {
+  origin: string | string[];
+  signers: string[];
+  every?: number;
+  expires?: string;
+}
 interface RawInventory {
+  agent?: RawAgent;
   defaults?: {
     interface?: string;
     rules_path?: string;
@@ -273,7 +281,47 @@ function normalize(raw: RawInventory, file: string, report: Reporter): Inventory
     roles,
     hosts,
     hasIpv6: management.some(isIpv6) || ruleNets.some(isIpv6) || hosts.some((h) => h.addresses.some(isIpv6)),
+    ...(raw.agent ? { agent: normalizeAgent(raw.agent, report) } : {}),
   };
+}
+
+const EXPIRY_UNIT: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** `agent:`: origins end with `/`, each signer is a well-formed public key, a release outlives a few polls. */
+function normalizeAgent(raw: RawAgent, report: Reporter): AgentSettings {
+  const written = typeof raw.origin === 'string' ? [raw.origin] : raw.origin;
+  const origins = written.map((o) => (o.endsWith('/') ? o : `${o}/`));
+  origins.forEach((o, i) => {
+    if (origins.indexOf(o) !== i) {
+      const path = typeof raw.origin === 'string' ? ['agent', 'origin'] : ['agent', 'origin', i];
+      report.error(path, `agent.origin "${o}" is listed twice (expected each origin once)`);
+    }
+  });
+  raw.signers.forEach((line, i) => {
+    const why = publicKeyProblem(line);
+    if (why) report.error(['agent', 'signers', i], `agent.signers[${i}]: ${why} (expected a line of a .pub file)`);
+  });
+  const everyS = raw.every ?? 60;
+  const expires = raw.expires ?? '7d';
+  const expiresS = Number(expires.slice(0, -1)) * EXPIRY_UNIT[expires.slice(-1)];
+  if (expiresS < 3 * everyS) {
+    report.error(
+      ['agent', raw.expires === undefined ? 'every' : 'expires'],
+      `agent.expires ${expires} is shorter than three polls of ${everyS}s (expected a release to outlive several polls, such as 7d)`,
+    );
+  }
+  return { origins, signers: raw.signers.map((l) => l.trim()), everyS, expiresS };
+}
+
+/** Why an OpenSSH public key line is not one: its key blob must decode and name the type written before it. */
+export function publicKeyProblem(line: string): string | undefined {
+  const [type, b64] = line.split(' ');
+  const blob = Buffer.from(b64, 'base64');
+  if (blob.toString('base64').replace(/=+$/, '') !== b64.replace(/=+$/, '')) return 'the key is not valid base64';
+  const len = blob.length >= 4 ? blob.readUInt32BE(0) : -1;
+  const inner = len >= 0 && 4 + len <= blob.length ? blob.subarray(4, 4 + len).toString('latin1') : undefined;
+  if (inner !== type) return `the key data is not a ${type} key${inner ? ` (it holds a ${inner} key)` : ''}`;
+  return undefined;
 }
 
 const isIpv6 = (n: Net): boolean => n.family === 'ipv6';

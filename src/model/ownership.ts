@@ -5,6 +5,12 @@ import { commentOf, targetOf, type Rule } from './ruleset.js';
 /** Prefix of every chain fwgen creates; everything else in a table belongs to someone else. */
 export const FWGEN_PREFIX = 'FWGEN-';
 
+/** The chain of the rules a pull agent always applies whatever a release says (src/agent/pinned.ts). */
+export const PINNED_CHAIN = 'FWGEN-AGENT';
+
+/** The comment of the jumps into {@link PINNED_CHAIN}, first in INPUT and OUTPUT. */
+export const PINNED_HOOK = 'fwgen agent pinned';
+
 /** Decides whether a chain belongs to a tool whose rules fwgen keeps. */
 export type PreserveFn = (chain: string) => boolean;
 

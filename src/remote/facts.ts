@@ -20,6 +20,10 @@ export const TOOLS = [
   'iptables-nft-save',
   'ip6tables-nft-save',
   'ipset',
+  'sha256sum',
+  'curl',
+  'wget',
+  'ssh-keygen',
 ] as const;
 export type Tool = (typeof TOOLS)[number];
 
@@ -66,6 +70,12 @@ export interface HostFacts {
   readonly staged: readonly Leftover[];
   /** Why the rules' folder is not root's alone (remote/lib.sh `unsafe_folder`): every step refuses it. */
   readonly unsafeFolder?: string;
+  /** Pull mode: `ssh-keygen -Y verify` exists (OpenSSH 8.1 or later). */
+  readonly sshsig?: boolean;
+  /** Pull mode: which wget the host has (the agent's timeouts need GNU wget's options). */
+  readonly wget?: 'gnu' | 'other';
+  /** Pull mode: the agent is installed (`<rules_path>.fwgen-agent/config`). */
+  readonly agent?: boolean;
 }
 
 /** Parses what remote/facts.sh printed. */
@@ -117,5 +127,8 @@ export function parseFacts(stdout: string): HostFacts {
       return { ageS: Number(ageS), path };
     }),
     ...(one('unsafe_folder') ? { unsafeFolder: one('unsafe_folder') } : {}),
+    ...(one('sshsig') !== undefined ? { sshsig: one('sshsig') === '1' } : {}),
+    ...(one('wget') === 'gnu' || one('wget') === 'other' ? { wget: one('wget') as 'gnu' | 'other' } : {}),
+    ...(one('agent') === '1' ? { agent: true } : {}),
   };
 }

@@ -48,6 +48,10 @@ export interface RemoteStatus {
    * boot is still there; undefined when there is none.
    */
   readonly bootMarker?: string;
+  /** The pull agent is installed on the host (`<rules_path>.fwgen-agent/config`). */
+  readonly agent?: true;
+  /** The agent's state file (`<rules_path>.fwgen-agent/state`), when it has polled. */
+  readonly agentState?: string;
 }
 
 /** A status read: what the host holds, or why it could not be read. */
@@ -76,17 +80,18 @@ export async function readHostStatus(session: Session, v: StatusVars, fromBackup
 /** Splits the status script's output into its sections. */
 export function parseStatusOutput(stdout: string, ipv6: boolean, withBackup = false): RemoteRead {
   const rules = (ipv6 ? 5 : 3) + (withBackup ? (ipv6 ? 2 : 1) : 0);
-  // The sets' sections follow the rules' (an older read step has none: no sets then).
+  // The sets' sections follow the rules', then the agent's (an older read step has neither, or no agent's).
   const sets = 2 + (withBackup ? 1 : 0);
-  const { sections, rest } = splitSections(Buffer.from(stdout, 'utf8'), rules + sets);
+  const { sections, rest } = splitSections(Buffer.from(stdout, 'utf8'), rules + sets + 1);
   const tail = parseStatus(rest);
-  const complete = sections.length === rules || sections.length === rules + sets;
+  const complete = [rules, rules + sets, rules + sets + 1].includes(sections.length);
   if (tail.status !== 'read' || !complete)
     return { ok: false, reason: 'could not read the rules: the status output was cut short' };
   const [stateJson, file4, live4] = sections;
   const [file6, live6] = ipv6 ? sections.slice(3, 5) : [];
   const [backup4, backup6] = sections.slice(ipv6 ? 5 : 3, rules);
-  const [liveSets, setsFile, backupSets] = sections.slice(rules);
+  const [liveSets, setsFile, backupSets] = sections.slice(rules, rules + sets);
+  const agentState = sections[rules + sets];
   return {
     ok: true,
     status: {
@@ -105,6 +110,8 @@ export function parseStatusOutput(stdout: string, ipv6: boolean, withBackup = fa
       liveSets: liveSets ?? '',
       setsFile,
       ...(tail.boot && tail.boot !== '-' ? { bootMarker: tail.boot } : {}),
+      ...(tail.agent === '1' ? { agent: true as const } : {}),
+      ...(agentState !== undefined ? { agentState } : {}),
     },
   };
 }

@@ -24,7 +24,16 @@ export interface ScriptVars {
 
 /** The host-side steps, each a shell file in the package's `remote/` folder. */
 export type StepName =
-  'read' | 'apply' | 'commit' | 'verify' | 'backups' | 'doctor-facts' | 'boot-hook' | 'boot-remove';
+  | 'read'
+  | 'apply'
+  | 'commit'
+  | 'verify'
+  | 'backups'
+  | 'doctor-facts'
+  | 'boot-hook'
+  | 'boot-remove'
+  | 'agent-install'
+  | 'agent-poll';
 
 /** One remote call: a script, run by `sh -c` with its values as arguments, never pasted into the code. */
 export interface RemoteCall {

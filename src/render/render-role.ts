@@ -20,6 +20,8 @@ export interface RenderedFile {
   readonly path: string;
   readonly parts: readonly Buffer[];
   readonly size: number;
+  /** The rule model the rules file was emitted from (rules files only): `publish` checks it for lockout. */
+  readonly ruleset?: Ruleset;
 }
 
 /** The whole text of a rendered file. */
@@ -103,6 +105,7 @@ export function renderRulesets(built: readonly RoleRuleset[], meta: RenderMeta):
       path: `${policy.role}/${RULES_FILE[policy.family]}`,
       parts,
       size,
+      ruleset,
     };
   });
   if (built.some((b) => b.policy.sets === 'ipset')) files.push(renderSets([...sets.values()], meta));

@@ -102,6 +102,10 @@ interface Plan {
   readonly setDiff: readonly string[];
 }
 
+/** A ship to a host that pulls its rules would be undone by its next poll. */
+const AGENT_HOST =
+  'the host runs the fwgen agent (pull mode): its next poll would undo a ship; `fwgen publish` then `fwgen agent poll`, or ship --force to override until then';
+
 /** The host needs the ipset command for this job, and does not have it. */
 const NO_IPSET =
   'the ipset command is missing on the host (the inventory says sets: ipset); install it (apt-get install ipset), then ship again';
@@ -145,6 +149,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
     for (let attempt = 0; attempt < 2 && applied === undefined; attempt++) {
       const read = await readHostStatus(first, { paths: job.paths, ipv6: vars.ipv6 }, backupOf(job));
       if (!read.ok) return result('failed', read.reason);
+      if (read.status.agent && job.kind === 'ship' && !s.force) return result('failed', AGENT_HOST);
       const plan = planHost(job, read.status, s.force);
       if (needsIpset(plan) && read.status.hasIpset === false) return result('failed', NO_IPSET);
       if (s.dryRun) return await dryRun(job, read.status, plan, result, bootPending(s, read.status.bootMarker));

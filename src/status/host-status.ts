@@ -9,6 +9,7 @@ import { bypassingHooks } from './foreign-hooks.js';
 import { mapPool } from '../util/map-pool.js';
 import { readHostStatus, type RemoteStatus } from '../remote/read.js';
 import { parseState, type ShippedRecord } from '../remote/state-file.js';
+import { agentStatusOf, isBehind, withoutPinned, type AgentStatus } from './agent-status.js';
 
 export type { ShippedRecord } from '../remote/state-file.js';
 
@@ -20,8 +21,10 @@ export type { ShippedRecord } from '../remote/state-file.js';
  * - `unreachable`: no connection, or the rules could not be read (`reason` says which).
  * - `orphaned`: not in the inventory any more, yet the deploy log says fwgen shipped to it and never took
  *   its rules off (status/orphans.ts); not contacted.
+ * - `behind`: the host's pull agent runs an older release than the origin serves for its role.
+ * On a host with a pull agent, its pinned chain (and the jumps into it) is left out of the comparison.
  */
-export type HostState = 'in-sync' | 'drifted' | 'never-shipped' | 'unreachable' | 'orphaned';
+export type HostState = 'in-sync' | 'drifted' | 'never-shipped' | 'unreachable' | 'orphaned' | 'behind';
 
 /** One host's status: a value, never an exception. */
 export interface HostStatus {
@@ -52,6 +55,8 @@ export interface HostStatus {
     readonly who: string;
     readonly commit: string | null;
   };
+  /** Pull mode: what the host's agent last did (hosts with an agent only). */
+  readonly agent?: AgentStatus;
 }
 
 /** The host and the rendered files to compare with; a ship `HostJob` is one. */
@@ -65,6 +70,8 @@ export interface StatusJob {
   readonly preserve: PreserveFn;
   /** ipset mode: the sets the role's rules match (`ipset restore` text); live members are compared. */
   readonly sets?: Buffer;
+  /** Pull mode: the serial the origin serves for the host's role, when known. */
+  readonly published?: number;
 }
 
 /** Connection settings of a status run. */
@@ -135,10 +142,13 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
   const inSync = rulesInSync && setDrift.length === 0;
   const recorded = remote.stateJson !== undefined;
   const shipped = recorded ? parseState(remote.stateJson!) : undefined;
-  const state: HostState = inSync ? 'in-sync' : recorded ? 'drifted' : 'never-shipped';
+  const agent = agentStatusOf(remote, job.published);
+  const behind = agent !== undefined && isBehind(agent);
+  const state: HostState = behind ? 'behind' : inSync ? 'in-sync' : recorded ? 'drifted' : 'never-shipped';
   const reasons = [
-    inSync
-      ? recorded
+    behind ? `its agent runs serial ${agent.serial}, the origin serves ${agent.published}: not pulled yet` : undefined,
+    behind || inSync
+      ? behind || recorded
         ? undefined
         : 'live rules match rendered/, but fwgen has no record of shipping them'
       : rulesInSync
@@ -161,6 +171,7 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
     drift: [...vsRendered.flatMap((f) => f.cmp.drift), ...setDrift],
     ...(reasons.length > 0 ? { reason: reasons.join('; ') } : {}),
     ...(bypass.length > 0 ? { bypass } : {}),
+    ...(agent ? { agent } : {}),
   };
 }
 
@@ -200,8 +211,8 @@ function comparedFamilies(job: StatusJob, remote: RemoteStatus): FamilyTexts[] {
     file: RULES_FILE.ipv4,
     save: 'iptables-save',
     rendered: job.v4.toString('utf8'),
-    live: remote.live4,
-    onHost: remote.file4,
+    live: remote.agent ? withoutPinned(remote.live4) : remote.live4,
+    onHost: remote.file4 !== undefined && remote.agent ? withoutPinned(remote.file4) : remote.file4,
   };
   if (!job.v6) return [v4];
   return [
@@ -210,8 +221,8 @@ function comparedFamilies(job: StatusJob, remote: RemoteStatus): FamilyTexts[] {
       file: RULES_FILE.ipv6,
       save: 'ip6tables-save',
       rendered: job.v6.toString('utf8'),
-      live: remote.live6 ?? '',
-      onHost: remote.file6,
+      live: remote.agent ? withoutPinned(remote.live6 ?? '') : (remote.live6 ?? ''),
+      onHost: remote.file6 !== undefined && remote.agent ? withoutPinned(remote.file6) : remote.file6,
     },
   ];
 }
