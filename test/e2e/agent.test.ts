@@ -284,7 +284,9 @@ roles:
       web3: 'in-sync',
     });
     expect(st.rows.find((r) => r.host === 'web2')!.agent).toMatchObject({ serial, outcome: `applied ${serial}` });
-    expect(st.stderr).toMatch(
+    // The table (without --json) has the agent's serial, last outcome and poll age in its notes.
+    const table = await fwgen('status', '--connect-timeout', '5');
+    expect(table.stdout).toMatch(
       new RegExp(`^web2 +web +in-sync .*agent serial ${serial}, last poll applied ${serial} \\d+s ago`, 'm'),
     );
 
@@ -300,7 +302,9 @@ roles:
 
     const ship = await fwgen('ship', '--role', 'web', '--json', '--connect-timeout', '5');
     expect(ship.code).toBe(1);
-    for (const row of parseJson(ship.stdout, [] as { outcome: string; reason: string }[])) {
+    const shipped = parseJson(ship.stdout, { hosts: [] as { outcome: string; reason: string }[] });
+    expect(shipped.hosts.length).toBeGreaterThan(0);
+    for (const row of shipped.hosts) {
       expect(row.outcome).toBe('failed');
       expect(row.reason).toMatch(/the host runs the fwgen agent \(pull mode\)/);
     }
