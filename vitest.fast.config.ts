@@ -10,6 +10,7 @@ export const SLOW = [
   'test/remote-scripts.test.ts', // every host step under dash, and shellcheck
   'test/ci-workflow.test.ts', // runs the workflow's steps in scratch git repositories
   'test/format.test.ts', // prettier over the whole tree (npm run format:check does the same)
+  'test/access-cli.test.ts', // query and diff as processes, over scratch git repositories
 ];
 
 export default mergeConfig(full, defineConfig({ test: { exclude: SLOW } }));

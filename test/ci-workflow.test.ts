@@ -278,6 +278,72 @@ describe('.github/workflows/render.yml', () => {
   });
 });
 
+describe('the access diff of a pull request in the job summary', () => {
+  const diffStep = (): Step => runSteps().find((s) => s.run!.includes('fwgen diff'))!;
+
+  it('checks out the merge commit with its parents, and runs fwgen diff HEAD^1 HEAD on pull requests only', () => {
+    const checkout = theJob().steps.find((s) => s.uses === 'actions/checkout@v4')!;
+    expect(checkout.with?.['fetch-depth']).toBe(2);
+    const step = diffStep();
+    expect(step, 'a step running fwgen diff').toBeDefined();
+    expect(step.if).toContain("github.event_name == 'pull_request'");
+    // It runs after a failed check too (the reviewer wants the access either way), not after a failed npm ci.
+    expect(step.if).toContain('!cancelled()');
+    expect(step.if).toContain("steps.deps.outcome == 'success'");
+    expect(step.run).toMatch(
+      /npx fwgen diff HEAD\^1 HEAD --format md --max-bytes \d+ \| tee -a "\$GITHUB_STEP_SUMMARY"/,
+    );
+  });
+
+  it('cuts the summary well below GitHub`s 1 MiB limit for a step', () => {
+    const max = Number(/--max-bytes (\d+)/.exec(diffStep().run!)![1]);
+    expect(max).toBeGreaterThan(10_000);
+    expect(max).toBeLessThanOrEqual(600_000);
+  });
+
+  it('executed in a checkout whose HEAD^1 is the base: the summary holds the access that changed', () => {
+    requireBuiltAndUpToDate();
+    const dir = copyProject();
+    const bin = join(dir, '.bin');
+    mkdirSync(bin);
+    writeFileSync(
+      join(bin, 'npx'),
+      `#!/bin/sh\nif [ "$1" = fwgen ]; then shift; exec "${process.execPath}" "${CLI}" "$@"; fi\nexit 127\n`,
+    );
+    chmodSync(join(bin, 'npx'), 0o755);
+    const summary = join(dir, 'summary.md');
+    const env = {
+      ...process.env,
+      PATH: `${bin}:${process.env.PATH}`,
+      GITHUB_STEP_SUMMARY: summary,
+      GIT_CONFIG_NOSYSTEM: '1',
+      GIT_CONFIG_GLOBAL: '/dev/null',
+    };
+    writeFileSync(join(dir, '.gitignore'), '.bin/\nsummary.md\n');
+    const git = (...args: string[]) => {
+      const r = run('git', ['-c', 'user.email=ci@example.net', '-c', 'user.name=ci', ...args], { cwd: dir, env });
+      expect(r.code, r.stderr).toBe(0);
+    };
+    git('init', '-q');
+    git('add', '-A');
+    git('commit', '-qm', 'base');
+    const inventory = readFileSync(join(dir, INVENTORY), 'utf8');
+    const role = roleNames(inventory)[0]!;
+    writeFileSync(
+      join(dir, INVENTORY),
+      insertPair(inventory, ['roles', role, 'hosts'], 'ci-new1', unusedAddress(inventory)),
+    );
+    git('commit', '-qam', 'a host joins');
+    const r = run('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', diffStep().run!], { cwd: dir, env });
+    expect(r.code, r.stderr).toBe(0);
+    const md = readFileSync(summary, 'utf8');
+    expect(md).toContain('### fwgen diff: access from `HEAD^1 (');
+    expect(md).toMatch(new RegExp(`^\\+ ci-new1 joins ${role} `, 'm'));
+    expect(md.trimEnd().endsWith('```')).toBe(true);
+    expect(r.stdout).toBe(md);
+  });
+});
+
 // ---- the CLI in a copy of the project --------------------------------------------------------------------
 
 describe('fwgen render --check in a copy of the project', () => {
@@ -296,7 +362,7 @@ describe('fwgen render --check in a copy of the project', () => {
     const before = snapshot(dir);
     const r = fwgen(dir, 'render', '--check');
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/rendered\/ is up to date/);
+    expect(r.stdout).toMatch(/rendered\/ is up to date/);
     expect(snapshot(dir)).toEqual(before);
   });
 
@@ -308,11 +374,12 @@ describe('fwgen render --check in a copy of the project', () => {
 
     const stale = fwgen(dir, 'render', '--check');
     expect(stale.code, stale.stderr).toBe(1);
-    const staleFiles = [...stale.stderr.matchAll(/^stale: (rendered\/\S+)$/gm)].map((m) => m[1]!);
-    expect(staleFiles.length, stale.stderr).toBeGreaterThan(0);
+    // The report (each stale file and its diff) on stdout, the failure on stderr.
+    const staleFiles = [...stale.stdout.matchAll(/^stale: (rendered\/\S+)$/gm)].map((m) => m[1]!);
+    expect(staleFiles.length, stale.stdout).toBeGreaterThan(0);
     expect(staleFiles).toEqual(expect.arrayContaining([expect.stringMatching(/\/iptables\.up\.rules$/)]));
     for (const f of staleFiles) expect(existsSync(join(dir, f)), f).toBe(true);
-    expect(stale.stderr).toMatch(new RegExp(`^\\+.*${address.replaceAll('.', '\\.')}/32`, 'm'));
+    expect(stale.stdout).toMatch(new RegExp(`^\\+.*${address.replaceAll('.', '\\.')}/32`, 'm'));
     expect(stale.stderr).toMatch(/out of date/);
     expect(snapshot(join(dir, 'rendered')), '--check wrote nothing').toEqual(before);
 
@@ -353,7 +420,7 @@ describe('fwgen render --check in a copy of the project', () => {
 
     const check = fwgen(dir, 'render', '--check');
     expect(check.code, check.stderr).toBe(1);
-    const extra = [...check.stderr.matchAll(/^extra: (rendered\/\S+)$/gm)].map((m) => m[1]!).sort();
+    const extra = [...check.stdout.matchAll(/^extra: (rendered\/\S+)$/gm)].map((m) => m[1]!).sort();
     expect(extra).toEqual(roleFiles.map((f) => `rendered/${role}/${f}`));
     expect(existsSync(join(dir, 'rendered', role!))).toBe(true);
 
@@ -427,7 +494,7 @@ describe("the workflow's run steps, executed", () => {
 
     const check = runStep(checkStep());
     expect(check.code, check.stderr).toBe(1);
-    expect(check.stderr).toContain('missing: rendered/ci-role/iptables.up.rules');
+    expect(check.stdout).toContain('missing: rendered/ci-role/iptables.up.rules');
 
     const step = failureStep();
     const shown = runStep(step);

@@ -72,16 +72,35 @@ describe('fwgen init in an empty folder, then npm install of the packed fwgen', 
     expect(files.filter((f) => /^rendered\/[^/]+\/iptables\.up\.rules$/.test(f)).length).toBeGreaterThan(0);
     expect(readFileSync(join(repo, 'templates/README.md'), 'utf8')).toContain('{% block extra %}');
     expect(readFileSync(join(repo, '.gitignore'), 'utf8').split('\n')).toContain('.fwgen/');
+    // The scaffold explains trust: fleet against trust: none, where it is set.
+    const scaffold = readFileSync(join(repo, 'inventory/inventory.yaml'), 'utf8');
+    expect(scaffold).toMatch(/^# trust: fleet \(the default\): .*\n#   .*\n# trust: none: .*\n#   .*\ntrust: fleet$/m);
     const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as {
       dependencies: Record<string, string>;
     };
     expect(pkg.dependencies.fwgen).toBe(`file:${ROOT.replace(/\/$/, '')}`);
-    const next = init.stderr.slice(init.stderr.indexOf('Next:')).trim().split('\n').slice(1);
+    // What init did and what comes next are its result: on stdout.
+    expect(init.stdout).toContain('created inventory/inventory.yaml\n');
+    const next = init.stdout.slice(init.stdout.indexOf('Next:')).trim().split('\n').slice(1, 4);
     expect(next.map((l) => l.trim().split(/ +#/)[0])).toEqual([
       'cd my-firewall && npm install',
       'npx fwgen render --check',
       'git init && git add . && git commit -m "Firewall inventory"',
     ]);
+    // fwgen came from a folder, not a registry: the dependency CI cannot install is flagged.
+    expect(init.stdout).toContain(`Before you push: package.json depends on fwgen as file:${ROOT.replace(/\/$/, '')}`);
+    expect(init.stdout).toContain("which CI's `npm ci` cannot install: replace it with a version or a git URL");
+    // The new repository is not inside another one (tmp is no git work tree).
+    expect(init.stdout).not.toContain('is inside the git repository');
+  });
+
+  it('says so when the new repository would be nested in another (a checkout of fwgen, say)', () => {
+    const outer = join(tmp, 'outer');
+    run('mkdir', ['-p', outer], tmp);
+    run('git', ['init', '-q', outer], tmp);
+    const r = run(process.execPath, [CLI, 'init', 'inner'], outer);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`${join(outer, 'inner')} is inside the git repository ${outer}`);
   });
 
   it('refuses to overwrite: a second init exits 2 and changes nothing', () => {
@@ -125,7 +144,7 @@ describe('fwgen init in an empty folder, then npm install of the packed fwgen', 
     it('npx fwgen render --check passes on what init rendered', () => {
       const r = run('npx', ['--no-install', 'fwgen', 'render', '--check'], repo, env);
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stderr).toContain('rendered/ is up to date');
+      expect(r.stdout).toContain('rendered/ is up to date');
     });
 
     it("the workflow's run steps: npm ci and the check pass; after an edit the check fails and shows the diff", () => {
@@ -161,6 +180,34 @@ describe('fwgen init in an empty folder, then npm install of the packed fwgen', 
       expect(shown.code, shown.stderr).toBe(0);
       expect(shown.stdout).toContain('+-A FWGEN-INPUT -s 198.51.100.22/32');
       expect(readFileSync(join(tmp, 'summary.md'), 'utf8')).toContain('198.51.100.22');
+    });
+
+    it("the workflow's pull-request step writes the access diff to the job summary, with the installed fwgen", () => {
+      const wf = parse(readFileSync(join(repo, '.github/workflows/render.yml'), 'utf8')) as {
+        jobs: { check: { steps: { run?: string; if?: string }[] } };
+      };
+      const step = wf.jobs.check.steps.find((s) => s.run?.includes('fwgen diff'))!;
+      expect(step.if).toContain("github.event_name == 'pull_request'");
+      const git = (...args: string[]) =>
+        expect(run('git', ['-c', 'user.email=ci@example.net', '-c', 'user.name=ci', ...args], repo, env).code).toBe(0);
+      // The base of the pull request: what init wrote; its head: one host more.
+      git('checkout', '-q', '--', 'inventory/inventory.yaml');
+      git('add', '-A');
+      git('commit', '-qm', 'base');
+      const inv = join(repo, 'inventory/inventory.yaml');
+      const text = readFileSync(inv, 'utf8');
+      expect(text).toContain('w2: 198.51.100.32 }');
+      writeFileSync(inv, text.replace('w2: 198.51.100.32 }', 'w2: 198.51.100.32, w3: 198.51.100.33 }'));
+      git('commit', '-qam', 'w3');
+      const summary = join(tmp, 'diff-summary.md');
+      const r = run('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', step.run!], repo, {
+        ...env,
+        GITHUB_STEP_SUMMARY: summary,
+      });
+      expect(r.code, r.stderr).toBe(0);
+      expect(readFileSync(summary, 'utf8')).toMatch(
+        /^\+ w3 joins worker \(198\.51\.100\.33\): it gets worker's rules/m,
+      );
     });
 
     it('fwgen init run from the installed package records a version range, not a path', () => {

@@ -1,6 +1,8 @@
 // Every example in README.md runs: each ```yaml block is an inventory that loads and renders as printed,
-// each ```sh block runs (in a copy of this checkout, as a newcomer would type it), and every option of
-// the ```text command synopsis exists in that command's --help. The README cannot drift from fwgen.
+// each ```sh block runs (in a copy of this checkout, as a newcomer would type it), each ```text block
+// that starts with `$ COMMAND` is a transcript: the command runs there too and prints what follows it,
+// and every option of the ```text command synopsis exists in that command's --help. The README cannot
+// drift from fwgen.
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -41,6 +43,16 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = 
   const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout: 600_000 });
   if (r.error) throw r.error;
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A ```text block starting with `$ COMMAND`: the command and what it prints. */
+function isTranscript(b: Block): boolean {
+  return b.lang === 'text' && b.text.startsWith('$ ');
+}
+
+/** Output as a transcript shows it: commits (which differ at every run) as `0000000`. */
+function normalize(out: string): string {
+  return out.replace(/\(([0-9a-f]{7})\)/g, '(0000000)');
 }
 
 describe('README.md code blocks', () => {
@@ -99,15 +111,25 @@ describe('text block: the command synopsis', () => {
 });
 
 describe('sh blocks, run in a copy of this checkout', () => {
+  let parent = '';
   let copy = '';
   let env: NodeJS.ProcessEnv;
 
   beforeAll(() => {
-    copy = mkdtempSync(join(tmpdir(), 'fwgen-readme-sh-'));
+    // The copy sits in a folder of its own: Getting started makes the inventory repository beside it (../).
+    parent = mkdtempSync(join(tmpdir(), 'fwgen-readme-sh-'));
+    copy = join(parent, 'fwgen');
     cpSync(ROOT, copy, { recursive: true, filter: (src) => !/\/(node_modules|dist|\.git)$/.test(src) });
     // npm reads these like its command-line flags: no audit, no funding notes, use the cache first.
     env = {
       ...process.env,
+      // For the examples that commit to a scratch repository.
+      GIT_AUTHOR_NAME: 'readme',
+      GIT_AUTHOR_EMAIL: 'readme@example.net',
+      GIT_COMMITTER_NAME: 'readme',
+      GIT_COMMITTER_EMAIL: 'readme@example.net',
+      GIT_CONFIG_GLOBAL: '/dev/null',
+      GIT_CONFIG_NOSYSTEM: '1',
       npm_config_audit: 'false',
       npm_config_fund: 'false',
       npm_config_prefer_offline: 'true',
@@ -116,7 +138,7 @@ describe('sh blocks, run in a copy of this checkout', () => {
   });
 
   afterAll(() => {
-    if (copy) rmSync(copy, { recursive: true, force: true });
+    if (parent) rmSync(parent, { recursive: true, force: true });
   });
 
   /**
@@ -125,11 +147,22 @@ describe('sh blocks, run in a copy of this checkout', () => {
    */
   const asRun = (script: string) => script.replace(/\bnpm test\b/g, 'npm test -- test/render.test.ts');
 
-  it.each(of('sh').map((b) => [`README.md:${b.line}`, b] as const))(
-    '%s runs and exits 0',
+  // Shell blocks and transcripts run in README order: a transcript may show what an earlier block set up.
+  const runnable = blocks.filter((b) => b.lang === 'sh' || isTranscript(b));
+
+  it.each(runnable.map((b) => [`README.md:${b.line}`, b] as const))(
+    '%s runs (a transcript: and prints what the README shows)',
     (_, block) => {
-      const r = run('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', asRun(block.text)], copy, env);
-      expect(r.code, `${block.text}\n--- stderr:\n${r.stderr}\n--- stdout:\n${r.stdout.slice(-3000)}`).toBe(0);
+      if (!isTranscript(block)) {
+        const r = run('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', asRun(block.text)], copy, env);
+        expect(r.code, `${block.text}\n--- stderr:\n${r.stderr}\n--- stdout:\n${r.stdout.slice(-3000)}`).toBe(0);
+        return;
+      }
+      const [command, ...shown] = block.text.trimEnd().split('\n');
+      const r = run('bash', ['--noprofile', '--norc', '-o', 'pipefail', '-c', command!.slice(2)], copy, env);
+      // 1 is an answer (denied, access changed); 2 and more are errors.
+      expect(r.code === 0 || r.code === 1, `${command}\n${r.stderr}`).toBe(true);
+      expect(normalize(r.stdout).trimEnd()).toBe(shown.join('\n'));
     },
     600_000,
   );

@@ -1,9 +1,11 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { parseAgentInstallOutput } from '../src/remote/agent-install.js';
+import { parseAgentPollOutput } from '../src/remote/agent-poll.js';
 import { parseApplyOutput } from '../src/remote/apply.js';
 import { parseBackups } from '../src/remote/backups.js';
-import { parseBootHookResult } from '../src/remote/boot-hook.js';
+import { parseBootHookResult, parseBootRemove } from '../src/remote/boot-hook.js';
 import { parseCommitOutput } from '../src/remote/commit.js';
 import { parseFacts } from '../src/remote/facts.js';
 import { parseStatusOutput } from '../src/remote/read.js';
@@ -22,6 +24,9 @@ const PARSERS: Record<StepName, (r: ExecResult, args: readonly string[]) => unkn
   backups: (r) => parseBackups(r.stdout),
   'doctor-facts': (r) => parseFacts(r.stdout),
   'boot-hook': (r) => parseBootHookResult(r.stdout),
+  'boot-remove': (r) => parseBootRemove(r.stdout),
+  'agent-install': (r) => parseAgentInstallOutput(r),
+  'agent-poll': (r) => parseAgentPollOutput(r),
 };
 
 interface Fixture extends ExecResult {
@@ -58,5 +63,10 @@ describe('host steps: each parser on recorded output', () => {
     expect(new Set(kinds('apply'))).toEqual(new Set(['applied', 'locked', 'failed']));
     expect(new Set(kinds('commit'))).toEqual(new Set(['committed', 'never-armed']));
     expect(new Set(kinds('verify'))).toEqual(new Set(['still-armed', 'rolled-back', 'committed-or-gone']));
+    expect(new Set(kinds('agent-install'))).toEqual(new Set(['installed', 'unchanged', 'uninstalled', 'absent']));
+    const polls = cases.filter((c) => c.fixture.step === 'agent-poll').map((c) => c.fixture.expected);
+    expect(new Set(polls.map((p) => (p as { outcome?: string }).outcome ?? (p as { kind: string }).kind))).toEqual(
+      new Set([expect.stringMatching(/^applied \d+$/), 'unchanged', 'kept: unreachable', 'not-installed']),
+    );
   });
 });

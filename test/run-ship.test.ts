@@ -128,6 +128,14 @@ describe('runShip (fake transport)', () => {
       expect(haltedFleet(report).suspect).toEqual([canary]);
     });
 
+    it("what the host's status said after the stage is printed with its control characters escaped", async () => {
+      const p = staged(3);
+      const canary = p.stages[0].jobs[0].host.name;
+      const hosts = { w1: fake(), w2: fake(), d1: fake(), d2: fake() };
+      const { report } = await run(p, hosts, { [canary]: { inSync: false, problem: 'drifted (\x1b[2Kall good)' } });
+      expect(report.results[0].reason).toBe('check after the stage: drifted (\\x1b[2Kall good)');
+    });
+
     it('haltAfter is pure: never after the last stage, never when not staged', () => {
       const p = staged();
       const bad = [{ host: 'x', role: 'web', outcome: 'failed' as const, reason: '', ms: 0 }];
@@ -160,11 +168,12 @@ describe('rollback past the first ship (fake transport)', () => {
     '*filter\n:INPUT DROP [0:0]\n:FWGEN-INPUT - [0:0]\n:ufw-user-input - [0:0]\n' +
     '-A INPUT -m comment --comment "fwgen hook" -j FWGEN-INPUT\n-A FWGEN-INPUT -j ACCEPT\nCOMMIT\n';
   // read.sh with a backup: state, file4, live4, backup4, sets (live, file, backup's), the backup's
-  // live snapshot and its state file.
+  // live snapshot and its state file, the agent's state, the native ruleset.
   const read = (backupState?: string) =>
     ok(
       `-1\n${section('fwgen file\n')}${section(LIVE)}${section(undefined)}${section('')}${section(undefined)}` +
-        `${section(undefined)}${section(PREVIOUS)}${section(backupState)}status=read backups=2 armed=0 locked=0 fp4=a fp6=-\n`,
+        `${section(undefined)}${section(PREVIOUS)}${section(backupState)}-1\n-1\n` +
+        'status=read backups=2 armed=0 locked=0 ipset=1 boot=- agent=0\n',
     );
   const rollback = async (backupState?: string) => {
     const hosts = { a: fake({ read: read(backupState) }) };

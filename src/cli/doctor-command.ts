@@ -11,7 +11,9 @@ import { remotePaths } from '../remote/scripts.js';
 import { RULES_FILE, renderedText } from '../render/render-role.js';
 import { selectHosts } from '../inventory/select-hosts.js';
 import { positiveInt, sshForRun, type HostOptions } from './options.js';
+import { waitProgress } from './progress.js';
 import { printWarnings, renderProject } from './project.js';
+import { printable } from '../util/printable.js';
 
 export interface DoctorOptions extends HostOptions {
   offline?: boolean;
@@ -37,14 +39,19 @@ export async function doctorCommand(opts: DoctorOptions, internal: InternalOptio
   const hosts = opts.offline && !opts.host?.length ? [] : selectHosts(inv, project.roles, opts.host ?? []);
   if (!opts.offline) {
     process.stderr.write(`checking ${hosts.length} host(s), ${concurrency} at a time\n`);
-    const { transport, reaches } = sshForRun(opts, hosts);
+    const progress = waitProgress(opts.json);
+    const { transport, reaches } = sshForRun(opts, hosts, { progress });
     const rendered = (role: string) =>
       project.files
         .filter((f) => f.path === `${role}/${RULES_FILE.ipv4}` || f.path === `${role}/${RULES_FILE.ipv6}`)
         .map((f) => [renderedText(f), f.path.endsWith(RULES_FILE.ipv6) ? 'ipv6' : 'ipv4'] as const);
     const resolver = internal.resolver ?? systemResolver();
     const deps = { transport, resolver, connectTimeoutMs, reaches, rendered };
-    const results = await doctorFleet(hosts, inv, remotePaths(inv), deps, concurrency).finally(() => transport.close());
+    const stop = progress.run();
+    const results = await doctorFleet(hosts, inv, remotePaths(inv), deps, concurrency).finally(() => {
+      stop();
+      transport.close?.();
+    });
     hosts.forEach((h, i) =>
       groups.push({ name: h.name, title: hostTitle(h, describeReach(reaches.get(h.name)!)), checks: results[i] }),
     );
@@ -65,20 +72,19 @@ interface Group {
   readonly checks: readonly Check[];
 }
 
-/** The report grouped by host: on stdout, or with --json on stderr beside the JSON on stdout. */
+/** The report grouped by host on stdout, or with --json the checks as JSON on stdout. */
 function printReport(groups: readonly Group[], json: boolean): void {
   const all = groups.flatMap((g) => g.checks);
   const text = groups.map((g) => `${g.title}\n${g.checks.map(formatCheck).join('\n')}\n`).join('\n');
-  if (json) process.stdout.write(`${JSON.stringify(all, null, 2)}\n`);
-  (json ? process.stderr : process.stdout).write(text);
+  process.stdout.write(json ? `${JSON.stringify(all, null, 2)}\n` : text);
   const count = (l: Level) => all.filter((c) => c.level === l).length;
   process.stderr.write(`\n${count('ok')} ok, ${count('warn')} warning(s), ${count('fail')} failure(s)\n`);
 }
 
-/** One report line: `  ok    name: detail`, or with WARN / FAIL and the fix. */
+/** One report line: `  ok    name: detail`, or with WARN / FAIL and the fix (what a host said, made printable). */
 export function formatCheck(c: Check): string {
   const tag = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' }[c.level];
-  return `  ${tag}  ${c.name}: ${c.detail}${c.fix ? `  → fix: ${c.fix}` : ''}`;
+  return `  ${tag}  ${c.name}: ${printable(c.detail)}${c.fix ? `  → fix: ${printable(c.fix)}` : ''}`;
 }
 
 function hostTitle(h: Host, reach: string): string {

@@ -2,7 +2,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { InputError, UsageError, formatProblem, type Problem } from '../errors.js';
 import { loadInventory, type LoadedInventory } from '../inventory/load-inventory.js';
-import type { Role } from '../inventory/model.js';
+import type { Inventory, Role } from '../inventory/model.js';
+import type { RolePolicy } from '../resolve/policy.js';
 import { renderPolicies, type RenderedFile } from '../render/render-role.js';
 import { findUserTemplatesDir, loadTemplates, type TemplateSet } from '../render/templates.js';
 import { resolvePolicies } from '../resolve/resolve-policy.js';
@@ -38,14 +39,24 @@ export function renderProject(opts: ProjectOptions): RenderedProject {
     inv.roles.map((r) => r.name),
   );
   const templates = loadTemplates(findUserTemplatesDir(inv.dir, opts.templates));
-  checkRoleTemplates(inv.roles, templates);
   // The sets file holds the sets of every role: in ipset mode every role is rendered, the others' files dropped.
   const only = inv.sets === 'ipset' ? undefined : roles;
-  const policies = resolvePolicies(inv, (role) => chooseTemplate(role, templates), only);
+  const policies = resolveProject(inv, templates, only, loaded.locate);
   const meta = { inventory: inventoryLabel(opts.inventory, opts.out), version: VERSION };
   const all = renderPolicies(policies, templates, meta);
   const files = roles && !only ? all.filter((f) => f.role === '' || roles.has(f.role)) : all;
   return { loaded, roles, files, changes: planOutput(files, opts.out, roles) };
+}
+
+/** Checks each role's template and resolves the policies that use them (what render and diff render). */
+export function resolveProject(
+  inv: Inventory,
+  templates: TemplateSet,
+  only?: ReadonlySet<string>,
+  locate?: Parameters<typeof resolvePolicies>[3],
+): RolePolicy[] {
+  checkRoleTemplates(inv.roles, templates);
+  return resolvePolicies(inv, (role) => chooseTemplate(role, templates), only, locate);
 }
 
 /** Parses `--role all|A,B`; unknown names are a usage error. */
@@ -89,7 +100,7 @@ function chooseTemplate(role: Role, templates: TemplateSet): string {
 }
 
 /** The inventory path as headers show it: relative to the project (the folder holding the output folder). */
-function inventoryLabel(inventory: string, out: string): string {
+export function inventoryLabel(inventory: string, out: string): string {
   // The label goes into a comment line of every file: keep it to characters that cannot end the line.
   return relative(dirname(resolve(out)), resolve(inventory))
     .split('\\')

@@ -7,19 +7,23 @@ import { listBackups, type BackupEntry } from '../remote/backups.js';
 import { remotePaths } from '../remote/scripts.js';
 import type { Effects } from '../ship/ship-host.js';
 import { checkBackupId, lastShipBackups, rollbackJobs } from '../ship/rollback-plan.js';
+import { mapPool } from '../util/map-pool.js';
 import { positiveInt } from './options.js';
 import { printWarnings, selectRoles } from './project.js';
-import { realEffects, runAndReport, settingsFor, type RunOptions } from './run-output.js';
+import { newRun, realEffects, runAndReport, settingsFor, type RunOptions } from './run-output.js';
+import { table } from './table.js';
 
 /** `fwgen backups`: no rendered folder, templates or audit log involved. */
 export interface BackupsOptions {
   inventory: string;
+  concurrency?: string;
   role?: string;
   host?: string[];
   connectTimeout: string;
   json?: boolean;
   acceptNew?: boolean;
   sshConfig?: string;
+  auditLog?: string;
 }
 
 /** `fwgen rollback`: restores backups, so neither roles, rendered/ nor templates play a part. */
@@ -40,7 +44,8 @@ export async function rollbackCommand(opts: RollbackOptions): Promise<void> {
   const inv = loadChecked(opts.inventory);
   const hosts = selectHosts(inv, undefined, last ? [...last.backups.keys()] : opts.host!);
   if (last) process.stderr.write(`rolling back run ${last.run}: ${hosts.length} host(s) to the backups it made\n`);
-  const fx = realEffects(opts, hosts);
+  const run = newRun(inv);
+  const fx = realEffects(opts, hosts, run);
   let backups: Map<string, string>;
   try {
     backups = last ? new Map(last.backups) : await backupsToRestore(fx, hosts, inv, opts);
@@ -49,7 +54,7 @@ export async function rollbackCommand(opts: RollbackOptions): Promise<void> {
     throw err;
   }
   const jobs = rollbackJobs(inv, hosts, (h) => backups.get(h.name)!);
-  const { settings, origin } = settingsFor(opts, inv, true);
+  const { settings, origin } = settingsFor(opts, inv, run, { force: true });
   const concurrency = positiveInt(opts.concurrency, '--concurrency');
   await runAndReport(
     {
@@ -82,9 +87,11 @@ async function backupsToRestore(
   return out;
 }
 
-/** `fwgen backups`: the backups each selected host keeps, newest first. */
+/** One backup a host keeps, as `backups --json` lists it. */
+export type BackupRow = { readonly host: string; readonly role: string } & BackupEntry;
+
+/** `fwgen backups`: the backups each selected host (every host by default) keeps, newest first. */
 export async function backupsCommand(opts: BackupsOptions): Promise<void> {
-  if (!opts.role && !opts.host?.length) throw new UsageError('say which hosts: --role ROLE or --host NAME');
   const inv = loadChecked(opts.inventory);
   const roles = selectRoles(
     opts.role ?? 'all',
@@ -92,24 +99,32 @@ export async function backupsCommand(opts: BackupsOptions): Promise<void> {
   );
   const hosts = selectHosts(inv, roles, opts.host ?? []);
   const fx = realEffects(opts, hosts);
-  const rows: ({ host: string } & BackupEntry)[] = [];
-  let failed = 0;
-  for (const host of hosts) {
+  const rows: BackupRow[] = [];
+  const failed: { host: string; reason: string }[] = [];
+  const stop = fx.progress.run();
+  const found = await mapPool(hosts, positiveInt(opts.concurrency ?? '10', '--concurrency'), async (host) => {
     try {
-      for (const b of await hostBackups(fx, host, inv, opts)) rows.push({ host: host.name, ...b });
+      return { host, backups: await hostBackups(fx, host, inv, opts) };
     } catch (err) {
-      failed++;
-      process.stderr.write(`${host.name}: ${(err as Error).message}\n`);
+      return { host, error: (err as Error).message };
+    }
+  }).finally(() => {
+    stop();
+    fx.close();
+  });
+  for (const f of found) {
+    if (f.backups) rows.push(...f.backups.map((b) => ({ host: f.host.name, role: f.host.role, ...b })));
+    else {
+      failed.push({ host: f.host.name, reason: f.error! });
+      process.stderr.write(`${f.host.name}: ${f.error}\n`);
     }
   }
-  fx.close();
-  if (opts.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
-  else
-    for (const r of rows)
-      process.stdout.write(
-        `${r.host.padEnd(20)} ${r.ts.padEnd(20)} ${r.size === null ? '(live snapshot only)' : `${r.size} bytes`}\n`,
-      );
-  if (failed > 0) throw new WorkFailedError(`${failed} host(s) could not be reached`);
+  if (opts.json) process.stdout.write(`${JSON.stringify({ backups: rows, unreachable: failed }, null, 2)}\n`);
+  else {
+    const cells = rows.map((r) => [r.host, r.role, r.ts, r.size === null ? '- (no rules file then)' : String(r.size)]);
+    process.stdout.write(`${table(['HOST', 'ROLE', 'BACKUP', 'BYTES'], cells).join('\n')}\n`);
+  }
+  if (failed.length > 0) throw new WorkFailedError(`${failed.length} host(s) could not be reached`);
 }
 
 async function hostBackups(fx: Effects, host: Host, inv: Inventory, opts: BackupsOptions): Promise<BackupEntry[]> {

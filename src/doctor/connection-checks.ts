@@ -70,6 +70,20 @@ export function transportFailureChecks(h: Host, err: TransportError): Check[] {
           `check ssh.user (${h.ssh.user}), ssh.identity or the agent, and ~${h.ssh.user}/.ssh/authorized_keys on the host`,
         ),
       ];
+    case 'step-timeout':
+    case 'output-limit':
+      return [
+        ssh,
+        key,
+        auth,
+        {
+          host: h.name,
+          name: 'facts',
+          level: 'fail',
+          detail: err.message,
+          fix: 'run the checks by hand on the host (`sh -x`): a command that hangs or never stops printing',
+        },
+      ];
     case 'sudo-password':
       return [
         ssh,

@@ -1,6 +1,6 @@
 import type { Host, Inventory } from '../inventory/model.js';
 import type { Reach } from '../remote/reach.js';
-import { parseStatus, type RemotePaths } from '../remote/scripts.js';
+import { lastErrorLine, parseStatus, type RemotePaths } from '../remote/scripts.js';
 import { TransportError, type Session, type Transport } from '../remote/transport.js';
 import { evaluateFacts, type Check } from './checks.js';
 import { connectedChecks, transportFailureChecks } from './connection-checks.js';
@@ -43,7 +43,7 @@ async function remoteChecks(host: Host, inv: Inventory, paths: RemotePaths, deps
   try {
     const r = await session.run(factsCall(paths, TOOLS));
     if (parseStatus(r.stdout).status !== 'facts') {
-      const why = r.stderr.trim().split('\n').at(-1) || `exit ${r.code}`;
+      const why = lastErrorLine(r.stderr) ?? `exit ${r.code}`;
       return [
         ...connectedChecks(host, session.reached),
         {

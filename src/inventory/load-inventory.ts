@@ -6,6 +6,7 @@ import { InputError, UsageError, type Problem } from '../errors.js';
 import { parseNet, sortNets } from './addresses.js';
 import {
   DEFAULT_PRESERVE,
+  type AgentSettings,
   type AllowRule,
   type ForwardMode,
   type Host,
@@ -22,6 +23,7 @@ import {
 import { parsePort, sortPorts } from './ports.js';
 import { globMatcher } from '../util/glob.js';
 import { checkSchema } from './schema-check.js';
+import { checkAliases } from './yaml-aliases.js';
 import { formatPath, YamlLocator, type PathSegment } from './yaml-positions.js';
 
 /** The inventory as written, after the schema has accepted its shape. */
@@ -52,8 +54,21 @@ interface RawRole {
   template?: string;
   hosts: Record<string, string | string[] | RawHost> | null;
 }
+interface RawAgent {
+  origin: string | string[];
+  signers: string[];
+  every?: number;
+  expires?: string;
+}
 interface RawInventory {
-  defaults?: { interface?: string; rules_path?: string; forward?: ForwardMode; ssh?: RawSsh };
+  agent?: RawAgent;
+  defaults?: {
+    interface?: string;
+    rules_path?: string;
+    rules_path_unusual?: boolean;
+    forward?: ForwardMode;
+    ssh?: RawSsh;
+  };
   management?: string[];
   preserve?: string[];
   monitoring?: RawRule[];
@@ -67,7 +82,12 @@ interface RawInventory {
 export interface LoadedInventory {
   inventory: Inventory;
   warnings: Problem[];
+  /** Where a value is written, for problems later stages find (parses the text again, on first use). */
+  locate: Locate;
 }
+
+/** Finds the position of the value at a JSON path of the inventory. */
+export type Locate = (path: readonly PathSegment[]) => { line: number; col: number };
 
 const DEFAULT_SSH: SshSettings = {
   host: '',
@@ -96,11 +116,12 @@ export function loadInventory(file: string): LoadedInventory {
 export function parseInventory(text: string, file: string): LoadedInventory {
   const report = new Reporter(file, () => new YamlLocator(text));
   const data = parseYaml(text, file);
+  checkAliases(data, text, file);
   for (const issue of checkSchema(data)) report.error(issue.path, issue.message, issue.atKey);
   if (report.errors.length > 0) throw new InputError(inFileOrder(report.errors));
   const inventory = normalize(data as RawInventory, file, report);
   if (report.errors.length > 0) throw new InputError(inFileOrder(report.errors));
-  return { inventory, warnings: inFileOrder(report.warnings) };
+  return { inventory, warnings: inFileOrder(report.warnings), locate: (path) => report.positionOf(path) };
 }
 
 const require = createRequire(import.meta.url);
@@ -221,6 +242,9 @@ function normalize(raw: RawInventory, file: string, report: Reporter): Inventory
       ['defaults', 'rules_path'],
       `defaults.rules_path "${rulesPath}" does not look like a rules file (expected ${expected})`,
     );
+  } else {
+    const folderProblem = rulesFolderProblem(rulesPath, defaults.rules_path_unusual === true);
+    if (folderProblem) report.error(['defaults', 'rules_path'], `defaults.rules_path "${rulesPath}" ${folderProblem}`);
   }
   const defaultSsh = mergeSsh(DEFAULT_SSH, defaults.ssh, ['defaults', 'ssh'], report);
   const management = sortNets(parseNets(raw.management ?? [], ['management'], report));
@@ -265,7 +289,47 @@ function normalize(raw: RawInventory, file: string, report: Reporter): Inventory
       management.some(isIpv6) ||
       ruleNets.some(isIpv6) ||
       hosts.some((h) => h.addresses.some(isIpv6)),
+    ...(raw.agent ? { agent: normalizeAgent(raw.agent, report) } : {}),
   };
+}
+
+const EXPIRY_UNIT: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** `agent:`: origins end with `/`, each signer is a well-formed public key, a release outlives a few polls. */
+function normalizeAgent(raw: RawAgent, report: Reporter): AgentSettings {
+  const written = typeof raw.origin === 'string' ? [raw.origin] : raw.origin;
+  const origins = written.map((o) => (o.endsWith('/') ? o : `${o}/`));
+  origins.forEach((o, i) => {
+    if (origins.indexOf(o) !== i) {
+      const path = typeof raw.origin === 'string' ? ['agent', 'origin'] : ['agent', 'origin', i];
+      report.error(path, `agent.origin "${o}" is listed twice (expected each origin once)`);
+    }
+  });
+  raw.signers.forEach((line, i) => {
+    const why = publicKeyProblem(line);
+    if (why) report.error(['agent', 'signers', i], `agent.signers[${i}]: ${why} (expected a line of a .pub file)`);
+  });
+  const everyS = raw.every ?? 60;
+  const expires = raw.expires ?? '7d';
+  const expiresS = Number(expires.slice(0, -1)) * EXPIRY_UNIT[expires.slice(-1)];
+  if (expiresS < 3 * everyS) {
+    report.error(
+      ['agent', raw.expires === undefined ? 'every' : 'expires'],
+      `agent.expires ${expires} is shorter than three polls of ${everyS}s (expected a release to outlive several polls, such as 7d)`,
+    );
+  }
+  return { origins, signers: raw.signers.map((l) => l.trim()), everyS, expiresS };
+}
+
+/** Why an OpenSSH public key line is not one: its key blob must decode and name the type written before it. */
+export function publicKeyProblem(line: string): string | undefined {
+  const [type, b64] = line.split(' ');
+  const blob = Buffer.from(b64, 'base64');
+  if (blob.toString('base64').replace(/=+$/, '') !== b64.replace(/=+$/, '')) return 'the key is not valid base64';
+  const len = blob.length >= 4 ? blob.readUInt32BE(0) : -1;
+  const inner = len >= 0 && 4 + len <= blob.length ? blob.subarray(4, 4 + len).toString('latin1') : undefined;
+  if (inner !== type) return `the key data is not a ${type} key${inner ? ` (it holds a ${inner} key)` : ''}`;
+  return undefined;
 }
 
 const isIpv6 = (n: Net): boolean => n.family === 'ipv6';
@@ -398,6 +462,24 @@ function normalizeHost(
 function looksLikeRulesFile(path: string): boolean {
   const name = path.slice(path.lastIndexOf('/') + 1);
   return path.startsWith('/etc/') && /^[A-Za-z0-9][A-Za-z0-9._@+-]*\.(rules|v4|v6)$/.test(name);
+}
+
+/** The folders iptables rules files live in (Debian's ifupdown and iptables-persistent, RHEL's iptables-services). */
+export const RULES_FOLDERS = ['/etc', '/etc/iptables', '/etc/network', '/etc/sysconfig'];
+
+/**
+ * Another folder holds files of other tools, and `ship` replaces the file as root: `/etc/udev/rules.d/x.rules`
+ * or `/etc/audit/rules.d/audit.rules` would become iptables rules. Another folder needs
+ * `rules_path_unusual: true`; a `.d` folder (every file in it is read by some tool) is refused even then.
+ */
+function rulesFolderProblem(path: string, unusual: boolean): string | undefined {
+  const folder = path.slice(0, path.lastIndexOf('/'));
+  if (RULES_FOLDERS.includes(folder)) return undefined;
+  const usual = `expected a file in ${RULES_FOLDERS.slice(0, -1).join(', ')} or ${RULES_FOLDERS.at(-1)}`;
+  const dotD = folder.split('/').find((part) => part.endsWith('.d'));
+  if (dotD) return `is in ${folder}, a folder whose files another tool reads (${dotD}), not iptables (${usual})`;
+  if (unusual) return undefined;
+  return `is in ${folder}, not a folder iptables rules files live in (${usual}, or, for ${folder}, also set defaults.rules_path_unusual: true)`;
 }
 
 const WRITTEN = [

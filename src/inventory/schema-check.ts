@@ -88,6 +88,7 @@ function toIssue(e: ErrorObject): SchemaIssue {
 }
 
 function describe(v: unknown): string {
+  if (v === undefined) return 'an empty file';
   if (v === null) return 'nothing (null)';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';

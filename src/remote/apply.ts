@@ -6,6 +6,7 @@ import {
   remoteFile,
   sha256,
   step,
+  SWITCH_WAIT_S,
   type RemoteCall,
   type RemotePaths,
 } from './scripts.js';
@@ -33,19 +34,9 @@ export interface ApplySettings {
 /** Locks, stages and verifies `parts` (sent on stdin), tests, backs up, arms the switch and applies. */
 export function applyCall(paths: RemotePaths, s: ApplySettings, parts: readonly Part[]): RemoteCall {
   const manifest = parts.flatMap((p) => [p.name, p.bytes.length, digestOf(p.bytes)]);
-  return step('apply', 'apply.sh', [
-    paths.rules,
-    paths.rules6,
-    s.id,
-    s.ipv6 ? 1 : 0,
-    s.owner,
-    s.timeoutS,
-    s.keep,
-    s.breakLock ? 1 : 0,
-    s.fp4,
-    s.fp6,
-    ...manifest,
-  ]);
+  const args = [paths.rules, paths.rules6, s.id, s.ipv6 ? 1 : 0, s.owner, s.timeoutS, s.keep, s.breakLock ? 1 : 0];
+  // It may outlast the switch's timeout, then wait for the switch's undo.
+  return step('apply', 'apply.sh', [...args, s.fp4, s.fp6, ...manifest], s.timeoutS + SWITCH_WAIT_S);
 }
 
 let deadman: Buffer | undefined;

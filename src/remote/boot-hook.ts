@@ -1,4 +1,4 @@
-import { lastErrorLine, step, type RemoteCall, type RemotePaths } from './scripts.js';
+import { lastErrorLine, remoteFile, sha256, step, type RemoteCall, type RemotePaths } from './scripts.js';
 import type { Session } from './transport.js';
 
 /**
@@ -7,6 +7,9 @@ import type { Session } from './transport.js';
  */
 export const BOOT_HOOK_PATH = '/etc/network/if-pre-up.d/fwgen-iptables';
 export const BOOT_UNIT_PATH = '/etc/systemd/system/fwgen-iptables.service';
+
+/** What runs fwgen's boot hook on a host (remote/boot.sh `boot_runner`); `none`: nothing fwgen knows. */
+export type BootRunner = 'ifupdown' | 'systemd' | 'none';
 
 /** Something on the host that loads iptables rules at boot. */
 export interface BootMechanism {
@@ -20,7 +23,7 @@ export interface BootMechanism {
    */
   readonly state: 'ok' | 'no-ifupdown' | 'not-executable' | 'bad-name' | 'disabled';
   /**
-   * fwgen's own hook or unit, differing from what this version writes (`fwgen ship --persist` rewrites it);
+   * fwgen's own hook or unit, differing from what this version writes (`fwgen ship` rewrites it);
    * `no-sets`: the rules match ipsets and it does not restore them, so the rules fail to load at boot.
    * Only in doctor's facts (remote/boot.sh `detect_outdated`).
    */
@@ -53,18 +56,25 @@ export function parseBootMechanisms(stdout: string): BootMechanism[] {
  * What the boot-hook step (remote/boot-hook.sh) did on a host: `installed` its hook; rewrote fwgen's own
  * hook or unit that an older fwgen wrote (`updated`); found one already loading the rules (`present`); or
  * left alone something that loads other rules at boot (`conflict`) or would load these but will not run
- * (`inactive`), for a person to decide.
+ * (`inactive`), for a person to decide; or found nothing that runs a boot hook (`unsupported`: neither
+ * ifupdown nor systemd) and installed nothing.
  */
 export interface BootHookResult {
-  readonly status: 'installed' | 'updated' | 'present' | 'conflict' | 'inactive';
-  readonly mechanism: BootMechanism;
+  readonly status: 'installed' | 'updated' | 'present' | 'conflict' | 'inactive' | 'unsupported';
+  /** The mechanism concerned; none when `unsupported`. */
+  readonly mechanism?: BootMechanism;
+  /** fwgen's own if-pre-up.d hook, removed because nothing on the host would run it. */
+  readonly removed?: string;
 }
 
 /** Reads what remote/boot-hook.sh printed; undefined when it printed no status (the script failed). */
 export function parseBootHookResult(stdout: string): BootHookResult | undefined {
-  const status = /^status=(installed|updated|present|conflict|inactive)$/m.exec(stdout)?.[1] as
+  const status = /^status=(installed|updated|present|conflict|inactive|unsupported)$/m.exec(stdout)?.[1] as
     BootHookResult['status'] | undefined;
   if (!status) return undefined;
+  const removed = /^removed=(\/\S+)$/m.exec(stdout)?.[1];
+  const extra = removed ? { removed } : {};
+  if (status === 'unsupported') return { status, ...extra };
   const found = parseBootMechanisms(stdout);
   const ours = (m: BootMechanism) => m.path === BOOT_HOOK_PATH || m.path === BOOT_UNIT_PATH;
   const pickers: Record<'present' | 'conflict' | 'inactive', (m: BootMechanism) => boolean> = {
@@ -75,27 +85,32 @@ export function parseBootHookResult(stdout: string): BootHookResult | undefined 
   // The installed or updated one is printed last, after the detection that ran before the script wrote.
   const mechanism =
     status === 'installed' || status === 'updated' ? found.filter(ours).at(-1) : found.find(pickers[status]);
-  return mechanism ? { status, mechanism } : undefined;
+  return mechanism ? { status, mechanism, ...extra } : undefined;
 }
 
 /** One line for a person: what the boot hook step did, and what is left to do. */
 export function describeBootHookResult(r: BootHookResult, rules: string): string {
   const m = r.mechanism;
+  const removed = r.removed ? ` (removed ${r.removed}, which nothing on this host runs)` : '';
+  if (!m)
+    return `not loaded at boot: neither ifupdown nor systemd runs on this host, so nothing would run a boot hook${removed}; load ${rules} at boot another way, or install ifupdown`;
   switch (r.status) {
     case 'installed':
       return m.state === 'ok'
-        ? `boot hook installed: ${m.path}`
+        ? `boot hook installed: ${m.path}${removed}`
         : `boot hook installed: ${m.path}, but ${whyInactive(m)}`;
     case 'updated':
       return m.state === 'ok'
         ? `boot hook updated: ${m.path} (it differed from what this fwgen writes)`
         : `boot hook updated: ${m.path} (it differed from what this fwgen writes), but ${whyInactive(m)}`;
     case 'present':
-      return `boot: ${m.path} already loads ${rules}`;
+      return `boot: ${m.path} already loads ${rules}${removed}`;
     case 'conflict':
       return `boot: left alone: ${m.path} (${m.kind}) loads other iptables rules at boot, not ${rules}`;
     case 'inactive':
       return `boot: left alone: ${m.path} loads ${rules} at boot, but ${whyInactive(m)}`;
+    case 'unsupported':
+      return `not loaded at boot${removed}`;
   }
 }
 
@@ -115,16 +130,74 @@ export function whyInactive(m: BootMechanism): string {
   }
 }
 
-/** `ship --persist`: installs a boot hook where nothing loads the rules at boot, or rewrites fwgen's own. */
-export function bootHookCall(paths: RemotePaths): RemoteCall {
-  return step('boot-hook', 'boot-hook.sh', [paths.rules, paths.rules6]);
+/**
+ * This fwgen's boot-hook step, as a short digest of the shell that decides and writes the hook: the step
+ * leaves it on the host (`<rules_path>.fwgen-boot`) where the rules load at boot, and ship skips the step
+ * while the read step finds it. Another version's hook text means another digest: the step runs again.
+ */
+export const BOOT_MARKER: string = sha256(Buffer.from(remoteFile('boot.sh') + remoteFile('boot-hook.sh'))).slice(0, 16);
+
+/** Ship's boot-hook step: installs a boot hook where nothing loads the rules at boot, or rewrites fwgen's own. */
+export function bootHookCall(paths: RemotePaths, marker = BOOT_MARKER): RemoteCall {
+  return step('boot-hook', 'boot-hook.sh', [paths.rules, paths.rules6, marker]);
 }
 
-/** `ship --persist`: runs remote/boot-hook.sh on an open session and says what it did, in a few words. */
-export async function installBootHook(session: Session, paths: RemotePaths): Promise<string> {
-  const r = await session.run(bootHookCall(paths));
+/** What a host's boot-hook step came to, as a ship reports it. */
+export interface BootReport {
+  /**
+   * The step's status, or `failed` when it printed none (it could not run, or could not write);
+   * `removed`: `fwgen remove` took fwgen's boot hook (if any) off the host.
+   */
+  readonly status: BootHookResult['status'] | 'failed' | 'removed';
+  /** The rules load at boot now (installed, updated or present, and the mechanism runs). */
+  readonly ok: boolean;
+  /** The hook, unit or other mechanism concerned; null when there is none. */
+  readonly path: string | null;
+  /** One line for a person. */
+  readonly detail: string;
+}
+
+/** Pure: a boot-hook step's output as a report. */
+export function bootReport(r: { code: number; stdout: string; stderr: string }, rules: string): BootReport {
   const res = parseBootHookResult(r.stdout);
-  return res
-    ? describeBootHookResult(res, paths.rules)
-    : `boot hook failed: ${lastErrorLine(r.stderr) ?? `exit ${r.code}`}`;
+  if (!res) {
+    const why = lastErrorLine(r.stderr) ?? `exit ${r.code}`;
+    return { status: 'failed', ok: false, path: null, detail: `boot hook step failed: ${why}` };
+  }
+  const loads = ['installed', 'updated', 'present'].includes(res.status) && res.mechanism?.state === 'ok';
+  return {
+    status: res.status,
+    ok: loads,
+    path: res.mechanism?.path ?? null,
+    detail: describeBootHookResult(res, rules),
+  };
+}
+
+/** Runs ship's boot-hook step on an open session and says what it came to. */
+export async function runBootHook(session: Session, paths: RemotePaths): Promise<BootReport> {
+  return bootReport(await session.run(bootHookCall(paths)), paths.rules);
+}
+
+/** `fwgen remove`: takes fwgen's own boot hook or unit, its marker and the state file off a host. */
+export function bootRemoveCall(paths: RemotePaths): RemoteCall {
+  return step('boot-remove', 'boot-remove.sh', [paths.rules, paths.rules6]);
+}
+
+/** Pure: what remote/boot-remove.sh printed: the files it removed, or undefined when it did not finish. */
+export function parseBootRemove(stdout: string): { readonly removed: readonly string[] } | undefined {
+  if (!/^status=removed$/m.test(stdout)) return undefined;
+  return { removed: [...stdout.matchAll(/^removed=(\/\S+)$/gm)].map((m) => m[1]) };
+}
+
+/** Runs the boot-remove step on an open session; reported as a boot step (`removed`, or `failed`). */
+export async function runBootRemove(session: Session, paths: RemotePaths): Promise<BootReport> {
+  const r = await session.run(bootRemoveCall(paths));
+  const res = parseBootRemove(r.stdout);
+  if (!res) {
+    const why = lastErrorLine(r.stderr) ?? `exit ${r.code}`;
+    return { status: 'failed', ok: false, path: null, detail: `boot-remove step failed: ${why}` };
+  }
+  const hook = res.removed.find((p) => p === BOOT_HOOK_PATH || p === BOOT_UNIT_PATH) ?? null;
+  const what = res.removed.length > 0 ? `removed ${res.removed.join(', ')}` : 'nothing of fwgen left for boot';
+  return { status: 'removed', ok: true, path: hook, detail: `boot: ${what}` };
 }

@@ -1,4 +1,4 @@
-import { EXIT, lastErrorLine, parseStatus, step, type RemoteCall, type RemotePaths } from './scripts.js';
+import { EXIT, lastErrorLine, parseStatus, step, SWITCH_WAIT_S, type RemoteCall, type RemotePaths } from './scripts.js';
 import type { ExecResult } from './transport.js';
 
 /** Claims the switch, moves the new files into place, records state, unlocks. */
@@ -9,7 +9,8 @@ export function commitCall(
   backup: string,
   stateJson: string,
 ): RemoteCall {
-  return step('commit', 'commit.sh', [paths.rules, paths.rules6, id, ipv6 ? 1 : 0, backup, stateJson]);
+  // It may find the switch fired, and wait for its undo.
+  return step('commit', 'commit.sh', [paths.rules, paths.rules6, id, ipv6 ? 1 : 0, backup, stateJson], SWITCH_WAIT_S);
 }
 
 /** What the commit step did, from its exit code and output. */

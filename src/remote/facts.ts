@@ -1,5 +1,7 @@
 import { step, type RemoteCall, type RemotePaths } from './scripts.js';
-import { parseBootMechanisms, type BootMechanism } from './boot-hook.js';
+import { parseBootMechanisms, type BootMechanism, type BootRunner } from './boot-hook.js';
+
+const isRunner = (v: string | undefined): boolean => v === 'ifupdown' || v === 'systemd' || v === 'none';
 
 /** Doctor's facts about a host (which of `tools` it has, and much else as `key=value` lines); changes nothing. */
 export function factsCall(paths: RemotePaths, tools: readonly string[]): RemoteCall {
@@ -18,6 +20,10 @@ export const TOOLS = [
   'iptables-nft-save',
   'ip6tables-nft-save',
   'ipset',
+  'sha256sum',
+  'curl',
+  'wget',
+  'ssh-keygen',
 ] as const;
 export type Tool = (typeof TOOLS)[number];
 
@@ -46,6 +52,11 @@ export interface HostFacts {
   readonly live4: LiveState;
   readonly live6: LiveState;
   readonly boot: readonly BootMechanism[];
+  /**
+   * What would run fwgen's boot hook (remote/boot.sh `boot_runner`): ifupdown, systemd, or none (ship's
+   * boot-hook step fails there); undefined from a host whose facts step did not say.
+   */
+  readonly bootRunner?: BootRunner;
   readonly ufwEnabled: boolean;
   readonly ufwChains: number;
   readonly firewalldActive: boolean;
@@ -68,6 +79,14 @@ export interface HostFacts {
   readonly armed: readonly (Leftover & { readonly id: string; readonly alive: boolean })[];
   readonly lock?: Leftover & { readonly owner: string };
   readonly staged: readonly Leftover[];
+  /** Why the rules' folder is not root's alone (remote/lib.sh `unsafe_folder`): every step refuses it. */
+  readonly unsafeFolder?: string;
+  /** Pull mode: `ssh-keygen -Y verify` exists (OpenSSH 8.1 or later). */
+  readonly sshsig?: boolean;
+  /** Pull mode: which wget the host has (the agent's timeouts need GNU wget's options). */
+  readonly wget?: 'gnu' | 'other';
+  /** Pull mode: the agent is installed (`<rules_path>.fwgen-agent/config`). */
+  readonly agent?: boolean;
 }
 
 function input6(v: string): NonNullable<HostFacts['input6']> {
@@ -103,6 +122,7 @@ export function parseFacts(stdout: string): HostFacts {
     live4: (one('live4') ?? 'no-tool') as LiveState,
     live6: (one('live6') ?? 'no-tool') as LiveState,
     boot: parseBootMechanisms(stdout),
+    ...(isRunner(one('boot_runner')) ? { bootRunner: one('boot_runner') as BootRunner } : {}),
     ufwEnabled: one('ufw') === 'enabled',
     ufwChains: num('ufw_chains') ?? 0,
     firewalldActive: one('firewalld') === 'active',
@@ -124,5 +144,9 @@ export function parseFacts(stdout: string): HostFacts {
       const [ageS, path] = words(v, 1);
       return { ageS: Number(ageS), path };
     }),
+    ...(one('unsafe_folder') ? { unsafeFolder: one('unsafe_folder') } : {}),
+    ...(one('sshsig') !== undefined ? { sshsig: one('sshsig') === '1' } : {}),
+    ...(one('wget') === 'gnu' || one('wget') === 'other' ? { wget: one('wget') as 'gnu' | 'other' } : {}),
+    ...(one('agent') === '1' ? { agent: true } : {}),
   };
 }

@@ -1,5 +1,6 @@
 import type { SshSettings } from '../inventory/model.js';
 import { ConfigError } from '../errors.js';
+import { isLiteralHost, isPort } from './host-name.js';
 import { lookupHost, type SshConfig } from './ssh-config.js';
 
 /** One SSH endpoint, every setting resolved: the target, or a jump host on the way. */
@@ -46,11 +47,32 @@ export function resolveReach(ssh: SshSettings, cfg: SshConfig): Reach {
     identitiesOnly: c.identitiesOnly ?? false,
     knownHosts: pick('knownHosts', c.knownHosts, ssh.knownHosts),
   };
+  checkHop(target, cfg);
   const spec = ssh.jump ?? c.proxyJump;
   if (!spec || spec === 'none') return { target, jumps: [] };
   const inherit = { identities: fallbackIdentity, knownHosts: target.knownHosts };
-  const jumps = parseJumpSpec(spec).map((j) => resolveJump(j, cfg, inherit));
+  const jumps = parseJumpSpec(spec).map((j) => checkHop(resolveJump(j, cfg, inherit), cfg, spec));
   return { target, jumps, jumpFrom: ssh.jump ? 'inventory' : 'ssh_config' };
+}
+
+/**
+ * Every hop's name and address are literal, as the inventory's ssh.host must be: what ssh_config says
+ * (HostName, ProxyJump, Port) is checked the same way before anything connects to it, or records its
+ * host key under that name (`HostName *` would record a key for every host).
+ */
+function checkHop(hop: Hop, cfg: SshConfig, jumpSpec?: string): Hop {
+  const from = jumpSpec === undefined ? '' : ` (jump host "${jumpSpec}")`;
+  // The name may be an ssh_config alias (a lookup key, never connected to): no pattern, list or space.
+  if (!/^[A-Za-z0-9_.:-]{1,253}$/.test(hop.name))
+    throw new ConfigError(`${cfg.file}: "${hop.name}"${from} is not a host name, an address or an alias`);
+  if (!isLiteralHost(hop.host))
+    throw new ConfigError(
+      `${cfg.file}: HostName "${hop.host}" for ${hop.name}${from} is neither an IP address nor a DNS name ` +
+        '(fwgen connects to, and records host keys for, literal names only)',
+    );
+  if (!isPort(hop.port))
+    throw new ConfigError(`${cfg.file}: Port "${hop.port}" for ${hop.name}${from} is not 1..65535`);
+  return hop;
 }
 
 interface JumpSpec {

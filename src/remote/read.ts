@@ -1,3 +1,4 @@
+import { ownedFingerprint } from '../model/ownership.js';
 import { lastErrorLine, parseStatus, step, type RemoteCall, type RemotePaths } from './scripts.js';
 import { TransportError, type Session } from './transport.js';
 
@@ -50,6 +51,15 @@ export interface RemoteStatus {
   readonly backupState?: string;
   /** `nft -j list ruleset` (undefined without the nft command): native nftables beside iptables. */
   readonly native?: string;
+  /**
+   * The boot-hook step's marker (remote/boot-hook.sh), while the mechanism it found loading the rules at
+   * boot is still there; undefined when there is none.
+   */
+  readonly bootMarker?: string;
+  /** The pull agent is installed on the host (`<rules_path>.fwgen-agent/config`). */
+  readonly agent?: true;
+  /** The agent's state file (`<rules_path>.fwgen-agent/state`), when it has polled. */
+  readonly agentState?: string;
 }
 
 /** A status read: what the host holds, or why it could not be read. */
@@ -78,25 +88,25 @@ export async function readHostStatus(session: Session, v: StatusVars, fromBackup
 /** Splits the status script's output into its sections. */
 export function parseStatusOutput(stdout: string, ipv6: boolean, withBackup = false): RemoteRead {
   const rules = (ipv6 ? 5 : 3) + (withBackup ? (ipv6 ? 2 : 1) : 0);
-  // The sets' sections follow the rules' (an older read step has none: no sets then), then a backup's
-  // snapshots and state.
+  // The sets' sections follow the rules', then a backup's snapshots and state, the agent's state and the
+  // native ruleset (an older read step stops after the rules or the sets).
   const sets = 2 + (withBackup ? 1 : 0);
   const snapshots = withBackup ? (ipv6 ? 3 : 2) : 0;
-  const { sections, rest } = splitSections(Buffer.from(stdout, 'utf8'), rules + sets + snapshots + 1);
+  const all = rules + sets + snapshots + 2;
+  const { sections, rest } = splitSections(Buffer.from(stdout, 'utf8'), all);
   const tail = parseStatus(rest);
-  const complete = [rules, rules + sets, rules + sets + snapshots, rules + sets + snapshots + 1].includes(
-    sections.length,
-  );
-  const native = sections[rules + sets + snapshots];
+  const complete = [rules, rules + sets, all].includes(sections.length);
   if (tail.status !== 'read' || !complete)
     return { ok: false, reason: 'could not read the rules: the status output was cut short' };
   const [stateJson, file4, live4] = sections;
   const [file6, live6] = ipv6 ? sections.slice(3, 5) : [];
   const [backup4, backup6] = sections.slice(ipv6 ? 5 : 3, rules);
-  const [liveSets, setsFile, backupSets] = sections.slice(rules);
+  const [liveSets, setsFile, backupSets] = sections.slice(rules, rules + sets);
   const [backupLive4, backupLive6, backupState] = ipv6
-    ? sections.slice(rules + sets)
+    ? sections.slice(rules + sets, rules + sets + 3)
     : [sections[rules + sets], undefined, sections[rules + sets + 1]];
+  const agentState = sections[rules + sets + snapshots];
+  const native = sections[rules + sets + snapshots + 1];
   return {
     ok: true,
     status: {
@@ -107,12 +117,16 @@ export function parseStatusOutput(stdout: string, ipv6: boolean, withBackup = fa
       backups: Number(tail.backups) || 0,
       armed: Number(tail.armed) > 0,
       locked: tail.locked === '1',
-      fp4: tail.fp4 ?? '-',
-      fp6: tail.fp6 ?? '-',
+      // Computed here from the live text the step sent, as the host steps compute it (test/ownership.test.ts).
+      fp4: ownedFingerprint(live4 ?? ''),
+      fp6: ipv6 ? ownedFingerprint(live6 ?? '') : '-',
       ...(withBackup ? { backup4, backup6, backupSets, backupLive4, backupLive6, backupState } : {}),
       ...(tail.ipset !== undefined ? { hasIpset: tail.ipset === '1' } : {}),
       liveSets: liveSets ?? '',
       setsFile,
+      ...(tail.boot && tail.boot !== '-' ? { bootMarker: tail.boot } : {}),
+      ...(tail.agent === '1' ? { agent: true as const } : {}),
+      ...(agentState !== undefined ? { agentState } : {}),
       ...(native !== undefined ? { native } : {}),
     },
   };

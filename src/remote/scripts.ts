@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Inventory } from '../inventory/model.js';
+import { printable } from '../util/printable.js';
 
 /** The host's sets file in ipset mode (remote/sets.sh `sets_file`): loaded at boot before the rules. */
 export function setsPathFor(rules: string): string {
@@ -22,14 +23,29 @@ export interface ScriptVars {
 }
 
 /** The host-side steps, each a shell file in the package's `remote/` folder. */
-export type StepName = 'read' | 'apply' | 'commit' | 'verify' | 'backups' | 'doctor-facts' | 'boot-hook';
+export type StepName =
+  | 'read'
+  | 'apply'
+  | 'commit'
+  | 'verify'
+  | 'backups'
+  | 'doctor-facts'
+  | 'boot-hook'
+  | 'boot-remove'
+  | 'agent-install'
+  | 'agent-poll';
 
 /** One remote call: a script, run by `sh -c` with its values as arguments, never pasted into the code. */
 export interface RemoteCall {
   readonly name: StepName;
   readonly script: string;
   readonly args: readonly string[];
+  /** Seconds the step may wait on the host besides its work (the dead-man switch): added to its deadline. */
+  readonly waitS?: number;
 }
+
+/** How long a step may wait for a dead-man switch that fired to finish its undo (remote/lib.sh `await_switch`). */
+export const SWITCH_WAIT_S = 120;
 
 /** Remote paths of the rules files. */
 export function remotePaths(inv: Pick<Inventory, 'rulesPath'>): RemotePaths {
@@ -60,6 +76,8 @@ export const EXIT = {
   stageFailed: 18,
   changed: 19,
   fileNotReplaced: 20,
+  unsafeFolder: 21,
+  noBoot: 22,
 } as const;
 
 /** The package's folder of host-side scripts. */
@@ -84,12 +102,13 @@ const LIBS: Readonly<Record<string, readonly string[]>> = {
   'commit.sh': ['sets.sh', 'txn.sh'],
   'facts.sh': ['boot.sh'],
   'boot-hook.sh': ['boot.sh'],
+  'boot-remove.sh': ['boot.sh'],
 };
 
 /** A step's call: lib.sh, the libraries it needs, its own file; values as arguments. */
-export function step(name: StepName, file: string, args: readonly (string | number)[]): RemoteCall {
+export function step(name: StepName, file: string, args: readonly (string | number)[], waitS?: number): RemoteCall {
   const files = ['lib.sh', ...(LIBS[file] ?? []), file];
-  return { name, script: files.map(remoteFile).join('\n'), args: args.map(String) };
+  return { name, script: files.map(remoteFile).join('\n'), args: args.map(String), ...(waitS ? { waitS } : {}) };
 }
 
 /** Hex SHA-256, as `sha256sum` prints it. */
@@ -97,7 +116,7 @@ export function sha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** The last line a step printed on stderr, without the `fwgen: ` of remote/lib.sh's `fail`. */
+/** The last line a step printed on stderr, without the `fwgen: ` of remote/lib.sh's `fail`; control characters escaped. */
 export function lastErrorLine(stderr: string): string | undefined {
   const line = stderr
     .trim()
@@ -105,7 +124,7 @@ export function lastErrorLine(stderr: string): string | undefined {
     .filter(Boolean)
     .pop()
     ?.replace(/^fwgen: /, '');
-  return line || undefined;
+  return line ? printable(line) : undefined;
 }
 
 /** Parses the `status=...` line and `key=value` pairs a script printed last. */

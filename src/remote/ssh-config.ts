@@ -1,8 +1,10 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import SSHConfig from 'ssh-config';
 import { ConfigError } from '../errors.js';
+import { globMatch } from '../util/glob.js';
+import { readBounded } from '../util/read-bounded.js';
 
 /**
  * OpenSSH client configuration (ssh_config(5)), parsed by the `ssh-config` package and evaluated
@@ -48,24 +50,42 @@ export function loadSshConfig(path: string | undefined): SshConfig {
   }
   const warnings: string[] = [];
   const blocks: Block[] = [{ directives: [] }];
-  flatten(file, 0, blocks, warnings);
+  flatten(file, 0, { out: blocks, warnings, files: 0, top: file });
   return { file, blocks, warnings };
 }
 
+/** Bounds on what one ssh_config may pull in: nesting (as OpenSSH), files read in all, bytes per file. */
+export const SSH_CONFIG_LIMITS = { depth: 16, files: 256, bytes: 1024 * 1024 };
+
 type Line = ReturnType<typeof SSHConfig.parse>[number];
 
-function flatten(file: string, depth: number, out: Block[], warnings: string[]): void {
-  if (depth > 16) throw new ConfigError(`${file}: Include nested more than 16 levels deep`);
+/** What flattening one ssh_config collects, and how many files it has read (Include fan-out is bounded). */
+interface Flattening {
+  readonly out: Block[];
+  readonly warnings: string[];
+  files: number;
+  readonly top: string;
+}
+
+function flatten(file: string, depth: number, f: Flattening): void {
+  if (depth > SSH_CONFIG_LIMITS.depth)
+    throw new ConfigError(`${file}: Include nested more than ${SSH_CONFIG_LIMITS.depth} levels deep`);
+  // A file that includes several files that each include them again reads 4^16 files: stop early.
+  if (++f.files > SSH_CONFIG_LIMITS.files)
+    throw new ConfigError(
+      `${f.top}: its Include lines read more than ${SSH_CONFIG_LIMITS.files} files (a loop, or files that include each other)`,
+    );
   let parsed: ReturnType<typeof SSHConfig.parse>;
   try {
-    parsed = SSHConfig.parse(readFileSync(file, 'utf8'));
+    parsed = SSHConfig.parse(readBounded(file, SSH_CONFIG_LIMITS.bytes, 'ssh_config file').toString('utf8'));
   } catch (err) {
     throw new ConfigError(`${file}: not a valid ssh_config file: ${(err as Error).message}`);
   }
-  addLines(parsed, file, depth, out, warnings);
+  addLines(parsed, file, depth, f);
 }
 
-function addLines(lines: readonly Line[], file: string, depth: number, out: Block[], warnings: string[]): void {
+function addLines(lines: readonly Line[], file: string, depth: number, f: Flattening): void {
+  const { out, warnings } = f;
   for (const line of lines) {
     if (line.type !== SSHConfig.DIRECTIVE) continue;
     const param = line.param.toLowerCase();
@@ -76,11 +96,11 @@ function addLines(lines: readonly Line[], file: string, depth: number, out: Bloc
           ? { host: values, directives: [] }
           : { match: matchCriteria(values, file, warnings), directives: [] };
       out.push(block);
-      if ('config' in line) addLines(line.config, file, depth, out, warnings);
+      if ('config' in line) addLines(line.config, file, depth, f);
     } else if (param === 'include') {
       const enclosing = out[out.length - 1];
       const before = out.length;
-      for (const pattern of values) for (const inc of expandInclude(pattern)) flatten(inc, depth + 1, out, warnings);
+      for (const pattern of values) for (const inc of expandInclude(pattern)) flatten(inc, depth + 1, f);
       // A Host or Match inside the included file ends there: the enclosing block resumes after it.
       if (out.length !== before) out.push({ host: enclosing.host, match: enclosing.match, directives: [] });
     } else {
@@ -118,7 +138,7 @@ function expandInclude(pattern: string): string[] {
   const dir = dirname(full);
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
-    .filter((f) => globMatch(basename(full), f))
+    .filter((f) => globMatch(basename(full), f, true))
     .sort()
     .map((f) => join(dir, f));
 }
@@ -195,18 +215,10 @@ export function patternListMatches(patterns: readonly string[], name: string): b
   let matched = false;
   for (const p of patterns) {
     if (p.startsWith('!')) {
-      if (globMatch(p.slice(1), name)) return false;
-    } else if (globMatch(p, name)) matched = true;
+      if (globMatch(p.slice(1), name, true)) return false;
+    } else if (globMatch(p, name, true)) matched = true;
   }
   return matched;
-}
-
-function globMatch(pattern: string, name: string): boolean {
-  const re = pattern
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, '.*')
-    .replace(/\?/g, '.');
-  return new RegExp(`^${re}$`, 'i').test(name);
 }
 
 /** Expands a leading `~` or `~/` to the home directory of the user running fwgen. */

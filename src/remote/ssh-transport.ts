@@ -1,9 +1,11 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import type { Duplex } from 'node:stream';
 import type Ssh2 from 'ssh2';
 import type { AnyAuthMethod, ClientChannel, ParsedKey } from 'ssh2';
+import { readBounded } from '../util/read-bounded.js';
 import { requireCjs } from '../util/require-cjs.js';
+import { isLiteralHost, isPort } from './host-name.js';
 import {
   fingerprint,
   knownHostsName,
@@ -41,8 +43,48 @@ type Client = InstanceType<typeof Client>;
 const SUDO_REFUSED =
   /sudo: (a password is required|a terminal is required)|may not run sudo|is not in the sudoers|not allowed to execute/;
 
+/** Bounds on one remote step (one script run on a host). */
+export interface StepLimits {
+  /** A step still running after this many ms (plus the step's own `waitS`) fails the host. */
+  readonly stepMs: number;
+  /** A step whose stdout and stderr together pass this many bytes fails the host. */
+  readonly outputBytes: number;
+}
+
+/**
+ * Two minutes a step (the apply step: plus --timeout and the wait for the dead-man switch, see
+ * remote/scripts.ts `waitS`), and 64 MiB of output: a read of a host with 100k rules and a 100k-member
+ * ipset sends a few MiB.
+ */
+export const DEFAULT_STEP_LIMITS: StepLimits = { stepMs: 120_000, outputBytes: 64 * 1024 * 1024 };
+
+/**
+ * Host key signature algorithms fwgen accepts: ssh2's defaults without `ssh-rsa` (RSA with SHA-1,
+ * refused by OpenSSH since 8.8); an RSA host key is used with rsa-sha2-512/256.
+ */
+export const HOST_KEY_ALGORITHMS = [
+  'ssh-ed25519',
+  'ecdsa-sha2-nistp256',
+  'ecdsa-sha2-nistp384',
+  'ecdsa-sha2-nistp521',
+  'rsa-sha2-512',
+  'rsa-sha2-256',
+];
+
+/** ssh2's debug line that lists the server's host key algorithms. */
+const REMOTE_HOST_KEYS = 'Handshake: (remote) Host key format: ';
+
 /** Resolves a host's inventory settings into hops; the default ignores ssh_config. */
 export type ReachResolver = (ssh: ConnectTarget['ssh']) => Reach;
+
+/** A host key `--accept-new` recorded in known_hosts, as the CLI prints it and the deploy log records it. */
+export interface AcceptedKey {
+  /** The name recorded (`host` or `[host]:port`). */
+  readonly name: string;
+  readonly keyType: string;
+  readonly fingerprint: string;
+  readonly knownHosts: string;
+}
 
 /**
  * SSH through ssh2, host keys verified against known_hosts, through jump hosts when configured.
@@ -60,6 +102,10 @@ export class SshTransport implements Transport {
     private readonly reachOf: ReachResolver = (ssh) => resolveReach(ssh, NO_SSH_CONFIG),
     /** A silent peer is declared lost after `keepaliveMs` × `keepaliveCount` ms. */
     private readonly keepalive = { keepaliveMs: 5000, keepaliveCount: 3 },
+    /** Each step's deadline and output cap. */
+    private readonly limits: StepLimits = DEFAULT_STEP_LIMITS,
+    /** Told of every host key `--accept-new` records. */
+    private readonly onAccepted: (key: AcceptedKey) => void = () => {},
   ) {}
 
   async connect(target: ConnectTarget): Promise<Session> {
@@ -85,7 +131,17 @@ export class SshTransport implements Transport {
       via: reach.jumps.map(hopLabel),
       key: auth,
     };
-    return new SshSession(client, target.ssh.sudo, reached);
+    return new SshSession(client, target.ssh.sudo, reached, this.limits);
+  }
+
+  /**
+   * The entries of a known_hosts file, read once per run; refuses (ConfigError) a file that is not
+   * one (readKnownHosts). The CLI loads every host's file before any host is touched.
+   */
+  loadKnownHosts(path: string): ReturnType<typeof readKnownHosts> {
+    let entries = this.knownHosts.get(path);
+    if (!entries) this.knownHosts.set(path, (entries = readKnownHosts(path)));
+    return entries;
   }
 
   /** Ends the shared jump host connections. */
@@ -126,20 +182,31 @@ export class SshTransport implements Transport {
     role: string | undefined,
   ): Promise<Opened> {
     const knownHostsPath = expandHome(hop.knownHosts);
-    if (!this.knownHosts.has(knownHostsPath)) this.knownHosts.set(knownHostsPath, readKnownHosts(knownHostsPath));
-    const entries = this.knownHosts.get(knownHostsPath)!;
-    const auth = authMethods(hop, process.env.SSH_AUTH_SOCK || undefined, this.identities);
     const fail = (e: TransportError) => (role ? new TransportError(e.kind, `${role}: ${e.message}`, role) : e);
+    // Resolution refuses these already (reach.ts); nothing else is ever connected to or recorded.
+    if (!isLiteralHost(hop.host) || !isPort(hop.port))
+      throw fail(new TransportError('unreachable', `"${hop.host}" port ${hop.port} is not a host name or address`));
+    let entries: ReturnType<typeof readKnownHosts>;
+    try {
+      entries = this.loadKnownHosts(knownHostsPath);
+    } catch (err) {
+      throw fail(new TransportError('unreachable', (err as Error).message));
+    }
+    const auth = authMethods(hop, process.env.SSH_AUTH_SOCK || undefined, this.identities);
     if (auth.methods.length === 0) {
       const why = auth.problems.join('; ') || 'no identity file found and no ssh-agent';
       throw fail(new TransportError('auth-failed', `no usable key for ${hopLabel(hop)}: ${why}`));
     }
-    // An ssh-rsa key is used with rsa-sha2-* signatures by modern servers (plain ssh-rsa is SHA-1).
-    const keyTypes = knownKeyTypes(entries, hop.host, hop.port).flatMap((t) =>
-      t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', t] : [t],
-    );
+    // Ask for a key type known_hosts has for this host, as OpenSSH does; an RSA key only with rsa-sha2-*
+    // signatures (ssh-rsa signatures are SHA-1).
+    const known = knownKeyTypes(entries, hop.host, hop.port)
+      .flatMap((t) => (t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256'] : [t]))
+      .filter((t) => HOST_KEY_ALGORITHMS.includes(t));
+    const asked = known.length > 0 ? known : HOST_KEY_ALGORITHMS;
     let verdict: 'match' | 'mismatch' | 'unknown' | 'accepted' = 'unknown';
     let presented = '';
+    let offered = '';
+    let refused: Error | undefined;
     let tried = 'none';
     const client = new Client();
     try {
@@ -163,15 +230,29 @@ export class SshTransport implements Transport {
             tried = m.label;
             next(m.method);
           },
-          // Ask for a key type known_hosts has for this host, as OpenSSH does.
-          algorithms: keyTypes.length > 0 ? { serverHostKey: keyTypes as never } : undefined,
+          algorithms: { serverHostKey: asked as never },
+          // The server's host key algorithms, for the message when none is acceptable.
+          debug: (line: string) => {
+            if (line.startsWith(REMOTE_HOST_KEYS)) offered = line.slice(REMOTE_HOST_KEYS.length);
+          },
           hostVerifier: (key: Buffer) => {
             presented = fingerprint(key);
             verdict = verifyHostKey(entries, hop.host, hop.port, key);
             if (verdict === 'unknown' && target.acceptNew) {
-              recordHostKey(knownHostsPath, hop.host, hop.port, key);
+              try {
+                recordHostKey(knownHostsPath, hop.host, hop.port, key);
+              } catch (err) {
+                refused = err as Error;
+                return false;
+              }
               this.knownHosts.delete(knownHostsPath);
               verdict = 'accepted';
+              this.onAccepted({
+                name: knownHostsName(hop.host, hop.port),
+                keyType: keyTypeOf(key),
+                fingerprint: presented,
+                knownHosts: knownHostsPath,
+              });
             }
             return verdict === 'match' || verdict === 'accepted';
           },
@@ -180,12 +261,20 @@ export class SshTransport implements Transport {
     } catch (err) {
       client.end();
       client.destroy();
-      throw fail(classify(err as Error, verdict, presented, hop, knownHostsPath, auth.problems));
+      if (refused) throw fail(new TransportError('host-key-unknown', refused.message));
+      const offer = { offered: offered.split(',').filter(Boolean), asked };
+      throw fail(classify(err as Error, verdict, presented, hop, knownHostsPath, auth.problems, offer));
     }
     // Small request/response exchanges: without this, Nagle and delayed ACKs add ~40 ms stalls.
     (client as unknown as { _sock?: { setNoDelay?: (v: boolean) => void } })._sock?.setNoDelay?.(true);
     return { client, auth: tried };
   }
+}
+
+/** The key type named in an SSH wire-format public key (its first string). */
+function keyTypeOf(key: Buffer): string {
+  const n = key.length >= 4 ? key.readUInt32BE(0) : 0;
+  return n > 0 && n <= key.length - 4 ? key.subarray(4, 4 + n).toString('latin1') : 'unknown';
 }
 
 /** A TCP connection from a jump host to the next hop, as a stream (one channel of the shared connection). */
@@ -237,16 +326,23 @@ interface Identity {
   readonly pub?: ReturnType<typeof utils.parseKey>;
 }
 
+const IDENTITY_MAX_BYTES = 1024 * 1024;
+
 /** Identity files by path, read and parsed once (per transport, so per run). */
 export type IdentityCache = Map<string, Identity | undefined>;
 
 function readIdentity(path: string, cache: IdentityCache | undefined): Identity | undefined {
   if (cache?.has(path)) return cache.get(path);
+  // Bounded: an identity path may name anything (/dev/zero); a key file is a few KB.
+  const read = (p: string) => {
+    try {
+      return utils.parseKey(readBounded(p, IDENTITY_MAX_BYTES, 'identity file'));
+    } catch (err) {
+      return err as Error;
+    }
+  };
   const id = existsSync(path)
-    ? {
-        key: utils.parseKey(readFileSync(path)),
-        pub: existsSync(`${path}.pub`) ? utils.parseKey(readFileSync(`${path}.pub`)) : undefined,
-      }
+    ? { key: read(path), pub: existsSync(`${path}.pub`) ? read(`${path}.pub`) : undefined }
     : undefined;
   cache?.set(path, id);
   return id;
@@ -316,6 +412,7 @@ function classify(
   hop: Hop,
   knownHostsPath: string,
   problems: readonly string[],
+  keys: { readonly offered: readonly string[]; readonly asked: readonly string[] },
 ): TransportError {
   const where = hopLabel(hop);
   const name = knownHostsName(hop.host, hop.port);
@@ -339,7 +436,24 @@ function classify(
     return new TransportError('auth-failed', `authentication failed for ${where} ${check}${extra}`);
   }
   if (/Timed out/i.test(msg)) return new TransportError('timeout', `connection to ${where} timed out`);
+  if (/no matching host key format/i.test(msg)) return noHostKeyAlgorithm(where, keys.offered, keys.asked);
   return new TransportError('unreachable', `cannot connect to ${where}: ${msg}`);
+}
+
+/** The server offers no host key algorithm fwgen asks for: SHA-1 signatures only, or other key types than known_hosts has. */
+function noHostKeyAlgorithm(where: string, offered: readonly string[], asked: readonly string[]): TransportError {
+  const list = offered.join(', ') || 'none';
+  if (offered.length > 0 && offered.every((a) => a === 'ssh-rsa' || a === 'ssh-dss'))
+    return new TransportError(
+      'unreachable',
+      `${where} offers only ${list} host key signatures (SHA-1), which fwgen refuses as OpenSSH does since 8.8; ` +
+        "let the host's sshd offer rsa-sha2-512 or rsa-sha2-256 (HostKeyAlgorithms), or add an ed25519 host key",
+    );
+  return new TransportError(
+    'unreachable',
+    `${where} offers host key algorithms ${list}, none of those fwgen asks for (${asked.join(', ')}: ` +
+      'the types known_hosts has for it, without SHA-1 ssh-rsa)',
+  );
 }
 
 class SshSession implements Session {
@@ -350,6 +464,7 @@ class SshSession implements Session {
     private readonly client: Client,
     private readonly sudo: boolean,
     readonly reached: Reached,
+    private readonly limits: StepLimits,
   ) {
     // A network fault (reset, keepalive timeout, half-closed socket) fails the commands in flight.
     const lose = (why: string) => {
@@ -367,45 +482,7 @@ class SshSession implements Session {
     const words = [shq(call.script), `fwgen-${call.name}`, ...call.args.map(shq)].join(' ');
     const command = this.sudo ? `sudo -n sh -c ${words}` : `sh -c ${words}`;
     if (this.lost) throw new TransportError('unreachable', `connection lost: ${this.lost}`);
-    const result = await new Promise<ExecResult>((resolve, reject) => {
-      this.pending.add(reject);
-      const done = () => this.pending.delete(reject);
-      try {
-        this.client.exec(command, (err: Error | undefined, stream: ClientChannel) => {
-          if (err) {
-            done();
-            return reject(new TransportError('unreachable', err.message));
-          }
-          const out: Buffer[] = [];
-          const errOut: Buffer[] = [];
-          let exitCode: number | undefined;
-          stream.on('data', (d: Buffer) => out.push(d));
-          stream.stderr.on('data', (d: Buffer) => errOut.push(d));
-          stream.on('exit', (code: number | null) => {
-            if (typeof code === 'number') exitCode = code;
-          });
-          stream.on('close', () => {
-            done();
-            // No exit status means the connection went away mid-command: that is not a command failure.
-            if (exitCode === undefined)
-              return reject(new TransportError('unreachable', 'connection lost while a command was running'));
-            resolve({
-              code: exitCode,
-              stdout: Buffer.concat(out).toString('utf8'),
-              stderr: Buffer.concat(errOut).toString('utf8'),
-            });
-          });
-          stream.on('error', (e: Error) => {
-            done();
-            reject(new TransportError('unreachable', e.message));
-          });
-          stream.end(stdin ?? undefined);
-        });
-      } catch (err) {
-        done();
-        reject(new TransportError('unreachable', (err as Error).message));
-      }
-    });
+    const result = await this.exec(call, command, stdin);
     const refusal =
       this.sudo && result.code !== 0 ? result.stderr.split('\n').find((l) => SUDO_REFUSED.test(l)) : undefined;
     if (refusal)
@@ -416,7 +493,92 @@ class SshSession implements Session {
     return result;
   }
 
+  /**
+   * One command, bounded: past its deadline, or past the output cap, the channel is closed and the step
+   * fails (the host's outcome); what came so far is dropped. The connection stays for what follows.
+   */
+  private exec(call: RemoteCall, command: string, stdin?: Buffer): Promise<ExecResult> {
+    const deadlineMs = stepDeadlineMs(call, this.limits);
+    return new Promise<ExecResult>((resolve, reject) => {
+      let stream: ClientChannel | undefined;
+      let settled = false;
+      const settle = (err: TransportError | undefined, ok?: ExecResult) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.pending.delete(fail);
+        if (err) {
+          reject(err);
+          stream?.close();
+        } else resolve(ok!);
+      };
+      const fail = (e: TransportError) => settle(e);
+      this.pending.add(fail);
+      const timer = setTimeout(
+        () =>
+          fail(
+            new TransportError(
+              'step-timeout',
+              `the ${call.name} step did not finish within ${+(deadlineMs / 1000).toFixed(1)} s (--step-timeout); the host is stuck or too slow`,
+            ),
+          ),
+        deadlineMs,
+      );
+      let bytes = 0;
+      const keep = (into: Buffer[]) => (d: Buffer) => {
+        if (settled) return;
+        bytes += d.length;
+        if (bytes <= this.limits.outputBytes) return void into.push(d);
+        fail(
+          new TransportError(
+            'output-limit',
+            `the ${call.name} step sent more than ${mebibytes(this.limits.outputBytes)} of output; stopped reading it (a broken or hostile host?)`,
+          ),
+        );
+      };
+      try {
+        this.client.exec(command, (err: Error | undefined, channel: ClientChannel) => {
+          if (err) return fail(new TransportError('unreachable', err.message));
+          stream = channel;
+          // A step that ran out of time before its channel opened: closed at once.
+          if (settled) return void channel.close();
+          const out: Buffer[] = [];
+          const errOut: Buffer[] = [];
+          let exitCode: number | undefined;
+          channel.on('data', keep(out));
+          channel.stderr.on('data', keep(errOut));
+          channel.on('exit', (code: number | null) => {
+            if (typeof code === 'number') exitCode = code;
+          });
+          channel.on('close', () => {
+            // No exit status means the connection went away mid-command: that is not a command failure.
+            if (exitCode === undefined)
+              return fail(new TransportError('unreachable', 'connection lost while a command was running'));
+            settle(undefined, {
+              code: exitCode,
+              stdout: Buffer.concat(out).toString('utf8'),
+              stderr: Buffer.concat(errOut).toString('utf8'),
+            });
+          });
+          channel.on('error', (e: Error) => fail(new TransportError('unreachable', e.message)));
+          channel.end(stdin ?? undefined);
+        });
+      } catch (err) {
+        fail(new TransportError('unreachable', (err as Error).message));
+      }
+    });
+  }
+
   close(): void {
     this.client.end();
   }
+}
+
+/** How long a step may run: the run's step limit, plus what the step itself may wait on the host. */
+export function stepDeadlineMs(call: RemoteCall, limits: StepLimits): number {
+  return limits.stepMs + (call.waitS ?? 0) * 1000;
+}
+
+function mebibytes(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${Math.round(bytes / (1024 * 1024))} MiB` : `${bytes} bytes`;
 }

@@ -1,5 +1,6 @@
 import type { SshSettings } from '../inventory/model.js';
 import type { RemoteCall } from './scripts.js';
+import { printable } from '../util/printable.js';
 
 /** Result of one remote command. */
 export interface ExecResult {
@@ -46,18 +47,32 @@ export interface Transport {
   close?(): void;
 }
 
+/** Why a host could not be reached, or (`step-timeout`, `output-limit`) why a step on it was given up. */
 export type TransportFailure =
-  'unreachable' | 'host-key-unknown' | 'host-key-changed' | 'auth-failed' | 'sudo-password' | 'timeout';
+  | 'unreachable'
+  | 'host-key-unknown'
+  | 'host-key-changed'
+  | 'auth-failed'
+  | 'sudo-password'
+  | 'timeout'
+  | 'step-timeout'
+  | 'output-limit';
 
-/** An expected connection failure, turned into a host result by the fleet loop. */
+/**
+ * An expected connection failure, turned into a host result by the fleet loop. Its message may quote
+ * what a server sent: control characters are escaped.
+ */
 export class TransportError extends Error {
+  /** The hop that failed (`jump host root@bastion`), when not the target reached directly. */
+  readonly hop?: string;
+
   constructor(
     readonly kind: TransportFailure,
     message: string,
-    /** The hop that failed (`jump host root@bastion`), when not the target reached directly. */
-    readonly hop?: string,
+    hop?: string,
   ) {
-    super(message);
+    super(printable(message));
+    if (hop !== undefined) this.hop = printable(hop);
     this.name = 'TransportError';
   }
 }

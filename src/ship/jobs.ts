@@ -17,6 +17,8 @@ export interface ShipJob extends JobBase {
   readonly v6?: Buffer;
   /** `sets: ipset`: the sets the role's rules match, in `ipset restore` format (final names). */
   readonly sets?: Buffer;
+  /** A digest of what the host gets (the files and sets above): the deploy log records it per host. */
+  readonly digest?: string;
 }
 
 /** Restore a backup the host keeps (`fwgen rollback`): the files come from the host, not from rendered/. */

@@ -1,5 +1,6 @@
 import type { AuditEntry, AuditHost } from '../audit/audit-log.js';
 import { mapPool } from '../util/map-pool.js';
+import { printable } from '../util/printable.js';
 import type { HostJob, ShipJob } from './jobs.js';
 import type { Stage } from './rollout.js';
 import { fleetSucceeded, shipFleet } from './ship-fleet.js';
@@ -7,7 +8,7 @@ import type { Effects, HostResult, RunSettings } from './ship-host.js';
 
 /** What a run does, decided before it starts: its stages and the rules for going on. */
 export interface RunPlan {
-  readonly action: 'ship' | 'rollback';
+  readonly action: 'ship' | 'rollback' | 'remove';
   readonly stages: readonly Stage[];
   /** A staged rollout (`--canary`/`--waves`): hosts are checked after their stage, and it may halt. */
   readonly staged: boolean;
@@ -85,28 +86,34 @@ export async function runShip(plan: RunPlan, deps: RunDeps): Promise<ShipReport>
     dryRun: s.dryRun,
   });
   const results: StagedResult[] = [];
+  const jobs = new Map(plan.stages.flatMap((st) => st.jobs.map((j) => [j.host.name, j] as const)));
   let halted: Halt | undefined;
   for (const [i, stage] of plan.stages.entries()) {
     if (plan.staged) deps.progress({ kind: 'stage', stage });
     let done = await shipFleet(stage.jobs, s, deps.fx, plan.concurrency, (r) => {
       deps.progress({ kind: 'host', result: r });
       // Each host's result is on disk as soon as it is known: a controller killed later loses none.
-      if (!s.dryRun) deps.audit(hostEntry(plan, r, stage.name, now(deps)));
+      if (!s.dryRun) deps.audit(hostEntry(plan, r, stage.name, now(deps), jobs.get(r.host)));
     });
     if (plan.staged && !s.dryRun) done = await checkStage(stage, done, plan.concurrency, deps);
     results.push(...done.map((r) => ({ ...r, stage: stage.name })));
     halted = haltAfter(plan, i, done);
     if (halted) break;
   }
-  if (!s.dryRun) for (const e of runEntries(plan, results, halted, now(deps))) deps.audit(e);
+  if (!s.dryRun) for (const e of runEntries(plan, results, halted, now(deps), jobs)) deps.audit(e);
   return {
     id: s.id,
     action: plan.action,
     dryRun: s.dryRun,
     results,
     halted,
-    succeeded: !halted && fleetSucceeded(results),
+    succeeded: !halted && fleetSucceeded(results) && results.every((r) => r.boot?.ok !== false),
   };
+}
+
+/** Hosts that got (or kept) the rules but will not load them at boot: the run did not fully succeed. */
+export function bootProblems(results: readonly HostResult[]): HostResult[] {
+  return results.filter((r) => r.boot && !r.boot.ok);
 }
 
 /** Pure: whether a staged rollout stops after stage `i`, given that stage's results. */
@@ -146,7 +153,7 @@ async function checkStage(stage: Stage, done: HostResult[], concurrency: number,
     const failed = {
       ...result,
       outcome: 'failed' as const,
-      reason: `check after the stage: ${check.problem ?? 'not in sync'}`,
+      reason: `check after the stage: ${printable(check.problem ?? 'not in sync')}`,
     };
     deps.progress({ kind: 'check-failed', result: failed });
     return failed;
@@ -155,7 +162,8 @@ async function checkStage(stage: Stage, done: HostResult[], concurrency: number,
 
 const now = (deps: RunDeps): string => new Date(deps.fx.now()).toISOString();
 
-function auditHost(plan: RunPlan, r: HostResult, stage: string): AuditHost {
+function auditHost(plan: RunPlan, r: HostResult, stage: string, job: HostJob | undefined): AuditHost {
+  const inPlace = r.outcome === 'applied' || r.outcome === 'unchanged';
   return {
     host: r.host,
     role: r.role,
@@ -163,12 +171,15 @@ function auditHost(plan: RunPlan, r: HostResult, stage: string): AuditHost {
     reason: r.reason,
     backup: r.backup,
     stage: plan.staged ? stage : undefined,
+    restored: job?.kind === 'rollback' && inPlace ? job.to : undefined,
+    rules: job?.kind === 'ship' && inPlace ? job.digest : undefined,
+    boot: r.boot?.status,
   };
 }
 
 /** Pure: the audit line of one host's result (`action: host`). */
-export function hostEntry(plan: RunPlan, r: HostResult, stage: string, time: string): AuditEntry {
-  return { time, action: 'host', run: plan.settings.id, ...plan.origin, hosts: [auditHost(plan, r, stage)] };
+export function hostEntry(plan: RunPlan, r: HostResult, stage: string, time: string, job?: HostJob): AuditEntry {
+  return { time, action: 'host', run: plan.settings.id, ...plan.origin, hosts: [auditHost(plan, r, stage, job)] };
 }
 
 /** Pure: the run's closing audit line, and a `halt` line after it when a rollout halted. */
@@ -177,13 +188,14 @@ export function runEntries(
   results: readonly StagedResult[],
   halted: Halt | undefined,
   time: string,
+  jobs: ReadonlyMap<string, HostJob> = new Map(),
 ): AuditEntry[] {
   const base = { run: plan.settings.id, ...plan.origin };
   const run: AuditEntry = {
     time,
     action: plan.action,
     ...base,
-    hosts: results.map((r) => auditHost(plan, r, r.stage)),
+    hosts: results.map((r) => auditHost(plan, r, r.stage, jobs.get(r.host))),
     stages: plan.staged ? plan.stages.map((s) => s.name) : undefined,
   };
   return halted ? [run, { time, action: 'halt', ...base, hosts: [], halted }] : [run];

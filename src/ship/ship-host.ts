@@ -20,6 +20,7 @@ import { describeTakeover, takeoverLine, type Takeover } from '../model/takeover
 import type { LockoutSource } from '../lockout/check-hosts.js';
 import type { Ruleset } from '../model/ruleset.js';
 import { parseSets } from '../model/sets.js';
+import type { BootReport } from '../remote/boot-hook.js';
 import { readHostStatus, type RemoteStatus } from '../remote/read.js';
 import {
   applyCall,
@@ -60,6 +61,8 @@ export interface HostResult {
   readonly takeover?: Takeover;
   /** The live rules after the change would cut SSH: where, and whether the host was refused for it. */
   readonly lockout?: LiveLockout;
+  /** What the boot-hook step did (absent when it did not run: --no-persist, already done, or no rules in place). */
+  readonly boot?: BootReport;
 }
 
 /** What the lockout check over a host's live rules found: the SSH source and the rule that cuts it. */
@@ -94,8 +97,14 @@ export interface RunSettings {
    * risk found there is shipped anyway (`--force-lockout-risk`; the dead-man switch still arms).
    */
   readonly lockout?: { readonly sources: ReadonlyMap<string, LockoutSource>; readonly force: boolean };
-  /** `--persist`: after the rules are in place, make sure they load at boot; returns a note for the reason. */
-  readonly persist?: (session: Session, vars: ScriptVars) => Promise<string>;
+  /**
+   * Persistence (on unless `--no-persist`): once the rules are in place (applied or unchanged), make sure
+   * they load at boot. Skipped where the host already holds `marker` (the read step reports it).
+   */
+  readonly persist?: {
+    readonly marker: string;
+    readonly run: (session: Session, vars: ScriptVars) => Promise<BootReport>;
+  };
 }
 
 /** The effects a host run needs, injectable for tests. */
@@ -103,6 +112,8 @@ export interface Effects {
   readonly transport: Transport;
   readonly sleep: (ms: number) => Promise<void>;
   readonly now: () => number;
+  /** A host starts waiting for its dead-man switch to fire, until `untilMs` (fx.now() time); for progress lines. */
+  readonly waiting?: (host: string, what: string, untilMs: number) => void;
 }
 
 /** What a rollback to a backup taken before the first ship restores: no fwgen rules at all. */
@@ -149,6 +160,10 @@ interface Plan {
   readonly setDiff: readonly string[];
 }
 
+/** A ship to a host that pulls its rules would be undone by its next poll. */
+const AGENT_HOST =
+  'the host runs the fwgen agent (pull mode): its next poll would undo a ship; `fwgen publish` then `fwgen agent poll`, or ship --force to override until then';
+
 /** The host needs the ipset command for this job, and does not have it. */
 const NO_IPSET =
   'the ipset command is missing on the host (the inventory says sets: ipset); install it (apt-get install ipset), then ship again';
@@ -187,6 +202,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
   let backup: string | undefined;
   let moved: Moved = { removed: [], restored: [] };
   let risk: LiveLockout | undefined;
+  let found: Found = { hadFile: true };
   let armedAt = fx.now();
   try {
     let applied: ApplyOutput | undefined;
@@ -195,17 +211,20 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
     for (let attempt = 0; attempt < 2 && applied === undefined; attempt++) {
       const read = await readHostStatus(first, { paths: job.paths, ipv6: vars.ipv6 }, backupOf(job));
       if (!read.ok) return result('failed', read.reason);
+      if (read.status.agent && job.kind === 'ship' && !s.force) return result('failed', AGENT_HOST);
       native = nativeWarningsFor(job, read.status);
       const plan = planHost(job, read.status, s.force);
       if (needsIpset(plan) && read.status.hasIpset === false) return result('failed', NO_IPSET);
-      if (s.dryRun) return await dryRun(job, read.status, plan, result);
+      if (s.dryRun) return await dryRun(job, read.status, plan, result, bootPending(s, read.status.bootMarker));
       if (plan.unchanged) {
-        return result('unchanged', withNote('fwgen rules and rules file already match', await persist(s, first, vars)));
+        const boot = await persist(s, first, vars, read.status.bootMarker);
+        return result('unchanged', 'fwgen rules and rules file already match', boot ? { boot } : {});
       }
       const cut = liveLockout(job, read.status, plan, s);
       if (cut?.refused) return result('failed', lockoutReason(cut), { lockout: cut });
       risk = cut;
       moved = { removed: plan.removed, restored: plan.restored, ...(plan.restore ? { restore: plan.restore } : {}) };
+      found = { bootMarker: read.status.bootMarker, hadFile: read.status.file4 !== undefined };
       armedAt = fx.now();
       try {
         const upload = parts(plan, job.preserve);
@@ -215,7 +234,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
         if (err instanceof TransportError && err.kind === 'sudo-password') return result('failed', err.message);
         // Lost during the apply step: the switch may be armed and the rules applied. The new
         // connection below finds out, and either commits or reports what the host did.
-        return await confirm(job, s, fx, target, vars, armedAt, undefined, moved, result);
+        return await confirm(job, s, fx, target, vars, { armedAt, moved, found }, result);
       }
       if (attempt === 0 && applied.kind === 'changed' && applied.firedOld) applied = undefined;
     }
@@ -249,7 +268,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
   } finally {
     first.close();
   }
-  const done = await confirm(job, s, fx, target, vars, armedAt, backup, moved, result);
+  const done = await confirm(job, s, fx, target, vars, { armedAt, backup, moved, found }, result);
   return risk ? { ...done, reason: `${done.reason}; ${lockoutReason(risk)}`, lockout: risk } : done;
 }
 
@@ -328,6 +347,22 @@ function lockoutReason(l: LiveLockout): string {
   return l.refused
     ? `refused: ${what}; nothing changed. Fix or remove that rule on the host, say the source with --from, or ship with --force-lockout-risk (the dead-man switch still undoes a lockout)`
     : `lockout risk shipped anyway (--force-lockout-risk): ${what}`;
+}
+
+/** What the read step found that the confirmation's report needs. */
+interface Found {
+  /** The boot-hook step's marker on the host. */
+  readonly bootMarker?: string;
+  /** The host had a rules file before this run (else the backup holds its live rules only). */
+  readonly hadFile: boolean;
+}
+
+/** What the apply step did, for the confirmation. */
+interface Applied {
+  readonly armedAt: number;
+  readonly backup?: string;
+  readonly moved: Moved;
+  readonly found: Found;
 }
 
 /** Pure: what the host should end with, and the change from what it runs now. */
@@ -457,9 +492,7 @@ async function confirm(
   fx: Effects,
   target: ConnectTarget,
   vars: ScriptVars,
-  armedAt: number,
-  backup: string | undefined,
-  moved: Moved,
+  { armedAt, backup, moved, found }: Applied,
   result: ResultFn,
 ): Promise<HostResult> {
   let second: Session;
@@ -487,7 +520,7 @@ async function confirm(
         const notes = [
           takeover ? takeoverLine(takeover, job.host.name, true) : undefined,
           removed.length > 0
-            ? `removed ${removed.length} rule(s) that were neither fwgen's nor another tool's hook: ${removed.join(' | ')}`
+            ? `removed ${removed.length} rule(s) that were neither fwgen's nor another tool's hook`
             : undefined,
           restored.length > 0
             ? `put back ${restored.length} rule(s) of the built-in chains that the ship(s) since that backup had removed`
@@ -496,15 +529,21 @@ async function confirm(
             ? "fwgen removed: the host runs the firewall it had before fwgen's first ship"
             : undefined,
           c.noState ? 'the state file could not be written' : undefined,
-          await persist(s, second, vars),
         ];
         const note = notes.filter(Boolean).join('; ') || undefined;
-        return result('applied', withNote(backup ? `previous rules backed up as ${backup}` : 'applied', note), {
+        const boot = await persist(s, second, vars, found.bootMarker);
+        const done = backedUp(backup, found.hadFile);
+        const reason =
+          job.kind === 'rollback'
+            ? `restored backup ${job.to}; the rules it replaced were backed up as ${backup ?? 'nothing'}`
+            : done;
+        return result('applied', withNote(reason, note), {
           backup,
           ...(removed.length > 0 ? { removed } : {}),
           ...(takeover ? { takeover } : {}),
           ...(restored.length > 0 ? { restored } : {}),
           ...(moved.restore ? { restore: moved.restore } : {}),
+          ...(boot ? { boot } : {}),
         });
       }
       case 'fired':
@@ -539,7 +578,9 @@ async function awaitRollback(
 ): Promise<HostResult> {
   const deadline = armedAt + timeoutS * 1000 + 2000;
   for (let attempt = 0; attempt < 3; attempt++) {
-    await fx.sleep(Math.max(0, deadline - fx.now()) + attempt * 2000);
+    const wait = Math.max(0, deadline - fx.now()) + attempt * 2000;
+    fx.waiting?.(target.name, 'the dead-man switch', fx.now() + wait);
+    await fx.sleep(wait);
     try {
       const third = await fx.transport.connect(target);
       try {
@@ -569,7 +610,19 @@ async function awaitRollback(
   return result('failed', `${why}; the dead-man switch has not fired`);
 }
 
-async function dryRun(job: HostJob, remote: RemoteStatus, plan: Plan, result: ResultFn): Promise<HostResult> {
+/** The boot-hook step would run on this host (persistence on, and not done by this fwgen yet). */
+const bootPending = (s: RunSettings, marker: string | undefined): boolean => !!s.persist && marker !== s.persist.marker;
+
+/** What the boot-hook step would do, as a note for a dry run. */
+const BOOT_NOTE = 'would also make the rules load at boot, if nothing does yet';
+
+async function dryRun(
+  job: HostJob,
+  remote: RemoteStatus,
+  plan: Plan,
+  result: ResultFn,
+  boot: boolean,
+): Promise<HostResult> {
   const current = [remote.file4, ...(plan.want6 ? [remote.file6] : [])];
   const wanted = [plan.want4, ...(plan.want6 ? [plan.want6] : [])].map((b) => b.toString('utf8'));
   const names = [job.paths.rules, job.paths.rules6];
@@ -587,7 +640,8 @@ async function dryRun(job: HostJob, remote: RemoteStatus, plan: Plan, result: Re
   const sets = setCommands(plan.setDiff);
   const setsNote =
     sets.length > 0 ? ["# the change to fwgen's ipsets (each set swapped in whole):", ...sets].join('\n') : '';
-  if (plan.unchanged) return result('unchanged', 'fwgen rules and rules file already match');
+  const bootNote = boot ? BOOT_NOTE : undefined;
+  if (plan.unchanged) return result('unchanged', withNote('fwgen rules and rules file already match', bootNote));
   const reason = current.every((c) => c === undefined)
     ? 'no rules file on the host yet'
     : diffs.length > 0
@@ -603,7 +657,7 @@ async function dryRun(job: HostJob, remote: RemoteStatus, plan: Plan, result: Re
     : plan.removed.length > 0
       ? `; would remove ${plan.removed.length} rule(s) that are neither fwgen's nor another tool's hook`
       : '';
-  return result('would-apply', reason + removing, {
+  return result('would-apply', withNote(reason + removing, bootNote), {
     diff: [...diffs, liveNote, setsNote].filter(Boolean).join('\n'),
     ...(plan.removed.length > 0 ? { removed: plan.removed } : {}),
     ...(takeover ? { takeover } : {}),
@@ -618,11 +672,31 @@ function setCommands(diff: readonly string[]): string[] {
   });
 }
 
-/** A boot-hook problem only adds a note: the rules themselves are in place. */
-async function persist(s: RunSettings, session: Session, vars: ScriptVars): Promise<string | undefined> {
-  return s.persist
-    ? s.persist(session, vars).catch((err: unknown) => `boot hook not installed: ${describe(err)}`)
-    : undefined;
+/** What the apply step saved, in words: a first ship had no rules file to back up, only the live rules. */
+function backedUp(backup: string | undefined, hadFile: boolean): string {
+  if (!backup) return 'applied';
+  return hadFile
+    ? `previous rules backed up as ${backup}`
+    : `first rules file; the live rules were backed up as ${backup}`;
+}
+
+/**
+ * The boot-hook step, where the rules are in place and the host does not hold this fwgen's marker. A
+ * failure is reported, never thrown: the rules themselves are in place.
+ */
+async function persist(
+  s: RunSettings,
+  session: Session,
+  vars: ScriptVars,
+  marker: string | undefined,
+): Promise<BootReport | undefined> {
+  if (!s.persist || marker === s.persist.marker) return undefined;
+  return s.persist.run(session, vars).catch((err: unknown): BootReport => ({
+    status: 'failed',
+    ok: false,
+    path: null,
+    detail: `boot hook step failed: ${describe(err)}`,
+  }));
 }
 
 function withNote(reason: string, note: string | undefined): string {
@@ -632,7 +706,12 @@ function withNote(reason: string, note: string | undefined): string {
 /** The holder of a lock, since when, and when it clears. */
 function lockMessage(h: LockHolder): string {
   const when = (epoch: number): string => (epoch > 0 ? new Date(epoch * 1000).toISOString() : 'unknown');
-  return `locked by another fwgen run: ${h.owner || 'unknown owner'} (run ${h.run}), since ${when(h.since)}; it clears by ${when(h.until)} if that run is gone (or ship with --break-lock)`;
+  // The owner line names the run and since when (run-settings.ts `owner`); an older fwgen's may not.
+  const holder =
+    h.owner.includes(h.run) && h.owner.includes(' since ')
+      ? h.owner
+      : `${h.owner || 'unknown owner'} (run ${h.run}), since ${when(h.since)}`;
+  return `locked by another fwgen run: ${holder}; it clears by ${when(h.until)} if that run is gone (or ship with --break-lock)`;
 }
 
 function rollbackFailed(job: HostJob, s: RunSettings): string {

@@ -20,6 +20,8 @@ export interface FakeHost {
   apply?: ExecResult;
   commit?: ExecResult;
   verify?: ExecResult;
+  /** The boot-hook step's answer (default: it installed fwgen's hook). */
+  boot?: ExecResult;
   scripts: string[];
   stdin: (Buffer | undefined)[];
 }
@@ -41,6 +43,7 @@ export class FakeTransport implements Transport {
         if (call.name === 'apply') return h.apply ?? ok('status=applied backup=20261121T000000Z\n');
         if (call.name === 'commit') return h.commit ?? ok('status=committed\n');
         if (call.name === 'verify') return h.verify ?? ok('status=rolled-back\n');
+        if (call.name === 'boot-hook') return h.boot ?? ok(`${BOOT_LINE}\nstatus=installed\n`);
         return ok('');
       },
       close: () => {},
@@ -48,13 +51,24 @@ export class FakeTransport implements Transport {
   }
 }
 
+/** The `boot=` line of fwgen's hook, as remote/boot-hook.sh prints it once installed. */
+export const BOOT_LINE = 'boot=if-pre-up.d 1 ok /etc/network/if-pre-up.d/fwgen-iptables';
+
 /** What remote/read.sh prints: sections (byte count, bytes) then the status line. */
-export function readOutput(o: { file4?: string; live4?: string; liveSets?: string; setsFile?: string }): ExecResult {
+export function readOutput(o: {
+  file4?: string;
+  live4?: string;
+  liveSets?: string;
+  setsFile?: string;
+  /** The boot-hook step's marker the host holds. */
+  boot?: string;
+}): ExecResult {
   const section = (t?: string) => (t === undefined ? '-1\n' : `${Buffer.byteLength(t)}\n${t}`);
   const sets = o.liveSets !== undefined ? `${section(o.liveSets)}${section(o.setsFile)}` : '';
   const ipset = o.liveSets !== undefined ? ' ipset=1' : '';
+  const boot = o.boot !== undefined ? ` boot=${o.boot}` : '';
   return ok(
-    `${section(undefined)}${section(o.file4)}${section(o.live4 ?? '')}${sets}status=read backups=0 armed=0 locked=0 fp4=abc fp6=-${ipset}\n`,
+    `${section(undefined)}${section(o.file4)}${section(o.live4 ?? '')}${sets}status=read backups=0 armed=0 locked=0 fp4=abc fp6=-${ipset}${boot}\n`,
   );
 }
 
