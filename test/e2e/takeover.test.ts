@@ -76,7 +76,7 @@ ${NAMES.map(
   const oldestBackup = async (host: Name): Promise<string> => {
     const r = await runFwgen(project, ['backups', '--host', host, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const rows = parseJson(r.stdout, [] as { ts: string }[]);
+    const rows = parseJson(r.stdout, { backups: [] as { ts: string }[] }).backups;
     return rows[rows.length - 1].ts;
   };
 
