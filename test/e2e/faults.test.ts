@@ -39,6 +39,7 @@ describe('ship under faults: every host ends old or new, reported truthfully, un
 defaults:
   interface: eth1
   rules_path: ${RULES}
+  rules_path_unusual: true         # /etc/fwgen: a folder of its own
   ssh: { user: root, identity: ${lab.sshKey.privatePath}, known_hosts: ${lab.knownHostsPath} }
 management: [${NET}.240/28, "${NET6}:/64"]
 trust: none
