@@ -182,7 +182,7 @@ roles:
     // fwgen's own hook, as an older fwgen installed it on a host where nothing runs it: removed, and the step fails.
     await lab.execOk('h2', ['sh', '-c', `mkdir -p /etc/network/if-pre-up.d && echo '#!/bin/sh' > ${HOOK}`]);
     const none = await bootHookRun('h2');
-    expect(none.code).toBe(21);
+    expect(none.code).toBe(22); // E_NOBOOT (21 is an unsafe rules folder)
     expect(none.stderr).toContain('neither ifupdown nor systemd runs on this host: nothing would run a boot hook');
     expect(parseBootHookResult(none.stdout)).toEqual({ status: 'unsupported', removed: HOOK });
     expect((await lab.exec('h2', ['test', '-e', HOOK])).code).toBe(1);

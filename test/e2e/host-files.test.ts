@@ -211,7 +211,7 @@ roles:
         expect(r.timedOut, `fwgen ${args.join(' ')} hung`).toBe(false);
         if (args[0] !== 'doctor') expect(r.code, `fwgen ${args.join(' ')}: ${r.stderr}`).toBe(0);
         if (args[0] === 'ship' || args[0] === 'rollback')
-          expect(parseJson<HostRow[]>(r.stdout, [])[0]?.outcome).toBe(args[0] === 'ship' ? 'applied' : 'applied');
+          expect(parseJson<{ hosts: HostRow[] }>(r.stdout, { hosts: [] }).hosts[0]?.outcome).toBe('applied');
       }
       expect(await effects()).toEqual({ victimBytes: 7, nologin: false });
       const after = (await logLines()).slice(before);
@@ -226,7 +226,8 @@ roles:
     const RULES = '/etc/iptables/rules.v4';
     const ship = () =>
       fwgenFor(project, ['ship', '--json', '--role', 'all', '--timeout', '5', '--connect-timeout', '5']);
-    const rows = (r: Run) => Object.fromEntries(parseJson<HostRow[]>(r.stdout, []).map((x) => [x.host, x]));
+    const rows = (r: Run) =>
+      Object.fromEntries(parseJson<{ hosts: HostRow[] }>(r.stdout, { hosts: [] }).hosts.map((x) => [x.host, x]));
     const untouched = async (folder: string) => {
       expect(await sh('owned', `ls -A ${folder}`)).toBe('');
       expect(await sh('owned', 'iptables-save -t filter | grep -c FWGEN || true')).toBe('0\n');

@@ -171,7 +171,8 @@ roles:
         ...['ship', '--json', '--role', 'web', '--timeout', '5', '--connect-timeout', '5', '--step-timeout', '3'],
         ...['--host', 'ok', 'hang', 'flood'],
       ]);
-      const rows = Object.fromEntries(parseJson<HostRow[]>(r.stdout, []).map((x) => [x.host, x]));
+      const hosts = parseJson<{ hosts: HostRow[] }>(r.stdout, { hosts: [] }).hosts;
+      const rows = Object.fromEntries(hosts.map((x) => [x.host, x]));
       expect(r.code, r.stderr).toBe(1);
       expect(rows.ok.outcome).toBe('applied');
       expect(rows.hang).toMatchObject({
