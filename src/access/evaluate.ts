@@ -178,14 +178,14 @@ function compileRun(
   family: Family,
   sets: ReadonlyMap<string, readonly string[]>,
 ): CompiledRule[] {
+  if (rules.length === 1) return [compileSingle(rules[0]!, family, sets)];
   const first = parseRuleMatch(rules[0]!.args);
-  if (rules.length === 1) return [compileOne(rules[0]!, first, family, sets)];
   // runsOf made sure each has one plain `-s`: each member's range, flat, in rule order.
   const ranges: Addr[] = new Array(rules.length * 2);
   for (let k = 0; k < rules.length; k++) {
     const a = rules[k]!.args;
     const r = parseCidr(a[a.indexOf('-s') + 1] ?? '');
-    if (!r) return rules.map((x) => compileOne(x, parseRuleMatch(x.args), family, sets));
+    if (!r) return rules.map((x) => compileSingle(x, family, sets));
     // A source of the other family matches nothing here: an empty range.
     ranges[2 * k] = r.family === family ? r.lo : 0;
     ranges[2 * k + 1] = r.family === family ? r.hi : 0;
@@ -212,6 +212,23 @@ function addrSet(cidr: string, family: Family): AddrSet | undefined {
   const r = parseCidr(cidr);
   if (!r) return undefined;
   return r.family === family ? [r.lo, r.hi] : [];
+}
+
+const singles = new WeakMap<object, Map<string, CompiledRule>>();
+
+/**
+ * A rule on its own. Rules of the same words (the baseline every role's file repeats, hooks, public
+ * ports) are compiled once per family and set members; each keeps its own rule object, for its line.
+ */
+function compileSingle(rule: Rule, family: Family, sets: ReadonlyMap<string, readonly string[]>): CompiledRule {
+  let bySets = singles.get(sets);
+  if (!bySets) singles.set(sets, (bySets = new Map()));
+  const key = `${family}\u0000${rule.args.join('\u0000')}`;
+  const known = bySets.get(key);
+  if (known) return known.members[0] === rule ? known : { ...known, members: [rule] };
+  const compiled = compileOne(rule, parseRuleMatch(rule.args), family, sets);
+  bySets.set(key, compiled);
+  return compiled;
 }
 
 function compileOne(
@@ -635,19 +652,19 @@ export function decidedPieces(
 
 // ---- where two rulesets may differ ---------------------------------------------------------------------
 
-const shapes = new WeakMap<CompiledRule, string>();
+const shapes = new WeakMap<CompiledRule['frames'], string>();
 
 /** Everything about a compiled rule, seen one way, but the remote addresses it matches. */
 function shapeOf(rule: CompiledRule, ways: readonly Way[]): string {
   const id = ways.join('+');
-  let key = shapes.get(rule);
+  let key = shapes.get(rule.frames);
   if (key === undefined || !key.startsWith(`${id}|`)) {
     const frame = (f: Frame) =>
       [f.svc.join(','), setId(f.local), f.remote === undefined ? '*' : 'set', f.unknown, JSON.stringify(f.fixed)].join(
         ';',
       );
     key = [id, rule.target, rule.goto, ...ways.map((w) => frame(rule.frames[w]))].join('|');
-    shapes.set(rule, key);
+    shapes.set(rule.frames, key);
   }
   return key;
 }
