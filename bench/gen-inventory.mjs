@@ -13,7 +13,18 @@ function mulberry32(seed) {
   };
 }
 
-export function generateInventory(path, { hosts = 10000, roles = 200, seed = 42, sets = 'none' } = {}) {
+export function generateInventory(
+  path,
+  {
+    hosts = 10000,
+    roles = 200,
+    seed = 42,
+    sets = 'none',
+    signer,
+    origin = 'https://fw.example.net/fleet/',
+    extraHosts = 0,
+  } = {},
+) {
   const rand = mulberry32(seed);
   const used = new Set();
   const address = () => {
@@ -31,6 +42,8 @@ export function generateInventory(path, { hosts = 10000, roles = 200, seed = 42,
     '  - 203.0.113.0/28',
     'trust: fleet',
     ...(sets === 'none' ? [] : [`sets: ${sets}`]),
+    // Pull mode (bench/publish-bench.mjs): the public key that signs releases.
+    ...(signer ? ['agent:', `  origin: ${origin}`, `  signers: ["${signer}"]`] : []),
     'roles:',
   ];
   const perRole = Math.ceil(hosts / roles);
@@ -47,6 +60,9 @@ export function generateInventory(path, { hosts = 10000, roles = 200, seed = 42,
     lines.push('    hosts:');
     for (let i = 0; i < perRole && h < hosts; i++, h++) lines.push(`      h${h}: ${address()}`);
   }
+  // Hosts added after a first run, in a role of their own (with fleet trust every role's rules change).
+  if (extraHosts > 0) lines.push('  added:', '    hosts:');
+  for (let i = 0; i < extraHosts; i++) lines.push(`      added${i}: ${address()}`);
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${lines.join('\n')}\n`);
 }

@@ -81,7 +81,8 @@ function renderOnce(timeBin, floor = false) {
   }
   const rss = stderr.match(new RegExp(`${RSS_MARK}(\\d+)`));
   if (floor) return { seconds, rssKb: rss ? Number(rss[1]) : undefined, written: 0 };
-  const summary = stderr.match(/(\d+) added, (\d+) updated, (\d+) removed, (\d+) unchanged/);
+  // render's summary is its result: on stdout.
+  const summary = (r.stdout ?? '').match(/(\d+) added, (\d+) updated, (\d+) removed, (\d+) unchanged/);
   return {
     seconds,
     rssKb: rss ? Number(rss[1]) : undefined,

@@ -200,7 +200,8 @@ function command(cwd: string, cli: string[], timed: boolean, sshdPids: number[] 
       const lab1 = labCpu(sshdPids);
       let results: HostRow[] = [];
       try {
-        results = JSON.parse(stdout) as HostRow[];
+        // ship --json is one object whose `hosts` are the rows.
+        results = (JSON.parse(stdout) as { hosts: HostRow[] }).hosts ?? [];
       } catch {
         /* not JSON (failed early, or not a --json command) */
       }

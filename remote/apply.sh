@@ -10,6 +10,7 @@ command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
 # shellcheck source-path=SCRIPTDIR source=sets.sh
 command -v fwgen_sets >/dev/null 2>&1 || . "$(dirname "$0")/sets.sh"
 set_paths "$1" "$2" "$3"
+refuse_unsafe_folder
 HAS6=$4 OWNER=$5 TIMEOUT=$6 KEEP=$7 BREAK=$8 FP4=$9
 shift 9
 FP6=$1
@@ -44,10 +45,14 @@ if ! sha256sum -c "$STAGE/sums" > /dev/null 2>&1; then
   abort "$E_STAGE" "the staged parts do not match their SHA-256; nothing changed"
 fi
 
-[ "$(iptables-save -t filter | fingerprint)" = "$FP4" ] ||
+# One iptables-save per family, under the lock: the guard below reads it, and it becomes the backup.
+iptables-save > "$STAGE/live4" 2> "$STAGE/err" || abort 1 "iptables-save failed: $(err)"
+[ "$(fingerprint < "$STAGE/live4")" = "$FP4" ] ||
   abort "$E_CHANGED" "fwgen's live IPv4 rules changed since they were read (another run?); nothing changed, ship again"
-if [ "$HAS6" = 1 ] && [ "$(ip6tables-save -t filter | fingerprint)" != "$FP6" ]; then
-  abort "$E_CHANGED" "fwgen's live IPv6 rules changed since they were read (another run?); nothing changed, ship again"
+if [ "$HAS6" = 1 ]; then
+  ip6tables-save > "$STAGE/live6" 2> "$STAGE/err" || abort 1 "ip6tables-save failed: $(err)"
+  [ "$(fingerprint < "$STAGE/live6")" = "$FP6" ] ||
+    abort "$E_CHANGED" "fwgen's live IPv6 rules changed since they were read (another run?); nothing changed, ship again"
 fi
 
 if [ -f "$STAGE/sets" ]; then
@@ -71,10 +76,10 @@ BTS=$(date -u +%Y%m%dT%H%M%SZ)
 while [ -e "$RULES.bak.$BTS.live" ]; do sleep 1; BTS=$(date -u +%Y%m%dT%H%M%SZ); done
 BAK="$RULES.bak.$BTS"
 if [ -e "$RULES" ]; then cp -p "$RULES" "$BAK" || abort 1 "cannot back up $RULES"; fi
-{ iptables-save > "$BAK.live" && cp "$STAGE/undo4" "$BAK.undo4"; } || abort 1 "cannot back up the live IPv4 rules"
+{ cp "$STAGE/live4" "$BAK.live" && cp "$STAGE/undo4" "$BAK.undo4"; } || abort 1 "cannot back up the live IPv4 rules"
 if [ "$HAS6" = 1 ]; then
   if [ -e "$RULES6" ]; then cp -p "$RULES6" "$RULES6.bak.$BTS" || abort 1 "cannot back up $RULES6"; fi
-  { ip6tables-save > "$BAK.live6" && cp "$STAGE/undo6" "$BAK.undo6"; } || abort 1 "cannot back up the live IPv6 rules"
+  { cp "$STAGE/live6" "$BAK.live6" && cp "$STAGE/undo6" "$BAK.undo6"; } || abort 1 "cannot back up the live IPv6 rules"
 fi
 if [ -f "$STAGE/sets" ]; then save_fwgen_sets > "$BAK.sets" || abort 1 "cannot back up the live sets"; fi
 # Keep KEEP backups, this one included: the oldest others go. The glob lists them oldest first (its

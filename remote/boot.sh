@@ -1,12 +1,20 @@
 # shellcheck shell=sh
-# fwgen remote library for boot-time loading: sent after lib.sh to doctor's facts step and to the
-# `ship --persist` installer. Needs RULES and RULES6 (set_paths).
+# fwgen remote library for boot-time loading: sent after lib.sh to doctor's facts step and to ship's
+# boot-hook step. Needs RULES and RULES6 (set_paths).
 fwgen_boot() { :; }
 
 # Where fwgen's own boot hook goes: the Debian ifupdown hook, or a systemd unit where ifupdown is absent
 # (src/doctor/boot-hook.ts BOOT_HOOK_PATH, BOOT_UNIT_PATH).
 BOOT_HOOK=/etc/network/if-pre-up.d/fwgen-iptables
 BOOT_UNIT=/etc/systemd/system/fwgen-iptables.service
+
+# What runs fwgen's boot hook on this host: `ifupdown` (the if-pre-up.d hook; ifup present), else
+# `systemd` (the unit; systemd is PID 1), else `none`: fwgen knows nothing there that runs at boot.
+boot_runner() {
+  if command -v ifup >/dev/null 2>&1; then echo ifupdown
+  elif [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then echo systemd
+  else echo none; fi
+}
 
 # Prints one `boot=KIND LOADS STATE PATH` line per mechanism that loads iptables rules at boot. LOADS:
 # it restores $RULES; STATE: ok, or why it will not run (run-parts skips hooks that are not executable

@@ -8,6 +8,7 @@ command -v fwgen_lib >/dev/null 2>&1 || . "$(dirname "$0")/lib.sh"
 # shellcheck source=sets.sh
 command -v fwgen_sets >/dev/null 2>&1 || . "$(dirname "$0")/sets.sh"
 set_paths "$1" "$2" "$3"
+refuse_unsafe_folder
 HAS6=$4 STATE_JSON=$6 BAK="$RULES.bak.$5"
 trap '' HUP PIPE
 if ! mv "$ARMED" "$ARMED.commit" 2>/dev/null; then

@@ -14,7 +14,7 @@ n=0
 while [ -d "$APPLYING" ] && [ "$n" -lt 600 ]; do sleep 0.1 2>/dev/null || sleep 1; n=$((n + 1)); done
 # As fingerprint() in lib.sh (this script runs alone, without it).
 fp() {
-  fp_sum=$("$1" -t filter 2>/dev/null | sed -n -E 's/ \[[0-9]*:[0-9]*\]$//; /^(:FWGEN-|-A FWGEN-|-A [A-Z]+ .*(-j FWGEN-|--comment "?fwgen))/p' | sha256sum) &&
+  fp_sum=$("$1" -t filter 2>/dev/null | sed -n -E '/^\*filter$/,/^COMMIT$/{s/ \[[0-9]*:[0-9]*\]$//; /^(:FWGEN-|-A FWGEN-|-A (INPUT|FORWARD|OUTPUT) (.* )?(-[jg] FWGEN-|--comment "?fwgen([^A-Za-z0-9_]|$)))/p;}' | sha256sum) &&
     printf '%s\n' "${fp_sum%% *}"
 }
 ok=1

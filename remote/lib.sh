@@ -5,8 +5,12 @@
 fwgen_lib() { :; }
 set -u
 umask 077
+# Bytes, not characters: ${#var} counts the bytes of what read.sh frames (bash and busybox count
+# characters in a UTF-8 locale), and sed and grep match bytes.
+LC_ALL=C
+export LC_ALL
 
-E_LOCKED=10 E_TEST=11 E_APPLY=13 E_ROLLEDBACK=14 E_TOOL=15 E_NOBACKUP=16 E_NEVERARMED=17 E_STAGE=18 E_CHANGED=19 E_FILE=20
+E_LOCKED=10 E_TEST=11 E_APPLY=13 E_ROLLEDBACK=14 E_TOOL=15 E_NOBACKUP=16 E_NEVERARMED=17 E_STAGE=18 E_CHANGED=19 E_FILE=20 E_UNSAFE=21 E_NOBOOT=22
 
 fail() { code=$1; shift; printf 'fwgen: %s\n' "$*" >&2; exit "$code"; }
 
@@ -23,14 +27,91 @@ set_paths() {
   STAGE="$RULES.fwgen-stage.$ID" APPLYING="$RULES.fwgen-applying.$ID"
 }
 
+# refuse_unsafe_folder: stops the step before it runs or stages anything beside the rules, unless
+# their folder can be changed by root alone (unsafe_folder).
+refuse_unsafe_folder() {
+  uf_why=$(unsafe_folder "${RULES%/*}")
+  [ -z "$uf_why" ] || fail "$E_UNSAFE" "refusing the folder of $RULES: $uf_why. fwgen runs and stages files there as" \
+    "root, so that folder and every folder above it must be owned by root and writable by root only (as sshd's" \
+    "StrictModes wants; chown root, chmod go-w); nothing was changed"
+}
+
+# unsafe_folder DIR: prints why someone other than root could change DIR or a folder above it (nothing
+# when only root can). Each must be a folder owned by root and not writable by group or others; one
+# above DIR may be if sticky, as /tmp (others cannot move what root made there). Symlinks are followed
+# one hop at a time, each checked the same way. A part that does not exist yet is made by root (0700).
+unsafe_folder() {
+  uf_path=${1:-/} uf_n=0
+  case $uf_path in /*) ;; *) echo "$uf_path is not an absolute path"; return ;; esac
+  while [ "$uf_n" -lt 40 ]; do
+    uf_n=$((uf_n + 1))
+    # Every folder on the way, top down, up to a `..` (resolved below once what precedes it is known).
+    set -- /
+    uf_rest=$uf_path uf_pre='' uf_up=''
+    while [ -n "$uf_rest" ]; do
+      uf_rest=${uf_rest#/} uf_part=${uf_rest%%/*}
+      uf_rest=${uf_rest#"$uf_part"}
+      case $uf_part in
+        '' | .) ;;
+        ..) uf_up=1; break ;;
+        *) uf_pre=$uf_pre/$uf_part; set -- "$@" "$uf_pre" ;;
+      esac
+    done
+    uf_path=$uf_pre${uf_up:+/..}$uf_rest
+    # stat without -L: a symlink shows as one. Parts that do not exist print nothing.
+    uf_out=$(stat -c '%u %f %n' -- "$@" 2>/dev/null | judge_folders "$uf_up")
+    case $uf_out in
+      '') ;;
+      link:*)
+        uf_link=${uf_out#link:}
+        uf_to=$(readlink -- "$uf_link") || { echo "cannot read the symlink $uf_link"; return; }
+        case $uf_to in /*) ;; *) uf_to=${uf_link%/*}/$uf_to ;; esac
+        uf_path=$uf_to${uf_path#"$uf_link"}
+        continue ;;
+      *) echo "$uf_out"; return ;;
+    esac
+    [ -n "$uf_up" ] || return 0
+    # No symlink before the `..`: it is the parent of the folders read so far.
+    uf_path=${uf_pre%/*}$uf_rest
+    uf_path=${uf_path:-/}
+  done
+  echo "$1 has too many symlinks"
+}
+
+# Reads `stat -c '%u %f %n'` lines (uid, raw mode in hex, path), top down: prints `link:PATH` for the
+# first symlink (to follow), else the first problem, else nothing. $1 is 1 when the lines stop short of
+# the folder (at a `..`): the last one read is then not the folder itself.
+judge_folders() {
+  j_sticky=''
+  while read -r j_uid j_mode j_name; do
+    j_sticky='' j_mode=$((0x$j_mode))
+    case $((j_mode & 61440)) in
+      16384) ;;
+      40960)
+        [ "$j_uid" = 0 ] || { echo "$j_name is a symlink owned by uid $j_uid, not root"; return; }
+        echo "link:$j_name"
+        return ;;
+      *) echo "$j_name is not a folder"; return ;;
+    esac
+    [ "$j_uid" = 0 ] || { echo "$j_name is owned by uid $j_uid, not root"; return; }
+    [ $((j_mode & 18)) = 0 ] && continue
+    j_why="$j_name is writable by group or others (mode $(printf %o $((j_mode & 4095))))"
+    [ $((j_mode & 512)) = 0 ] && { echo "$j_why"; return; }
+    j_sticky=$j_why
+  done
+  # A sticky folder open to all is fine above the folder, not as the folder (or its nearest existing part).
+  [ -n "$1" ] || [ -z "$j_sticky" ] || echo "$j_sticky"
+}
+
 # A byte count line, then the bytes; -1 when the file does not exist.
 section() { if [ -f "$1" ]; then stat -L -c %s "$1" && cat "$1"; else echo -1; fi; }
 
 # What fwgen owns of a live filter table, as one digest: its chains and its hooks. Other tools'
-# chains and rules (fail2ban's bans, Docker's hooks) do not count. Reads iptables-save text on stdin.
+# chains and rules (fail2ban's bans, Docker's hooks) do not count. Reads iptables-save text on stdin:
+# the filter table alone (`-t filter`) or every table (only the filter table's lines count).
 # (One sed and one sha256sum: the same digest as sed | grep -E | sha256sum | cut, two forks fewer.)
 fingerprint() {
-  fp_sum=$(sed -n -E 's/ \[[0-9]*:[0-9]*\]$//; /^(:FWGEN-|-A FWGEN-|-A [A-Z]+ .*(-j FWGEN-|--comment "?fwgen))/p' | sha256sum) &&
+  fp_sum=$(sed -n -E '/^\*filter$/,/^COMMIT$/{s/ \[[0-9]*:[0-9]*\]$//; /^(:FWGEN-|-A FWGEN-|-A (INPUT|FORWARD|OUTPUT) (.* )?(-[jg] FWGEN-|--comment "?fwgen([^A-Za-z0-9_]|$)))/p;}' | sha256sum) &&
     printf '%s\n' "${fp_sum%% *}"
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the end-to-end tests use (real iptables, namespaces, sshd, Docker,
-# fail2ban), when missing.
+# fail2ban, nginx as the origin of pull mode with curl and wget on its hosts), when missing.
 # Needs root (the tests themselves need root too: they create network namespaces).
 set -euo pipefail
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -10,6 +10,7 @@ declare -A pkg_for=(
   [nsenter]=util-linux [setsid]=util-linux [systemd-nspawn]=systemd-container [sudo]=sudo [perl]=perl-base [git]=git [ps]=procps [time]=time
   [dockerd]=docker.io [docker]=docker.io [fail2ban-server]=fail2ban [fail2ban-client]=fail2ban
   [busybox]=busybox-static [ipset]=ipset [shellcheck]=shellcheck [dash]=dash [chattr]=e2fsprogs
+  [nginx]=nginx [curl]=curl [wget]=wget
 )
 missing=()
 for cmd in "${!pkg_for[@]}"; do

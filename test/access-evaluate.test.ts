@@ -13,7 +13,7 @@ import { describeServices, service } from '../src/access/services.js';
 import { emitRule } from '../src/model/emit.js';
 import { parseRuleset } from '../src/model/parse.js';
 import type { Rule } from '../src/model/ruleset.js';
-import { matchRule as lockoutMatchRule, type Packet as LockoutPacket } from '../src/ship/lockout-match.js';
+import { matchRule as lockoutMatchRule, type Packet as LockoutPacket } from '../src/lockout/lockout-match.js';
 
 const addr = (text: string): Addr => parseAddr(text)!.value;
 

@@ -5,7 +5,6 @@ import { describe, expect, it } from 'vitest';
 import { InventoryLines } from '../src/access/inventory-lines.js';
 import { parseInventory } from '../src/inventory/load-inventory.js';
 import { YamlLocator, type PathSegment } from '../src/inventory/yaml-positions.js';
-// @ts-expect-error: a plain .mjs script of the benchmarks
 import { generateInventory } from '../bench/gen-inventory.mjs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -362,7 +362,7 @@ describe('fwgen render --check in a copy of the project', () => {
     const before = snapshot(dir);
     const r = fwgen(dir, 'render', '--check');
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/rendered\/ is up to date/);
+    expect(r.stdout).toMatch(/rendered\/ is up to date/);
     expect(snapshot(dir)).toEqual(before);
   });
 
@@ -374,11 +374,12 @@ describe('fwgen render --check in a copy of the project', () => {
 
     const stale = fwgen(dir, 'render', '--check');
     expect(stale.code, stale.stderr).toBe(1);
-    const staleFiles = [...stale.stderr.matchAll(/^stale: (rendered\/\S+)$/gm)].map((m) => m[1]!);
-    expect(staleFiles.length, stale.stderr).toBeGreaterThan(0);
+    // The report (each stale file and its diff) on stdout, the failure on stderr.
+    const staleFiles = [...stale.stdout.matchAll(/^stale: (rendered\/\S+)$/gm)].map((m) => m[1]!);
+    expect(staleFiles.length, stale.stdout).toBeGreaterThan(0);
     expect(staleFiles).toEqual(expect.arrayContaining([expect.stringMatching(/\/iptables\.up\.rules$/)]));
     for (const f of staleFiles) expect(existsSync(join(dir, f)), f).toBe(true);
-    expect(stale.stderr).toMatch(new RegExp(`^\\+.*${address.replaceAll('.', '\\.')}/32`, 'm'));
+    expect(stale.stdout).toMatch(new RegExp(`^\\+.*${address.replaceAll('.', '\\.')}/32`, 'm'));
     expect(stale.stderr).toMatch(/out of date/);
     expect(snapshot(join(dir, 'rendered')), '--check wrote nothing').toEqual(before);
 
@@ -419,7 +420,7 @@ describe('fwgen render --check in a copy of the project', () => {
 
     const check = fwgen(dir, 'render', '--check');
     expect(check.code, check.stderr).toBe(1);
-    const extra = [...check.stderr.matchAll(/^extra: (rendered\/\S+)$/gm)].map((m) => m[1]!).sort();
+    const extra = [...check.stdout.matchAll(/^extra: (rendered\/\S+)$/gm)].map((m) => m[1]!).sort();
     expect(extra).toEqual(roleFiles.map((f) => `rendered/${role}/${f}`));
     expect(existsSync(join(dir, 'rendered', role!))).toBe(true);
 
@@ -493,7 +494,7 @@ describe("the workflow's run steps, executed", () => {
 
     const check = runStep(checkStep());
     expect(check.code, check.stderr).toBe(1);
-    expect(check.stderr).toContain('missing: rendered/ci-role/iptables.up.rules');
+    expect(check.stdout).toContain('missing: rendered/ci-role/iptables.up.rules');
 
     const step = failureStep();
     const shown = runStep(step);

@@ -21,7 +21,7 @@ import {
   parseBootHookResult,
   parseBootMechanisms,
   type BootMechanism,
-} from '../src/doctor/boot-hook.js';
+} from '../src/remote/boot-hook.js';
 import {
   backendOf,
   evaluateBoot,
@@ -32,14 +32,16 @@ import {
 } from '../src/doctor/checks.js';
 import { transportFailureChecks } from '../src/doctor/connection-checks.js';
 import { doctorHost, type DoctorDeps } from '../src/doctor/doctor-host.js';
-import { parseFacts, TOOLS, type HostFacts } from '../src/doctor/host-facts.js';
+import { parseFacts, TOOLS, type HostFacts } from '../src/remote/facts.js';
 import { inventoryChecks } from '../src/doctor/inventory-checks.js';
 import { nameChecks, staticResolver } from '../src/doctor/name-checks.js';
 import { parseInventory } from '../src/inventory/load-inventory.js';
 import type { Host, Inventory } from '../src/inventory/model.js';
 import { resolvePolicies } from '../src/resolve/resolve-policy.js';
-import { bootHookCall, factsCall, remoteDir, type RemotePaths } from '../src/ship/remote-scripts.js';
-import { TransportError, type ConnectTarget, type Session, type Transport } from '../src/ship/transport.js';
+import { BOOT_MARKER, bootHookCall } from '../src/remote/boot-hook.js';
+import { factsCall } from '../src/remote/facts.js';
+import { remoteDir, type RemotePaths } from '../src/remote/scripts.js';
+import { TransportError, type ConnectTarget, type Session, type Transport } from '../src/remote/transport.js';
 
 const PATHS = { rules: '/etc/iptables.up.rules', rules6: '/etc/ip6tables.up.rules' };
 const DASH = ['/usr/bin/dash', '/bin/dash'].find((p) => existsSync(p)) ?? 'dash-not-installed';
@@ -186,7 +188,7 @@ describe('facts step (remote/facts.sh) and its parser', () => {
       const f = facts();
       expect([f.live4, f.live6]).toEqual(['match', 'no-tool']);
       expect(f.uid).toBe(process.getuid?.());
-      expect([...f.tools].sort()).toEqual(['iptables', 'iptables-save']);
+      expect([...f.tools].sort()).toEqual(['iptables', 'iptables-save', 'sha256sum']);
       expect(f.iptablesVersion).toBe('iptables v1.8.9 (nf_tables)');
       expect(f.dockerChains).toBe(1);
 
@@ -231,6 +233,7 @@ describe('facts step (remote/facts.sh) and its parser', () => {
         'count.nft4=14',
         'live4=differ',
         'live6=no-file',
+        'boot_runner=systemd',
         'boot=if-pre-up.d 1 no-ifupdown /etc/network/if-pre-up.d/iptables',
         'boot=systemd 0 disabled /etc/systemd/system/my fw.service',
         'boot=systemd 1 ok /etc/systemd/system/fwgen-iptables.service',
@@ -254,6 +257,8 @@ describe('facts step (remote/facts.sh) and its parser', () => {
     expect([...f.tools]).toEqual(['iptables-restore', 'iptables-save']);
     expect(f.ruleCounts).toEqual({ legacy4: 2, legacy6: undefined, nft4: 14, nft6: undefined });
     expect([f.live4, f.live6]).toEqual(['differ', 'no-file']);
+    expect(f.bootRunner).toBe('systemd');
+    expect(parseFacts('boot_runner=upstart\nstatus=facts\n').bootRunner).toBeUndefined();
     expect(f.boot).toEqual([
       { kind: 'if-pre-up.d', loadsRules: true, state: 'no-ifupdown', path: '/etc/network/if-pre-up.d/iptables' },
       { kind: 'systemd', loadsRules: false, state: 'disabled', path: '/etc/systemd/system/my fw.service' },
@@ -331,17 +336,38 @@ describe("evaluating a host's facts", () => {
     });
   });
 
-  it('fails a host where nothing loads the rules at boot, pointing at ship --persist', () => {
+  it('fails a host where nothing loads the rules at boot, pointing at ship (which installs a hook by default)', () => {
     const c = one(evaluateFacts({ ...healthy, boot: [] }, ctx()), 'boot');
     expect(c).toMatchObject({
       level: 'fail',
       detail: 'nothing loads /etc/iptables.up.rules at boot: a reboot drops the firewall',
     });
-    expect(c.fix).toBe('`fwgen ship --host web1 --persist` installs a boot hook');
+    expect(c.fix).toBe('`fwgen ship --host web1` installs a boot hook (unless shipped with --no-persist)');
+  });
+
+  it('on a host with neither ifupdown nor systemd, never says that ship installs a hook (ship fails there)', () => {
+    const c = one(evaluateFacts({ ...healthy, boot: [], bootRunner: 'none' }, ctx()), 'boot');
+    expect(c).toMatchObject({
+      level: 'fail',
+      detail: expect.stringContaining('neither ifupdown nor systemd runs on this host'),
+      fix: 'install ifupdown, then run `fwgen ship --host web1` (it installs the hook); or load /etc/iptables.up.rules at boot another way',
+    });
+    // fwgen's own hook where nothing runs it (an older fwgen installed it): no "remove it and ship again" loop.
+    const own = { ...hook, path: BOOT_HOOK_PATH, state: 'no-ifupdown' as const };
+    expect(evaluateBoot([own], PATHS.rules, '`fwgen ship --host web1`', 'none').fix).toBe(
+      'install ifupdown, so that the hook runs; or load /etc/iptables.up.rules at boot another way',
+    );
+    // With systemd, ship replaces that hook by a unit; another tool's dead hook is for a person to remove.
+    expect(evaluateBoot([own], PATHS.rules, '`fwgen ship --host web1`', 'systemd').fix).toBe(
+      '`fwgen ship --host web1` replaces it with a systemd unit (or install ifupdown)',
+    );
+    expect(evaluateBoot([{ ...own, path: '/etc/network/if-pre-up.d/iptables' }], PATHS.rules, 'X', 'systemd').fix).toBe(
+      'install ifupdown, or remove /etc/network/if-pre-up.d/iptables and run X, which installs a systemd unit',
+    );
   });
 
   it('judges boot mechanisms: inactive hooks, other files, netfilter-persistent', () => {
-    const fix = '`fwgen ship --host web1 --persist`';
+    const fix = '`fwgen ship --host web1`';
     expect(evaluateBoot([{ ...hook, state: 'no-ifupdown' }], PATHS.rules, fix)).toMatchObject({
       level: 'fail',
       detail: expect.stringContaining('ifupdown is not installed'),
@@ -370,19 +396,19 @@ describe("evaluating a host's facts", () => {
   });
 
   it("says when fwgen's own hook differs from what ship --persist writes: fails when it misses the sets", () => {
-    const fix = '`fwgen ship --host web1 --persist`';
+    const fix = '`fwgen ship --host web1`';
     const own = { ...hook, path: '/etc/network/if-pre-up.d/fwgen-iptables' };
     expect(evaluateBoot([{ ...own, outdated: 'no-sets' }], PATHS.rules, fix)).toEqual({
       name: 'boot',
       level: 'fail',
       detail:
         "/etc/network/if-pre-up.d/fwgen-iptables loads /etc/iptables.up.rules at boot, but not first the ipsets those rules match (an older fwgen wrote it, or it was edited): at boot the rules fail to load and the host comes up without fwgen's firewall",
-      fix: '`fwgen ship --host web1 --persist` rewrites it',
+      fix: '`fwgen ship --host web1` rewrites it',
     });
     expect(evaluateBoot([{ ...own, outdated: 'differs' }], PATHS.rules, fix)).toMatchObject({
       level: 'warn',
       detail: expect.stringContaining('differs from what this fwgen writes there'),
-      fix: '`fwgen ship --host web1 --persist` rewrites it',
+      fix: '`fwgen ship --host web1` rewrites it',
     });
     // One that will not run is reported as such, outdated or not: that is the first thing to fix.
     expect(evaluateBoot([{ ...own, outdated: 'no-sets', state: 'no-ifupdown' }], PATHS.rules, fix).detail).toContain(
@@ -420,6 +446,36 @@ describe("evaluating a host's facts", () => {
     });
     expect(one(evaluateFacts(noIpset, ctx()), 'tools').level).toBe('ok');
     expect(one(evaluateFacts(healthy, ctx({ sets: 'ipset' })), 'tools').detail).toContain('ipset present');
+  });
+
+  it("pull mode: checks the agent's needs (sha256sum, curl or GNU wget, ssh-keygen -Y), only with agent: or an agent", () => {
+    expect(evaluateFacts(healthy, ctx()).map((c) => c.name)).not.toContain('agent');
+    const agent = { origins: ['https://fw.example.net/fleet/'] };
+    expect(one(evaluateFacts({ ...healthy, sshsig: true }, ctx({ agent })), 'agent')).toMatchObject({
+      level: 'ok',
+      detail: 'the pull agent (not installed yet) has sha256sum, curl, ssh-keygen -Y',
+    });
+    const wgetOnly = {
+      ...healthy,
+      tools: new Set(TOOLS.filter((t) => t !== 'curl')),
+      wget: 'gnu' as const,
+      agent: true,
+    };
+    expect(one(evaluateFacts(wgetOnly, ctx()), 'agent').detail).toBe(
+      'the pull agent (installed) has sha256sum, GNU wget, ssh-keygen -Y',
+    );
+    const old = {
+      ...healthy,
+      tools: new Set(TOOLS.filter((t) => t !== 'curl' && t !== 'sha256sum')),
+      wget: 'other' as const,
+      sshsig: false,
+    };
+    expect(one(evaluateFacts(old, ctx({ agent })), 'agent')).toMatchObject({
+      level: 'fail',
+      detail:
+        'the pull agent (not installed yet) needs sha256sum, curl (its wget is not GNU wget), ssh-keygen -Y (OpenSSH 8.1 or later)',
+      fix: expect.stringContaining('apt-get install curl openssh-client'),
+    });
   });
 
   it('warns when the live rules differ from the file', () => {
@@ -730,7 +786,7 @@ describe('boot hook step (remote/boot-hook.sh)', () => {
   it("is valid POSIX sh, installs only when nothing loads rules at boot, rewrites only fwgen's own hook", () => {
     const call = bootHookCall(PATHS);
     expect(call.name).toBe('boot-hook');
-    expect(call.args).toEqual([PATHS.rules, PATHS.rules6]);
+    expect(call.args).toEqual([PATHS.rules, PATHS.rules6, BOOT_MARKER]);
     expect(call.script).toBe(`${remote('lib.sh')}\n${remote('boot.sh')}\n${remote('boot-hook.sh')}`);
     expect(call.script).not.toContain(PATHS.rules);
     expect(spawnSync('sh', ['-n', '-c', call.script]).status).toBe(0);
@@ -740,7 +796,7 @@ describe('boot hook step (remote/boot-hook.sh)', () => {
     expect(script.indexOf('status=inactive')).toBeLessThan(script.indexOf('mkdir -p /etc'));
     // Before that, fwgen's own hook and unit (those two paths only) are rewritten when they differ,
     // the hook keeping its mode, the unit its enablement.
-    const update = script.slice(script.indexOf('updated=0'), script.indexOf('status=present'));
+    const update = script.slice(script.indexOf('updated=0'), script.indexOf('finish present'));
     expect(update).toContain(
       'if differs "$BOOT_HOOK" hook_text; then\n  mode=644; [ -x "$BOOT_HOOK" ] && mode=755\n  write "$BOOT_HOOK" "$mode" hook_text\n',
     );
@@ -800,7 +856,10 @@ describe('boot hook step (remote/boot-hook.sh)', () => {
       'boot hook updated: /etc/network/if-pre-up.d/fwgen-iptables (it differed from what this fwgen writes)',
     );
     expect(
-      describeBootHookResult({ ...updated, mechanism: { ...updated.mechanism, state: 'not-executable' } }, PATHS.rules),
+      describeBootHookResult(
+        { ...updated, mechanism: { ...updated.mechanism!, state: 'not-executable' } },
+        PATHS.rules,
+      ),
     ).toBe(
       'boot hook updated: /etc/network/if-pre-up.d/fwgen-iptables (it differed from what this fwgen writes), but it is not executable, so run-parts skips it',
     );

@@ -15,6 +15,7 @@ const COMMANDS = [
   'ship',
   'backups',
   'rollback',
+  'remove',
   'status',
   'log',
   'doctor',
@@ -47,6 +48,20 @@ describe('fwgen --help', () => {
     expect(r.out).not.toMatch(/default: "/);
   });
 
+  it.each(['publish', 'agent install', 'agent poll'])('%s --help: examples and exit codes', (cmd) => {
+    const r = fwgen(...cmd.split(' '), '--help');
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(new RegExp(`Examples:\\n(  fwgen ${cmd}.*\\n)+`));
+    expect(r.out).toContain('Exit codes: 0 success');
+  });
+
+  it('agent poll lists no option of install', () => {
+    expect(optionsOf(fwgen('agent', 'poll', '--help').out)).not.toContain('--textfile-dir');
+    expect(optionsOf(fwgen('agent', 'install', '--help').out)).toEqual(
+      expect.arrayContaining(['--uninstall', '--textfile-dir', '--timeout', '--keep', '--role', '--host']),
+    );
+  });
+
   it('shows defaults as typed', () => {
     expect(fwgen('render', '--help').out).toMatch(/--out <dir> +output folder \(default: rendered\)/);
     expect(fwgen('ship', '--help').out).toMatch(/\(default: 30\)/);
@@ -65,13 +80,25 @@ describe('fwgen --help', () => {
         '--json',
         '--keep',
         '--ssh-config',
+        '--step-timeout',
         '--timeout',
         '--to',
         '--wave',
       ].sort(),
     );
     expect(optionsOf(fwgen('backups', '--help').out).sort()).toEqual(
-      ['--accept-new', '--connect-timeout', '--host', '--inventory', '--json', '--role', '--ssh-config'].sort(),
+      [
+        '--accept-new',
+        '--audit-log',
+        '--concurrency',
+        '--connect-timeout',
+        '--host',
+        '--inventory',
+        '--json',
+        '--role',
+        '--ssh-config',
+        '--step-timeout',
+      ].sort(),
     );
     const r = fwgen('rollback', '--role', 'web', '--host', 'web1');
     expect(r.code).toBe(2);

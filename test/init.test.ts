@@ -72,16 +72,35 @@ describe('fwgen init in an empty folder, then npm install of the packed fwgen', 
     expect(files.filter((f) => /^rendered\/[^/]+\/iptables\.up\.rules$/.test(f)).length).toBeGreaterThan(0);
     expect(readFileSync(join(repo, 'templates/README.md'), 'utf8')).toContain('{% block extra %}');
     expect(readFileSync(join(repo, '.gitignore'), 'utf8').split('\n')).toContain('.fwgen/');
+    // The scaffold explains trust: fleet against trust: none, where it is set.
+    const scaffold = readFileSync(join(repo, 'inventory/inventory.yaml'), 'utf8');
+    expect(scaffold).toMatch(/^# trust: fleet \(the default\): .*\n#   .*\n# trust: none: .*\n#   .*\ntrust: fleet$/m);
     const pkg = JSON.parse(readFileSync(join(repo, 'package.json'), 'utf8')) as {
       dependencies: Record<string, string>;
     };
     expect(pkg.dependencies.fwgen).toBe(`file:${ROOT.replace(/\/$/, '')}`);
-    const next = init.stderr.slice(init.stderr.indexOf('Next:')).trim().split('\n').slice(1);
+    // What init did and what comes next are its result: on stdout.
+    expect(init.stdout).toContain('created inventory/inventory.yaml\n');
+    const next = init.stdout.slice(init.stdout.indexOf('Next:')).trim().split('\n').slice(1, 4);
     expect(next.map((l) => l.trim().split(/ +#/)[0])).toEqual([
       'cd my-firewall && npm install',
       'npx fwgen render --check',
       'git init && git add . && git commit -m "Firewall inventory"',
     ]);
+    // fwgen came from a folder, not a registry: the dependency CI cannot install is flagged.
+    expect(init.stdout).toContain(`Before you push: package.json depends on fwgen as file:${ROOT.replace(/\/$/, '')}`);
+    expect(init.stdout).toContain("which CI's `npm ci` cannot install: replace it with a version or a git URL");
+    // The new repository is not inside another one (tmp is no git work tree).
+    expect(init.stdout).not.toContain('is inside the git repository');
+  });
+
+  it('says so when the new repository would be nested in another (a checkout of fwgen, say)', () => {
+    const outer = join(tmp, 'outer');
+    run('mkdir', ['-p', outer], tmp);
+    run('git', ['init', '-q', outer], tmp);
+    const r = run(process.execPath, [CLI, 'init', 'inner'], outer);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`${join(outer, 'inner')} is inside the git repository ${outer}`);
   });
 
   it('refuses to overwrite: a second init exits 2 and changes nothing', () => {
@@ -125,7 +144,7 @@ describe('fwgen init in an empty folder, then npm install of the packed fwgen', 
     it('npx fwgen render --check passes on what init rendered', () => {
       const r = run('npx', ['--no-install', 'fwgen', 'render', '--check'], repo, env);
       expect(r.code, r.stderr).toBe(0);
-      expect(r.stderr).toContain('rendered/ is up to date');
+      expect(r.stdout).toContain('rendered/ is up to date');
     });
 
     it("the workflow's run steps: npm ci and the check pass; after an edit the check fails and shows the diff", () => {

@@ -348,3 +348,41 @@ describe('error classes', () => {
     expect(err.message.split('\n')[0]).toMatch(/^x\.yaml:2:8: /);
   });
 });
+
+describe('rules_path folders (issue 16: ship replaces the file as root)', () => {
+  const withPath = (path: string, extra = ''): string =>
+    `defaults:\n  rules_path: ${path}\n${extra}management: [203.0.113.0/28]\nroles:\n  web:\n    hosts: { web1: 198.51.100.11 }\n`;
+
+  it.each([
+    '/etc/iptables.up.rules',
+    '/etc/iptables/rules.v4',
+    '/etc/network/iptables.rules',
+    '/etc/sysconfig/fw.rules',
+  ])('%s is accepted', (path) => expect(parseInventory(withPath(path), 'x.yaml').inventory.rulesPath).toBe(path));
+
+  it('another folder is accepted with rules_path_unusual: true', () => {
+    const text = withPath('/etc/fw/iptables.rules', '  rules_path_unusual: true\n');
+    expect(parseInventory(text, 'x.yaml').inventory.rulesPath).toBe('/etc/fw/iptables.rules');
+  });
+
+  it.each(['/etc/udev/rules.d/x.rules', '/etc/polkit-1/rules.d/49-x.rules', '/etc/audit/rules.d/audit.rules'])(
+    '%s is refused at its line, even with rules_path_unusual: true',
+    (path) => {
+      const err = inputErrorOf(() => parseInventory(withPath(path, '  rules_path_unusual: true\n'), 'x.yaml'));
+      expect(err.problems.map((p) => `${p.line}:${p.col}: ${p.message}`)).toEqual([
+        expect.stringMatching(
+          /^2:15: defaults.rules_path ".*" is in \/etc\/[a-z-]+1?\/rules\.d, a folder whose files another tool reads/,
+        ),
+      ]);
+    },
+  );
+});
+
+describe('an empty inventory file', () => {
+  it('says it is empty (not "found undefined undefined")', () => {
+    const err = inputErrorOf(() => parseInventory('', 'inventory/inventory.yaml'));
+    expect(err.problems.map(show)).toEqual([
+      '1:1: the inventory: found an empty file (expected a mapping with roles, and optionally defaults, management, monitoring, trust, sets, preserve and agent)',
+    ]);
+  });
+});

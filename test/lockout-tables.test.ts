@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkRulesText, describeVerdict, evaluateInput } from '../src/ship/lockout.js';
+import { checkRulesText, describeVerdict, evaluateInput } from '../src/lockout/lockout.js';
 
 const FAMILIES = [
   {

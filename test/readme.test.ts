@@ -111,11 +111,14 @@ describe('text block: the command synopsis', () => {
 });
 
 describe('sh blocks, run in a copy of this checkout', () => {
+  let parent = '';
   let copy = '';
   let env: NodeJS.ProcessEnv;
 
   beforeAll(() => {
-    copy = mkdtempSync(join(tmpdir(), 'fwgen-readme-sh-'));
+    // The copy sits in a folder of its own: Getting started makes the inventory repository beside it (../).
+    parent = mkdtempSync(join(tmpdir(), 'fwgen-readme-sh-'));
+    copy = join(parent, 'fwgen');
     cpSync(ROOT, copy, { recursive: true, filter: (src) => !/\/(node_modules|dist|\.git)$/.test(src) });
     // npm reads these like its command-line flags: no audit, no funding notes, use the cache first.
     env = {
@@ -135,7 +138,7 @@ describe('sh blocks, run in a copy of this checkout', () => {
   });
 
   afterAll(() => {
-    if (copy) rmSync(copy, { recursive: true, force: true });
+    if (parent) rmSync(parent, { recursive: true, force: true });
   });
 
   /**

@@ -19,7 +19,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { applyCall, deadmanPart, EXIT, parseStatus, remoteDir, type Part } from '../src/ship/remote-scripts.js';
+import { applyCall, deadmanPart, type Part } from '../src/remote/apply.js';
+import { EXIT, parseStatus, remoteDir } from '../src/remote/scripts.js';
 
 const DASH = ['/usr/bin/dash', '/bin/dash'].find((p) => existsSync(p)) ?? 'dash-not-installed';
 const TOOLS = [

@@ -5,6 +5,7 @@ import { parseWaves, planStages } from '../src/ship/rollout.js';
 import type { HostJob } from '../src/ship/ship-host.js';
 
 const job = (name: string, role: string): HostJob => ({
+  kind: 'ship',
   host: { name, role, addresses: [], ssh: { host: name, user: 'root', port: 22, knownHosts: '', sudo: false } } as Host,
   paths: { rules: '/etc/iptables.up.rules', rules6: '/etc/ip6tables.up.rules' },
   v4: Buffer.alloc(0),

@@ -1,103 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import type { Host } from '../src/inventory/model.js';
-import { evaluateInput } from '../src/ship/lockout.js';
-import { fingerprint, knownHostsName, readKnownHosts, verifyHostKey } from '../src/ship/known-hosts.js';
+import { evaluateInput } from '../src/lockout/lockout.js';
+import { fingerprint, knownHostsName, readKnownHosts, verifyHostKey } from '../src/remote/known-hosts.js';
 import { fleetSucceeded, shipFleet } from '../src/ship/ship-fleet.js';
-import type { Effects, HostJob, RunSettings } from '../src/ship/ship-host.js';
-import {
-  TransportError,
-  type ConnectTarget,
-  type ExecResult,
-  type Session,
-  type Transport,
-} from '../src/ship/transport.js';
-import { rules6PathFor, type RemoteCall } from '../src/ship/remote-scripts.js';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import type { Effects } from '../src/ship/ship-host.js';
+import { effects, fake, FakeTransport, job, ok, readOutput, settings, type FakeHost } from './support/fake-hosts.js';
+import { TransportError, type ExecResult, type Session, type Transport } from '../src/remote/transport.js';
+import { runBootHook } from '../src/remote/boot-hook.js';
+import { rules6PathFor, type RemoteCall } from '../src/remote/scripts.js';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHmac } from 'node:crypto';
-
-/** A scripted host: answers each remote step by its name. */
-interface FakeHost {
-  connects: number;
-  refuseFrom?: number; // connection number from which connects fail
-  read?: ExecResult;
-  apply?: ExecResult;
-  commit?: ExecResult;
-  verify?: ExecResult;
-  scripts: string[];
-  stdin: (Buffer | undefined)[];
-}
-
-const ok = (stdout: string): ExecResult => ({ code: 0, stdout, stderr: '' });
-
-class FakeTransport implements Transport {
-  constructor(readonly hosts: Record<string, FakeHost>) {}
-  async connect(t: ConnectTarget): Promise<Session> {
-    const h = this.hosts[t.name];
-    h.connects++;
-    if (h.refuseFrom !== undefined && h.connects >= h.refuseFrom)
-      throw new TransportError('unreachable', `connect ECONNREFUSED ${t.ssh.host}:22`);
-    return {
-      run: async (call: RemoteCall, stdin?: Buffer) => {
-        h.scripts.push(call.name);
-        h.stdin.push(stdin);
-        if (call.name === 'read') return h.read ?? readOutput({});
-        if (call.name === 'apply') return h.apply ?? ok('status=applied backup=20261121T000000Z\n');
-        if (call.name === 'commit') return h.commit ?? ok('status=committed\n');
-        if (call.name === 'verify') return h.verify ?? ok('status=rolled-back\n');
-        return ok('');
-      },
-      close: () => {},
-    };
-  }
-}
-
-/** What remote/read.sh prints: sections (byte count, bytes) then the status line. */
-function readOutput(o: { file4?: string; live4?: string; liveSets?: string; setsFile?: string }): ExecResult {
-  const section = (t?: string) => (t === undefined ? '-1\n' : `${Buffer.byteLength(t)}\n${t}`);
-  const sets = o.liveSets !== undefined ? `${section(o.liveSets)}${section(o.setsFile)}` : '';
-  const ipset = o.liveSets !== undefined ? ' ipset=1' : '';
-  return ok(
-    `${section(undefined)}${section(o.file4)}${section(o.live4 ?? '')}${sets}status=read backups=0 armed=0 locked=0 fp4=abc fp6=-${ipset}\n`,
-  );
-}
-
-const host = (name: string): Host => ({
-  name,
-  role: 'web',
-  addresses: [],
-  ssh: { host: `198.18.0.${name.length}`, user: 'root', port: 22, knownHosts: '/dev/null', sudo: false },
-});
-const job = (name: string): HostJob => ({
-  host: host(name),
-  paths: { rules: '/etc/iptables.up.rules', rules6: '/etc/ip6tables.up.rules' },
-  v4: Buffer.from('*filter\nCOMMIT\n'),
-  preserve: () => false,
-});
-const settings: RunSettings = {
-  id: 'run1',
-  owner: 'me',
-  timeoutS: 5,
-  keep: 10,
-  force: false,
-  dryRun: false,
-  acceptNew: false,
-  connectTimeoutMs: 1000,
-  stateJson: () => '{}',
-};
-
-function effects(hosts: Record<string, FakeHost>): Effects & { slept: number[] } {
-  let clock = 0;
-  const slept: number[] = [];
-  return {
-    transport: new FakeTransport(hosts),
-    now: () => clock,
-    sleep: async (ms) => void (slept.push(ms), (clock += ms)),
-    slept,
-  };
-}
-const fake = (over: Partial<FakeHost> = {}): FakeHost => ({ connects: 0, scripts: [], stdin: [], ...over });
 
 /** Refuses only the confirmation (2nd connection); the verification (3rd) gets through. */
 function refuseConfirmation<T extends Effects>(fx: T, host: FakeHost): T {
@@ -450,5 +363,94 @@ describe('remote paths', () => {
     expect(rules6PathFor('/etc/iptables.up.rules')).toBe('/etc/ip6tables.up.rules');
     expect(rules6PathFor('/etc/iptables/rules.v4')).toBe('/etc/iptables/rules.v6');
     expect(rules6PathFor('/etc/fw.rules')).toBe('/etc/fw.rules.v6');
+  });
+});
+
+describe('persistence: the boot-hook step (fake transport)', () => {
+  const persist = { ...settings, persist: { marker: 'm1', run: (s: Session) => runBootHook(s, PATHS) } };
+  const PATHS = { rules: '/etc/iptables.up.rules', rules6: '/etc/ip6tables.up.rules' };
+  const inSync = { file4: '*filter\nCOMMIT\n', live4: '*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n' };
+
+  it('runs after the commit, on the confirming connection, and reports it as a field', async () => {
+    const hosts = { a: fake() };
+    const [r] = await shipFleet([job('a')], persist, effects(hosts), 4);
+    expect(hosts.a.scripts).toEqual(['read', 'apply', 'commit', 'boot-hook']);
+    expect(r.outcome).toBe('applied');
+    expect(r.boot).toEqual({
+      status: 'installed',
+      ok: true,
+      path: '/etc/network/if-pre-up.d/fwgen-iptables',
+      detail: 'boot hook installed: /etc/network/if-pre-up.d/fwgen-iptables',
+    });
+    // The first ship had no rules file: there was no previous file to back up, only the live rules.
+    expect(r.reason).toBe('first rules file; the live rules were backed up as 20261121T000000Z');
+  });
+
+  it("is skipped where the host holds this fwgen's marker, and runs on an unchanged host that does not", async () => {
+    const marked = { a: fake({ read: readOutput({ ...inSync, boot: 'm1' }) }) };
+    const [skipped] = await shipFleet([job('a')], persist, effects(marked), 4);
+    expect([skipped.outcome, skipped.boot, marked.a.scripts]).toEqual(['unchanged', undefined, ['read']]);
+    const other = { a: fake({ read: readOutput({ ...inSync, boot: 'older' }) }) };
+    const [ran] = await shipFleet([job('a')], persist, effects(other), 4);
+    expect([ran.outcome, ran.boot?.status, other.a.scripts]).toEqual(['unchanged', 'installed', ['read', 'boot-hook']]);
+    expect(ran.reason).toBe('fwgen rules and rules file already match');
+  });
+
+  it('--no-persist (no persist setting): no boot step at all', async () => {
+    const hosts = { a: fake() };
+    const [r] = await shipFleet([job('a')], settings, effects(hosts), 4);
+    expect([r.boot, hosts.a.scripts]).toEqual([undefined, ['read', 'apply', 'commit']]);
+  });
+
+  it('a host where nothing runs a boot hook: the rules are applied, the boot step is a failure field', async () => {
+    const boot = {
+      code: 21,
+      stdout: 'status=unsupported\n',
+      stderr:
+        'fwgen: neither ifupdown nor systemd runs on this host: nothing would run a boot hook, so none was installed\n',
+    };
+    const hosts = { a: fake({ boot }) };
+    const [r] = await shipFleet([job('a')], persist, effects(hosts), 4);
+    expect(r.outcome).toBe('applied');
+    expect(r.boot).toMatchObject({ status: 'unsupported', ok: false, path: null });
+    expect(r.boot?.detail).toContain('neither ifupdown nor systemd runs on this host');
+    expect(fleetSucceeded([r])).toBe(true);
+    // A step that printed no status, or a lost connection, is a failed boot step, never a thrown error.
+    const broken = { a: fake({ boot: { code: 1, stdout: '', stderr: 'fwgen: cannot write /etc/x\n' } }) };
+    const [f] = await shipFleet([job('a')], persist, effects(broken), 4);
+    expect(f.boot).toEqual({
+      status: 'failed',
+      ok: false,
+      path: null,
+      detail: 'boot hook step failed: cannot write /etc/x',
+    });
+  });
+
+  it('a dry run says the boot step would run, and runs nothing', async () => {
+    const hosts = { a: fake({ read: readOutput(inSync) }) };
+    const [r] = await shipFleet([job('a')], { ...persist, dryRun: true }, effects(hosts), 4);
+    expect(r.reason).toContain('would also make the rules load at boot, if nothing does yet');
+    expect(hosts.a.scripts).toEqual(['read']);
+  });
+});
+
+describe('what a ship says', () => {
+  it('a lock held by another run: who, which run and since when once, and when it clears', async () => {
+    const locked = JSON.parse(readFileSync('test/fixtures/remote/apply/locked.json', 'utf8')) as ExecResult;
+    const hosts = { a: fake({ apply: locked }) };
+    const [r] = await shipFleet([job('a')], settings, effects(hosts), 4);
+    // The recorded lock line says when it clears (until=EPOCH); the message gives it as a time.
+    const until = Number(/ until=([0-9]+) /.exec(locked.stdout)![1]);
+    const clears = new Date(until * 1000).toISOString();
+    expect(r.reason).toBe(
+      `locked by another fwgen run: recorder@fwgen run 20261201T000003Z-dddddd pid 1 since 1970-01-01T00:00:00.000Z; it clears by ${clears} if that run is gone (or ship with --break-lock)`,
+    );
+    expect(r.reason.match(/20261201T000003Z-dddddd/g)).toHaveLength(1);
+  });
+
+  it('a host that had a rules file: "previous rules backed up"; one that had none: the live rules were', async () => {
+    const had = { a: fake({ read: readOutput({ file4: '*filter\n:OLD - [0:0]\nCOMMIT\n', live4: '' }) }) };
+    const [r] = await shipFleet([job('a')], settings, effects(had), 4);
+    expect(r.reason).toBe('previous rules backed up as 20261121T000000Z');
   });
 });

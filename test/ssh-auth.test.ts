@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Hop } from '../src/ship/reach.js';
-import { authMethods, FilteredAgent } from '../src/ship/ssh-transport.js';
+import type { Hop } from '../src/remote/reach.js';
+import { authMethods, FilteredAgent } from '../src/remote/ssh-transport.js';
 
 describe('authentication methods', () => {
   let dir: string;

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../src/errors.js';
 import type { Host, Inventory, SshSettings } from '../src/inventory/model.js';
-import { sshSourceFor } from '../src/ship/lockout-source.js';
+import { sshSourceFor } from '../src/lockout/lockout-source.js';
 import { nameChecks, staticResolver } from '../src/doctor/name-checks.js';
-import { parseJumpSpec, resolveReach, type Reach } from '../src/ship/reach.js';
-import { loadSshConfig, lookupHost, type SshConfig } from '../src/ship/ssh-config.js';
+import { parseJumpSpec, resolveReach, type Reach } from '../src/remote/reach.js';
+import { loadSshConfig, lookupHost, type SshConfig } from '../src/remote/ssh-config.js';
 
 describe('ssh_config evaluation', () => {
   let dir: string;

@@ -4,15 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { formatStatus } from '../src/cli/status-command.js';
+import { orphanedHosts } from '../src/status/orphans.js';
 import type { Host } from '../src/inventory/model.js';
-import type { RemoteCall } from '../src/ship/remote-scripts.js';
+import type { RemoteCall } from '../src/remote/scripts.js';
 import {
   TransportError,
   type ConnectTarget,
   type ExecResult,
   type Session,
   type Transport,
-} from '../src/ship/transport.js';
+} from '../src/remote/transport.js';
 import { DEFAULT_PRESERVE } from '../src/inventory/model.js';
 import { preserveMatcher } from '../src/model/ownership.js';
 import { compareLive as compareWith } from '../src/status/compare-rules.js';
@@ -24,7 +25,7 @@ import {
   type HostStatus,
   type StatusJob,
 } from '../src/status/host-status.js';
-import { parseStatusOutput, readHostStatus, type RemoteStatus } from '../src/ship/read-host.js';
+import { parseStatusOutput, readHostStatus, type RemoteStatus } from '../src/remote/read.js';
 
 const PRESERVE = preserveMatcher(DEFAULT_PRESERVE);
 const compareLive = (rendered: string, live: string, labels?: { rendered: string; live: string }) =>
@@ -666,25 +667,39 @@ describe('statusFleet and the status lines', () => {
         host: 'app3',
         role: 'app',
         state: 'unreachable',
-        backups: 0,
-        armed: false,
+        backups: null,
+        armed: null,
         foreign: [],
         foreignRules: [],
         drift: [],
         reason: 'cannot connect',
       },
+      ...orphanedHosts(
+        [
+          {
+            time: '2026-11-20T10:00:00.000Z',
+            action: 'ship',
+            run: 'r0',
+            who: 'me@here',
+            inventory: 'inventory/inventory.yaml',
+            commit: 'fedcba9876543210fedcba9876543210fedcba98',
+            hosts: [{ host: 'app9', role: 'app', outcome: 'applied', reason: '' }],
+          },
+        ],
+        new Set(['app1', 'app2', 'app3']),
+      ),
     ];
     const plain = formatStatus(results, false).split('\n');
-    expect(plain[0]).toBe(
-      'app1  app  in-sync      fwgen 0.1.0  0123456        2026-11-21T19:00:30Z  backups 3  foreign: f2b-sshd',
+    expect(plain.slice(0, 4)).toEqual([
+      'HOST  ROLE  STATE        FWGEN  COMMIT         SHIPPED               BACKUPS  NOTES',
+      'app1  app   in-sync      0.1.0  0123456        2026-11-21T19:00:30Z  3        foreign: f2b-sshd',
+      'app2  app   drifted      0.1.0  0123456+dirty  2026-11-21T19:00:30Z  3        (the live rules were changed on the host since the last ship)',
+      'app3  app   unreachable  -      -              -                     ?        (cannot connect)',
+    ]);
+    expect(plain[4]).toMatch(
+      /^app9  app   orphaned     -      fedcba9        2026-11-20T10:00:00Z  \?        \(not in the inventory any more; fwgen's rules stay on it until removed \(last ship r0 at 2026-11-20T10:00:00.000Z\)/,
     );
-    expect(plain[1]).toBe(
-      'app2  app  drifted      fwgen 0.1.0  0123456+dirty  2026-11-21T19:00:30Z  backups 3  (the live rules were changed on the host since the last ship)',
-    );
-    expect(plain[2]).toBe(
-      'app3  app  unreachable  -            -              -                     backups ?  (cannot connect)',
-    );
-    expect(plain).toHaveLength(4);
+    expect(plain).toHaveLength(6);
     const withDiff = formatStatus(results, true);
     expect(withDiff).toContain('\n    +-A INPUT -s 192.0.2.7/32 -j ACCEPT\n');
     expect(withDiff).toContain('\n    foreign rule: -A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd\n');

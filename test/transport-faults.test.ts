@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SshTransport } from '../src/ship/ssh-transport.js';
-import type { RemoteCall } from '../src/ship/remote-scripts.js';
-import { TransportError, type ConnectTarget } from '../src/ship/transport.js';
+import { SshTransport } from '../src/remote/ssh-transport.js';
+import type { RemoteCall } from '../src/remote/scripts.js';
+import { TransportError, type ConnectTarget } from '../src/remote/transport.js';
 
 const call = (script: string): RemoteCall => ({ name: 'read', script, args: [] });
 

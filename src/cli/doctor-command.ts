@@ -3,13 +3,16 @@ import type { Check, Level } from '../doctor/checks.js';
 import { doctorFleet } from '../doctor/doctor-host.js';
 import { inventoryChecks } from '../doctor/inventory-checks.js';
 import { systemResolver } from '../doctor/name-checks.js';
-import type { InternalOptions } from './program.js';
+import type { InternalOptions } from './internal.js';
 import type { Host } from '../inventory/model.js';
-import { describeReach } from '../ship/reach.js';
+import { describeReach } from '../remote/reach.js';
 import { resolvePolicies } from '../resolve/resolve-policy.js';
-import { remotePaths, selectHosts } from '../ship/plan.js';
+import { remotePaths } from '../remote/scripts.js';
+import { selectHosts } from '../inventory/select-hosts.js';
 import { positiveInt, sshForRun, type HostOptions } from './options.js';
+import { waitProgress } from './progress.js';
 import { printWarnings, renderProject } from './project.js';
+import { printable } from '../util/printable.js';
 
 export interface DoctorOptions extends HostOptions {
   offline?: boolean;
@@ -35,9 +38,14 @@ export async function doctorCommand(opts: DoctorOptions, internal: InternalOptio
   const hosts = opts.offline && !opts.host?.length ? [] : selectHosts(inv, project.roles, opts.host ?? []);
   if (!opts.offline) {
     process.stderr.write(`checking ${hosts.length} host(s), ${concurrency} at a time\n`);
-    const { transport, reaches } = sshForRun(opts, hosts);
+    const progress = waitProgress(opts.json);
+    const { transport, reaches } = sshForRun(opts, hosts, { progress });
     const deps = { transport, resolver: internal.resolver ?? systemResolver(), connectTimeoutMs, reaches };
-    const results = await doctorFleet(hosts, inv, remotePaths(inv), deps, concurrency).finally(() => transport.close());
+    const stop = progress.run();
+    const results = await doctorFleet(hosts, inv, remotePaths(inv), deps, concurrency).finally(() => {
+      stop();
+      transport.close?.();
+    });
     hosts.forEach((h, i) =>
       groups.push({ name: h.name, title: hostTitle(h, describeReach(reaches.get(h.name)!)), checks: results[i] }),
     );
@@ -58,20 +66,19 @@ interface Group {
   readonly checks: readonly Check[];
 }
 
-/** The report grouped by host: on stdout, or with --json on stderr beside the JSON on stdout. */
+/** The report grouped by host on stdout, or with --json the checks as JSON on stdout. */
 function printReport(groups: readonly Group[], json: boolean): void {
   const all = groups.flatMap((g) => g.checks);
   const text = groups.map((g) => `${g.title}\n${g.checks.map(formatCheck).join('\n')}\n`).join('\n');
-  if (json) process.stdout.write(`${JSON.stringify(all, null, 2)}\n`);
-  (json ? process.stderr : process.stdout).write(text);
+  process.stdout.write(json ? `${JSON.stringify(all, null, 2)}\n` : text);
   const count = (l: Level) => all.filter((c) => c.level === l).length;
   process.stderr.write(`\n${count('ok')} ok, ${count('warn')} warning(s), ${count('fail')} failure(s)\n`);
 }
 
-/** One report line: `  ok    name: detail`, or with WARN / FAIL and the fix. */
+/** One report line: `  ok    name: detail`, or with WARN / FAIL and the fix (what a host said, made printable). */
 export function formatCheck(c: Check): string {
   const tag = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' }[c.level];
-  return `  ${tag}  ${c.name}: ${c.detail}${c.fix ? `  → fix: ${c.fix}` : ''}`;
+  return `  ${tag}  ${c.name}: ${printable(c.detail)}${c.fix ? `  → fix: ${printable(c.fix)}` : ''}`;
 }
 
 function hostTitle(h: Host, reach: string): string {

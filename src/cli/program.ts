@@ -1,25 +1,16 @@
 import type * as Commander from 'commander';
 import { FwgenError, InputError } from '../errors.js';
-import { printWarnings, renderProject, VERSION } from './project.js';
-import { renderCommand } from './render-command.js';
-import type { Resolver } from '../doctor/name-checks.js';
+import { VERSION } from './project.js';
+import { renderCommand, validateCommand } from './render-command.js';
+import type { InternalOptions } from './internal.js';
+
+export type { InternalOptions } from './internal.js';
 import { requireCjs } from '../util/require-cjs.js';
 
 const { Command, CommanderError, Help, Option } = requireCjs('commander') as typeof Commander;
 type Command = Commander.Command;
 type Help = Commander.Help;
 type Option = Commander.Option;
-
-/**
- * Switches for tests of the internal API, passed by the caller of `runCli`; the shipped entry
- * (main.ts) passes none, and no environment variable can set them.
- */
-export interface InternalOptions {
-  /** Ship without the lockout check (a test that must reach a host with rules that lock it out). */
-  readonly skipLockoutCheck?: boolean;
-  /** DNS answers for doctor's name checks (tests never query a real DNS server). */
-  readonly resolver?: Resolver;
-}
 
 const DEFAULT_INVENTORY = 'inventory/inventory.yaml';
 
@@ -60,6 +51,11 @@ const opt = {
   host: () => new Option('--host <names...>', 'only these hosts'),
   concurrency: () => new Option('--concurrency <n>', 'hosts at a time').default('10'),
   connectTimeout: () => new Option('--connect-timeout <s>', 'seconds to wait for an SSH connection').default('10'),
+  stepTimeout: () =>
+    new Option(
+      '--step-timeout <s>',
+      'seconds a remote step may run before its host fails (the apply step: plus --timeout and 120)',
+    ).default('120'),
   json: (what = 'print the results as JSON on stdout') => new Option('--json', what),
   acceptNew: () => new Option('--accept-new', 'trust and record host keys not yet in known_hosts'),
   auditLog: () =>
@@ -105,15 +101,14 @@ function buildProgram(internal: InternalOptions): Command {
     .addHelpText('after', examples('fwgen init my-firewall', 'npx fwgen init .'))
     .action(async (dir: string | undefined) => (await import('./init-command.js')).initCommand(dir));
 
-  withOptions(program.command('validate'), [opt.inventory(), opt.templates()])
+  withOptions(program.command('validate'), [
+    opt.inventory(),
+    opt.templates(),
+    opt.json('print the result (roles, hosts, warnings) as JSON on stdout'),
+  ])
     .description('validate the inventory and templates; write nothing')
     .addHelpText('after', examples('fwgen validate', 'fwgen validate -i staging/inventory.yaml'))
-    .action((opts: { inventory: string; templates?: string }) => {
-      const project = renderProject({ ...opts, out: 'rendered' });
-      printWarnings(project.loaded.warnings);
-      const inv = project.loaded.inventory;
-      process.stderr.write(`${opts.inventory}: valid (${inv.roles.length} roles, ${inv.hosts.length} hosts)\n`);
-    });
+    .action(validateCommand);
 
   withOptions(program.command('render'), [
     opt.inventory(),
@@ -156,33 +151,35 @@ function buildProgram(internal: InternalOptions): Command {
     .addHelpText('after', examples('fwgen diff', 'fwgen diff main', 'fwgen diff HEAD^1 HEAD --format md'))
     .action(async (base, head, opts) => (await import('./diff-command.js')).diffCommand(base, head, opts));
 
-  // Ship code (and node-ssh) loads only for the commands that need it, keeping `render` fast.
+  // Ship code (and ssh2) loads only for the commands that need it, keeping `render` fast.
   const ship = async () => import('./ship-command.js');
-  const connection = () => [opt.connectTimeout(), opt.json(), opt.acceptNew(), opt.sshConfig()];
+  const connection = () => [opt.connectTimeout(), opt.stepTimeout(), opt.json(), opt.acceptNew(), opt.sshConfig()];
   // What ship, status and doctor act on: the rendered roles and hosts.
-  const target = () => [
+  const target = (role = opt.role()) => [
     opt.inventory(),
     opt.out('rendered folder'),
     opt.templates(),
-    opt.role(),
+    role,
     opt.host(),
     opt.concurrency(),
   ];
 
   withOptions(program.command('ship'), [
-    ...target(),
+    ...target(opt.role('roles: all, changed (whose rules differ from what their hosts last got), or ROLE[,ROLE...]')),
     ...connection(),
     opt.auditLog(),
-    new Option('--dry-run', "connect and show each host's diff; change nothing"),
+    new Option('--dry-run', "connect and show each role's change, and hosts that differ from it; change nothing"),
+    new Option('--verbose', "with --dry-run: every host's full change"),
     opt.timeout(),
     opt.keep(),
     new Option('--force', 'apply even where the host already runs these rules'),
     opt.breakLock(),
     opt.from(),
     new Option(
-      '--persist',
-      "install a boot hook on hosts where nothing loads the rules at boot; update fwgen's own where it is outdated",
+      '--no-persist',
+      'do not make the rules load at boot (by default ship installs a boot hook where none loads them)',
     ),
+    new Option('--persist', 'the default (kept for scripts): make the rules load at boot'),
     new Option('--canary <n>', 'staged rollout: ship N hosts (spread over roles) first'),
     new Option('--waves <list>', 'staged rollout: then cumulative shares of the fleet, e.g. 10%,50%,100%'),
     new Option('--max-failures <k>', 'staged rollout: halt after a stage with more than K failures').default('0'),
@@ -193,16 +190,99 @@ function buildProgram(internal: InternalOptions): Command {
       examples(
         'fwgen ship --role all --dry-run',
         'fwgen ship --role web --host web1',
+        'fwgen ship --role changed',
         'fwgen ship --role all --canary 2 --waves 10%,50%,100% --max-failures 0',
       ),
     )
     .action(async (opts) => (await ship()).shipCommand(opts, internal));
 
-  const backupsOptions = [opt.inventory(), opt.role('roles: ROLE[,ROLE...] or all'), opt.host(), ...connection()];
+  withOptions(program.command('publish'), [
+    opt.inventory(),
+    new Option('--rendered <dir>', 'rendered folder').default('rendered'),
+    opt.templates(),
+    new Option('-o, --out <dir>', 'the tree to publish into (served as agent.origin)').makeOptionMandatory(),
+    new Option('--sign-key <path>', 'OpenSSH private key file, or the .pub of a key held by ssh-agent'),
+    opt.json('print what was published as JSON on stdout'),
+    new Option('--canary <n>', 'staged releases: N hosts (spread over roles) form wave 1, as agent install split them'),
+    new Option('--waves <list>', 'staged releases: then cumulative shares of the fleet, e.g. 10%,50%,100%'),
+    new Option(
+      '--advance',
+      'staged releases: open the next wave once every host of the open ones runs the newest release (read over SSH)',
+    ),
+    opt.concurrency(),
+    opt.connectTimeout(),
+    opt.stepTimeout(),
+    opt.sshConfig(),
+  ])
+    .description(
+      'sign a release of every role whose rules changed into a static tree (content-addressed blobs, one manifest per role) that agents pull',
+    )
+    .addHelpText(
+      'after',
+      examples(
+        'fwgen publish --out public --sign-key ~/.ssh/fwgen_release',
+        'fwgen publish --out public --sign-key ~/.ssh/fwgen_release.pub   # the key held by ssh-agent',
+        'fwgen publish --out public --sign-key ~/.ssh/fwgen_release --canary 2 --waves 50%,100%',
+        'fwgen publish --out public --advance',
+      ),
+    )
+    .action(async (opts) => (await import('./publish-command.js')).publishCommand(opts));
+
+  const agent = program
+    .command('agent')
+    .description('pull mode: install the agent on hosts, or make them poll now (see README, Pull mode)');
+  const agentCommand = async () => import('./agent-command.js');
+  const agentTarget = () => [
+    opt.inventory(),
+    opt.out('rendered folder'),
+    opt.templates(),
+    opt.role('roles: all, or ROLE[,ROLE...]'),
+    opt.host(),
+    opt.concurrency(),
+    ...connection(),
+  ];
+  withOptions(agent.command('install'), [
+    ...agentTarget(),
+    new Option('--uninstall', 'remove the agent, its config and schedule (the rules in place stay)'),
+    new Option('--textfile-dir <dir>', "node_exporter's textfile folder (metrics written when it exists)").default(
+      '/var/lib/prometheus/node-exporter',
+    ),
+    new Option('--timeout <s>', "dead-man switch of the agent's applies, seconds").default('30'),
+    opt.keep(),
+    new Option('--canary <n>', 'staged releases: N hosts (spread over roles) form wave 1'),
+    new Option('--waves <list>', 'staged releases: then cumulative shares of the fleet, e.g. 10%,50%,100%'),
+  ])
+    .description(
+      'install (or update) the pull agent over SSH: the agent, its config (origins, role, period, trusted keys, pinned management and monitoring rules), a systemd timer or cron entry, and the boot hook',
+    )
+    .addHelpText(
+      'after',
+      examples(
+        'fwgen agent install --role all',
+        'fwgen agent install --role all --canary 2 --waves 50%,100%',
+        'fwgen agent install --host web1 --uninstall',
+      ),
+    )
+    .action(async (opts) => (await agentCommand()).agentInstallCommand(opts));
+  withOptions(agent.command('poll'), agentTarget())
+    .description("run one poll of the installed agent on each host now, over SSH, and print each host's outcome")
+    .addHelpText('after', examples('fwgen agent poll --role web', 'fwgen agent poll --host web1 --json'))
+    .action(async (opts) =>
+      (await agentCommand()).agentPollCommand({ ...opts, textfileDir: '/', timeout: '30', keep: '10' }),
+    );
+
+  const backupsOptions = [
+    opt.inventory(),
+    opt.role('roles: all, or ROLE[,ROLE...]').default('all'),
+    opt.host(),
+    opt.concurrency(),
+    ...connection(),
+    opt.auditLog(),
+  ];
   withOptions(program.command('backups'), backupsOptions)
-    .description('list the rules backups kept on hosts')
-    .addHelpText('after', examples('fwgen backups --host db1', 'fwgen backups --role web --json'))
-    .action(async (opts) => (await ship()).backupsCommand(opts));
+    .description('list the rules backups kept on hosts (every host unless --role or --host)')
+    .addHelpText('after', examples('fwgen backups', 'fwgen backups --host db1', 'fwgen backups --role web --json'))
+    .action(async (opts) => (await import('./rollback-command.js')).backupsCommand(opts));
 
   withOptions(program.command('rollback'), [
     opt.inventory(),
@@ -225,14 +305,45 @@ function buildProgram(internal: InternalOptions): Command {
         'fwgen rollback --wave last',
       ),
     )
-    .action(async (opts) => (await ship()).rollbackCommand(opts));
+    .action(async (opts) => (await import('./rollback-command.js')).rollbackCommand(opts));
+
+  withOptions(program.command('remove'), [
+    opt.inventory(),
+    opt.host(),
+    opt.concurrency(),
+    ...connection(),
+    opt.auditLog(),
+    opt.timeout(),
+    opt.keep(),
+    opt.breakLock(),
+    new Option(
+      '--forget',
+      'hosts no longer in the inventory (gone): mark them removed in the deploy log without contacting them',
+    ),
+  ])
+    .description(
+      'take fwgen off hosts: its chains, hooks and ipsets (tested, backed up, confirmed as a ship is), its boot hook and state',
+    )
+    .addHelpText('after', examples('fwgen remove --host web4', 'fwgen remove --host old-web9 --forget'))
+    .action(async (opts) => (await import('./remove-command.js')).removeCommand(opts));
 
   withOptions(program.command('status'), [
     ...target(),
     ...connection(),
+    opt.auditLog(),
     new Option('--diff', 'print the drift of each host under its line'),
+    new Option(
+      '--strict',
+      "exit 1 also when another tool's chain ahead of fwgen's in INPUT can accept what fwgen rejects",
+    ),
+    new Option(
+      '--published <tree|url>',
+      'pull mode: where to read the published serials, to flag agent hosts behind them (default: the first agent.origin)',
+    ),
   ])
-    .description('for each host: in sync, drifted, never shipped or unreachable; exit 1 unless all are in sync')
+    .description(
+      'for each host: in sync, drifted, never shipped, behind (a pull agent on an older release) or unreachable, and hosts fwgen shipped to that left the inventory (orphaned); exit 1 unless all are in sync',
+    )
     .addHelpText('after', examples('fwgen status', 'fwgen status --role web --diff'))
     .action(async (opts) => (await import('./status-command.js')).statusCommand(opts));
 
@@ -251,6 +362,7 @@ function buildProgram(internal: InternalOptions): Command {
   withOptions(program.command('doctor'), [
     ...target(),
     opt.connectTimeout(),
+    opt.stepTimeout(),
     opt.json(),
     opt.sshConfig(),
     new Option('--offline', 'check the inventory alone; contact no host'),

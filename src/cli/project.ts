@@ -38,7 +38,7 @@ export function renderProject(opts: ProjectOptions): RenderedProject {
   const templates = loadTemplates(findUserTemplatesDir(inv.dir, opts.templates));
   // The sets file holds the sets of every role: in ipset mode every role is rendered, the others' files dropped.
   const only = inv.sets === 'ipset' ? undefined : roles;
-  const policies = resolveProject(inv, templates, only);
+  const policies = resolveProject(inv, templates, only, loaded.locate);
   const meta = { inventory: inventoryLabel(opts.inventory, opts.out), version: VERSION };
   const all = renderPolicies(policies, templates, meta);
   const files = roles && !only ? all.filter((f) => f.role === '' || roles.has(f.role)) : all;
@@ -46,9 +46,14 @@ export function renderProject(opts: ProjectOptions): RenderedProject {
 }
 
 /** Checks each role's template and resolves the policies that use them (what render and diff render). */
-export function resolveProject(inv: Inventory, templates: TemplateSet, only?: ReadonlySet<string>): RolePolicy[] {
+export function resolveProject(
+  inv: Inventory,
+  templates: TemplateSet,
+  only?: ReadonlySet<string>,
+  locate?: Parameters<typeof resolvePolicies>[3],
+): RolePolicy[] {
   checkRoleTemplates(inv.roles, templates);
-  return resolvePolicies(inv, (role) => chooseTemplate(role, templates), only);
+  return resolvePolicies(inv, (role) => chooseTemplate(role, templates), only, locate);
 }
 
 /** Parses `--role all|A,B`; unknown names are a usage error. */
@@ -92,7 +97,7 @@ function chooseTemplate(role: Role, templates: TemplateSet): string {
 }
 
 /** The inventory path as headers show it: relative to the project (the folder holding the output folder). */
-function inventoryLabel(inventory: string, out: string): string {
+export function inventoryLabel(inventory: string, out: string): string {
   // The label goes into a comment line of every file: keep it to characters that cannot end the line.
   return relative(dirname(resolve(out)), resolve(inventory))
     .split('\\')

@@ -1,9 +1,9 @@
 import type Ipaddr from 'ipaddr.js';
 import { requireCjs } from '../util/require-cjs.js';
 import type { ForwardMode, Host, Inventory } from '../inventory/model.js';
-import type { RemotePaths } from '../ship/remote-scripts.js';
-import { whyInactive, type BootMechanism } from './boot-hook.js';
-import type { HostFacts, LiveState, Tool } from './host-facts.js';
+import type { RemotePaths } from '../remote/scripts.js';
+import { BOOT_HOOK_PATH, whyInactive, type BootMechanism, type BootRunner } from '../remote/boot-hook.js';
+import type { HostFacts, LiveState, Tool } from '../remote/facts.js';
 
 const ipaddr = requireCjs('ipaddr.js') as typeof Ipaddr;
 
@@ -24,7 +24,11 @@ export interface HostContext {
   readonly host: Host;
   /** The host's role's `forward:` (reject when unknown). */
   readonly forward?: ForwardMode;
-  readonly inventory: Pick<Inventory, 'interface' | 'trust' | 'hasIpv6'> & { readonly sets?: Inventory['sets'] };
+  readonly inventory: Pick<Inventory, 'interface' | 'trust' | 'hasIpv6'> & {
+    readonly sets?: Inventory['sets'];
+    /** Pull mode: the inventory has an `agent:` block. */
+    readonly agent?: unknown;
+  };
   readonly paths: RemotePaths;
 }
 
@@ -38,6 +42,8 @@ export function evaluateFacts(f: HostFacts, c: HostContext): Check[] {
   const checks: (Omit<Check, 'host'> | undefined)[] = [
     privileges(f, c),
     tools(f, c),
+    agentNeeds(f, c),
+    rulesFolder(f, c),
     ...(f.uid === 0
       ? [backend(f), rulesFile(f, c), boot(f, c), ...otherManagers(f, c)]
       : [rulesFile(f, c), boot(f, c)]),
@@ -81,6 +87,37 @@ function tools(f: HostFacts, c: HostContext): Omit<Check, 'host'> {
   return { name: 'tools', level: 'ok', detail: `${needed.join(', ')} present` };
 }
 
+/**
+ * Pull mode (an `agent:` block, or an agent on the host): what remote/agent.sh runs besides iptables
+ * (checked by tools) and sh: sha256sum, curl or GNU wget, and ssh-keygen with -Y (OpenSSH 8.1 or later).
+ */
+function agentNeeds(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefined {
+  if (!c.inventory.agent && !f.agent) return undefined;
+  const installed = f.agent ? 'installed' : 'not installed yet';
+  const missing = [
+    f.tools.has('sha256sum') ? undefined : 'sha256sum',
+    f.tools.has('curl') || f.wget === 'gnu'
+      ? undefined
+      : f.wget === 'other'
+        ? 'curl (its wget is not GNU wget)'
+        : 'curl or wget',
+    !f.tools.has('ssh-keygen') ? 'ssh-keygen' : f.sshsig === false ? 'ssh-keygen -Y (OpenSSH 8.1 or later)' : undefined,
+  ].filter((m): m is string => m !== undefined);
+  if (missing.length > 0)
+    return {
+      name: 'agent',
+      level: 'fail',
+      detail: `the pull agent (${installed}) needs ${missing.join(', ')}`,
+      fix: 'install them (`apt-get install curl openssh-client coreutils`); OpenSSH must be 8.1 or later',
+    };
+  const fetcher = f.tools.has('curl') ? 'curl' : 'GNU wget';
+  return {
+    name: 'agent',
+    level: 'ok',
+    detail: `the pull agent (${installed}) has sha256sum, ${fetcher}, ssh-keygen -Y`,
+  };
+}
+
 /** The backend `iptables` uses, from `iptables -V`; before 1.8 there was only legacy. */
 export function backendOf(version: string): 'nf_tables' | 'legacy' | undefined {
   if (/\(nf_tables\)/.test(version)) return 'nf_tables';
@@ -104,6 +141,18 @@ function backend(f: HostFacts): Omit<Check, 'host'> | undefined {
     level: 'fail',
     detail: `iptables uses ${current}, but ${other} holds ${inOther} more rule(s): the kernel filters every packet through both, and \`iptables-save\` shows only ${current}`,
     fix: `review with \`iptables-${other}-save\` (and ip6tables-${other}-save), then remove them: \`iptables-${other} -F && iptables-${other} -X\` for each table`,
+  };
+}
+
+/** ship, status and rollback refuse a rules folder that someone other than root can change. */
+function rulesFolder(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefined {
+  if (f.unsafeFolder === undefined) return undefined;
+  const folder = c.paths.rules.slice(0, c.paths.rules.lastIndexOf('/')) || '/';
+  return {
+    name: 'rules folder',
+    level: 'fail',
+    detail: `${f.unsafeFolder}: fwgen runs and stages files beside ${c.paths.rules} as root, so ship, status and rollback refuse this host`,
+    fix: `make ${folder} and every folder above it owned by root and writable by root only (chown root, chmod go-w)`,
   };
 }
 
@@ -137,16 +186,22 @@ function rulesFile(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefine
   return { name: 'rules file', level: 'ok', detail: `${present} present and live` };
 }
 
-/** Is the rules file loaded at boot, by something that will actually run? */
+/**
+ * Is the rules file loaded at boot, by something that will actually run? Each fix is what `fwgen ship`
+ * does about it (its boot-hook step, remote/boot-hook.sh), so following it never leads back here.
+ * `runner`: what would run fwgen's hook on the host (unknown: an older facts step).
+ */
 export function evaluateBoot(
   mechanisms: readonly BootMechanism[],
   rules: string,
-  persistFix: string,
+  shipFix: string,
+  runner?: BootRunner,
 ): Omit<Check, 'host'> {
   const ours = mechanisms.filter((m) => m.loadsRules);
   const working = ours.find((m) => m.state === 'ok');
   const others = mechanisms.filter((m) => !m.loadsRules);
-  if (working?.outdated) return outdatedBoot(working, rules, persistFix);
+  const elsewise = `load ${rules} at boot another way`;
+  if (working?.outdated) return outdatedBoot(working, rules, shipFix);
   if (working && others.length === 0)
     return { name: 'boot', level: 'ok', detail: `${rules} is loaded at boot by ${working.path} (${working.kind})` };
   if (working) {
@@ -163,7 +218,7 @@ export function evaluateBoot(
       name: 'boot',
       level: 'fail',
       detail: `${m.path} would load ${rules} at boot, but ${whyInactive(m)}: a reboot drops the firewall`,
-      fix: bootFix(m),
+      fix: bootFix(m, shipFix, runner, elsewise),
     };
   }
   if (others.length > 0) {
@@ -175,20 +230,29 @@ export function evaluateBoot(
       fix:
         m.kind === 'netfilter-persistent'
           ? `set defaults.rules_path: /etc/iptables/rules.v4 so fwgen ships the file netfilter-persistent loads`
-          : `point ${m.path} at ${rules}, or remove it and run ${persistFix}`,
+          : runner === 'none'
+            ? `point ${m.path} at ${rules}`
+            : `point ${m.path} at ${rules}, or remove it and run ${shipFix}, which installs fwgen's boot hook`,
     };
   }
+  if (runner === 'none')
+    return {
+      name: 'boot',
+      level: 'fail',
+      detail: `nothing loads ${rules} at boot, and neither ifupdown nor systemd runs on this host to run a boot hook: a reboot drops the firewall`,
+      fix: `install ifupdown, then run ${shipFix} (it installs the hook); or ${elsewise}`,
+    };
   return {
     name: 'boot',
     level: 'fail',
     detail: `nothing loads ${rules} at boot: a reboot drops the firewall`,
-    fix: `${persistFix} installs a boot hook`,
+    fix: `${shipFix} installs a boot hook (unless shipped with --no-persist)`,
   };
 }
 
 /** fwgen's own hook or unit loads the rules at boot, but not as this version would write it. */
-function outdatedBoot(m: BootMechanism, rules: string, persistFix: string): Omit<Check, 'host'> {
-  const fix = `${persistFix} rewrites it`;
+function outdatedBoot(m: BootMechanism, rules: string, shipFix: string): Omit<Check, 'host'> {
+  const fix = `${shipFix} rewrites it`;
   return m.outdated === 'no-sets'
     ? {
         name: 'boot',
@@ -204,10 +268,15 @@ function outdatedBoot(m: BootMechanism, rules: string, persistFix: string): Omit
       };
 }
 
-function bootFix(m: BootMechanism): string {
+/** How to make a mechanism that would load the rules actually run, consistent with what ship does. */
+function bootFix(m: BootMechanism, shipFix: string, runner: BootRunner | undefined, elsewise: string): string {
   switch (m.state) {
     case 'no-ifupdown':
-      return 'install ifupdown, or load the rules from a systemd unit (remove the hook, then `fwgen ship --persist` installs one)';
+      if (runner === 'none') return `install ifupdown, so that the hook runs; or ${elsewise}`;
+      // With systemd, ship replaces fwgen's own hook by a unit; another tool's hook is for a person to remove.
+      return m.path === BOOT_HOOK_PATH
+        ? `${shipFix} replaces it with a systemd unit (or install ifupdown)`
+        : `install ifupdown, or remove ${m.path} and run ${shipFix}, which installs a systemd unit`;
     case 'not-executable':
       return `chmod 755 ${m.path}`;
     case 'bad-name':
@@ -221,7 +290,7 @@ function bootFix(m: BootMechanism): string {
 
 function boot(f: HostFacts, c: HostContext): Omit<Check, 'host'> | undefined {
   if (f.live4 === 'no-file') return undefined; // nothing to load yet: the rules-file check says so
-  return evaluateBoot(f.boot, c.paths.rules, fwgenShip(c, ' --persist'));
+  return evaluateBoot(f.boot, c.paths.rules, fwgenShip(c), f.bootRunner);
 }
 
 function otherManagers(f: HostFacts, c: HostContext): Omit<Check, 'host'>[] {

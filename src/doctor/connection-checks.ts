@@ -1,6 +1,6 @@
-import { knownHostsName } from '../ship/known-hosts.js';
-import { expandHome } from '../ship/ssh-transport.js';
-import type { Reached, TransportError } from '../ship/transport.js';
+import { knownHostsName } from '../remote/known-hosts.js';
+import { expandHome } from '../remote/ssh-transport.js';
+import type { Reached, TransportError } from '../remote/transport.js';
 import type { Host } from '../inventory/model.js';
 import type { Check } from './checks.js';
 
@@ -69,6 +69,20 @@ export function transportFailureChecks(h: Host, err: TransportError): Check[] {
           auth,
           `check ssh.user (${h.ssh.user}), ssh.identity or the agent, and ~${h.ssh.user}/.ssh/authorized_keys on the host`,
         ),
+      ];
+    case 'step-timeout':
+    case 'output-limit':
+      return [
+        ssh,
+        key,
+        auth,
+        {
+          host: h.name,
+          name: 'facts',
+          level: 'fail',
+          detail: err.message,
+          fix: 'run the checks by hand on the host (`sh -x`): a command that hangs or never stops printing',
+        },
       ];
     case 'sudo-password':
       return [

@@ -1,10 +1,10 @@
 import type { Host, Inventory } from '../inventory/model.js';
-import type { Reach } from '../ship/reach.js';
-import { factsCall, parseStatus, type RemotePaths } from '../ship/remote-scripts.js';
-import { TransportError, type Session, type Transport } from '../ship/transport.js';
+import type { Reach } from '../remote/reach.js';
+import { lastErrorLine, parseStatus, type RemotePaths } from '../remote/scripts.js';
+import { TransportError, type Session, type Transport } from '../remote/transport.js';
 import { evaluateFacts, type Check } from './checks.js';
 import { connectedChecks, transportFailureChecks } from './connection-checks.js';
-import { parseFacts, TOOLS } from './host-facts.js';
+import { factsCall, parseFacts, TOOLS } from '../remote/facts.js';
 import { nameChecks, type Resolver } from './name-checks.js';
 
 /** What checking hosts needs: the network behind two seams, and the run's settings. */
@@ -41,7 +41,7 @@ async function remoteChecks(host: Host, inv: Inventory, paths: RemotePaths, deps
   try {
     const r = await session.run(factsCall(paths, TOOLS));
     if (parseStatus(r.stdout).status !== 'facts') {
-      const why = r.stderr.trim().split('\n').at(-1) || `exit ${r.code}`;
+      const why = lastErrorLine(r.stderr) ?? `exit ${r.code}`;
       return [
         ...connectedChecks(host, session.reached),
         {

@@ -41,18 +41,36 @@ function sourceText(s: SourceRef): string {
   return s.kind === 'net' ? s.net.cidr : s.name;
 }
 
-function allowRules(inv: Inventory, policies: readonly RolePolicy[]): Check[] {
+/**
+ * `allow` and `monitoring` rules every source of which is an inventory host, under `trust: fleet`: fleet
+ * trust already admits those hosts to every port (on `interface`), so the rule changes nothing there.
+ * Render and validate print these too, where the rules are written.
+ */
+export function shadowedRuleChecks(inv: Inventory): Check[] {
+  if (inv.trust !== 'fleet') return [];
   const hosts = new Map(inv.hosts.map((h) => [h.name, h]));
   const roles = new Map(inv.roles.map((r) => [r.name, r]));
-  // Host addresses, not the merged fleet CIDRs: "shadowed" means every source is an inventory host.
   const fleet = new Set(inv.hosts.flatMap((h) => h.addresses.map((a) => a.cidr)));
-  const checks: Check[] = [];
-  // Monitoring rules go into every role: check their sources once, their ports per role.
-  const rules: [AllowRule, string][] = [
+  return writtenRules(inv).flatMap(([rule, owner]) => {
+    const addresses = rule.from.flatMap((s) => sourceAddresses(s, hosts, roles));
+    return addresses.length > 0 && addresses.every((a) => fleet.has(a)) ? [shadowed(rule, owner, inv.interface)] : [];
+  });
+}
+
+/** Every allow rule with the role it belongs to, then the monitoring rules (every role's). */
+function writtenRules(inv: Inventory): [AllowRule, string][] {
+  return [
     ...inv.roles.flatMap((r) => r.allow.map((a): [AllowRule, string] => [a, `role ${r.name}`])),
     ...inv.monitoring.map((m): [AllowRule, string] => [m, '']),
   ];
-  for (const [rule, owner] of rules) {
+}
+
+function allowRules(inv: Inventory, policies: readonly RolePolicy[]): Check[] {
+  const hosts = new Map(inv.hosts.map((h) => [h.name, h]));
+  const roles = new Map(inv.roles.map((r) => [r.name, r]));
+  const checks: Check[] = [];
+  // Monitoring rules go into every role: check their sources once, their ports per role.
+  for (const [rule, owner] of writtenRules(inv)) {
     const addresses = rule.from.flatMap((s) => sourceAddresses(s, hosts, roles));
     if (addresses.length === 0) {
       checks.push({
@@ -66,11 +84,10 @@ function allowRules(inv: Inventory, policies: readonly RolePolicy[]): Check[] {
         })`,
         fix: `add hosts to the roles it names, or remove ${rule.label}`,
       });
-      continue;
     }
-    if (inv.trust === 'fleet' && addresses.every((a) => fleet.has(a)))
-      checks.push(shadowed(rule, owner, inv.interface));
   }
+  // Host addresses, not the merged fleet CIDRs: "shadowed" means every source is an inventory host.
+  checks.push(...shadowedRuleChecks(inv));
   for (const role of inv.roles) {
     const open = policies.find((p) => p.role === role.name);
     if (!open) continue;

@@ -1,7 +1,7 @@
 import { promises as dns } from 'node:dns';
 import { isIP } from 'node:net';
 import type { Host } from '../inventory/model.js';
-import type { Reach } from '../ship/reach.js';
+import type { Reach } from '../remote/reach.js';
 import type { Check } from './checks.js';
 
 /** Name lookups doctor makes from this machine; injectable so tests never ask a real DNS server. */

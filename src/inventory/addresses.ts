@@ -14,7 +14,8 @@ export function parseNet(text: string, opts: { allowPrefix: boolean }): Net | { 
   // dotted-decimal form (no leading zeros), so the text is already the canonical address.
   if (prefixText === undefined && isIPv4(addrText)) return ipv4HostNet(addrText);
   const addr = parseAddress(addrText);
-  if (!addr) return { error: `"${text}" is not a valid IPv4 or IPv6 ${opts.allowPrefix ? 'address or CIDR' : 'address'}` };
+  if (!addr)
+    return { error: `"${text}" is not a valid IPv4 or IPv6 ${opts.allowPrefix ? 'address or CIDR' : 'address'}` };
   if (addr.kind() === 'ipv6' && (addr as Ipaddr.IPv6).isIPv4MappedAddress()) {
     return { error: `"${text}" is an IPv4-mapped IPv6 address; write the IPv4 address instead` };
   }
@@ -49,7 +50,10 @@ function networkAddress(addr: Ipaddr.IPv4 | Ipaddr.IPv6, prefix: number): string
 
 function makeNet(addr: Ipaddr.IPv4 | Ipaddr.IPv6, prefix: number): Net {
   const family: Family = addr.kind();
-  const hex = addr.toByteArray().map((b) => b.toString(16).padStart(2, '0')).join('');
+  const hex = addr
+    .toByteArray()
+    .map((b) => b.toString(16).padStart(2, '0'))
+    .join('');
   return {
     family,
     cidr: `${addr.toString()}/${prefix}`,

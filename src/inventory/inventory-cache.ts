@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Problem } from '../errors.js';
-import type { LoadedInventory } from './load-inventory.js';
+import type { LoadedInventory, Locate } from './load-inventory.js';
+import { YamlLocator } from './yaml-positions.js';
 import type { Host, Inventory, Net, Role, SshSettings } from './model.js';
 
 /** Entries kept in the cache folder: the newest ones (one per inventory in use, and a few more). */
@@ -40,19 +41,24 @@ export async function loadInventoryCached(file: string, dir: string, version: st
   }
   const key = createHash('sha256').update(`${version}\0${file}\0`).update(text).digest('hex').slice(0, 32);
   const path = join(dir, `inventory-${key}.json`);
-  const cached = read(path);
+  const cached = read(path, text);
   if (cached) return cached;
   const loaded = (await loader()).parseInventory(text, file);
   write(dir, path, loaded);
   return loaded;
 }
 
-function read(path: string): LoadedInventory | undefined {
+function read(path: string, text: string): LoadedInventory | undefined {
+  let stored: Stored;
   try {
-    return decode(JSON.parse(readFileSync(path, 'utf8')) as Stored);
+    stored = JSON.parse(readFileSync(path, 'utf8')) as Stored;
   } catch {
     return undefined;
   }
+  // Positions, for problems later stages find, parse the text only when asked (as loadInventory's do).
+  let locator: YamlLocator | undefined;
+  const locate: Locate = (p) => (locator ??= new YamlLocator(text)).value(p);
+  return { ...decode(stored), locate };
 }
 
 /** Writes the entry (atomically: a reader sees all or nothing) and drops the oldest beyond KEEP. */
@@ -72,7 +78,7 @@ function write(dir: string, path: string, loaded: LoadedInventory): void {
   }
 }
 
-function encode({ inventory, warnings }: LoadedInventory): Stored {
+function encode({ inventory, warnings }: Omit<LoadedInventory, 'locate'>): Stored {
   const ssh: SshSettings[] = [];
   const index = new Map<string, number>();
   const hosts = inventory.hosts.map((h): HostRow => {
@@ -82,10 +88,16 @@ function encode({ inventory, warnings }: LoadedInventory): Stored {
     return [h.name, h.role, i, ...h.addresses.flatMap((a) => [a.cidr, a.key])];
   });
   const { hosts: _hosts, roles, ...rest } = inventory;
-  return { inventory: rest, roles: roles.map((r) => ({ ...r, hosts: r.hosts.map((h) => h.name) })), hosts, ssh, warnings };
+  return {
+    inventory: rest,
+    roles: roles.map((r) => ({ ...r, hosts: r.hosts.map((h) => h.name) })),
+    hosts,
+    ssh,
+    warnings,
+  };
 }
 
-function decode(s: Stored): LoadedInventory {
+function decode(s: Stored): Omit<LoadedInventory, 'locate'> {
   const byName = new Map<string, Host>();
   const hosts = s.hosts.map(([name, role, i, ...nets]): Host => {
     const addresses: Net[] = [];

@@ -104,6 +104,18 @@ export const DEFAULT_PRESERVE: readonly string[] = [
   'nova-*',
 ];
 
+/** Pull mode (`agent:`): where hosts fetch signed releases, whom they trust, how often they ask. */
+export interface AgentSettings {
+  /** Base URLs of the published tree, tried in order, each ending with `/`. */
+  readonly origins: readonly string[];
+  /** OpenSSH public keys (`type base64 [comment]`) whose signatures hosts accept. */
+  readonly signers: readonly string[];
+  /** Seconds between polls (each host adds its own fixed delay). */
+  readonly everyS: number;
+  /** Seconds a release stays valid after it is signed. */
+  readonly expiresS: number;
+}
+
 export interface Inventory {
   /** Path of the inventory file as given (relative paths stay relative, for messages and headers). */
   readonly file: string;
@@ -124,4 +136,6 @@ export interface Inventory {
   readonly hosts: readonly Host[];
   /** True when any IPv6 address appears anywhere: every role then also gets an ip6tables file. */
   readonly hasIpv6: boolean;
+  /** Pull mode settings, when the inventory has an `agent:` block. */
+  readonly agent?: AgentSettings;
 }

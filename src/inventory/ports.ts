@@ -21,5 +21,7 @@ export function parsePort(text: string): PortSpec | { error: string } {
 export function sortPorts(ports: Iterable<PortSpec>): PortSpec[] {
   const byText = new Map<string, PortSpec>();
   for (const p of ports) byText.set(p.text, p);
-  return [...byText.values()].sort((a, b) => (a.proto !== b.proto ? (a.proto < b.proto ? -1 : 1) : a.from - b.from || a.to - b.to));
+  return [...byText.values()].sort((a, b) =>
+    a.proto !== b.proto ? (a.proto < b.proto ? -1 : 1) : a.from - b.from || a.to - b.to,
+  );
 }

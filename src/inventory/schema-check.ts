@@ -49,7 +49,11 @@ function toIssue(e: ErrorObject): SchemaIssue {
       const key = (e.params as { additionalProperty: string }).additionalProperty;
       const allowed = Object.keys((e.parentSchema as { properties?: object }).properties ?? {});
       const guess = allowed.find((a) => similar(a, key));
-      return { path: [...path, key], atKey: true, message: `unknown key ${JSON.stringify(key)} in ${where} (${guess ? `did you mean "${guess}"? ` : ''}expected one of: ${allowed.join(', ')})` };
+      return {
+        path: [...path, key],
+        atKey: true,
+        message: `unknown key ${JSON.stringify(key)} in ${where} (${guess ? `did you mean "${guess}"? ` : ''}expected one of: ${allowed.join(', ')})`,
+      };
     }
     case 'required': {
       const key = (e.params as { missingProperty: string }).missingProperty;
@@ -61,11 +65,19 @@ function toIssue(e: ErrorObject): SchemaIssue {
     case 'maximum':
     case 'maxLength':
       if (e.propertyName !== undefined) {
-        return { path: [...path, e.propertyName], atKey: true, message: `invalid name ${JSON.stringify(e.propertyName)} in ${where}${exp}` };
+        return {
+          path: [...path, e.propertyName],
+          atKey: true,
+          message: `invalid name ${JSON.stringify(e.propertyName)} in ${where}${exp}`,
+        };
       }
       return { path, atKey: false, message: `${where}: ${JSON.stringify(e.data)} is not valid${exp}` };
     case 'type':
-      return { path, atKey: false, message: `${where}: found ${describe(e.data)}${exp || ` (expected ${String((e.params as { type: unknown }).type)})`}` };
+      return {
+        path,
+        atKey: false,
+        message: `${where}: found ${describe(e.data)}${exp || ` (expected ${String((e.params as { type: unknown }).type)})`}`,
+      };
     case 'minItems':
       return { path, atKey: false, message: `${where}: empty list${exp}` };
     case 'maxItems':
@@ -75,8 +87,8 @@ function toIssue(e: ErrorObject): SchemaIssue {
   }
 }
 
-
 function describe(v: unknown): string {
+  if (v === undefined) return 'an empty file';
   if (v === null) return 'nothing (null)';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';

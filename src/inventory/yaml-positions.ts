@@ -31,7 +31,7 @@ export class YamlLocator {
   /** Position of the key that holds `path` (a map entry), falling back to its value. */
   key(path: readonly PathSegment[]): Position {
     const found = this.walk(path);
-    return this.at(found.complete ? found.key ?? found.node : found.node);
+    return this.at(found.complete ? (found.key ?? found.node) : found.node);
   }
 
   private walk(path: readonly PathSegment[]): { node: Node | null; key?: Node; complete: boolean } {

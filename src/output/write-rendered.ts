@@ -1,5 +1,6 @@
 import {
   closeSync,
+  constants,
   existsSync,
   fstatSync,
   mkdirSync,
@@ -9,12 +10,14 @@ import {
   readSync,
   renameSync,
   rmdirSync,
+  rmSync,
   unlinkSync,
   writevSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { RenderedFile } from '../render/render-role.js';
 import { RULES_FILE, SETS_FILE, renderedText } from '../render/render-role.js';
+import { checkLinksStayInside } from '../util/contained-path.js';
 
 export type ChangeStatus = 'added' | 'updated' | 'removed' | 'unchanged';
 
@@ -30,10 +33,11 @@ const OWNED = new Set([...Object.values(RULES_FILE), SETS_FILE.split('/')[1]!]);
 
 /** Compares rendered files with the output folder. `roles` limits removals to those roles' folders. */
 export function planOutput(files: readonly RenderedFile[], outDir: string, roles?: ReadonlySet<string>): FileChange[] {
+  const checkLinks = linkChecker(outDir, files);
   const scratch = { buf: Buffer.alloc(0) };
   const changes: FileChange[] = files.map((file) => ({
     path: file.path,
-    status: compareWithDisk(file, join(outDir, file.path), scratch),
+    status: compareWithDisk(file, join(outDir, file.path), scratch, checkLinks),
     file,
   }));
   const wanted = new Set(files.map((f) => f.path));
@@ -55,8 +59,10 @@ export async function applyOutput(changes: readonly FileChange[], outDir: string
       const dir = dirname(target);
       if (!made.has(dir)) mkdirSync(dir, { recursive: true });
       made.add(dir);
+      // A new file (wx: never an existing one, nor a link planted under that name).
       const tmp = `${target}.tmp-${process.pid}`;
-      const fd = openSync(tmp, 'w', 0o644);
+      rmSync(tmp, { force: true });
+      const fd = openSync(tmp, 'wx', 0o644);
       try {
         writeAll(fd, c.file.parts);
       } finally {
@@ -93,14 +99,42 @@ export function changeTexts(c: FileChange, outDir: string): { before: string; af
   return { before: existsSync(path) ? readFileSync(path, 'utf8') : '', after: c.file ? renderedText(c.file) : '' };
 }
 
+/**
+ * No rendered file is read or written through a link out of the project (the folder holding the output
+ * folder). Checked here: the output folder and the links among its folders (one listing); each file's own
+ * link is found when it is opened (O_NOFOLLOW), so the common case costs no call per file. Returns the
+ * check for one path.
+ */
+function linkChecker(outDir: string, files: readonly RenderedFile[]): (path: string) => void {
+  const project = dirname(resolve(outDir));
+  const check = (path: string): void => checkLinksStayInside(project, path, 'rendered files');
+  check(outDir);
+  const used = new Set(files.map((f) => f.path.split('/')[0]!));
+  if (existsSync(outDir)) {
+    for (const e of readdirSync(outDir, { withFileTypes: true })) {
+      if (e.isSymbolicLink() && used.has(e.name)) check(join(outDir, e.name));
+    }
+  }
+  return check;
+}
+
 /** Compares without building the whole text: size first, then part by part against one reused buffer. */
-function compareWithDisk(file: RenderedFile, path: string, scratch: { buf: Buffer }): ChangeStatus {
+function compareWithDisk(
+  file: RenderedFile,
+  path: string,
+  scratch: { buf: Buffer },
+  checkLinks: (path: string) => void,
+): ChangeStatus {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 'added';
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return 'added';
+    if (code !== 'ELOOP') throw err;
+    // The file is a link: read it only if it stays inside the project.
+    checkLinks(path);
+    fd = openSync(path, 'r');
   }
   try {
     if (fstatSync(fd).size !== file.size) return 'updated';

@@ -1,14 +1,13 @@
-import { createRequire } from 'node:module';
-import type nunjucks from 'nunjucks';
 import { TemplateError } from '../errors.js';
 import type { Family } from '../inventory/model.js';
 import { emitRuleset } from '../model/emit.js';
 import { parseRule } from '../model/parse.js';
 import type { IpSet, Rule, Ruleset } from '../model/ruleset.js';
 import { emitSets } from '../model/sets.js';
-import type { RolePolicy } from '../resolve/policy.js';
+import type { FleetSource, RolePolicy } from '../resolve/policy.js';
 import { buildRuleset, extraChains } from './build-ruleset.js';
 import { RULES_FILE, SETS_FILE } from './rendered-files.js';
+import { createTemplateSandbox, type TemplateJob } from './template-sandbox.js';
 import type { TemplateSet } from './templates.js';
 
 export { RULES_FILE, SETS_FILE };
@@ -24,6 +23,8 @@ export interface RenderedFile {
   readonly path: string;
   readonly parts: readonly Buffer[];
   readonly size: number;
+  /** The rule model the rules file was emitted from (rules files only): `publish` checks it for lockout. */
+  readonly ruleset?: Ruleset;
 }
 
 /** The whole text of a rendered file. */
@@ -63,18 +64,14 @@ export interface RoleRuleset {
   readonly ruleset: Ruleset;
 }
 
-/** Builds every policy's ruleset (the rule model plus the template's extra rules). Pure. */
+/** Builds every policy's ruleset (the rule model plus the template's extra rules, from the sandbox). Pure. */
 export function buildRulesets(
   policies: readonly RolePolicy[],
   templates: TemplateSet,
   meta: RenderMeta,
 ): RoleRuleset[] {
-  let env: nunjucks.Environment | undefined;
-  const envFor = (): nunjucks.Environment => (env ??= makeEnvironment(templates));
-  return policies.map((policy) => ({
-    policy,
-    ruleset: buildRuleset(policy, extraRules(envFor, templates, policy, meta)),
-  }));
+  const extras = templateRules(policies, templates, meta);
+  return policies.map((policy, i) => ({ policy, ruleset: buildRuleset(policy, extras[i]) }));
 }
 
 /**
@@ -105,6 +102,7 @@ export function renderRulesets(built: readonly RoleRuleset[], meta: RenderMeta):
       path: `${policy.role}/${RULES_FILE[policy.family]}`,
       parts,
       size,
+      ruleset,
     };
   });
   if (built.some((b) => b.policy.sets === 'ipset')) files.push(renderSets([...sets.values()], meta));
@@ -128,30 +126,49 @@ function renderSets(sets: readonly IpSet[], meta: RenderMeta): RenderedFile {
   return { role: '', path: SETS_FILE, parts: [bytes], size: bytes.length };
 }
 
-/** Renders the role's template and reads its output as rules for fwgen's chains; anything else is an error. */
-function extraRules(
-  env: () => nunjucks.Environment,
-  templates: TemplateSet,
-  policy: RolePolicy,
-  meta: RenderMeta,
-): Rule[] {
-  if (policy.template === 'base.rules.njk') return [];
+/**
+ * Every role template's extra rules, per policy (empty for the base template). The templates render
+ * together in the sandbox; the sandbox is made only when a role has a template of its own.
+ */
+function templateRules(policies: readonly RolePolicy[], templates: TemplateSet, meta: RenderMeta): Rule[][] {
+  const extras: Rule[][] = policies.map(() => []);
+  const todo = policies.flatMap((policy, i) => (policy.template === 'base.rules.njk' ? [] : [i]));
+  if (todo.length === 0) return extras;
+  for (const i of todo) checkRetiredBlocks(policies[i]!, templates);
+  const fleets: Record<string, readonly FleetSource[]> = {};
+  const jobs: TemplateJob[] = todo.map((i) => {
+    const policy = policies[i]!;
+    fleets[policy.family] ??= policy.fleet;
+    const { fleet: _shared, ...context } = contextOf(policy, meta);
+    return { name: policy.template, label: labelOf(policy), family: policy.family, context };
+  });
+  const texts = createTemplateSandbox(templates).renderAll(jobs, fleets);
+  todo.forEach((i, k) => (extras[i] = parseExtraRules(texts[k]!, policies[i]!, templates)));
+  return extras;
+}
+
+const labelOf = (p: RolePolicy): string => `role ${p.role} (${p.family})`;
+
+function checkRetiredBlocks(policy: RolePolicy, templates: TemplateSet): void {
   const source = templates.sources.get(policy.template);
   const retired = RETIRED_BLOCKS.filter((b) => new RegExp(`{%-?\\s*block\\s+${b}\\b`).test(source?.src ?? ''));
-  const where = source?.path ?? policy.template;
   if (retired.length > 0) {
     throw new TemplateError(
-      `${where}: block ${retired.join(', ')} no longer exists (fwgen builds those rules itself; only "extra" can be filled)`,
+      `${source?.path ?? policy.template}: block ${retired.join(', ')} no longer exists (fwgen builds those rules itself; only "extra" can be filled)`,
       'move your verbatim rules into {% block extra %}, written for FWGEN-INPUT, FWGEN-FORWARD or FWGEN-OUTPUT',
     );
   }
-  const text = run(env(), policy, contextOf(policy, meta));
+}
+
+/** Reads a template's output as rules for fwgen's chains; anything else is an error. */
+function parseExtraRules(text: string, policy: RolePolicy, templates: TemplateSet): Rule[] {
+  const where = templates.sources.get(policy.template)?.path ?? policy.template;
   const allowed = extraChains(policy);
   return text.split('\n').flatMap((raw, i) => {
     const line = raw.trim();
     if (line === '' || line.startsWith('#')) return [];
     const rule = parseRule(line);
-    const at = `${where}: rendered line ${i + 1} for role ${policy.role} (${policy.family})`;
+    const at = `${where}: rendered line ${i + 1} for ${labelOf(policy)}`;
     if (!rule)
       throw new TemplateError(
         `${at}: "${line.slice(0, 80)}" is not a rule (expected -A CHAIN ...)`,
@@ -167,7 +184,7 @@ function extraRules(
   });
 }
 
-function contextOf(p: RolePolicy, meta: RenderMeta): object {
+function contextOf(p: RolePolicy, meta: RenderMeta) {
   return {
     version: meta.version,
     inventory: meta.inventory,
@@ -185,34 +202,4 @@ function contextOf(p: RolePolicy, meta: RenderMeta): object {
     allow: p.allow,
     forward: p.forward,
   };
-}
-
-function run(env: nunjucks.Environment, policy: RolePolicy, ctx: object): string {
-  try {
-    return env.render(policy.template, ctx);
-  } catch (err) {
-    throw new TemplateError(
-      `rendering role ${policy.role} (${policy.family}) with ${policy.template}: ${(err as Error).message.replace(/\s+/g, ' ').trim()}`,
-      'fix the template',
-    );
-  }
-}
-
-const require = createRequire(import.meta.url);
-
-/** Nunjucks is loaded only when a role has a template of its own (a fifth of a render's start-up otherwise). */
-function makeEnvironment(templates: TemplateSet): nunjucks.Environment {
-  const { Environment } = require('nunjucks') as typeof nunjucks;
-  const loader = {
-    getSource(name: string) {
-      const t = templates.sources.get(name);
-      return t ? { src: t.src, path: t.path, noCache: false } : null;
-    },
-  } as unknown as nunjucks.ILoader;
-  return new Environment(loader, {
-    autoescape: false,
-    throwOnUndefined: true,
-    trimBlocks: false,
-    lstripBlocks: false,
-  });
 }

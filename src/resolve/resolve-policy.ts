@@ -1,6 +1,8 @@
 import type { AllowRule, Family, Host, Inventory, PortSpec, Role } from '../inventory/model.js';
+import type { Locate } from '../inventory/load-inventory.js';
 import { parsePort } from '../inventory/ports.js';
 import { aggregate, aggregateNets, describeAggregate, mergeList, type Aggregate, type Member } from './aggregate.js';
+import { checkExpansion } from './expansion-bound.js';
 import type { AddressList, AllowEntry, AllowList, FleetSource, RolePolicy, SetLists } from './policy.js';
 
 const PUBLIC_PORTS = ['tcp/80', 'tcp/443'].map((t) => parsePort(t) as PortSpec);
@@ -14,7 +16,10 @@ export function resolvePolicies(
   inv: Inventory,
   chooseTemplate: TemplateChooser,
   onlyRoles?: ReadonlySet<string>,
+  locate?: Locate,
 ): RolePolicy[] {
+  // In ipset mode, per-address allow entries are built only for a role template to read.
+  checkExpansion(inv, (role) => inv.sets !== 'ipset' || chooseTemplate(role) !== 'base.rules.njk', locate);
   const families: Family[] = inv.hasIpv6 ? ['ipv4', 'ipv6'] : ['ipv4'];
   const hostsByName = new Map<string, Host>();
   for (const h of inv.hosts) hostsByName.set(h.name, h);

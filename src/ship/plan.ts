@@ -2,43 +2,20 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import type { Host, Inventory } from '../inventory/model.js';
+import { remotePaths, sha256 } from '../remote/scripts.js';
 import { preserveMatcher } from '../model/ownership.js';
 import { parseRuleset } from '../model/parse.js';
 import { setsMatched } from '../model/ruleset.js';
 import { emitSets, parseSets } from '../model/sets.js';
 import { RULES_FILE, SETS_FILE } from '../render/render-role.js';
-import { rules6PathFor, type RemotePaths } from './remote-scripts.js';
-import type { HostJob } from './ship-host.js';
-
-/** The hosts a command acts on: selected roles, narrowed to named hosts if any. */
-export function selectHosts(
-  inv: Inventory,
-  roles: ReadonlySet<string> | undefined,
-  hostNames: readonly string[],
-): Host[] {
-  const known = new Map(inv.hosts.map((h) => [h.name, h]));
-  const unknown = hostNames.filter((n) => !known.has(n));
-  if (unknown.length > 0)
-    throw new UsageError(`unknown host ${unknown.map((u) => `"${u}"`).join(', ')} (expected hosts of the inventory)`);
-  const outside = hostNames.filter((n) => roles && !roles.has(known.get(n)!.role));
-  if (outside.length > 0) throw new UsageError(`host ${outside.join(', ')} is not in the selected role(s)`);
-  const picked =
-    hostNames.length > 0 ? hostNames.map((n) => known.get(n)!) : inv.hosts.filter((h) => !roles || roles.has(h.role));
-  if (picked.length === 0) throw new UsageError('no hosts selected');
-  return picked;
-}
-
-/** Remote paths of the rules files. */
-export function remotePaths(inv: Inventory): RemotePaths {
-  return { rules: inv.rulesPath, rules6: rules6PathFor(inv.rulesPath) };
-}
+import type { ShipJob } from './jobs.js';
 
 /** One job per host, with the files rendered/ holds for its role (read once per role, shared by its hosts). */
-export function planShip(inv: Inventory, hosts: readonly Host[], renderedDir: string): HostJob[] {
+export function planShip(inv: Inventory, hosts: readonly Host[], renderedDir: string): ShipJob[] {
   const paths = remotePaths(inv);
-  const files = new Map<string, Pick<HostJob, 'v4' | 'v6' | 'sets'>>();
+  const files = new Map<string, Pick<ShipJob, 'v4' | 'v6' | 'sets' | 'digest'>>();
   const setsOf = inv.sets === 'ipset' ? roleSets(renderedDir) : undefined;
-  const filesOf = (role: string): Pick<HostJob, 'v4' | 'v6' | 'sets'> => {
+  const filesOf = (role: string): Pick<ShipJob, 'v4' | 'v6' | 'sets' | 'digest'> => {
     let f = files.get(role);
     if (!f) {
       const v4Path = join(renderedDir, role, RULES_FILE.ipv4);
@@ -46,13 +23,23 @@ export function planShip(inv: Inventory, hosts: readonly Host[], renderedDir: st
       if (!existsSync(v4Path)) throw new UsageError(`${v4Path} is missing`, 'run `fwgen render`');
       const v4 = readFileSync(v4Path);
       const v6 = inv.hasIpv6 && existsSync(v6Path) ? readFileSync(v6Path) : undefined;
-      f = { v4, v6, ...(setsOf ? { sets: setsOf(role, [v4, ...(v6 ? [v6] : [])]) } : {}) };
+      const sets = setsOf?.(role, [v4, ...(v6 ? [v6] : [])]);
+      f = { v4, v6, ...(sets ? { sets } : {}), digest: shipDigest(v4, v6, sets) };
       files.set(role, f);
     }
     return f;
   };
   const preserve = preserveMatcher(inv.preserve);
-  return hosts.map((host) => ({ host, paths, preserve, ...filesOf(host.role) }));
+  return hosts.map((host) => ({ kind: 'ship', host, paths, preserve, ...filesOf(host.role) }));
+}
+
+/**
+ * Pure: what a host of a role receives, as one short digest (the IPv4 file, the IPv6 file, the sets),
+ * recorded per host in the deploy log: a role whose digest differs from its hosts' last has changed.
+ */
+export function shipDigest(v4: Buffer, v6: Buffer | undefined, sets: Buffer | undefined): string {
+  const part = (b: Buffer | undefined) => (b ? sha256(b) : '-');
+  return sha256(Buffer.from([part(v4), part(v6), part(sets)].join(' '))).slice(0, 16);
 }
 
 /** ipset mode: the sets of rendered/sets/ipset.rules that a role's rules match, as the host gets them. */
@@ -76,4 +63,25 @@ function roleSets(renderedDir: string): (role: string, files: readonly Buffer[])
       'utf8',
     );
   };
+}
+
+/** The digest of what each role's hosts get from `renderedDir` now; roles whose files are missing are left out. */
+export function roleDigests(inv: Inventory, renderedDir: string): Map<string, string> {
+  const firsts = inv.roles.flatMap((r) => (r.hosts[0] ? [r.hosts[0]] : []));
+  const digests = (hosts: readonly Host[]) =>
+    planShip(inv, hosts, renderedDir).map((j) => [j.host.role, j.digest!] as const);
+  try {
+    return new Map(digests(firsts));
+  } catch {
+    // Some role has no files in rendered/ (yet): the others, one at a time.
+    return new Map(
+      firsts.flatMap((h) => {
+        try {
+          return digests([h]);
+        } catch {
+          return [];
+        }
+      }),
+    );
+  }
 }

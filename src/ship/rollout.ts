@@ -1,10 +1,11 @@
 import { UsageError } from '../errors.js';
+import type { Host } from '../inventory/model.js';
 import type { HostJob } from './ship-host.js';
 
 /** One step of a staged rollout. */
-export interface Stage {
+export interface Stage<J extends { readonly host: Host } = HostJob> {
   readonly name: string;
-  readonly jobs: readonly HostJob[];
+  readonly jobs: readonly J[];
 }
 
 /** Parses `--waves 10%,50%,100%` (cumulative shares of the fleet); the last wave must reach 100%. */
@@ -26,9 +27,13 @@ export function parseWaves(spec: string): number[] {
  * Orders hosts so that every prefix is spread over roles (round robin over roles by name, hosts by
  * name), then cuts: `canary` hosts first, then each wave up to its cumulative share of the fleet.
  */
-export function planStages(jobs: readonly HostJob[], canary: number, waves: readonly number[]): Stage[] {
+export function planStages<J extends { readonly host: Host } = HostJob>(
+  jobs: readonly J[],
+  canary: number,
+  waves: readonly number[],
+): Stage<J>[] {
   const order = spreadOverRoles(jobs);
-  const stages: Stage[] = [];
+  const stages: Stage<J>[] = [];
   let done = 0;
   if (canary > 0) {
     stages.push({ name: 'canary', jobs: order.slice(0, canary) });
@@ -42,15 +47,15 @@ export function planStages(jobs: readonly HostJob[], canary: number, waves: read
   return stages;
 }
 
-function spreadOverRoles(jobs: readonly HostJob[]): HostJob[] {
-  const byRole = new Map<string, HostJob[]>();
+function spreadOverRoles<J extends { readonly host: Host }>(jobs: readonly J[]): J[] {
+  const byRole = new Map<string, J[]>();
   for (const job of [...jobs].sort((a, b) => (a.host.name < b.host.name ? -1 : 1))) {
     const list = byRole.get(job.host.role) ?? [];
     list.push(job);
     byRole.set(job.host.role, list);
   }
   const queues = [...byRole.keys()].sort().map((r) => byRole.get(r)!);
-  const out: HostJob[] = [];
+  const out: J[] = [];
   while (out.length < jobs.length) for (const q of queues) if (q.length > 0) out.push(q.shift()!);
   return out;
 }

@@ -1,5 +1,5 @@
-import type { Host } from '../inventory/model.js';
 import type { PreserveFn } from '../model/ownership.js';
+import { backupOf, jobIpv6, type HostJob } from './jobs.js';
 import { parseRuleset } from '../model/parse.js';
 import { diffSets } from '../model/sets.js';
 import {
@@ -10,21 +10,22 @@ import {
   undoScript,
   type Change,
 } from '../model/transaction.js';
-import { readHostStatus, type RemoteStatus } from './read-host.js';
+import type { BootReport } from '../remote/boot-hook.js';
+import { readHostStatus, type RemoteStatus } from '../remote/read.js';
 import {
   applyCall,
-  commitCall,
   deadmanPart,
-  EXIT,
-  lastErrorLine,
-  parseKeyValues,
-  parseStatus,
-  verifyCall,
+  parseApplyOutput,
+  type ApplyOutput,
+  type LockHolder,
   type Part,
-  type RemotePaths,
-  type ScriptVars,
-} from './remote-scripts.js';
-import { TransportError, type ConnectTarget, type ExecResult, type Session, type Transport } from './transport.js';
+} from '../remote/apply.js';
+import { commitCall, parseCommitOutput } from '../remote/commit.js';
+import type { ScriptVars } from '../remote/scripts.js';
+import { parseVerify, verifyCall } from '../remote/verify.js';
+import { TransportError, type ConnectTarget, type Session, type Transport } from '../remote/transport.js';
+
+export type { HostJob } from './jobs.js';
 
 export type Outcome = 'applied' | 'unchanged' | 'rolled-back' | 'failed' | 'would-apply';
 
@@ -39,20 +40,8 @@ export interface HostResult {
   readonly diff?: string;
   /** Rules in the built-in chains that were neither fwgen's nor a preserved tool's hook, removed by this ship. */
   readonly removed?: readonly string[];
-}
-
-/** One host's work: the new rules (or a backup to restore) and where they go. */
-export interface HostJob {
-  readonly host: Host;
-  readonly paths: RemotePaths;
-  readonly v4: Buffer;
-  readonly v6?: Buffer;
-  /** `sets: ipset`: the sets the role's rules match, in `ipset restore` format (final names). */
-  readonly sets?: Buffer;
-  /** Restore this backup timestamp instead of uploading (`fwgen rollback`). */
-  readonly fromBackup?: string;
-  /** Other tools' chains that fwgen keeps (the inventory's `preserve:`). */
-  readonly preserve: PreserveFn;
+  /** What the boot-hook step did (absent when it did not run: --no-persist, already done, or no rules in place). */
+  readonly boot?: BootReport;
 }
 
 /** Settings shared by every host of one run. */
@@ -67,8 +56,14 @@ export interface RunSettings {
   readonly connectTimeoutMs: number;
   readonly breakLock?: boolean;
   readonly stateJson: (job: HostJob, backup: string | undefined) => string;
-  /** `--persist`: after the rules are in place, make sure they load at boot; returns a note for the reason. */
-  readonly persist?: (session: Session, vars: ScriptVars) => Promise<string>;
+  /**
+   * Persistence (on unless `--no-persist`): once the rules are in place (applied or unchanged), make sure
+   * they load at boot. Skipped where the host already holds `marker` (the read step reports it).
+   */
+  readonly persist?: {
+    readonly marker: string;
+    readonly run: (session: Session, vars: ScriptVars) => Promise<BootReport>;
+  };
 }
 
 /** The effects a host run needs, injectable for tests. */
@@ -76,6 +71,8 @@ export interface Effects {
   readonly transport: Transport;
   readonly sleep: (ms: number) => Promise<void>;
   readonly now: () => number;
+  /** A host starts waiting for its dead-man switch to fire, until `untilMs` (fx.now() time); for progress lines. */
+  readonly waiting?: (host: string, what: string, untilMs: number) => void;
 }
 
 /** What a rollback to a backup taken before the first ship restores: no fwgen rules at all. */
@@ -105,6 +102,10 @@ interface Plan {
   readonly setDiff: readonly string[];
 }
 
+/** A ship to a host that pulls its rules would be undone by its next poll. */
+const AGENT_HOST =
+  'the host runs the fwgen agent (pull mode): its next poll would undo a ship; `fwgen publish` then `fwgen agent poll`, or ship --force to override until then';
+
 /** The host needs the ipset command for this job, and does not have it. */
 const NO_IPSET =
   'the ipset command is missing on the host (the inventory says sets: ipset); install it (apt-get install ipset), then ship again';
@@ -129,7 +130,7 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
     acceptNew: s.acceptNew,
     timeoutMs: s.connectTimeoutMs,
   };
-  const vars: ScriptVars = { paths: job.paths, id: s.id, ipv6: job.v6 !== undefined };
+  const vars: ScriptVars = { paths: job.paths, id: s.id, ipv6: jobIpv6(job) };
 
   let first: Session;
   try {
@@ -139,68 +140,97 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
   }
   let backup: string | undefined;
   let removed: readonly string[] = [];
+  let found: Found = { hadFile: true };
   let armedAt = fx.now();
   try {
-    let applied: ExecResult | undefined;
+    let applied: ApplyOutput | undefined;
     // A broken lock fires the armed switch of the run that held it, which changes the live rules
     // this run read: read and apply once more.
     for (let attempt = 0; attempt < 2 && applied === undefined; attempt++) {
-      const read = await readHostStatus(first, { paths: job.paths, ipv6: vars.ipv6 }, job.fromBackup);
+      const read = await readHostStatus(first, { paths: job.paths, ipv6: vars.ipv6 }, backupOf(job));
       if (!read.ok) return result('failed', read.reason);
+      if (read.status.agent && job.kind === 'ship' && !s.force) return result('failed', AGENT_HOST);
       const plan = planHost(job, read.status, s.force);
       if (needsIpset(plan) && read.status.hasIpset === false) return result('failed', NO_IPSET);
-      if (s.dryRun) return await dryRun(job, read.status, plan, result);
+      if (s.dryRun) return await dryRun(job, read.status, plan, result, bootPending(s, read.status.bootMarker));
       if (plan.unchanged) {
-        return result('unchanged', withNote('fwgen rules and rules file already match', await persist(s, first, vars)));
+        const boot = await persist(s, first, vars, read.status.bootMarker);
+        return result('unchanged', 'fwgen rules and rules file already match', boot ? { boot } : {});
       }
       removed = plan.removed;
+      found = { bootMarker: read.status.bootMarker, hadFile: read.status.file4 !== undefined };
       armedAt = fx.now();
       try {
         const upload = parts(plan);
         const call = applyCall(job.paths, applySettings(s, vars.ipv6, read.status), upload);
-        applied = await first.run(call, Buffer.concat(upload.map((x) => x.bytes)));
+        applied = parseApplyOutput(await first.run(call, Buffer.concat(upload.map((x) => x.bytes))));
       } catch (err) {
         if (err instanceof TransportError && err.kind === 'sudo-password') return result('failed', err.message);
         // Lost during the apply step: the switch may be armed and the rules applied. The new
         // connection below finds out, and either commits or reports what the host did.
-        return await confirm(job, s, fx, target, vars, armedAt, undefined, removed, result);
+        return await confirm(job, s, fx, target, vars, { armedAt, removed, found }, result);
       }
-      const firedOld = /fired the dead-man switch of run/.test(applied.stderr);
-      if (attempt === 0 && applied.code === EXIT.changed && firedOld) applied = undefined;
+      if (attempt === 0 && applied.kind === 'changed' && applied.firedOld) applied = undefined;
     }
     if (applied === undefined)
       return result('failed', 'the live rules kept changing after the lock was broken; ship again');
-    const status = parseStatus(applied.stdout);
-    backup = status.backup;
-    if (applied.code === EXIT.rolledBack && status.rollback === 'failed')
-      return result('failed', rollbackFailed(job, s));
-    if (applied.code === EXIT.rolledBack)
-      return result(
-        'rolled-back',
-        `the dead-man switch fired during the apply (slower than --timeout ${s.timeoutS}s); previous rules restored`,
-      );
-    if (applied.code === EXIT.applyFailed) return result('rolled-back', scriptError(applied, 'apply'));
-    if (applied.code === EXIT.locked) return result('failed', lockMessage(applied));
-    if (applied.code !== 0) return result('failed', scriptError(applied, 'apply'));
+    switch (applied.kind) {
+      case 'applied':
+        backup = applied.backup;
+        break;
+      case 'fired':
+        return applied.restored
+          ? result(
+              'rolled-back',
+              `the dead-man switch fired during the apply (slower than --timeout ${s.timeoutS}s); previous rules restored`,
+            )
+          : result('failed', rollbackFailed(job, s));
+      case 'apply-failed':
+        return result('rolled-back', applied.error ?? 'apply step exited with 13');
+      case 'locked':
+        return result(
+          'failed',
+          applied.holder ? lockMessage(applied.holder) : (applied.error ?? 'apply step exited with 10'),
+        );
+      case 'changed':
+        return result('failed', applied.error ?? 'apply step exited with 19');
+      case 'failed':
+        return result('failed', applied.error ?? `apply step exited with ${applied.code}`);
+    }
   } catch (err) {
     return result('failed', describe(err));
   } finally {
     first.close();
   }
-  return confirm(job, s, fx, target, vars, armedAt, backup, removed, result);
+  return confirm(job, s, fx, target, vars, { armedAt, backup, removed, found }, result);
+}
+
+/** What the read step found that the confirmation's report needs. */
+interface Found {
+  /** The boot-hook step's marker on the host. */
+  readonly bootMarker?: string;
+  /** The host had a rules file before this run (else the backup holds its live rules only). */
+  readonly hadFile: boolean;
+}
+
+/** What the apply step did, for the confirmation. */
+interface Applied {
+  readonly armedAt: number;
+  readonly backup?: string;
+  readonly removed: readonly string[];
+  readonly found: Found;
 }
 
 /** Pure: what the host should end with, and the change from what it runs now. */
 function planHost(job: HostJob, remote: RemoteStatus, force: boolean): Plan {
-  const rollbackTo = job.fromBackup;
-  const want4 = rollbackTo ? fileOr(remote.backup4, rollbackTo) : job.v4;
-  const want6 = job.v6 === undefined ? undefined : rollbackTo ? fileOr(remote.backup6, rollbackTo) : job.v6;
+  const want4 = job.kind === 'rollback' ? fileOr(remote.backup4, job.to) : job.v4;
+  const want6 = !jobIpv6(job) ? undefined : job.kind === 'rollback' ? fileOr(remote.backup6, job.to) : job.v6;
   const change = (want: Buffer, live: string): Change => changeOf(want, live, job.preserve);
   const change4 = change(want4, remote.live4);
   const change6 = want6 ? change(want6, remote.live6 ?? '') : undefined;
   const filesMatch = remote.file4 === want4.toString('utf8') && (!want6 || remote.file6 === want6.toString('utf8'));
   const backupSets = remote.backupSets === undefined ? undefined : Buffer.from(remote.backupSets, 'utf8');
-  const wanted = rollbackTo ? backupSets : job.sets;
+  const wanted = job.kind === 'rollback' ? backupSets : job.sets;
   const setDiff = diffSets(wanted?.toString('utf8') ?? '', remote.liveSets ?? '');
   // No sets wanted (sets: none, or a backup from before ipset mode): fwgen's sets and sets file left on
   // the host are dropped by a transaction like any other change (backed up first, so rollback has them).
@@ -290,9 +320,7 @@ async function confirm(
   fx: Effects,
   target: ConnectTarget,
   vars: ScriptVars,
-  armedAt: number,
-  backup: string | undefined,
-  removed: readonly string[],
+  { armedAt, backup, removed, found }: Applied,
   result: ResultFn,
 ): Promise<HostResult> {
   let second: Session;
@@ -310,32 +338,44 @@ async function confirm(
     );
   }
   try {
-    const c = await second.run(commitCall(job.paths, s.id, vars.ipv6, backup ?? '-', s.stateJson(job, backup)));
-    if (c.code === 0) {
-      const notes = [
-        removed.length > 0
-          ? `removed ${removed.length} rule(s) that were neither fwgen's nor another tool's hook: ${removed.join(' | ')}`
-          : undefined,
-        parseStatus(c.stdout).warning === 'no-state' ? 'the state file could not be written' : undefined,
-        await persist(s, second, vars),
-      ];
-      const note = notes.filter(Boolean).join('; ') || undefined;
-      return result('applied', withNote(backup ? `previous rules backed up as ${backup}` : 'applied', note), {
-        backup,
-        ...(removed.length > 0 ? { removed } : {}),
-      });
+    const c = parseCommitOutput(
+      await second.run(commitCall(job.paths, s.id, vars.ipv6, backup ?? '-', s.stateJson(job, backup))),
+    );
+    switch (c.kind) {
+      case 'committed': {
+        const notes = [
+          removed.length > 0
+            ? `removed ${removed.length} rule(s) that were neither fwgen's nor another tool's hook`
+            : undefined,
+          c.noState ? 'the state file could not be written' : undefined,
+        ];
+        const note = notes.filter(Boolean).join('; ') || undefined;
+        const boot = await persist(s, second, vars, found.bootMarker);
+        const done = backedUp(backup, found.hadFile);
+        const reason =
+          job.kind === 'rollback'
+            ? `restored backup ${job.to}; the rules it replaced were backed up as ${backup ?? 'nothing'}`
+            : done;
+        return result('applied', withNote(reason, note), {
+          backup,
+          ...(removed.length > 0 ? { removed } : {}),
+          ...(boot ? { boot } : {}),
+        });
+      }
+      case 'fired':
+        return c.restored
+          ? result('rolled-back', `the dead-man switch fired before confirmation (timeout ${s.timeoutS}s)`)
+          : result('failed', rollbackFailed(job, s));
+      case 'file-not-replaced':
+        return result('rolled-back', c.error ?? 'commit step exited with 20');
+      case 'never-armed':
+        return result(
+          'failed',
+          'connection lost during the apply step, before anything was applied; the host is as before',
+        );
+      case 'failed':
+        return result('failed', c.error ?? `confirm step exited with ${c.code}`);
     }
-    const claimed = parseStatus(c.stdout).status;
-    if (c.code === EXIT.rolledBack && claimed === 'rollback-failed') return result('failed', rollbackFailed(job, s));
-    if (c.code === EXIT.rolledBack)
-      return result('rolled-back', `the dead-man switch fired before confirmation (timeout ${s.timeoutS}s)`);
-    if (c.code === EXIT.fileNotReplaced) return result('rolled-back', scriptError(c, 'commit'));
-    if (c.code === EXIT.neverArmed)
-      return result(
-        'failed',
-        'connection lost during the apply step, before anything was applied; the host is as before',
-      );
-    return result('failed', scriptError(c, 'confirm'));
   } catch (err) {
     return awaitRollback(fx, target, vars, armedAt, s.timeoutS, `confirmation failed (${describe(err)})`, result);
   } finally {
@@ -354,11 +394,13 @@ async function awaitRollback(
 ): Promise<HostResult> {
   const deadline = armedAt + timeoutS * 1000 + 2000;
   for (let attempt = 0; attempt < 3; attempt++) {
-    await fx.sleep(Math.max(0, deadline - fx.now()) + attempt * 2000);
+    const wait = Math.max(0, deadline - fx.now()) + attempt * 2000;
+    fx.waiting?.(target.name, 'the dead-man switch', fx.now() + wait);
+    await fx.sleep(wait);
     try {
       const third = await fx.transport.connect(target);
       try {
-        const status = parseStatus((await third.run(verifyCall(vars.paths, vars.id))).stdout).status;
+        const status = parseVerify((await third.run(verifyCall(vars.paths, vars.id))).stdout);
         if (status === 'rolled-back')
           return result('rolled-back', `${why}; the host restored its previous rules after ${timeoutS}s`);
         if (status === 'still-armed') continue;
@@ -372,7 +414,7 @@ async function awaitRollback(
             'failed',
             `${why}; the host shows no armed switch and no rollback for this run (state: ${status}); check it with fwgen status`,
           );
-        return result('failed', `${why}; could not confirm the rollback (state: ${status ?? 'unknown'})`);
+        return result('failed', `${why}; could not confirm the rollback (state: ${status})`);
       } finally {
         third.close();
       }
@@ -384,7 +426,19 @@ async function awaitRollback(
   return result('failed', `${why}; the dead-man switch has not fired`);
 }
 
-async function dryRun(job: HostJob, remote: RemoteStatus, plan: Plan, result: ResultFn): Promise<HostResult> {
+/** The boot-hook step would run on this host (persistence on, and not done by this fwgen yet). */
+const bootPending = (s: RunSettings, marker: string | undefined): boolean => !!s.persist && marker !== s.persist.marker;
+
+/** What the boot-hook step would do, as a note for a dry run. */
+const BOOT_NOTE = 'would also make the rules load at boot, if nothing does yet';
+
+async function dryRun(
+  job: HostJob,
+  remote: RemoteStatus,
+  plan: Plan,
+  result: ResultFn,
+  boot: boolean,
+): Promise<HostResult> {
   const current = [remote.file4, ...(plan.want6 ? [remote.file6] : [])];
   const wanted = [plan.want4, ...(plan.want6 ? [plan.want6] : [])].map((b) => b.toString('utf8'));
   const names = [job.paths.rules, job.paths.rules6];
@@ -402,7 +456,8 @@ async function dryRun(job: HostJob, remote: RemoteStatus, plan: Plan, result: Re
   const sets = setCommands(plan.setDiff);
   const setsNote =
     sets.length > 0 ? ["# the change to fwgen's ipsets (each set swapped in whole):", ...sets].join('\n') : '';
-  if (plan.unchanged) return result('unchanged', 'fwgen rules and rules file already match');
+  const bootNote = boot ? BOOT_NOTE : undefined;
+  if (plan.unchanged) return result('unchanged', withNote('fwgen rules and rules file already match', bootNote));
   const reason = current.every((c) => c === undefined)
     ? 'no rules file on the host yet'
     : diffs.length > 0
@@ -416,7 +471,7 @@ async function dryRun(job: HostJob, remote: RemoteStatus, plan: Plan, result: Re
     plan.removed.length > 0
       ? `; would remove ${plan.removed.length} rule(s) that are neither fwgen's nor another tool's hook`
       : '';
-  return result('would-apply', reason + removing, {
+  return result('would-apply', withNote(reason + removing, bootNote), {
     diff: [...diffs, liveNote, setsNote].filter(Boolean).join('\n'),
     ...(plan.removed.length > 0 ? { removed: plan.removed } : {}),
   });
@@ -430,34 +485,51 @@ function setCommands(diff: readonly string[]): string[] {
   });
 }
 
-/** A boot-hook problem only adds a note: the rules themselves are in place. */
-async function persist(s: RunSettings, session: Session, vars: ScriptVars): Promise<string | undefined> {
-  return s.persist
-    ? s.persist(session, vars).catch((err: unknown) => `boot hook not installed: ${describe(err)}`)
-    : undefined;
+/** What the apply step saved, in words: a first ship had no rules file to back up, only the live rules. */
+function backedUp(backup: string | undefined, hadFile: boolean): string {
+  if (!backup) return 'applied';
+  return hadFile
+    ? `previous rules backed up as ${backup}`
+    : `first rules file; the live rules were backed up as ${backup}`;
+}
+
+/**
+ * The boot-hook step, where the rules are in place and the host does not hold this fwgen's marker. A
+ * failure is reported, never thrown: the rules themselves are in place.
+ */
+async function persist(
+  s: RunSettings,
+  session: Session,
+  vars: ScriptVars,
+  marker: string | undefined,
+): Promise<BootReport | undefined> {
+  if (!s.persist || marker === s.persist.marker) return undefined;
+  return s.persist.run(session, vars).catch((err: unknown): BootReport => ({
+    status: 'failed',
+    ok: false,
+    path: null,
+    detail: `boot hook step failed: ${describe(err)}`,
+  }));
 }
 
 function withNote(reason: string, note: string | undefined): string {
   return note ? `${reason}; ${note}` : reason;
 }
 
-/** The holder of a lock, since when, and when it clears, from what remote/lib.sh printed. */
-function lockMessage(r: ExecResult): string {
-  const line = r.stdout.split('\n').find((l) => l.startsWith('lock=held')) ?? '';
-  const kv = parseKeyValues(line);
-  const when = (epoch: string | undefined): string =>
-    epoch && Number(epoch) > 0 ? new Date(Number(epoch) * 1000).toISOString() : 'unknown';
-  if (!line) return scriptError(r, 'apply');
-  return `locked by another fwgen run: ${kv.owner?.trim() || 'unknown owner'} (run ${kv.run}), since ${when(kv.since)}; it clears by ${when(kv.until)} if that run is gone (or ship with --break-lock)`;
+/** The holder of a lock, since when, and when it clears. */
+function lockMessage(h: LockHolder): string {
+  const when = (epoch: number): string => (epoch > 0 ? new Date(epoch * 1000).toISOString() : 'unknown');
+  // The owner line names the run and since when (run-settings.ts `owner`); an older fwgen's may not.
+  const holder =
+    h.owner.includes(h.run) && h.owner.includes(' since ')
+      ? h.owner
+      : `${h.owner || 'unknown owner'} (run ${h.run}), since ${when(h.since)}`;
+  return `locked by another fwgen run: ${holder}; it clears by ${when(h.until)} if that run is gone (or ship with --break-lock)`;
 }
 
 function rollbackFailed(job: HostJob, s: RunSettings): string {
   const log = `${job.paths.rules}.fwgen-rollbacks`;
   return `the dead-man switch fired (timeout ${s.timeoutS}s) but could not restore the previous rules (see ${log} on the host)`;
-}
-
-function scriptError(r: ExecResult, phase: string): string {
-  return lastErrorLine(r.stderr) ?? `${phase} step exited with ${r.code}`;
 }
 
 function describe(err: unknown): string {

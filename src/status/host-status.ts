@@ -1,12 +1,17 @@
 import type { Host } from '../inventory/model.js';
-import { diffSets } from '../model/sets.js';
+import { diffSets, parseSets } from '../model/sets.js';
 import { RULES_FILE, SETS_FILE } from '../render/render-role.js';
-import { setsPathFor, type RemotePaths } from '../ship/remote-scripts.js';
-import { TransportError, type Session, type Transport } from '../ship/transport.js';
+import { setsPathFor, type RemotePaths } from '../remote/scripts.js';
+import { TransportError, type Session, type Transport } from '../remote/transport.js';
 import type { PreserveFn } from '../model/ownership.js';
 import { compareLive, type LiveComparison } from './compare-rules.js';
+import { bypassingHooks } from './foreign-hooks.js';
 import { mapPool } from '../util/map-pool.js';
-import { readHostStatus, type RemoteStatus } from '../ship/read-host.js';
+import { readHostStatus, type RemoteStatus } from '../remote/read.js';
+import { parseState, type ShippedRecord } from '../remote/state-file.js';
+import { agentStatusOf, isBehind, withoutPinned, type AgentStatus } from './agent-status.js';
+
+export type { ShippedRecord } from '../remote/state-file.js';
 
 /**
  * - `in-sync`: the live rules of every chain fwgen manages are the rendered ones (foreign chains aside).
@@ -14,19 +19,12 @@ import { readHostStatus, type RemoteStatus } from '../ship/read-host.js';
  * - `drifted`: fwgen shipped this host (a state file exists) and its live rules differ from rendered/.
  * - `never-shipped`: no state file, and the live rules differ from rendered/.
  * - `unreachable`: no connection, or the rules could not be read (`reason` says which).
+ * - `orphaned`: not in the inventory any more, yet the deploy log says fwgen shipped to it and never took
+ *   its rules off (status/orphans.ts); not contacted.
+ * - `behind`: the host's pull agent runs an older release than the origin serves for its role.
+ * On a host with a pull agent, its pinned chain (and the jumps into it) is left out of the comparison.
  */
-export type HostState = 'in-sync' | 'drifted' | 'never-shipped' | 'unreachable';
-
-/** What the last ship recorded on the host. */
-export interface ShippedRecord {
-  readonly fwgen: string;
-  /** Inventory git commit (`+dirty` when the inventory had uncommitted changes); null outside git. */
-  readonly commit: string | null;
-  readonly shippedAt: string;
-  readonly shippedBy: string;
-  /** The backup a `fwgen rollback` restored, when the last run was a rollback. */
-  readonly restoredFrom?: string | null;
-}
+export type HostState = 'in-sync' | 'drifted' | 'never-shipped' | 'unreachable' | 'orphaned' | 'behind';
 
 /** One host's status: a value, never an exception. */
 export interface HostStatus {
@@ -34,10 +32,10 @@ export interface HostStatus {
   readonly role: string;
   readonly state: HostState;
   readonly shipped?: ShippedRecord;
-  /** Backups kept on the host; 0 when unreachable. */
-  readonly backups: number;
-  /** A dead-man switch is armed: a ship is in flight (or was cut off before confirming). */
-  readonly armed: boolean;
+  /** Backups kept on the host; null when unknown (unreachable, orphaned). */
+  readonly backups: number | null;
+  /** A dead-man switch is armed: a ship is in flight (or was cut off before confirming); null when unknown. */
+  readonly armed: boolean | null;
   /** Chains on the host that fwgen does not manage (`ip6:` prefix for IPv6-only ones). */
   readonly foreign: string[];
   /** Rules in fwgen's chains that jump to foreign chains. */
@@ -45,6 +43,20 @@ export interface HostStatus {
   /** Unified-diff lines, rendered → live, of fwgen's chains; empty when in sync. */
   readonly drift: string[];
   readonly reason?: string;
+  /**
+   * Foreign hooks ahead of fwgen's in INPUT that can accept new connections fwgen's rules reject
+   * (`ip6:` for IPv6): a warning whatever the state, a failure with `status --strict`.
+   */
+  readonly bypass?: string[];
+  /** `orphaned`: the last run the deploy log shows putting fwgen's rules on it. */
+  readonly lastShip?: {
+    readonly run: string;
+    readonly time: string;
+    readonly who: string;
+    readonly commit: string | null;
+  };
+  /** Pull mode: what the host's agent last did (hosts with an agent only). */
+  readonly agent?: AgentStatus;
 }
 
 /** The host and the rendered files to compare with; a ship `HostJob` is one. */
@@ -58,6 +70,8 @@ export interface StatusJob {
   readonly preserve: PreserveFn;
   /** ipset mode: the sets the role's rules match (`ipset restore` text); live members are compared. */
   readonly sets?: Buffer;
+  /** Pull mode: the serial the origin serves for the host's role, when known. */
+  readonly published?: number;
 }
 
 /** Connection settings of a status run. */
@@ -107,9 +121,9 @@ export function statusFleet(
   return mapPool(jobs, concurrency, one, onResult);
 }
 
-/** True when every host is in sync: the exit status of `fwgen status`. */
+/** True when every inventory host is in sync: the exit status of `fwgen status` (orphans are reported, not judged). */
 export function allInSync(results: readonly HostStatus[]): boolean {
-  return results.every((r) => r.state === 'in-sync');
+  return results.every((r) => r.state === 'in-sync' || r.state === 'orphaned');
 }
 
 /** Pure: what a host's remote status means against its rendered files. */
@@ -123,14 +137,18 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
     }),
   }));
   const setDrift = compareSets(job.sets?.toString('utf8'), remote, setsPathFor(job.paths.rules));
+  const bypass = bypassOf(job, families);
   const rulesInSync = vsRendered.every((f) => f.cmp.inSync);
   const inSync = rulesInSync && setDrift.length === 0;
   const recorded = remote.stateJson !== undefined;
-  const shipped = recorded ? parseShipped(remote.stateJson!) : undefined;
-  const state: HostState = inSync ? 'in-sync' : recorded ? 'drifted' : 'never-shipped';
+  const shipped = recorded ? parseState(remote.stateJson!) : undefined;
+  const agent = agentStatusOf(remote, job.published);
+  const behind = agent !== undefined && isBehind(agent);
+  const state: HostState = behind ? 'behind' : inSync ? 'in-sync' : recorded ? 'drifted' : 'never-shipped';
   const reasons = [
-    inSync
-      ? recorded
+    behind ? `its agent runs serial ${agent.serial}, the origin serves ${agent.published}: not pulled yet` : undefined,
+    behind || inSync
+      ? behind || recorded
         ? undefined
         : 'live rules match rendered/, but fwgen has no record of shipping them'
       : rulesInSync
@@ -152,7 +170,19 @@ export function assessHost(job: StatusJob, remote: RemoteStatus): HostStatus {
     foreignRules: vsRendered.flatMap((f) => f.cmp.foreignRules),
     drift: [...vsRendered.flatMap((f) => f.cmp.drift), ...setDrift],
     ...(reasons.length > 0 ? { reason: reasons.join('; ') } : {}),
+    ...(bypass.length > 0 ? { bypass } : {}),
+    ...(agent ? { agent } : {}),
   };
+}
+
+/** Foreign hooks that get around fwgen's rules ({@link bypassingHooks}), per family. */
+function bypassOf(job: StatusJob, families: readonly FamilyTexts[]): string[] {
+  const members = new Map(
+    (job.sets ? parseSets(job.sets.toString('utf8')).sets : []).map((s) => [s.name, s.members] as const),
+  );
+  return families.flatMap((f, i) =>
+    bypassingHooks(f.rendered, f.live, job.preserve, members).map((w) => (i === 0 ? w : `ip6: ${w}`)),
+  );
 }
 
 /**
@@ -181,8 +211,8 @@ function comparedFamilies(job: StatusJob, remote: RemoteStatus): FamilyTexts[] {
     file: RULES_FILE.ipv4,
     save: 'iptables-save',
     rendered: job.v4.toString('utf8'),
-    live: remote.live4,
-    onHost: remote.file4,
+    live: remote.agent ? withoutPinned(remote.live4) : remote.live4,
+    onHost: remote.file4 !== undefined && remote.agent ? withoutPinned(remote.file4) : remote.file4,
   };
   if (!job.v6) return [v4];
   return [
@@ -191,8 +221,8 @@ function comparedFamilies(job: StatusJob, remote: RemoteStatus): FamilyTexts[] {
       file: RULES_FILE.ipv6,
       save: 'ip6tables-save',
       rendered: job.v6.toString('utf8'),
-      live: remote.live6 ?? '',
-      onHost: remote.file6,
+      live: remote.agent ? withoutPinned(remote.live6 ?? '') : (remote.live6 ?? ''),
+      onHost: remote.file6 !== undefined && remote.agent ? withoutPinned(remote.file6) : remote.file6,
     },
   ];
 }
@@ -213,31 +243,13 @@ function foreignNames(cmps: readonly LiveComparison[]): string[] {
   return names;
 }
 
-function parseShipped(json: string): ShippedRecord | undefined {
-  try {
-    const s = JSON.parse(json) as Record<string, unknown>;
-    const str = (k: string): string | undefined => (typeof s[k] === 'string' ? (s[k] as string) : undefined);
-    const [fwgen, shippedAt, shippedBy] = [str('fwgen'), str('shippedAt'), str('shippedBy')];
-    if (!fwgen || !shippedAt || !shippedBy) return undefined;
-    return {
-      fwgen,
-      commit: str('commit') ?? null,
-      shippedAt,
-      shippedBy,
-      ...(str('restoredFrom') ? { restoredFrom: str('restoredFrom') } : {}),
-    };
-  } catch {
-    return undefined;
-  }
-}
-
 function unreachable(job: StatusJob, reason: string): HostStatus {
   return {
     host: job.host.name,
     role: job.host.role,
     state: 'unreachable',
-    backups: 0,
-    armed: false,
+    backups: null,
+    armed: null,
     foreign: [],
     foreignRules: [],
     drift: [],

@@ -7,9 +7,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseBootHookResult } from '../../src/doctor/boot-hook.js';
+import { parseBootHookResult } from '../../src/remote/boot-hook.js';
 import type { Check } from '../../src/doctor/checks.js';
-import { bootHookCall } from '../../src/ship/remote-scripts.js';
+import { bootHookCall } from '../../src/remote/boot-hook.js';
 import { CLI_INTERNAL, parseJson, runFwgen } from '../support/run-cli.js';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
 
@@ -46,10 +46,15 @@ describe('fwgen doctor against real sshd hosts', () => {
   const RULES = '/etc/iptables.up.rules';
   const RULES_PATHS = { rules: RULES, rules6: '/etc/ip6tables.up.rules' };
 
-  /** The `ship --persist` step, run on a host as the SSH transport runs it: `sh -c SCRIPT NAME ARGS...`. */
-  const bootHook = (host: string) => {
+  /** Ship's boot-hook step, run on a host as the SSH transport runs it: `sh -c SCRIPT NAME ARGS...`. */
+  const bootHookRun = (host: string) => {
     const call = bootHookCall(RULES_PATHS);
-    return lab.execOk(host, ['sh', '-c', call.script, `fwgen-${call.name}`, ...call.args]);
+    return lab.exec(host, ['sh', '-c', call.script, `fwgen-${call.name}`, ...call.args]);
+  };
+  const bootHook = async (host: string) => {
+    const r = await bootHookRun(host);
+    if (r.code !== 0) throw new Error(`boot-hook step exited ${r.code}: ${r.stderr}`);
+    return r.stdout;
   };
   const doctor = (...args: string[]) => fwgen(project, ['doctor', '--json', '--connect-timeout', '3', ...args]);
   /** Makes `ifup` exist on one host only: a copy of /usr/local/sbin with it, bind-mounted in the host's own mount namespace. */
@@ -64,9 +69,10 @@ describe('fwgen doctor against real sshd hosts', () => {
     lab = await createLab({
       prefix: 'fwd',
       hosts: [
-        { name: 'h1', ipv4: `${NET}.11`, sshd: true },
-        { name: 'h2', ipv4: `${NET}.12`, sshd: true },
-        { name: 'h3', ipv4: `${NET}.13`, sshd: true },
+        // h1-h3: neither ifupdown nor systemd, until a test gives them one.
+        { name: 'h1', ipv4: `${NET}.11`, sshd: true, ifupdown: false },
+        { name: 'h2', ipv4: `${NET}.12`, sshd: true, ifupdown: false },
+        { name: 'h3', ipv4: `${NET}.13`, sshd: true, ifupdown: false },
         { name: 'h4', ipv4: `${NET}.14`, sshd: true },
       ],
     });
@@ -91,7 +97,8 @@ roles:
 `,
     );
     expect((await fwgen(project, ['render'])).code).toBe(0);
-    const shipped = await fwgen(project, ['ship', '--host', 'h1', 'h2', '--timeout', '5']);
+    // Without the boot step: these hosts have nothing that would run a boot hook (a test below ships there).
+    const shipped = await fwgen(project, ['ship', '--host', 'h1', 'h2', '--timeout', '5', '--no-persist']);
     expect(shipped.code, shipped.stderr).toBe(0);
   }, 180_000);
 
@@ -113,12 +120,16 @@ roles:
     expect(only(before, 'h1', 'addresses')).toMatchObject({ level: 'ok', detail: `${NET}.11 on eth1` });
     expect(only(before, 'h1', 'interface')).toMatchObject({ level: 'ok', detail: 'eth1 present' });
     expect(only(before, 'h1', 'PTR')).toMatchObject({ level: 'ok', detail: `${NET}.11 → h1.lab.test` });
+    // Neither ifupdown nor systemd: doctor does not send the operator to a ship that would fail.
     expect(only(before, 'h1', 'boot')).toMatchObject({
       level: 'fail',
-      fix: '`fwgen ship --host h1 --persist` installs a boot hook',
+      fix: 'install ifupdown, then run `fwgen ship --host h1` (it installs the hook); or load /etc/iptables.up.rules at boot another way',
     });
-    expect(before.stderr).toMatch(
-      /^ {2}FAIL {2}boot: nothing loads \/etc\/iptables\.up\.rules at boot: a reboot drops the firewall {2}→ fix: `fwgen ship --host h1 --persist`/m,
+    // --json prints the checks only; the report is the text output, on stdout.
+    expect(before.stderr).not.toContain('FAIL');
+    const beforeText = await fwgen(project, ['doctor', '--host', 'h1', '--connect-timeout', '3']);
+    expect(beforeText.stdout).toMatch(
+      /^ {2}FAIL {2}boot: nothing loads \/etc\/iptables\.up\.rules at boot, and neither ifupdown nor systemd runs on this host to run a boot hook: a reboot drops the firewall {2}→ fix: install ifupdown/m,
     );
 
     await lab.execOk('h1', [
@@ -130,6 +141,7 @@ roles:
     expect(only(noIfupdown, 'h1', 'boot')).toMatchObject({
       level: 'fail',
       detail: expect.stringContaining('ifupdown is not installed, so if-pre-up.d hooks never run'),
+      fix: 'install ifupdown, so that the hook runs; or load /etc/iptables.up.rules at boot another way',
     });
 
     await installIfupdown('h1');
@@ -165,23 +177,29 @@ roles:
     expect(r.code).toBe(1);
   });
 
-  it('installs a boot hook only when none exists; the hook restores the rules file', async () => {
+  it('installs no hook that would never run; does what doctor says once the host has ifupdown; the hook restores the rules', async () => {
+    const HOOK = '/etc/network/if-pre-up.d/fwgen-iptables';
+    // fwgen's own hook, as an older fwgen installed it on a host where nothing runs it: removed, and the step fails.
+    await lab.execOk('h2', ['sh', '-c', `mkdir -p /etc/network/if-pre-up.d && echo '#!/bin/sh' > ${HOOK}`]);
+    const none = await bootHookRun('h2');
+    expect(none.code).toBe(22); // E_NOBOOT (21 is an unsafe rules folder)
+    expect(none.stderr).toContain('neither ifupdown nor systemd runs on this host: nothing would run a boot hook');
+    expect(parseBootHookResult(none.stdout)).toEqual({ status: 'unsupported', removed: HOOK });
+    expect((await lab.exec('h2', ['test', '-e', HOOK])).code).toBe(1);
+    const advice = only(await doctor('--host', 'h2'), 'h2', 'boot');
+    expect(advice).toMatchObject({
+      level: 'fail',
+      fix: expect.stringMatching(/^install ifupdown, then run `fwgen ship/),
+    });
+
+    // Following that advice: ifupdown, then the same step installs the hook, and doctor is content.
+    await installIfupdown('h2');
     const first = parseBootHookResult(await bootHook('h2'));
     expect(first).toEqual({
       status: 'installed',
-      mechanism: {
-        kind: 'if-pre-up.d',
-        path: '/etc/network/if-pre-up.d/fwgen-iptables',
-        loadsRules: true,
-        state: 'no-ifupdown',
-      },
+      mechanism: { kind: 'if-pre-up.d', path: HOOK, loadsRules: true, state: 'ok' },
     });
-    expect((await lab.execOk('h2', ['stat', '-c', '%a', '/etc/network/if-pre-up.d/fwgen-iptables'])).trim()).toBe(
-      '755',
-    );
-    expect(only(await doctor('--host', 'h2'), 'h2', 'boot').level).toBe('fail');
-
-    await installIfupdown('h2');
+    expect((await lab.execOk('h2', ['stat', '-c', '%a', HOOK])).trim()).toBe('755');
     expect(parseBootHookResult(await bootHook('h2'))?.status).toBe('present');
     expect(only(await doctor('--host', 'h2'), 'h2', 'boot')).toMatchObject({
       level: 'ok',
@@ -205,10 +223,23 @@ roles:
     const shipped = readFileSync(join(project, 'rendered/web/iptables.up.rules'), 'utf8');
     // h3 was never shipped: put the file in place by hand, and make it look like systemd runs (its /run is its own).
     await lab.execOk('h3', ['sh', '-c', `cat > ${RULES} && mkdir -p /run/systemd/system`], { input: shipped });
+    // fwgen's own if-pre-up.d hook, which nothing runs here (an older fwgen put it there): doctor says that
+    // ship replaces it with a unit, and the step does.
+    const HOOK = '/etc/network/if-pre-up.d/fwgen-iptables';
+    await lab.execOk('h3', [
+      'sh',
+      '-c',
+      `mkdir -p /etc/network/if-pre-up.d && printf '#!/bin/sh\\niptables-restore < ${RULES}\\n' > ${HOOK} && chmod 755 ${HOOK}`,
+    ]);
+    expect(only(await doctor('--host', 'h3'), 'h3', 'boot')).toMatchObject({
+      level: 'fail',
+      fix: '`fwgen ship --host h3` replaces it with a systemd unit (or install ifupdown)',
+    });
     const result = parseBootHookResult(await bootHook('h3'));
     expect(result).toEqual({
       status: 'installed',
       mechanism: { kind: 'systemd', path: '/etc/systemd/system/fwgen-iptables.service', loadsRules: true, state: 'ok' },
+      removed: HOOK,
     });
     const unit = await lab.execOk('h3', ['cat', '/etc/systemd/system/multi-user.target.wants/fwgen-iptables.service']);
     expect(unit).toContain('Before=network-pre.target');

@@ -39,6 +39,7 @@ describe('ship under faults: every host ends old or new, reported truthfully, un
 defaults:
   interface: eth1
   rules_path: ${RULES}
+  rules_path_unusual: true         # /etc/fwgen: a folder of its own
   ssh: { user: root, identity: ${lab.sshKey.privatePath}, known_hosts: ${lab.knownHostsPath} }
 management: [${NET}.240/28, "${NET6}:/64"]
 trust: none
@@ -151,7 +152,8 @@ roles:
   }, 90_000);
 
   it('a full disk (a 64k tmpfs over the rules folder, nearly filled): failed with the reason, nothing applied', async () => {
-    await sh('h1', `mount -t tmpfs -o size=64k fwgen-full ${DIR}`);
+    // mode=0755: a tmpfs is 1777 by default, a rules folder that every step refuses (remote/lib.sh).
+    await sh('h1', `mount -t tmpfs -o size=64k,mode=0755 fwgen-full ${DIR}`);
     try {
       // The old rules, on the small file system.
       await render(port - 1);
@@ -188,7 +190,8 @@ roles:
       expect(by.h2.outcome).toBe('applied');
       expect(by.h1.outcome).toBe('failed');
       expect(by.h1.reason).toMatch(/unreachable|connection lost|timed out/);
-      expect(r.stderr).toMatch(/HOST\s+ROLE\s+OUTCOME/);
+      // The summary is the JSON object on stdout (--json): totals and every host's row.
+      expect(r.json).toMatchObject({ succeeded: false, totals: { hosts: 2, applied: 1, failed: 1 } });
       expect(r.stderr).not.toMatch(/Unhandled|TypeError|at .*\.js:\d+/);
       const log = readFileSync(join(project, '.fwgen/deploy.log'), 'utf8')
         .trim()
@@ -249,8 +252,9 @@ roles:
       const killedAt = await killedShip();
       const refused = await ship(timeout, '--host', 'h1');
       expect(refused.results[0]).toMatchObject({ outcome: 'failed' });
+      // Who holds it, which run, since when (said once), and when it clears.
       const lockRe =
-        /locked by another fwgen run: \S+ run \S+ .*\(run \S+\), since (\S+); it clears by (\S+) if that run is gone/;
+        /locked by another fwgen run: \S+ run \S+ pid \d+ since (\S+); it clears by (\S+) if that run is gone/;
       const m = lockRe.exec(refused.results[0].reason);
       expect(refused.results[0].reason).toContain('(or ship with --break-lock)');
       expect(m, refused.results[0].reason).not.toBeNull();

@@ -38,6 +38,7 @@ describe('network namespace lab', { timeout: 60_000 }, () => {
         { name: 'a', ipv4: `${NET4}.11`, ipv6: `${NET6}:11`, sshd: true, listen: [80, 2222] },
         { name: 'b', ipv4: `${NET4}.12`, ipv6: `${NET6}:12`, listen: [80] },
         { name: 'c', ipv4: `${NET4}.13`, extraIpv4: [`${NET4}.113`] },
+        { name: 'd', ipv4: `${NET4}.14`, privateFs: true, ifupdown: false },
       ],
     });
   }, 120_000);
@@ -48,6 +49,13 @@ describe('network namespace lab', { timeout: 60_000 }, () => {
 
   it('has all prerequisites', () => {
     expect(labPrereqs()).toEqual([]);
+  });
+
+  it('hosts with a private file system have ifupdown (a stub ifup) unless told not to; the machine is untouched', async () => {
+    const l = L();
+    expect(await l.execOk('a', ['sh', '-c', 'command -v ifup && ifup'])).toBe('/usr/local/sbin/ifup\n');
+    expect((await l.exec('d', ['sh', '-c', 'command -v ifup'])).code).not.toBe(0);
+    expect(existsSync('/usr/local/sbin/ifup')).toBe(false);
   });
 
   it('probes listening and closed ports', async () => {

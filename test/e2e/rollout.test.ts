@@ -62,7 +62,7 @@ roles:
     expect(r.stderr).toMatch(
       /rollout halted after wave 1 \(50%\): 1 failure\(s\), more than --max-failures 0\nrun the new rules \(2\): a1, b1\ndo not \(4\): a2, b2, a3, b3/,
     );
-    const results = JSON.parse(r.stdout) as { host: string; outcome: string; stage: string }[];
+    const results = JSON.parse(r.stdout).hosts as { host: string; outcome: string; stage: string }[];
     expect(results.map((x) => [x.host, x.outcome, x.stage])).toEqual([
       ['a1', 'applied', 'canary'],
       ['b1', 'applied', 'canary'],
@@ -89,10 +89,12 @@ roles:
   it('rollback --wave last undoes the shipped part', async () => {
     const r = await fwgen(project, ['rollback', '--wave', 'last', '--timeout', '5', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect((JSON.parse(r.stdout) as { host: string; outcome: string }[]).map((x) => [x.host, x.outcome])).toEqual([
-      ['a1', 'applied'],
-      ['b1', 'applied'],
-    ]);
+    expect((JSON.parse(r.stdout).hosts as { host: string; outcome: string }[]).map((x) => [x.host, x.outcome])).toEqual(
+      [
+        ['a1', 'applied'],
+        ['b1', 'applied'],
+      ],
+    );
     for (const h of HOSTS) expect(await liveHas(h, 7002)).toBe(false);
     for (const h of ['a1', 'b1']) expect(await liveHas(h, 7001)).toBe(true);
     const log = await fwgen(project, ['log', '--json', '--last', '1']);
@@ -102,7 +104,7 @@ roles:
   it('a rollout without failures runs every stage and checks each host after its stage', async () => {
     const r = await fwgen(project, ['ship', '--role', 'all', '--canary', '1', '--waves', '50%,100%', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const results = JSON.parse(r.stdout) as { host: string; outcome: string; stage: string }[];
+    const results = JSON.parse(r.stdout).hosts as { host: string; outcome: string; stage: string }[];
     expect(results.map((x) => x.stage)).toEqual([
       'canary',
       'wave 1 (50%)',
@@ -126,7 +128,12 @@ roles:
     try {
       const r = await fwgen(project, ['ship', '--role', 'all', '--canary', '1', '--waves', '100%', '--json']);
       expect(r.code).toBe(1);
-      const results = JSON.parse(r.stdout) as { host: string; outcome: string; reason: string; backup?: string }[];
+      const results = JSON.parse(r.stdout).hosts as {
+        host: string;
+        outcome: string;
+        reason: string;
+        backup?: string;
+      }[];
       expect(results).toHaveLength(1);
       expect(results[0]).toMatchObject({
         host: 'a1',
@@ -143,9 +150,9 @@ roles:
     }
     const back = await fwgen(project, ['rollback', '--wave', 'last', '--json', '--timeout', '5']);
     expect(back.code, back.stderr).toBe(0);
-    expect((JSON.parse(back.stdout) as { host: string; outcome: string }[]).map((x) => [x.host, x.outcome])).toEqual([
-      ['a1', 'applied'],
-    ]);
+    expect(
+      (JSON.parse(back.stdout).hosts as { host: string; outcome: string }[]).map((x) => [x.host, x.outcome]),
+    ).toEqual([['a1', 'applied']]);
     expect(await liveHas('a1', 7003)).toBe(false);
   }, 120_000);
 });

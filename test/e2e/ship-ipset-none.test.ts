@@ -7,17 +7,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runFwgenHosts, savedLines } from '../support/run-cli.js';
+import { runFwgenHosts, savedLines, type HostsRun } from '../support/run-cli.js';
 import { createLab, labPrereqs, type Lab } from '../support/lab.js';
 
 const NET = '198.18.134';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  results: { host: string; outcome: string; reason: string; backup?: string; diff?: string }[];
-}
+type Run = HostsRun;
 
 const outcomes = (r: Run) => Object.fromEntries(r.results.map((x) => [x.host, x.outcome]));
 

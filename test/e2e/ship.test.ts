@@ -6,20 +6,14 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI_INTERNAL, runFwgenHosts, savedLines } from '../support/run-cli.js';
+import { CLI_INTERNAL, runFwgenHosts, savedLines, type HostsRun } from '../support/run-cli.js';
 import { CONTROLLER, createLab, labPrereqs, type Lab } from '../support/lab.js';
 
 const NET = '198.18.3';
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  results: { host: string; role: string; outcome: string; reason: string; backup?: string }[];
-}
-
-const fwgen = (cwd: string, args: string[], env: Record<string, string> = {}, entry?: string): Promise<Run> =>
+const fwgen = (cwd: string, args: string[], env: Record<string, string> = {}, entry?: string): Promise<HostsRun> =>
   runFwgenHosts(cwd, args, env, entry);
+type Run = HostsRun;
 
 const outcomes = (r: Run) => Object.fromEntries(r.results.map((x) => [x.host, x.outcome]));
 const normalize = savedLines;
@@ -108,7 +102,9 @@ ${o.extraRoles ?? ''}`;
     expect(await lab.probe('outside', `${NET}.21`, 80)).toBe('refused');
     expect(await lab.probe('outside', `${NET}.21`, 5432)).toBe('refused');
     expect(await lab.probe('web1', `${NET}.21`, 5432)).toBe('open');
-    expect(r.stderr).toMatch(/HOST\s+ROLE\s+OUTCOME/);
+    expect(r.json).toMatchObject({ action: 'ship', succeeded: true, totals: { hosts: 3, applied: 3 } });
+    // Persistence by default: the first ship made the rules load at boot, and said so once.
+    for (const row of r.results) expect(row.boot).toMatchObject({ status: 'installed', ok: true });
     const state = JSON.parse(await lab.execOk('db1', ['cat', '/etc/iptables.up.rules.fwgen-state.json']));
     expect(state).toMatchObject({ role: 'db', host: 'db1' });
   });
@@ -132,10 +128,18 @@ ${o.extraRoles ?? ''}`;
     await render();
   }, 60_000);
 
-  it('a second ship with no change reports every host unchanged', async () => {
+  it('a second ship with no change reports every host unchanged; without --json the summary is on stdout', async () => {
     const r = await ship('--role', 'all');
     expect(r.code, r.stderr).toBe(0);
     expect(outcomes(r)).toEqual({ db1: 'unchanged', web1: 'unchanged', web2: 'unchanged' });
+    // The boot hook is in place: no boot step, nothing said about boot again.
+    expect(r.results.map((x) => x.boot)).toEqual([null, null, null]);
+    const text = await fwgen(project, ['ship', '--role', 'all', '--connect-timeout', '3']);
+    expect(text.code, text.stderr).toBe(0);
+    expect(text.stdout).toMatch(/^HOST +ROLE +OUTCOME +TIME +BOOT +REASON$/m);
+    expect(text.stdout).toContain('3 host(s): 0 applied, 3 unchanged, 0 rolled-back, 0 failed');
+    expect(text.stderr).toMatch(/^shipping 3 host\(s\), 10 at a time \(run \S+\)$/m);
+    expect(text.stderr).not.toContain('HOST');
   });
 
   it('drift in the live rules is not "unchanged": the host is re-applied', async () => {
@@ -152,7 +156,11 @@ ${o.extraRoles ?? ''}`;
     const r = await ship('--role', 'db', '--dry-run');
     expect(r.code, r.stderr).toBe(0);
     expect(outcomes(r)).toEqual({ db1: 'would-apply' });
-    expect(r.stderr).toContain('+-A FWGEN-INPUT -p tcp -m tcp --dport 8080');
+    expect(r.results[0].diff).toContain('+-A FWGEN-INPUT -p tcp -m tcp --dport 8080');
+    // Without --json: the role's change once, with the hosts it applies to.
+    const text = await fwgen(project, ['ship', '--role', 'db', '--dry-run', '--connect-timeout', '3']);
+    expect(text.stdout).toContain('role db:\n  would apply to 1 host(s): db1 (rules file differs)\n');
+    expect(text.stdout).toContain('+-A FWGEN-INPUT -p tcp -m tcp --dport 8080');
     expect(await rulesFile('db1')).toBe(before);
   });
 
@@ -178,11 +186,17 @@ ${o.extraRoles ?? ''}`;
   it('backups lists them, and rollback restores the previous ruleset (with confirmation)', async () => {
     const listed = await fwgen(project, ['backups', '--host', 'db1', '--json']);
     expect(listed.code, listed.stderr).toBe(0);
-    const rows = JSON.parse(listed.stdout) as { host: string; ts: string }[];
+    const rows = (JSON.parse(listed.stdout) as { backups: { host: string; ts: string; size: number | null }[] })
+      .backups;
     expect(rows.length).toBeGreaterThanOrEqual(2);
+    expect(typeof rows[0].size).toBe('number');
     const r = await fwgen(project, ['rollback', '--host', 'db1', '--json', '--timeout', '4']);
     expect(r.code, r.stderr).toBe(0);
     expect(outcomes(r)).toEqual({ db1: 'applied' });
+    // It names the backup it restored, as a field and in words.
+    expect(r.results[0].restored).toBe(rows[0].ts);
+    expect(r.results[0].reason).toContain(`restored backup ${rows[0].ts}`);
+    expect(r.stderr).toMatch(/^rolling back 1 host\(s\)/m);
     expect(await lab.probe('outside', `${NET}.21`, 8080)).toBe('refused');
     expect(await rulesFile('db1')).not.toContain('--dport 8080');
     // Ship it forward again, so later tests start from the rendered state.
@@ -329,19 +343,16 @@ ${o.extraRoles ?? ''}`;
     }
   }, 60_000);
 
-  it('--persist installs a boot hook that restores the rules file, once', async () => {
-    const r = await ship('--host', 'web1', '--persist');
-    expect(r.code, r.stderr).toBe(0);
-    expect(r.results[0].reason).toMatch(/boot hook installed: \/etc\/network\/if-pre-up\.d\/fwgen-iptables/);
+  it('the first ship installed a boot hook that restores the rules file; --persist is still accepted', async () => {
     const hook = await lab.execOk('web1', ['cat', '/etc/network/if-pre-up.d/fwgen-iptables']);
     expect(hook).toMatch(/iptables-restore.*\/etc\/iptables\.up\.rules/);
     const again = await ship('--host', 'web1', '--persist');
-    expect(again.results[0]).toMatchObject({
-      outcome: 'unchanged',
-      reason: expect.stringContaining(
-        'left alone: /etc/network/if-pre-up.d/fwgen-iptables loads /etc/iptables.up.rules at boot',
-      ),
-    });
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.results[0]).toMatchObject({ outcome: 'unchanged', boot: null });
+    // The hook gone (removed by hand): the next ship puts it back, whatever the rules.
+    await lab.execOk('web1', ['rm', '/etc/network/if-pre-up.d/fwgen-iptables']);
+    const back = await ship('--host', 'web1');
+    expect(back.results[0]).toMatchObject({ outcome: 'unchanged', boot: { status: 'installed', ok: true } });
   });
 
   it('ships under passwordless sudo', async () => {

@@ -64,7 +64,7 @@ roles:
       .map((l) => l.replace(/\[\d+:\d+\]$/, ''));
   const deadmanUnits = () =>
     out('systemctl', 'list-units', '--all', '--no-legend', '--plain', 'fwgen-deadman-*').trim();
-  const results = (r: CliRun) => parseJson(r.stdout, [] as Result[]);
+  const results = (r: CliRun) => parseJson(r.stdout, { hosts: [] as Result[] }).hosts;
 
   beforeAll(async () => {
     canary = join(tmpdir(), `fwgen-systemd-canary-${process.pid}`);
@@ -106,9 +106,21 @@ roles:
     expect(inHost('ls', '/usr/lib/systemd/system').stdout.trim()).toBe('');
   });
 
+  // --no-persist: this host's /etc/systemd/system is read-only on purpose (only the test's units), so the
+  // boot step could not install fwgen's unit there; the dead-man switch is what these tests are about.
   it('disarm: a confirmed ship applies the rules and leaves no dead-man timer behind', async () => {
     await write({ management: `${NET}.0/24`, ports: 'tcp/8080' });
-    const r = await runFwgen(project, ['ship', '--role', 'all', '--json', '--timeout', '3', '--connect-timeout', '5']);
+    const r = await runFwgen(project, [
+      'ship',
+      '--role',
+      'all',
+      '--json',
+      '--timeout',
+      '3',
+      '--connect-timeout',
+      '5',
+      '--no-persist',
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(results(r).map((x) => x.outcome)).toEqual(['applied']);
     expect(liveRules().filter((l) => /^-A FWGEN-INPUT .*--dport 8080 .*-j ACCEPT$/.test(l))).toHaveLength(1);
@@ -127,7 +139,7 @@ roles:
     const started = Date.now();
     const shipping = runFwgen(
       project,
-      ['ship', '--role', 'all', '--json', '--timeout', '6', '--connect-timeout', '2'],
+      ['ship', '--role', 'all', '--json', '--timeout', '6', '--connect-timeout', '2', '--no-persist'],
       {
         FWGEN_INTERNAL: JSON.stringify({ skipLockoutCheck: true }),
       },

@@ -10,7 +10,7 @@
  *
  * The bridge lives in its own namespace, so bridged traffic never traverses the root
  * namespace's iptables (br_netfilter is per-netns). The root namespace (= the vitest
- * process, e.g. node-ssh or the `ssh` client) reaches the hosts through one veth that
+ * process, e.g. ssh2 or the `ssh` client) reaches the hosts through one veth that
  * carries the lab's "controller" address and /32 (/128) routes to each host address only;
  * hosts get no default route, so nothing can leave the lab.
  *
@@ -59,6 +59,12 @@ export interface LabHostSpec {
   sshd?: boolean;
   /** give the host a private mount namespace (/etc copy, /root, /run, /tmp, /var/tmp, /var/log) even without sshd */
   privateFs?: boolean;
+  /**
+   * privateFs hosts: `ifup` exists (a stub in /usr/local/sbin, as on a Debian host with ifupdown), so that
+   * fwgen's boot hook counts as run at boot; default true. `false`: neither ifupdown nor systemd, a host
+   * where nothing would run a boot hook. (Boot itself is simulated: flush the tables, run the hook.)
+   */
+  ifupdown?: boolean;
   /** TCP ports answered by socat (accept, write "ok\n", close) on IPv4 and, if ipv6 is set, IPv6 */
   listen?: number[];
 }
@@ -779,6 +785,8 @@ const ICMP_SYSCTLS = [
 const HOLDER_SCRIPT = [
   'set -e',
   'for d in etc root run var/log var/tmp tmp; do mount --bind "$1/$d" "/$d"; done',
+  // A stub ifup: the host has ifupdown, so if-pre-up.d hooks count as run at boot.
+  'if [ "$3" = 1 ]; then mkdir -p "$1/stub-sbin" && printf "#!/bin/sh\\nexit 0\\n" > "$1/stub-sbin/ifup" && chmod 755 "$1/stub-sbin/ifup" && mount --bind "$1/stub-sbin" /usr/local/sbin; fi',
   'hostname "$2"',
   'echo ready',
   'exec sleep infinity',
@@ -1039,6 +1047,7 @@ export async function createLab(opts: CreateLabOptions): Promise<Lab> {
               'sh',
               root,
               spec.name,
+              spec.ifupdown === false ? '0' : '1',
             ],
             {
               cwd: '/',

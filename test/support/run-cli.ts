@@ -35,22 +35,31 @@ export function parseJson<T>(stdout: string, fallback: T): T {
   }
 }
 
-/** One host's line of a `ship`/`rollback --json` run. */
+/** One host's row of a `ship`/`rollback`/`remove --json` run (README "JSON output"). */
 export interface HostRow {
   host: string;
   role: string;
+  stage: string;
   outcome: string;
   reason: string;
-  backup?: string;
-  removed?: string[];
+  ms: number;
+  backup: string | null;
+  restored: string | null;
+  removed: string[];
+  boot: { status: string; ok: boolean; path: string | null; detail: string } | null;
+  diff: string | null;
 }
 
-/** A run of a host command with `--json`: the process, and the host rows it printed (none if not JSON). */
+/** A run of a host command with `--json`: the process, its JSON object, and its host rows (none if not JSON). */
 export interface HostsRun extends CliRun {
+  json: Record<string, unknown> | undefined;
   results: HostRow[];
 }
 
-/** Runs `fwgen ARGS` (see {@link runFwgen}) and reads the host rows of its `--json` output. */
+/**
+ * Runs `fwgen ARGS` (see {@link runFwgen}) and reads the host rows of its `--json`: the `hosts` of a
+ * ship/rollback/remove object, or the rows of `status --json` (an array).
+ */
 export async function runFwgenHosts(
   cwd: string,
   args: string[],
@@ -58,7 +67,10 @@ export async function runFwgenHosts(
   entry = CLI,
 ): Promise<HostsRun> {
   const r = await runFwgen(cwd, args, env, entry);
-  return { ...r, results: parseJson(r.stdout, [] as HostRow[]) };
+  const parsed = parseJson<unknown>(r.stdout, undefined);
+  if (Array.isArray(parsed)) return { ...r, json: undefined, results: parsed as HostRow[] };
+  const json = parsed as Record<string, unknown> | undefined;
+  return { ...r, json, results: (json?.hosts as HostRow[] | undefined) ?? [] };
 }
 
 /** iptables-save text as comparable lines: comments dropped, chain counters zeroed. */

@@ -57,8 +57,17 @@ KbdInteractiveAuthentication no
 UsePAM no
 `;
 
-/** Boots the container in `dir` (a fresh folder of the test) inside network namespace `netns`. */
-export async function bootSystemdHost(dir: string, netns: string, authorizedKey: string): Promise<SystemdHost> {
+/**
+ * Boots the container in `dir` (a fresh folder of the test) inside network namespace `netns`. With
+ * `writableUnits`, the host may write its /etc/systemd/system (the test's `units` folder, never the
+ * machine's): for steps that install units, such as the pull agent's timer.
+ */
+export async function bootSystemdHost(
+  dir: string,
+  netns: string,
+  authorizedKey: string,
+  opts: { writableUnits?: boolean } = {},
+): Promise<SystemdHost> {
   for (const d of ['lower', 'rw', 'root', 'units', 'ssh', 'roothome/.ssh'])
     mkdirSync(join(dir, d), { recursive: true });
   for (const t of EMPTY_TARGETS)
@@ -94,7 +103,7 @@ mount -t overlay fwgen-root -o lowerdir=${q(join(dir, 'lower'))},upperdir=${q(jo
 exec systemd-nspawn --quiet --register=no --keep-unit --console=passive --boot -D ${q(join(dir, 'root'))} \\
   --network-namespace-path=${q(`/run/netns/${netns}`)} --capability=CAP_NET_ADMIN \\
   --tmpfs=/tmp --tmpfs=/var/tmp --tmpfs=/usr/lib/systemd/system --tmpfs=/usr/lib/systemd/system-generators \\
-  --bind-ro=${q(join(dir, 'units'))}:/etc/systemd/system --bind-ro=${q(join(dir, 'ssh'))}:/etc/ssh \\
+  --bind${opts.writableUnits ? '' : '-ro'}=${q(join(dir, 'units'))}:/etc/systemd/system --bind-ro=${q(join(dir, 'ssh'))}:/etc/ssh \\
   --bind=${q(join(dir, 'roothome'))}:/root \\
   systemd.unit=fwgen-test.target
 `;
