@@ -1,6 +1,6 @@
 // Every example in README.md runs: each ```yaml block is an inventory that loads and renders as printed,
 // each ```sh block runs (in a copy of this checkout, as a newcomer would type it), each ```text block
-// that starts with `$ COMMAND` is a transcript: the command runs there too and prints what follows it,
+// that starts with `$ npx fwgen ...` is a transcript: the command runs there too and prints what follows it,
 // and every option of the ```text command synopsis exists in that command's --help. The README cannot
 // drift from fwgen.
 import { spawnSync } from 'node:child_process';
@@ -45,9 +45,12 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = 
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** A ```text block starting with `$ COMMAND`: the command and what it prints. */
+/**
+ * A ```text block starting with `$ npx fwgen ...`: the command, as a newcomer types it in a checkout,
+ * and what it prints. (Blocks starting `$ fwgen ...` illustrate commands that need hosts or keys.)
+ */
 function isTranscript(b: Block): boolean {
-  return b.lang === 'text' && b.text.startsWith('$ ');
+  return b.lang === 'text' && b.text.startsWith('$ npx fwgen ');
 }
 
 /** Output as a transcript shows it: commits (which differ at every run) as `0000000`. */
