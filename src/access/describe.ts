@@ -252,12 +252,20 @@ function collapse(items: readonly Item[], idx: NameIndex, relevant: readonly Fam
   const whole = (h: Host) =>
     h.addresses.every((a) => !relevant.includes(a.family) || (present.get(h.name)?.has(a.family) ?? false));
   const out: Source[] = [];
-  const hosts = inv.hosts.filter(counts);
-  if (present.size > 0 && hosts.length > 1 && inv.roles.length > 1 && hosts.every(whole)) {
+  const countable = countableHosts(idx, relevant);
+  if (
+    present.size >= countable &&
+    countable > 1 &&
+    inv.roles.length > 1 &&
+    inv.hosts.every((h) => !counts(h) || whole(h))
+  ) {
     out.push({ kind: 'fleet', hosts: inv.hosts.length });
   } else {
+    // Only the roles of hosts that are there can be whole.
     const taken = new Set<string>();
+    const roles = new Set([...present.keys()].map((n) => idx.hostsByName.get(n)?.role));
     for (const role of inv.roles) {
+      if (!roles.has(role.name)) continue;
       const mine = role.hosts.filter(counts);
       if (mine.length > 1 && mine.every(whole)) {
         out.push({ kind: 'role', name: role.name, hosts: role.hosts.length });
@@ -275,6 +283,21 @@ function collapse(items: readonly Item[], idx: NameIndex, relevant: readonly Fam
       ? { ...src, families: ['ipv4', 'ipv6'] as Family[] }
       : src,
   );
+}
+
+const countable = new WeakMap<NameIndex, Map<string, number>>();
+
+/** How many hosts have an address of one of these families (once per index and families). */
+function countableHosts(idx: NameIndex, families: readonly Family[]): number {
+  let byKey = countable.get(idx);
+  if (!byKey) countable.set(idx, (byKey = new Map()));
+  const key = families.join(',');
+  let n = byKey.get(key);
+  if (n === undefined) {
+    n = idx.inventory.hosts.filter((h) => h.addresses.some((a) => families.includes(a.family))).length;
+    byKey.set(key, n);
+  }
+  return n;
 }
 
 /** A host's share of a role group, moved to the host's membership line. */

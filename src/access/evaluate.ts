@@ -108,24 +108,16 @@ function buildTable(table: Table, family: Family, sets: ReadonlyMap<string, read
     if (!list) chains.set(chain, (list = []));
     return list;
   };
-  let run: { chain: string; key: string; rules: Rule[] } | undefined;
+  let plain: Rule[] = [];
   const flush = (): void => {
-    if (run) into(run.chain).push(...compileRun(run.rules, family, sets));
-    run = undefined;
+    for (const run of runsOf(plain)) into(run[0]!.chain).push(...compileRun(run, family, sets));
+    plain = [];
   };
   for (const r of table.rules) {
     if (isBlock(r)) {
       flush();
       into(r.chain).push(...compiledBlock(r, family, sets));
-      continue;
-    }
-    const key = mergeKey(r);
-    if (run && key !== undefined && run.chain === r.chain && run.key === key) run.rules.push(r);
-    else {
-      flush();
-      if (key === undefined) into(r.chain).push(...compileRun([r], family, sets));
-      else run = { chain: r.chain, key, rules: [r] };
-    }
+    } else plain.push(r);
   }
   flush();
   const policies = new Map(table.chains.map((c) => [c.name, c.policy]));
@@ -138,41 +130,46 @@ function compiledBlock(block: RuleBlock, family: Family, sets: ReadonlyMap<strin
   if (!byBlock) blockCache.set(sets, (byBlock = new WeakMap()));
   let compiled = byBlock.get(block);
   if (!compiled) {
-    compiled = [];
-    let run: Rule[] = [];
-    let runKey: string | undefined;
-    for (const r of block.rules) {
-      const key = mergeKey(r);
-      if (key !== undefined && key === runKey) run.push(r);
-      else {
-        if (run.length > 0) compiled.push(...compileRun(run, family, sets));
-        run = [r];
-        runKey = key;
-      }
-    }
-    if (run.length > 0) compiled.push(...compileRun(run, family, sets));
+    compiled = runsOf(block.rules).flatMap((run) => compileRun(run, family, sets));
     byBlock.set(block, compiled);
   }
   return compiled;
 }
 
+/** Rules in runs of neighbours (of one chain) that differ only in their one plain source and comment. */
+function runsOf(rules: readonly Rule[]): Rule[][] {
+  const runs: Rule[][] = [];
+  let run: Rule[] = [];
+  for (const r of rules) {
+    const prev = run[run.length - 1];
+    if (prev && mergeable(prev, r)) run.push(r);
+    else {
+      if (run.length > 0) runs.push(run);
+      run = [r];
+    }
+  }
+  if (run.length > 0) runs.push(run);
+  return runs;
+}
+
 /**
- * What a rule is besides its one plain source and its comment; undefined when it cannot be merged
- * with its neighbours (no source, a negated one, or more than one).
+ * Whether two rules say the same but for the value of their one `-s` (not negated) and of their
+ * comment: their words compared in place, nothing built (a 10,000-host fleet's rules are compared).
  */
-function mergeKey(rule: Rule): string | undefined {
-  const a = rule.args;
+function mergeable(x: Rule, y: Rule): boolean {
+  const a = x.args;
+  const b = y.args;
+  if (x.chain !== y.chain || a.length !== b.length) return false;
   let sources = 0;
-  let key = '';
   for (let i = 0; i < a.length; i++) {
-    if (a[i] === '-s') {
-      if (a[i - 1] === '!') return undefined;
+    if (a[i] === '-s' && b[i] === '-s') {
+      if (a[i - 1] === '!') return false;
       sources++;
       i++;
-    } else if (a[i] === '--comment') i++;
-    else key += `${a[i]}\u0000`;
+    } else if (a[i] === '--comment' && b[i] === '--comment') i++;
+    else if (a[i] !== b[i]) return false;
   }
-  return sources === 1 ? key : undefined;
+  return sources === 1;
 }
 
 /** Compiled rules for a run of rules that differ only in their source: one rule when every source reads. */
@@ -181,14 +178,14 @@ function compileRun(
   family: Family,
   sets: ReadonlyMap<string, readonly string[]>,
 ): CompiledRule[] {
+  if (rules.length === 1) return [compileSingle(rules[0]!, family, sets)];
   const first = parseRuleMatch(rules[0]!.args);
-  if (rules.length === 1) return [compileOne(rules[0]!, first, family, sets)];
-  // mergeKey made sure each has one plain `-s`: each member's range, flat, in rule order.
+  // runsOf made sure each has one plain `-s`: each member's range, flat, in rule order.
   const ranges: Addr[] = new Array(rules.length * 2);
   for (let k = 0; k < rules.length; k++) {
     const a = rules[k]!.args;
     const r = parseCidr(a[a.indexOf('-s') + 1] ?? '');
-    if (!r) return rules.map((x) => compileOne(x, parseRuleMatch(x.args), family, sets));
+    if (!r) return rules.map((x) => compileSingle(x, family, sets));
     // A source of the other family matches nothing here: an empty range.
     ranges[2 * k] = r.family === family ? r.lo : 0;
     ranges[2 * k + 1] = r.family === family ? r.hi : 0;
@@ -215,6 +212,23 @@ function addrSet(cidr: string, family: Family): AddrSet | undefined {
   const r = parseCidr(cidr);
   if (!r) return undefined;
   return r.family === family ? [r.lo, r.hi] : [];
+}
+
+const singles = new WeakMap<object, Map<string, CompiledRule>>();
+
+/**
+ * A rule on its own. Rules of the same words (the baseline every role's file repeats, hooks, public
+ * ports) are compiled once per family and set members; each keeps its own rule object, for its line.
+ */
+function compileSingle(rule: Rule, family: Family, sets: ReadonlyMap<string, readonly string[]>): CompiledRule {
+  let bySets = singles.get(sets);
+  if (!bySets) singles.set(sets, (bySets = new Map()));
+  const key = `${family}\u0000${rule.args.join('\u0000')}`;
+  const known = bySets.get(key);
+  if (known) return known.members[0] === rule ? known : { ...known, members: [rule] };
+  const compiled = compileOne(rule, parseRuleMatch(rule.args), family, sets);
+  bySets.set(key, compiled);
+  return compiled;
 }
 
 function compileOne(
@@ -638,19 +652,19 @@ export function decidedPieces(
 
 // ---- where two rulesets may differ ---------------------------------------------------------------------
 
-const shapes = new WeakMap<CompiledRule, string>();
+const shapes = new WeakMap<CompiledRule['frames'], string>();
 
 /** Everything about a compiled rule, seen one way, but the remote addresses it matches. */
 function shapeOf(rule: CompiledRule, ways: readonly Way[]): string {
   const id = ways.join('+');
-  let key = shapes.get(rule);
+  let key = shapes.get(rule.frames);
   if (key === undefined || !key.startsWith(`${id}|`)) {
     const frame = (f: Frame) =>
       [f.svc.join(','), setId(f.local), f.remote === undefined ? '*' : 'set', f.unknown, JSON.stringify(f.fixed)].join(
         ';',
       );
     key = [id, rule.target, rule.goto, ...ways.map((w) => frame(rule.frames[w]))].join('|');
-    shapes.set(rule, key);
+    shapes.set(rule.frames, key);
   }
   return key;
 }

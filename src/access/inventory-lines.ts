@@ -6,8 +6,9 @@
  * (`hosts: { w1: ..., w2: ... }`) is on its collection's line. Values (a list as written) are read with
  * js-yaml from the entry's own lines. Anything else falls back to parsing the whole file with positions.
  */
-import jsYaml from 'js-yaml';
+import type JsYaml from 'js-yaml';
 import { YamlLocator, type PathSegment } from '../inventory/yaml-positions.js';
+import { requireCjs } from '../util/require-cjs.js';
 
 const KEY = /^(['"]?)([A-Za-z0-9_.-]+)\1\s*:(\s|$)/;
 
@@ -45,6 +46,7 @@ export class InventoryLines {
       .slice(b.start, b.end)
       .map((l) => l.slice(Math.min(indent, l.length - l.trimStart().length)));
     try {
+      const jsYaml = requireCjs('js-yaml') as typeof JsYaml;
       const doc = jsYaml.load(body.join('\n'), { schema: jsYaml.CORE_SCHEMA }) as unknown;
       if (typeof key === 'number') return Array.isArray(doc) ? doc[0] : undefined;
       return doc !== null && typeof doc === 'object' ? (doc as Record<string, unknown>)[String(key)] : undefined;

@@ -288,7 +288,8 @@ class RulesReader {
   private sets(): ReadonlyMap<string, readonly string[]> {
     if (!this.setsMembers) {
       const file = this.ctx.files.sets();
-      const parsed = file ? parseSets(file.text) : { sets: [], problems: [] };
+      // Members are only looked up: their order does not matter.
+      const parsed = file ? parseSets(file.text, { keepOrder: true }) : { sets: [], problems: [] };
       const p = parsed.problems[0];
       if (file && p) throw new UsageError(`${file.path}:${p.line}: ${p.message}`, 'run `fwgen render`');
       this.setsMembers = new Map(parsed.sets.map((s) => [s.name, s.members]));

@@ -272,22 +272,41 @@ export interface MemberSets {
   readonly unreadable: number;
 }
 
-/** A set's members as address sets, built once per members list. */
+/** A set's members as address sets, built once per members list (rendered sets are sorted: no sort then). */
 export function membersAsSets(members: readonly string[]): MemberSets {
   let s = memberSets.get(members);
   if (!s) {
-    const v4: [Addr, Addr][] = [];
-    const v6: [Addr, Addr][] = [];
+    const v4: Addr[] = [];
+    const v6: Addr[] = [];
     let unreadable = 0;
     for (const m of members) {
       const r = parseCidr(m);
       if (!r) unreadable++;
-      else (r.family === 'ipv4' ? v4 : v6).push([r.lo, r.hi]);
+      else (r.family === 'ipv4' ? v4 : v6).push(r.lo, r.hi);
     }
-    s = { v4: fromRanges(v4), v6: fromRanges(v6), unreadable };
+    s = { v4: setOfFlat(v4), v6: setOfFlat(v6), unreadable };
     memberSets.set(members, s);
   }
   return s;
+}
+
+/** Flat ranges as a set: merged in one pass when sorted, else sorted first. */
+function setOfFlat(flat: Addr[]): AddrSet {
+  for (let i = 2; i < flat.length; i += 2) {
+    if (flat[i]! < flat[i - 2]!) {
+      const pairs: [Addr, Addr][] = [];
+      for (let k = 0; k < flat.length; k += 2) pairs.push([flat[k]!, flat[k + 1]!]);
+      return fromRanges(pairs);
+    }
+  }
+  const out: Addr[] = [];
+  for (let i = 0; i < flat.length; i += 2) {
+    const n = out.length;
+    if (n > 0 && flat[i]! <= out[n - 1]!) {
+      if (flat[i + 1]! > out[n - 1]!) out[n - 1] = flat[i + 1]!;
+    } else out.push(flat[i]!, flat[i + 1]!);
+  }
+  return out;
 }
 
 /** `yes` if some member holds the address, else `unknown` if a member cannot be read, else `no`. */

@@ -12,6 +12,7 @@ import { loadInventory, parseInventory } from '../inventory/load-inventory.js';
 import type { Family, Inventory } from '../inventory/model.js';
 import { setsMatched } from '../model/ruleset.js';
 import { buildRulesets, renderRulesets, type RenderedFile } from '../render/render-role.js';
+import { RULES_FILE } from '../render/rendered-files.js';
 import { builtinTemplatesDir, findUserTemplatesDir, loadTemplates } from '../render/templates.js';
 import { positiveInt } from './options.js';
 import { printWarnings, resolveProject, VERSION } from './project.js';
@@ -63,7 +64,7 @@ function compare(before: Revision, after: Revision): DiffReport {
   const changedPaths = new Set(changed);
   // A role whose files print the same, matching sets with the same members, admits the same connections.
   const same = (role: string, family: Family): boolean => {
-    const path = `${role}/${family === 'ipv4' ? 'iptables' : 'ip6tables'}.up.rules`;
+    const path = `${role}/${RULES_FILE[family]}`;
     if (changedPaths.has(path) || !before.files.has(path)) return false;
     const rs = after.fleet.rulesets.get(role)?.[family];
     return (

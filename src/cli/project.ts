@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { dirname, relative, resolve } from 'node:path';
 import { InputError, UsageError, formatProblem, type Problem } from '../errors.js';
 import { loadInventory, type LoadedInventory } from '../inventory/load-inventory.js';
@@ -8,11 +7,9 @@ import { renderPolicies, type RenderedFile } from '../render/render-role.js';
 import { findUserTemplatesDir, loadTemplates, type TemplateSet } from '../render/templates.js';
 import { resolvePolicies } from '../resolve/resolve-policy.js';
 import { planOutput, type FileChange } from '../output/write-rendered.js';
+import { VERSION } from './version.js';
 
-/** fwgen's own version, from package.json. */
-export const VERSION: string = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+export { VERSION };
 
 export interface ProjectOptions {
   inventory: string;

@@ -1,10 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { WorkFailedError } from '../errors.js';
+import { formatProblem, WorkFailedError } from '../errors.js';
 import { formatQuery, runQuery } from '../access/query.js';
-import { loadInventory } from '../inventory/load-inventory.js';
-import { RULES_FILE, SETS_FILE } from '../render/render-role.js';
-import { printWarnings } from './project.js';
+import { loadInventoryCached } from '../inventory/inventory-cache.js';
+import { RULES_FILE, SETS_FILE } from '../render/rendered-files.js';
+import { VERSION } from './version.js';
 
 export interface QueryOptions {
   inventory: string;
@@ -18,8 +18,10 @@ export interface QueryOptions {
 
 /** `fwgen query`: whether SRC may reach DST (on a port) by the rendered rules; exit 0 allowed, 1 not. */
 export async function queryCommand(opts: QueryOptions): Promise<void> {
-  const loaded = loadInventory(opts.inventory);
-  printWarnings(loaded.warnings);
+  // The loaded inventory is cached in .fwgen/cache (beside the deploy log): a query on a large fleet
+  // then spends its time on the rules, not on parsing the inventory's YAML again.
+  const loaded = await loadInventoryCached(opts.inventory, join('.fwgen', 'cache'), VERSION);
+  for (const w of loaded.warnings) process.stderr.write(`${formatProblem(w)}\n`);
   const read = (rel: string) => {
     const path = join(opts.out, rel);
     return existsSync(path) ? { path, text: readFileSync(path, 'utf8') } : undefined;

@@ -32,9 +32,13 @@ export interface SetParseProblem {
 
 /**
  * Parses `ipset save` (or `ipset restore`) text: sets in order of their `create` line, members sorted
- * (the kernel prints them in hash order). `/32` and `/128` are dropped, as `ipset save` prints them.
+ * (the kernel prints them in hash order; `keepOrder` leaves them as written, for a reader that only
+ * looks addresses up). `/32` and `/128` are dropped, as `ipset save` prints them.
  */
-export function parseSets(text: string): { sets: IpSet[]; problems: SetParseProblem[] } {
+export function parseSets(
+  text: string,
+  opts: { keepOrder?: boolean } = {},
+): { sets: IpSet[]; problems: SetParseProblem[] } {
   const drafts = new Map<string, { set: Omit<IpSet, 'members'>; members: string[] }>();
   const problems: SetParseProblem[] = [];
   text.split('\n').forEach((raw, i) => {
@@ -57,7 +61,10 @@ export function parseSets(text: string): { sets: IpSet[]; problems: SetParseProb
       problem('expected "create NAME TYPE family inet|inet6 ...", "add NAME MEMBER" or a comment');
     }
   });
-  const sets = [...drafts.values()].map(({ set, members }) => ({ ...set, members: sortMembers(members) }));
+  const sets = [...drafts.values()].map(({ set, members }) => ({
+    ...set,
+    members: opts.keepOrder ? members : sortMembers(members),
+  }));
   return { sets, problems };
 }
 

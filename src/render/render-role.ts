@@ -6,8 +6,11 @@ import type { IpSet, Rule, Ruleset } from '../model/ruleset.js';
 import { emitSets } from '../model/sets.js';
 import type { FleetSource, RolePolicy } from '../resolve/policy.js';
 import { buildRuleset, extraChains } from './build-ruleset.js';
+import { RULES_FILE, SETS_FILE } from './rendered-files.js';
 import { createTemplateSandbox, type TemplateJob } from './template-sandbox.js';
 import type { TemplateSet } from './templates.js';
+
+export { RULES_FILE, SETS_FILE };
 
 /**
  * One rendered rules file; `path` is relative to the output folder. The content is kept as parts so
@@ -36,9 +39,6 @@ export interface RenderMeta {
   readonly version: string;
 }
 
-/** File name of each family's rules file, as `iptables-restore`/`ip6tables-restore` expect them. */
-export const RULES_FILE: Record<Family, string> = { ipv4: 'iptables.up.rules', ipv6: 'ip6tables.up.rules' };
-
 const FAMILY_LABEL: Record<Family, string> = { ipv4: 'IPv4', ipv6: 'IPv6' };
 
 /** Blocks of the templates of fwgen before the rule model; a role template overriding one would be ignored silently. */
@@ -57,9 +57,6 @@ const RETIRED_BLOCKS = [
   'reject',
   'output',
 ];
-
-/** Where the sets of ipset mode are rendered, once for every role: `ipset restore` format. */
-export const SETS_FILE = 'sets/ipset.rules';
 
 /** A role's ruleset for one family, as built from its policy and template, before it is printed. */
 export interface RoleRuleset {
