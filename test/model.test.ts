@@ -212,8 +212,28 @@ describe('describeTakeover: the tools whose rules a ship removes', () => {
     expect(describeTakeover(removedFrom('shorewall.v4'))).toEqual({ from: ['Shorewall'], removed: 13 });
     expect(describeTakeover(removedFrom('router.v4'))).toEqual({ from: ['hand-written rules'], removed: 14 });
     expect(describeTakeover([])).toBeUndefined();
+    expect(describeTakeover(removedFrom('odd.v4'))).toEqual({ from: ['hand-written rules'], removed: 9 });
     expect(takeoverLine({ from: ['ufw'], removed: 18 }, 'web1', false)).toBe(
       'takes over from ufw: 18 rule(s) removed, kept in the backup; `fwgen rollback --host web1` restores them',
     );
+  });
+
+  // The real-world-style corpus: which tool each takeover line names.
+  it.each([
+    ['apf.v4', ['APF']],
+    ['arno.v4', ["Arno's iptables-firewall"]],
+    ['centos6.v4', ['system-config-firewall']],
+    ['centos7.v4', ['hand-written rules']],
+    ['csf.v4', ['csf']],
+    ['firehol.v4', ['FireHOL']],
+    ['firewalld.v4', ['firewalld']],
+    ['fwbuilder.v4', ['Firewall Builder']],
+    ['mailcow.v4', ['mailcow']],
+    ['openwrt.v4', ['OpenWrt fw3']],
+    ['proxmox.v4', ['Proxmox VE']],
+    ['sshguard.v4', ['hand-written rules']],
+    ['webflood.v4', ['hand-written rules']],
+  ])('%s: takes over from %j', (file, from) => {
+    expect(describeTakeover(removedFrom(`corpus/${file}`))?.from).toEqual(from);
   });
 });

@@ -17,11 +17,23 @@ const TOOLS: readonly { readonly name: string; readonly chain?: RegExp; readonly
       /^(net|fw|loc|dmz|lan|wan)[-2](net|fw|loc|dmz|lan|wan|all)$|^(Reject|Drop|Broadcast|logflags|tcpflags|smurfs|dynamic)$/,
     text: /Shorewall:/,
   },
-  { name: 'firewalld', chain: /^(INPUT|FORWARD|OUTPUT)_(direct|ZONES|POLICIES)|^(IN|FWDI|FWDO)_/ },
+  { name: 'firewalld', chain: /^(INPUT|FORWARD|OUTPUT)_(direct|ZONES|POLICIES)|^(IN|FWDI|FWDO)_[a-z]/ },
   { name: 'csf', chain: /^(LOCALINPUT|LOCALOUTPUT|ALLOWIN|ALLOWOUT|DENYIN|DENYOUT|LOGDROPIN|INVALID)$/ },
   { name: 'Docker', chain: /^DOCKER/ },
   { name: 'fail2ban', chain: /^(f2b-|fail2ban-)/ },
   { name: 'libvirt', chain: /^LIBVIRT_/, text: /virbr\d/ },
+  { name: 'Proxmox VE', chain: /^PVEFW-/ },
+  { name: 'OpenWrt fw3', chain: /^(zone|delegate)_/, text: /!fw3/ },
+  { name: 'FireHOL', chain: /^(in|out)_[A-Za-z0-9]+($|_)/ },
+  { name: 'APF', chain: /^(TALLOW|TDENY|TGALLOW|TGDENY|REFRESH_TEMP|RESET|PROHIBIT|IN_SANITY|OUT_SANITY)$/ },
+  { name: 'Firewall Builder', chain: /^(In_|Out_)?RULE_\d+$/, text: /RULE \d+ -- / },
+  {
+    name: "Arno's iptables-firewall",
+    chain: /^(BASE|EXT|INT|POST|DMZ)_(INPUT|FORWARD|OUTPUT)_CHAIN$|^(VALID|SPOOF|RESERVED_NET)_CHK$/,
+    text: /AIF:/,
+  },
+  { name: 'system-config-firewall', chain: /^RH-Firewall-1-INPUT$/ },
+  { name: 'mailcow', chain: /^MAILCOW$/ },
 ];
 
 /** Names the tools behind the leftovers a change removes (each given as its `-A CHAIN ...` line). */

@@ -247,8 +247,9 @@ describe('transactions against the real kernel', () => {
   // previous firewall): each compared with iptables-save of every table, counters aside.
   const corpus = [
     ...readdirSync(CORPUS)
-      .filter((f) => f.endsWith('.v4'))
-      .map((f) => ({ name: f, v6: false, text: readFileSync(join(CORPUS, f), 'utf8') })),
+      .filter((f) => f.endsWith('.v4') || f.endsWith('.v6'))
+      .sort()
+      .map((f) => ({ name: f, v6: f.endsWith('.v6'), text: readFileSync(join(CORPUS, f), 'utf8') })),
     ...['ufw', 'shorewall', 'router', 'odd'].flatMap((n) =>
       [false, true].map((v6) => ({
         name: `${n}.${v6 ? 'v6' : 'v4'}`,
