@@ -484,6 +484,43 @@ roles:
     expect((await agent('poll', '--host', 'web2')).rows[0].outcome).toBe('unchanged');
   }, 60_000);
 
+  it('a poll whose commit never comes is undone by the dead-man switch the agent armed (txn.sh goes with it)', async () => {
+    const A = `${RULES}.fwgen-agent`;
+    // Drift for the poll to repair (an apply), a commit step that fails, and a 3 s switch.
+    await lab.execOk('db1', ['iptables', '-I', 'FWGEN-INPUT', '1', '-p', 'tcp', '--dport', '8082', '-j', 'ACCEPT']);
+    const drifted = await snapshot('db1');
+    await lab.execOk('db1', [
+      'sh',
+      '-c',
+      `cp ${A}/commit.sh ${A}/commit.sh.real && printf 'exit 1\\n' > ${A}/commit.sh && ` +
+        `cp ${A}/config ${A}/config.real && sed -i 's/^timeout .*/timeout 3/' ${A}/config`,
+    ]);
+    try {
+      const r = await agent('poll', '--host', 'db1');
+      expect(r.rows[0].outcome).toBe('kept: error');
+      expect(r.rows[0].detail).toMatch(/commit step exited with 1/);
+      // Applied, not committed: the repair is live until the switch fires.
+      expect((await snapshot('db1')).live).not.toEqual(drifted.live);
+      // The switch logs what it did beside the rules: `rolled back` (its undo restored fwgen's part) or
+      // `ROLLBACK FAILED`.
+      const log = () => lab.execOk('db1', ['sh', '-c', `cat ${RULES}.fwgen-rollbacks 2>/dev/null || true`]);
+      let logged = '';
+      for (let i = 0; i < 60 && !/ship \S+: not confirmed within 3s/.test(logged); i++) {
+        await new Promise((res) => setTimeout(res, 250));
+        logged = await log();
+      }
+      expect(logged).toMatch(/ rolled back ship \S+: not confirmed within 3s\n$/);
+      // Its undo transaction ran: the live rules are the drifted ones the apply replaced.
+      const after = await snapshot('db1');
+      expect(after.live).toEqual(drifted.live);
+    } finally {
+      await lab.execOk('db1', ['sh', '-c', `mv ${A}/commit.sh.real ${A}/commit.sh && mv ${A}/config.real ${A}/config`]);
+    }
+    // With the commit step back, the next poll repairs the drift for good.
+    expect((await agent('poll', '--host', 'db1')).rows[0].outcome).toBe('drift-repaired');
+    expect((await snapshot('db1')).live).not.toContain('-A FWGEN-INPUT -p tcp -m tcp --dport 8082 -j ACCEPT');
+  }, 60_000);
+
   it('agent install --uninstall removes the agent and its schedule; the rules stay', async () => {
     const good = await snapshot('db1');
     const r = await agent('install', '--host', 'db1', '--uninstall');
