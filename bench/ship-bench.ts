@@ -7,6 +7,8 @@
  *   SHIP_BENCH_RUNS=9 npm run bench:ship        # runs per scenario (default 5)
  *   SHIP_BENCH_DELAY_MS=50 npm run bench:ship   # one-way delay of the latency scenario (default 25)
  *   SHIP_BENCH_PROFILE=1 npm run bench:ship     # also: one host alone, --concurrency 1 / 50, `render --check`
+ *   SHIP_BENCH_IPV6=leave npm run bench:ship    # IPv4 rules only (`ipv6: leave`), as Fabric pushes: like for
+ *                                               # like (by default every role also gets its IPv6 rules)
  *
  * Each round (SHIP_BENCH_RUNS rounds) runs, one after the other, so that background load hits all alike:
  *   fwgen fresh      every host gets new rules: the inventory alternates between two variants that differ
@@ -54,6 +56,7 @@ const HOSTS = ROLES.length * PER_ROLE;
 const RUNS = positiveEnv('SHIP_BENCH_RUNS', 5);
 const PROFILE = !!process.env.SHIP_BENCH_PROFILE;
 const DELAY_MS = positiveEnv('SHIP_BENCH_DELAY_MS', 25);
+const IPV6 = process.env.SHIP_BENCH_IPV6 === 'leave' ? 'leave' : 'manage';
 const PROXY_NET = '127.0.60';
 const CONCURRENCY = 10; // fwgen's default --concurrency; the baselines use the same
 /** Issue 8's targets: fwgen against Fabric and the bare client, measured in the same run. */
@@ -333,6 +336,7 @@ it(`${TITLE}, direct and at ${2 * DELAY_MS} ms RTT`, async () => {
   interface: eth1
   ssh: { user: root, identity: ${lab!.sshKey.privatePath}, known_hosts: ${route.knownHosts} }
 management: [${controller}/32]
+ipv6: ${IPV6}
 monitoring:
   - { from: [queue], ports: [tcp/${9100 + variant}] }
 trust: fleet
@@ -618,7 +622,8 @@ function report(o: ReportInput): string {
   return [
     '',
     `fwgen ship benchmark: ${HOSTS} hosts (${ROLES.length} roles x ${PER_ROLE}, each a netns with its own sshd), ` +
-      `${RUNS} rounds, ${CONCURRENCY} hosts at a time for fwgen, Fabric and the bare client alike`,
+      `${RUNS} rounds, ${CONCURRENCY} hosts at a time for fwgen, Fabric and the bare client alike; ` +
+      `ipv6: ${IPV6} (${IPV6 === 'manage' ? "fwgen ships IPv4 and IPv6 rules, Fabric IPv4's" : 'IPv4 rules only, as Fabric'})`,
     `node ${process.version}, ${cpu.length} x ${cpu[0]?.model.trim() ?? 'unknown CPU'}, load average ` +
       `${load(o.loadBefore)} before the bench, ${load(loadavg())} after; lab set up in ${o.labSeconds.toFixed(1)} s`,
     '',

@@ -66,10 +66,14 @@ if [ -f "$STAGE/sets" ]; then
     *) abort "$E_TEST" "ipset restore rejected the sets: $(err)" ;;
   esac
 fi
-iptables-restore --test < "$STAGE/file4" 2> "$STAGE/err" || abort "$E_TEST" "iptables-restore --test rejected the new rules: $(err)"
+# A rules file byte for byte the one in place was tested when it was shipped: not again (a ship that
+# changes one family leaves the other's file as it is).
+cmp -s "$STAGE/file4" "$RULES" ||
+  iptables-restore --test < "$STAGE/file4" 2> "$STAGE/err" || abort "$E_TEST" "iptables-restore --test rejected the new rules: $(err)"
 txn_apply 4 "$STAGE/change4" "$STAGE" test 2> "$STAGE/err" || abort "$E_TEST" "iptables-restore --test rejected the change: $(err)"
 if [ "$HAS6" = 1 ]; then
-  ip6tables-restore --test < "$STAGE/file6" 2> "$STAGE/err" || abort "$E_TEST" "ip6tables-restore --test rejected the new rules: $(err)"
+  cmp -s "$STAGE/file6" "$RULES6" ||
+    ip6tables-restore --test < "$STAGE/file6" 2> "$STAGE/err" || abort "$E_TEST" "ip6tables-restore --test rejected the new rules: $(err)"
   txn_apply 6 "$STAGE/change6" "$STAGE" test 2> "$STAGE/err" || abort "$E_TEST" "ip6tables-restore --test rejected the change: $(err)"
 fi
 

@@ -137,6 +137,12 @@ txn_apply() {
   tx_tables=$(sed -n 's/^\*\([a-z]*\)$/\1/p' "$tx_t" | tr '\n' ' ')
   # No table: this family has nothing to change.
   [ -n "$tx_tables" ] || return 0
+  # No delete and no insert by position (fwgen's chains refilled, hooks appended): nothing to find in the
+  # live chains, nothing another tool's change could shift, so the text applies as it is; no read.
+  if ! grep -q '^-[DI] ' "$tx_t"; then
+    if [ "${4:-}" = test ]; then "$tx_restore" --test --noflush < "$tx_t"; else "$tx_restore" -w --noflush < "$tx_t"; fi
+    return
+  fi
   tx_live=$(txn_save) || return 1
   if [ "${4:-}" = test ]; then
     txn_pos | "$tx_restore" --test --noflush
