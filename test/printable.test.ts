@@ -8,6 +8,7 @@ import { formatCheck } from '../src/cli/doctor-command.js';
 import { formatStatus } from '../src/cli/status-command.js';
 import { lastErrorLine } from '../src/remote/scripts.js';
 import { TransportError } from '../src/remote/transport.js';
+import { printableResult } from '../src/ship/ship-fleet.js';
 import type { HostStatus } from '../src/status/host-status.js';
 import { printable } from '../src/util/printable.js';
 
@@ -48,5 +49,33 @@ describe('printable', () => {
     expect(text).toContain('\\x1b[32min-sync');
     const check = formatCheck({ name: 'facts', level: 'fail', detail: FAKE, fix: FAKE });
     expect(check).not.toMatch(NO_CONTROL);
+  });
+
+  it("a ship's or rollback's result: rules removed and put back, native chains, a lockout's rule, the ship it returns to", () => {
+    const r = printableResult({
+      host: 'web1',
+      role: 'web',
+      outcome: 'applied',
+      reason: FAKE,
+      ms: 1,
+      removed: [`-A INPUT -j ${FAKE}`],
+      restored: [`-A INPUT -m comment --comment "${FAKE}" -j ACCEPT`],
+      native: [`native nftables inet ${FAKE} input drops tcp/80`],
+      restore: { runs: { fwgen: FAKE, commit: FAKE, shippedAt: FAKE, shippedBy: FAKE }, fwgenRemoved: false },
+      lockout: {
+        source: '192.0.2.1',
+        port: 22,
+        table: FAKE,
+        chain: FAKE,
+        packets: FAKE,
+        rule: FAKE,
+        why: FAKE,
+        refused: true,
+      },
+    });
+    expect(JSON.stringify(r)).not.toMatch(/\\u001b/);
+    expect(r.restored).toEqual([`-A INPUT -m comment --comment "${printable(FAKE)}" -j ACCEPT`]);
+    expect(r.lockout).toMatchObject({ rule: printable(FAKE), chain: printable(FAKE), refused: true });
+    expect(r.restore?.runs?.shippedBy).toBe(printable(FAKE));
   });
 });

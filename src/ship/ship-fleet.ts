@@ -21,13 +21,46 @@ export function shipFleet(
   return mapPool(jobs, concurrency, one, onResult);
 }
 
-/** What a host sent back (a lock owner, an error line, rules in a diff) with its control characters escaped: printed and logged. */
-function printableResult(r: HostResult): HostResult {
+/**
+ * What a host sent back (a lock owner, an error line, rules in a diff or removed or put back, native
+ * chains, the rule a lockout names, the ship a rollback returns to) with its control characters
+ * escaped: printed and logged.
+ */
+export function printableResult(r: HostResult): HostResult {
+  const all = (xs: readonly string[]) => xs.map((x) => printable(x));
+  const runs = r.restore?.runs;
   return {
     ...r,
     reason: printable(r.reason),
     ...(r.diff !== undefined ? { diff: printable(r.diff, true) } : {}),
-    ...(r.removed !== undefined ? { removed: r.removed.map((x) => printable(x)) } : {}),
+    ...(r.removed !== undefined ? { removed: all(r.removed) } : {}),
+    ...(r.restored !== undefined ? { restored: all(r.restored) } : {}),
+    ...(r.native !== undefined ? { native: all(r.native) } : {}),
+    ...(r.restore && runs
+      ? {
+          restore: {
+            ...r.restore,
+            runs: {
+              fwgen: printable(runs.fwgen),
+              commit: runs.commit === null ? null : printable(runs.commit),
+              shippedAt: printable(runs.shippedAt),
+              shippedBy: printable(runs.shippedBy),
+            },
+          },
+        }
+      : {}),
+    ...(r.lockout
+      ? {
+          lockout: {
+            ...r.lockout,
+            rule: printable(r.lockout.rule),
+            ...(r.lockout.table !== undefined ? { table: printable(r.lockout.table) } : {}),
+            ...(r.lockout.chain !== undefined ? { chain: printable(r.lockout.chain) } : {}),
+            ...(r.lockout.packets !== undefined ? { packets: printable(r.lockout.packets) } : {}),
+            ...(r.lockout.why !== undefined ? { why: printable(r.lockout.why) } : {}),
+          },
+        }
+      : {}),
   };
 }
 
