@@ -148,4 +148,19 @@ describe('ship to an agent host', () => {
     expect(f.outcome).toBe('applied');
     expect(forced.scripts).toEqual(['read', 'apply', 'commit']);
   });
+
+  it('refuses a rollback or a removal where the command says so (the next poll would undo it), forced or not', async () => {
+    const says = (host: string) => `agent on ${host}: uninstall it first`;
+    const rollback = { ...shipJob('web1'), kind: 'rollback' as const, to: '20261121T000000Z', ipv6: false };
+    for (const job of [rollback, shipJob('web1')]) {
+      const h = fake({ read: agentRead });
+      const r = await shipHost(job, { ...settings, force: true, agentHost: says }, effects({ web1: h }));
+      expect(r).toMatchObject({ outcome: 'failed', reason: 'agent on web1: uninstall it first' });
+      expect(h.scripts).toEqual(['read']);
+    }
+    // A host without the agent is not refused.
+    const plain = fake();
+    const r = await shipHost(shipJob('web1'), { ...settings, force: true, agentHost: says }, effects({ web1: plain }));
+    expect(r.outcome).toBe('applied');
+  });
 });

@@ -37,7 +37,13 @@ export async function removeCommand(opts: RemoveOptions): Promise<void> {
       maxFailures: 0,
       concurrency: positiveInt(opts.concurrency, '--concurrency'),
       // After the rules, the boot step takes fwgen's boot hook off (a marker no host holds: it always runs).
-      settings: { ...settings, persist: { marker: '-', run: (session, vars) => runBootRemove(session, vars.paths) } },
+      settings: {
+        ...settings,
+        persist: { marker: '-', run: (session, vars) => runBootRemove(session, vars.paths) },
+        agentHost: (host) =>
+          "the host runs the fwgen agent (pull mode): its next poll would put fwgen's rules back; take the agent " +
+          `off first (\`fwgen agent install --host ${host} --uninstall\`), then remove`,
+      },
       origin,
     },
     opts,

@@ -63,13 +63,19 @@ export async function rollbackCommand(opts: RollbackOptions): Promise<void> {
       staged: false,
       maxFailures: 0,
       concurrency,
-      settings,
+      settings: { ...settings, agentHost: AGENT_HOST },
       origin,
     },
     opts,
     fx,
   );
 }
+
+/** A host running the pull agent: its next poll would put its release back over the rollback. */
+const AGENT_HOST = (host: string) =>
+  'the host runs the fwgen agent (pull mode): its next poll would put its release back; publish the rules it ' +
+  `should run (\`fwgen publish\`, then \`fwgen agent poll --host ${host}\`), or take the agent off first ` +
+  `(\`fwgen agent install --host ${host} --uninstall\`) and roll back`;
 
 /** `--to TS` for every host, or each host's newest backup. */
 async function backupsToRestore(

@@ -98,6 +98,11 @@ export interface RunSettings {
    */
   readonly lockout?: { readonly sources: ReadonlyMap<string, LockoutSource>; readonly force: boolean };
   /**
+   * Refuse a host that runs the pull agent, with this reason (rollback and remove: the agent's next
+   * poll would undo them; a forced ship goes ahead).
+   */
+  readonly agentHost?: (host: string) => string;
+  /**
    * Persistence (on unless `--no-persist`): once the rules are in place (applied or unchanged), make sure
    * they load at boot. Skipped where the host already holds `marker` (the read step reports it).
    */
@@ -211,7 +216,10 @@ export async function shipHost(job: HostJob, s: RunSettings, fx: Effects): Promi
     for (let attempt = 0; attempt < 2 && applied === undefined; attempt++) {
       const read = await readHostStatus(first, { paths: job.paths, ipv6: vars.ipv6 }, backupOf(job));
       if (!read.ok) return result('failed', read.reason);
-      if (read.status.agent && job.kind === 'ship' && !s.force) return result('failed', AGENT_HOST);
+      // A pull agent's next poll puts its release back: a ship is refused unless forced, a rollback or
+      // a removal as the command says (s.agentHost).
+      const agentRefusal = job.kind === 'ship' && !s.force ? AGENT_HOST : s.agentHost?.(job.host.name);
+      if (read.status.agent && agentRefusal) return result('failed', agentRefusal);
       native = nativeWarningsFor(job, read.status);
       const plan = planHost(job, read.status, s.force);
       if (needsIpset(plan) && read.status.hasIpset === false) return result('failed', NO_IPSET);

@@ -308,6 +308,19 @@ roles:
       expect(row.outcome).toBe('failed');
       expect(row.reason).toMatch(/the host runs the fwgen agent \(pull mode\)/);
     }
+    // A rollback or a removal would be undone by the next poll just the same: refused, nothing changed.
+    const before = await snapshot('web1');
+    for (const args of [
+      ['rollback', '--host', 'web1'],
+      ['remove', '--host', 'web1'],
+    ]) {
+      const r = await fwgen(...args, '--json', '--connect-timeout', '5');
+      expect(r.code, r.stderr).toBe(1);
+      const [row] = parseJson(r.stdout, { hosts: [] as { outcome: string; reason: string }[] }).hosts;
+      expect(row).toMatchObject({ outcome: 'failed' });
+      expect(row!.reason).toContain('`fwgen agent install --host web1 --uninstall`');
+    }
+    expect(await snapshot('web1')).toEqual(before);
     const poll = await agent('poll', '--role', 'web');
     expect(poll.code, poll.stderr).toBe(0);
     expect((await status()).code).toBe(0);
