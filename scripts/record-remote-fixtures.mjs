@@ -20,16 +20,14 @@ const dist = (m) => import(join(ROOT, 'dist', m));
 const { LocalTransport } = await dist('remote/local-transport.js');
 const { shipHost } = await dist('ship/ship-host.js');
 const { runSettings } = await dist('ship/run-settings.js');
-const { verifyCall, parseVerify } = await dist('remote/verify.js');
-const { commitCall, parseCommitOutput } = await dist('remote/commit.js');
-const { listBackups, parseBackups } = await dist('remote/backups.js');
-const { factsCall, parseFacts, TOOLS } = await dist('remote/facts.js');
-const { bootHookCall, parseBootHookResult, bootRemoveCall, parseBootRemove } = await dist('remote/boot-hook.js');
-const { parseStatusOutput, readCall } = await dist('remote/read.js');
-const { parseApplyOutput } = await dist('remote/apply.js');
-const { agentInstallCall, agentUninstallCall, agentScriptParts, parseAgentInstallOutput } =
-  await dist('remote/agent-install.js');
-const { agentPollCall, parseAgentPollOutput } = await dist('remote/agent-poll.js');
+const { verifyCall } = await dist('remote/verify.js');
+const { commitCall } = await dist('remote/commit.js');
+const { listBackups } = await dist('remote/backups.js');
+const { factsCall, TOOLS } = await dist('remote/facts.js');
+const { bootHookCall, bootRemoveCall } = await dist('remote/boot-hook.js');
+const { readCall } = await dist('remote/read.js');
+const { agentInstallCall, agentUninstallCall, agentScriptParts } = await dist('remote/agent-install.js');
+const { agentPollCall } = await dist('remote/agent-poll.js');
 const { formatManifest } = await dist('publish/manifest.js');
 const { allowedSigners } = await dist('remote/release-trust.js');
 
@@ -38,19 +36,8 @@ const DIR = '/run/fwgen-record';
 const paths = { rules: `${DIR}/etc/iptables.up.rules`, rules6: `${DIR}/etc/ip6tables.up.rules` };
 const OUT = join(ROOT, 'test/fixtures/remote');
 
-/** The parser of each step, as the code that runs the step uses it. */
-export const PARSERS = {
-  read: (r, args) => parseStatusOutput(r.stdout, args[2] === '1', args.length > 3),
-  apply: (r) => parseApplyOutput(r),
-  commit: (r) => parseCommitOutput(r),
-  verify: (r) => parseVerify(r.stdout),
-  backups: (r) => parseBackups(r.stdout),
-  'doctor-facts': (r) => parseFacts(r.stdout),
-  'boot-hook': (r) => parseBootHookResult(r.stdout),
-  'boot-remove': (r) => parseBootRemove(r.stdout),
-  'agent-install': (r) => parseAgentInstallOutput(r),
-  'agent-poll': (r) => parseAgentPollOutput(r),
-};
+/** The parser of each step, as the code that runs the step uses it (src/remote/step-parsers.ts). */
+const { STEP_PARSERS: PARSERS } = await dist('remote/step-parsers.js');
 const ONLY = process.env.FWGEN_RECORD_STEPS?.split(',');
 /** The origin of the agent's polls (recordAgent). */
 let nginx;

@@ -1,33 +1,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseAgentInstallOutput } from '../src/remote/agent-install.js';
-import { parseAgentPollOutput } from '../src/remote/agent-poll.js';
-import { parseApplyOutput } from '../src/remote/apply.js';
-import { parseBackups } from '../src/remote/backups.js';
-import { parseBootHookResult, parseBootRemove } from '../src/remote/boot-hook.js';
-import { parseCommitOutput } from '../src/remote/commit.js';
-import { parseFacts } from '../src/remote/facts.js';
-import { parseStatusOutput } from '../src/remote/read.js';
 import type { StepName } from '../src/remote/scripts.js';
+import { STEP_PARSERS as PARSERS } from '../src/remote/step-parsers.js';
 import type { ExecResult } from '../src/remote/transport.js';
-import { parseVerify } from '../src/remote/verify.js';
 
 // Every host step's parser, replayed on what the step really printed (recorded by
 // scripts/record-remote-fixtures.mjs against the real kernel in a namespace): one file a case,
 // pinning the step, its arguments, its output and the parsed result (pyinfra's tests/facts).
-const PARSERS: Record<StepName, (r: ExecResult, args: readonly string[]) => unknown> = {
-  read: (r, args) => parseStatusOutput(r.stdout, args[2] === '1', args.length > 3),
-  apply: (r) => parseApplyOutput(r),
-  commit: (r) => parseCommitOutput(r),
-  verify: (r) => parseVerify(r.stdout),
-  backups: (r) => parseBackups(r.stdout),
-  'doctor-facts': (r) => parseFacts(r.stdout),
-  'boot-hook': (r) => parseBootHookResult(r.stdout),
-  'boot-remove': (r) => parseBootRemove(r.stdout),
-  'agent-install': (r) => parseAgentInstallOutput(r),
-  'agent-poll': (r) => parseAgentPollOutput(r),
-};
 
 interface Fixture extends ExecResult {
   readonly step: StepName;
